@@ -1,0 +1,206 @@
+//! Exit statuses and fatal-error reporting: the shared core every subcommand uses.
+//!
+//! A subcommand returns `anyhow::Result<Exit>`. Per-item failures (one path of many)
+//! are printed where they happen with [`print_error`] and folded into the returned
+//! [`Exit`]; a fatal error travels up to `main`, which calls [`report_fatal`], the
+//! only place that prints it: one line, `racefree: error: <what>: <why>`.
+
+use std::fmt::Display;
+use std::io::{self, Write};
+
+/// The documented exit statuses. Numbers are part of the interface: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for holds.
+    Success = 0,
+    /// The operation failed (at least one item did, or a verification did).
+    Failure = 1,
+    /// The command line was wrong; nothing was touched. clap uses 2 as well.
+    Usage = 2,
+    /// `makedirs --exclusive`: the leaf already existed, so this call did not create it.
+    Exists = 3,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The worse of two statuses, for folding per-item results.
+    pub fn worst(self, other: Exit) -> Exit {
+        if other.severity() > self.severity() { other } else { self }
+    }
+
+    fn severity(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Exists => 1,
+            Exit::Failure => 2,
+            Exit::Usage => 3,
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
+/// A usage error found after clap parsed the line (an empty path, say): exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Builds a usage error as an `anyhow::Error`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// An error that carries its own exit status (for example `Exists` for `--exclusive`).
+#[derive(Debug)]
+pub struct WithStatus {
+    pub status: Exit,
+    pub message: String,
+}
+
+impl Display for WithStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WithStatus {}
+
+/// True when the error chain bottoms out in a broken pipe (our reader went away).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The status a fatal error earns.
+pub fn status_of(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return Exit::Usage;
+        }
+        if let Some(w) = cause.downcast_ref::<WithStatus>() {
+            return w.status;
+        }
+    }
+    Exit::Failure
+}
+
+/// Prints a fatal error as one line and returns its status. A broken pipe on stdout
+/// is not an error worth a word: the reader stopped listening (`racefree ... | head`).
+pub fn report_fatal(err: &anyhow::Error) -> Exit {
+    if is_broken_pipe(err) {
+        return Exit::Success;
+    }
+    print_error(format_args!("{err:#}"));
+    status_of(err)
+}
+
+/// Prints `racefree: error: <msg>` on stderr, as one line.
+pub fn print_error(msg: impl Display) {
+    let line = one_line(&msg.to_string());
+    let _ = writeln!(io::stderr().lock(), "racefree: error: {line}");
+}
+
+/// Folds any newlines out of a message so every error stays one line.
+pub fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// The exit statuses of each command, as documented in `--help` and the man pages.
+/// Keyed by the command path below `racefree` ("makedirs", "ident lookup", ...).
+pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
+    let mut v = vec![(0, "success")];
+    match command {
+        "makedirs" => v.extend([
+            (1, "at least one PATH failed (it is not a directory afterwards); the others were still made"),
+            (2, "usage error: bad option, no PATH, an empty PATH or a NUL inside one; nothing was touched"),
+            (3, "--exclusive: a leaf already existed, so this call did not create it"),
+        ]),
+        "ident lookup" => v.extend([
+            (1, "the connection has no owner (no such connection, or only a TIME_WAIT row)"),
+            (2, "usage error"),
+        ]),
+        "ident query" => v.extend([
+            (1, "the server answered ERROR, or gave no usable answer in time"),
+            (2, "usage error"),
+        ]),
+        "ident serve" => v.extend([
+            (1, "the server could not start (bind, privilege drop, bad socket on stdin)"),
+            (2, "usage error"),
+        ]),
+        "stress" | "stress makedirs" | "stress ident" | "stress report" => v.extend([
+            (1, "a verification of racefree's arm failed (the control arm's failures do not count)"),
+            (2, "usage error"),
+        ]),
+        _ => v.extend([
+            (1, "the operation failed"),
+            (2, "usage error (clap's own, or a bad value found later)"),
+        ]),
+    }
+    v
+}
+
+/// The "Exit status" block appended to `--help`.
+pub fn help_text(command: &str) -> String {
+    let mut s = String::from("Exit status:\n");
+    for (code, what) in statuses(command) {
+        s.push_str(&format!("  {code}  {what}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_the_documented_interface() {
+        assert_eq!(Exit::Success.code(), 0);
+        assert_eq!(Exit::Failure.code(), 1);
+        assert_eq!(Exit::Usage.code(), 2);
+        assert_eq!(Exit::Exists.code(), 3);
+    }
+
+    #[test]
+    fn worst_prefers_failure_over_exists_over_success() {
+        assert_eq!(Exit::Success.worst(Exit::Exists), Exit::Exists);
+        assert_eq!(Exit::Exists.worst(Exit::Failure), Exit::Failure);
+        assert_eq!(Exit::Failure.worst(Exit::Success), Exit::Failure);
+    }
+
+    #[test]
+    fn status_is_found_anywhere_in_the_chain() {
+        let e = usage("empty path").context("reading paths");
+        assert_eq!(status_of(&e), Exit::Usage);
+        let e = anyhow::Error::new(WithStatus { status: Exit::Exists, message: "x".into() });
+        assert_eq!(status_of(&e), Exit::Exists);
+        assert_eq!(status_of(&anyhow::anyhow!("plain")), Exit::Failure);
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised_through_context() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("no")));
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        assert_eq!(one_line("a\nb\r\nc"), "a b  c");
+    }
+}

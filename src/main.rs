@@ -1,0 +1,15 @@
+//! The `racefree` binary: parse the arguments, run, map the outcome to an exit status.
+//! Everything else lives in the library so tests and later subcommands can call it.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use racefree::{cli::Cli, exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match racefree::run(cli) {
+        Ok(status) => status.into(),
+        Err(err) => exit::report_fatal(&err).into(),
+    }
+}

@@ -1,0 +1,2 @@
+//! `racefree makedirs`. (Being built.)
+pub mod cmd;

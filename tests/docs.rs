@@ -1,0 +1,32 @@
+//! The committed man pages and completions must match the clap definitions.
+
+use std::path::Path;
+
+#[test]
+fn docs_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("RACEFREE_REGENERATE_DOCS").is_some() {
+        racefree::docs::write_all(root).expect("writing man pages and completions");
+    }
+    let mut stale = Vec::new();
+    for g in racefree::docs::generate().expect("generating docs") {
+        let committed = std::fs::read(root.join(&g.path)).unwrap_or_default();
+        if committed != g.bytes {
+            stale.push(g.path);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale generated docs: {stale:?}\nrun `RACEFREE_REGENERATE_DOCS=1 cargo test --test tests docs_are_fresh` to regenerate them"
+    );
+}
+
+#[test]
+fn every_man_page_documents_exit_status() {
+    for g in racefree::docs::generate().expect("generating docs") {
+        if g.path.starts_with("man/") {
+            let text = String::from_utf8(g.bytes).unwrap();
+            assert!(text.contains(".SH \"EXIT STATUS\""), "{} has no EXIT STATUS section", g.path);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `racefree ident` through the built binary.

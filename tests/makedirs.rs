@@ -1,0 +1,1 @@
+//! `racefree makedirs` through the built binary.

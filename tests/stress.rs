@@ -1,0 +1,1 @@
+//! `racefree stress` through the built binary.
