@@ -1,0 +1,424 @@
+//! Deterministic races: the hook runs between the walk's probe and its mkdir, so each
+//! test forces one interleaving at one level instead of hoping the scheduler finds it.
+
+use std::cell::Cell;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const LEVELS: usize = 5;
+
+fn chain(base: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut p = base.to_path_buf();
+    for name in ["a", "b", "c", "d", "e"] {
+        p.push(name);
+        v.push(p.clone());
+    }
+    v
+}
+
+/// Both walks: by path (the default) and by descriptor (`--no-symlinks`).
+fn walks() -> [(&'static str, Options); 2] {
+    [
+        ("by path", Options::default()),
+        (
+            "by descriptor",
+            Options {
+                follow_symlinks: false,
+                ..Options::default()
+            },
+        ),
+    ]
+}
+
+fn assert_tree(levels: &[PathBuf]) {
+    for p in levels {
+        assert!(p.is_dir(), "{} should be a directory", p.display());
+    }
+}
+
+/// Runs `act` once, the first time the walk is about to mkdir `target` while its
+/// parent exists (the moment a concurrent process could slip in).
+struct AtLevel<F: Fn(&Path)> {
+    target: PathBuf,
+    fired: Cell<bool>,
+    act: F,
+}
+
+impl<F: Fn(&Path)> Hook for AtLevel<F> {
+    fn before_mkdir(&self, step: &Step<'_>) {
+        if step.path == self.target && !self.fired.get() && step.path.parent().unwrap().is_dir() {
+            self.fired.set(true);
+            (self.act)(step.path);
+        }
+    }
+}
+
+fn at_level<F: Fn(&Path)>(target: &Path, act: F) -> AtLevel<F> {
+    AtLevel {
+        target: target.to_path_buf(),
+        fired: Cell::new(false),
+        act,
+    }
+}
+
+#[test]
+fn creates_every_missing_level_top_down() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let levels = chain(tmp.path());
+        let made = make_dirs(&levels[LEVELS - 1], &opts).unwrap();
+        assert_eq!(made.created, levels, "{walk}");
+        assert_eq!(made.retries, 0, "{walk}");
+        assert_tree(&levels);
+        // Idempotent: the second call creates nothing and succeeds.
+        let again = make_dirs(&levels[LEVELS - 1], &opts).unwrap();
+        assert!(again.created.is_empty(), "{walk}");
+    }
+}
+
+#[test]
+fn a_concurrent_creator_at_any_level_is_tolerated() {
+    for (walk, opts) in walks() {
+        for level in 0..LEVELS {
+            let tmp = tempfile::tempdir().unwrap();
+            let levels = chain(tmp.path());
+            let hook = at_level(&levels[level], |p| std::fs::create_dir(p).unwrap());
+            let made = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &hook)
+                .unwrap_or_else(|e| panic!("{walk}, other creator at level {level}: {e}"));
+            assert!(
+                hook.fired.get(),
+                "{walk}: the hook never ran at level {level}"
+            );
+            let mut expected = levels.clone();
+            expected.remove(level);
+            assert_eq!(
+                made.created, expected,
+                "{walk}: level {level} was made by the other creator"
+            );
+            assert_eq!(made.retries, 0);
+            assert_tree(&levels);
+        }
+    }
+}
+
+#[test]
+fn a_concurrent_creator_of_the_leaf_is_an_error_only_under_exclusive() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let levels = chain(tmp.path());
+        let opts = Options {
+            exclusive: true,
+            ..opts
+        };
+        let hook = at_level(&levels[LEVELS - 1], |p| std::fs::create_dir(p).unwrap());
+        let err = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &hook).unwrap_err();
+        assert_eq!(
+            err,
+            Error::AlreadyExists {
+                path: levels[LEVELS - 1].clone()
+            },
+            "{walk}"
+        );
+        assert_eq!(err.exit(), Exit::Exists);
+        // A creator at an ancestor level is still fine under --exclusive.
+        let tmp = tempfile::tempdir().unwrap();
+        let levels = chain(tmp.path());
+        let hook = at_level(&levels[2], |p| std::fs::create_dir(p).unwrap());
+        let made = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &hook).unwrap();
+        assert_eq!(made.created.last(), Some(&levels[LEVELS - 1]), "{walk}");
+    }
+}
+
+#[test]
+fn an_ancestor_removed_before_the_next_mkdir_restarts_the_walk() {
+    for (walk, opts) in walks() {
+        for level in 1..LEVELS {
+            let tmp = tempfile::tempdir().unwrap();
+            let levels = chain(tmp.path());
+            // Remove the parent we just made (it is empty), right before we mkdir in it.
+            let hook = at_level(&levels[level], |p| {
+                std::fs::remove_dir(p.parent().unwrap()).unwrap()
+            });
+            let made = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &hook)
+                .unwrap_or_else(|e| panic!("{walk}, parent of level {level} removed: {e}"));
+            assert!(hook.fired.get());
+            assert_eq!(
+                made.retries, 1,
+                "{walk}: exactly one retry for one removal at level {level}"
+            );
+            assert_tree(&levels);
+            // The removed parent was created twice, both times by us.
+            let parent = &levels[level - 1];
+            assert_eq!(
+                made.created.iter().filter(|p| *p == parent).count(),
+                2,
+                "{walk}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_remover_that_never_stops_gives_a_clear_bounded_failure() {
+    struct AlwaysRemoveParent;
+    impl Hook for AlwaysRemoveParent {
+        fn before_mkdir(&self, step: &Step<'_>) {
+            if step.path.ends_with("a/b/c/d") {
+                let _ = std::fs::remove_dir(step.path.parent().unwrap());
+            }
+        }
+    }
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let levels = chain(tmp.path());
+        let err = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &AlwaysRemoveParent).unwrap_err();
+        assert_eq!(
+            err,
+            Error::KeptChanging {
+                attempts: DEFAULT_ATTEMPTS
+            },
+            "{walk}"
+        );
+        assert!(err.to_string().contains("kept changing"), "{walk}: {err}");
+    }
+}
+
+#[test]
+fn a_file_in_the_path_is_named_and_nothing_is_created_below_it() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a");
+        std::fs::write(&file, b"").unwrap();
+        let err = make_dirs(&tmp.path().join("a/b/c"), &opts).unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotADirectory {
+                component: file.clone(),
+                kind: Kind::RegularFile
+            },
+            "{walk}"
+        );
+        assert!(
+            err.to_string()
+                .contains("is not a directory (it is a regular file)")
+        );
+        assert!(file.is_file());
+    }
+}
+
+#[test]
+fn a_file_as_the_leaf_is_an_error() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("f");
+        std::fs::write(&leaf, b"keep").unwrap();
+        let err = make_dirs(&leaf, &opts).unwrap_err();
+        assert_eq!(
+            err,
+            Error::NotADirectory {
+                component: leaf.clone(),
+                kind: Kind::RegularFile
+            },
+            "{walk}"
+        );
+        assert_eq!(std::fs::read(&leaf).unwrap(), b"keep");
+    }
+}
+
+#[test]
+fn a_dangling_symlink_is_named_as_such() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("dangling");
+        symlink(tmp.path().join("nowhere"), &link).unwrap();
+        let err = make_dirs(&link, &opts).unwrap_err();
+        let expected = if opts.follow_symlinks {
+            Error::DanglingSymlink {
+                component: link.clone(),
+            }
+        } else {
+            Error::SymlinkRefused {
+                component: link.clone(),
+            }
+        };
+        assert_eq!(err, expected, "{walk}: as the leaf");
+        let err = make_dirs(&link.join("below"), &opts).unwrap_err();
+        assert_eq!(err, expected, "{walk}: in the middle");
+        assert!(
+            !tmp.path().join("nowhere").exists(),
+            "{walk}: nothing created through the link"
+        );
+    }
+}
+
+#[test]
+fn symlinks_to_directories_are_followed_by_default_and_refused_by_no_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("real")).unwrap();
+    symlink("real", tmp.path().join("link")).unwrap();
+    let made = make_dirs(&tmp.path().join("link/x/y"), &Options::default()).unwrap();
+    assert_eq!(made.created.len(), 2);
+    assert!(tmp.path().join("real/x/y").is_dir());
+
+    let opts = Options {
+        follow_symlinks: false,
+        ..Options::default()
+    };
+    let err = make_dirs(&tmp.path().join("link/z"), &opts).unwrap_err();
+    assert_eq!(
+        err,
+        Error::SymlinkRefused {
+            component: tmp.path().join("link")
+        }
+    );
+    assert!(!tmp.path().join("real/z").exists());
+}
+
+#[test]
+fn a_component_swapped_for_a_symlink_mid_walk_cannot_redirect_no_symlinks() {
+    // The CVE-2024-45310 shape: an attacker who can write the parent replaces the
+    // next component with a symlink to somewhere else, between our probe and mkdir.
+    for level in 0..LEVELS {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let levels = chain(tmp.path());
+        let target = elsewhere.path().to_path_buf();
+        let hook = at_level(&levels[level], move |p| symlink(&target, p).unwrap());
+        let opts = Options {
+            follow_symlinks: false,
+            ..Options::default()
+        };
+        let err = make_dirs_with_hook(&levels[LEVELS - 1], &opts, &hook).unwrap_err();
+        assert_eq!(
+            err,
+            Error::SymlinkRefused {
+                component: levels[level].clone()
+            },
+            "level {level}"
+        );
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "nothing created elsewhere"
+        );
+    }
+}
+
+#[test]
+fn beneath_stays_inside_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inside = tmp.path().join("inside");
+    std::fs::create_dir(&inside).unwrap();
+    let root = || Some(sys::open_dir(At::CWD, &c(inside.as_os_str().as_bytes()), true).unwrap());
+
+    let opts = Options {
+        beneath: root(),
+        ..Options::default()
+    };
+    let made = make_dirs(Path::new("a/b/../c"), &opts).unwrap();
+    assert_eq!(
+        made.created,
+        vec![
+            PathBuf::from("a"),
+            PathBuf::from("a/b"),
+            PathBuf::from("a/b/../c")
+        ]
+    );
+    assert!(inside.join("a/c").is_dir());
+
+    let err = make_dirs(Path::new("a/../../escaped"), &opts).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Escapes {
+            component: PathBuf::from("a/../..")
+        }
+    );
+    assert!(!tmp.path().join("escaped").exists());
+
+    symlink(tmp.path(), inside.join("out")).unwrap();
+    let err = make_dirs(Path::new("out/escaped"), &opts).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Escapes {
+            component: PathBuf::from("out")
+        }
+    );
+    assert!(!tmp.path().join("escaped").exists());
+
+    // A symlink that stays inside is followed, unless --no-symlinks.
+    symlink("a", inside.join("alias")).unwrap();
+    make_dirs(Path::new("alias/d"), &opts).unwrap();
+    assert!(inside.join("a/d").is_dir());
+    let strict = Options {
+        beneath: root(),
+        follow_symlinks: false,
+        ..Options::default()
+    };
+    assert_eq!(
+        make_dirs(Path::new("alias/e"), &strict).unwrap_err(),
+        Error::SymlinkRefused {
+            component: PathBuf::from("alias")
+        }
+    );
+
+    assert_eq!(
+        make_dirs(Path::new("/abs"), &opts).unwrap_err(),
+        Error::AbsoluteBeneath
+    );
+}
+
+#[test]
+fn dot_and_dotdot_components_and_trailing_slashes() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        make_dirs(&t.join("x/y/"), &opts).unwrap();
+        make_dirs(&t.join("p/./q/."), &opts).unwrap();
+        let made = make_dirs(&t.join("m/n/../o"), &opts).unwrap();
+        assert_eq!(made.created.len(), 3, "{walk}");
+        for d in ["x/y", "p/q", "m/n", "m/o"] {
+            assert!(t.join(d).is_dir(), "{walk}: {d}");
+        }
+        assert!(make_dirs(t, &opts).unwrap().created.is_empty());
+    }
+}
+
+#[test]
+fn a_path_far_beyond_path_max_works() {
+    // 2,000 levels, 10,000 bytes: Rust's create_dir_all and Python's os.makedirs
+    // fail here with ENAMETOOLONG; the descriptor walk has no limit.
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = "dddd/".repeat(2000);
+    let path = tmp.path().join(&rel);
+    assert!(path.as_os_str().len() > 10_000);
+    let made = make_dirs(&path, &Options::default()).unwrap();
+    assert_eq!(made.created.len(), 2000);
+    let again = make_dirs(&path, &Options::default()).unwrap();
+    assert!(again.created.is_empty());
+}
+
+#[test]
+fn empty_and_nul_paths_are_usage_errors() {
+    assert_eq!(validate(Path::new("")), Err(Error::EmptyPath));
+    let nul = Path::new(OsStr::from_bytes(b"a\0b"));
+    assert_eq!(
+        make_dirs(nul, &Options::default()).unwrap_err(),
+        Error::NulInPath
+    );
+    assert_eq!(Error::EmptyPath.exit(), Exit::Usage);
+}
+
+#[test]
+fn plan_keeps_prefixes_as_given() {
+    let plan = Plan::parse(b"//a/./b//c/");
+    assert_eq!(plan.levels(), 3);
+    assert_eq!(plan.prefix(0), b"//a");
+    assert_eq!(plan.prefix(1), b"//a/./b");
+    assert_eq!(plan.prefix(2), b"//a/./b//c");
+    assert_eq!(plan.name(2), b"c");
+    assert!(plan.absolute);
+    assert_eq!(Plan::parse(b".").levels(), 0);
+}
