@@ -32,6 +32,20 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;makedirs' {
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)')
+            [CompletionResult]::new('--beneath', '--beneath', [CompletionResultType]::ParameterName, 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): ''..'' and symlinks that would escape are errors')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Read paths from FILE (''-'' for standard input), one per line, in addition to any PATH arguments')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'How many paths to work on at once [default: the number of cores]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'How many paths to work on at once [default: the number of cores]')
+            [CompletionResult]::new('--attempts', '--attempts', [CompletionResultType]::ParameterName, 'How many times to start over when the tree changes under the walk')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print "racefree: created directory ''P''" for each directory this process created')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print "racefree: created directory ''P''" for each directory this process created')
+            [CompletionResult]::new('--no-symlinks', '--no-symlinks', [CompletionResultType]::ParameterName, 'Refuse every symlink in the path; walk one component at a time with openat(O_NOFOLLOW) and mkdirat from the first component. Safe in world-writable directories, where a component could be swapped for a symlink mid-walk')
+            [CompletionResult]::new('--exclusive', '--exclusive', [CompletionResultType]::ParameterName, 'Ancestors may already exist, but the leaf must be created by this call (the mkdir-as-a-lock idiom); exit 3 if it already exists')
+            [CompletionResult]::new('-0', '-0', [CompletionResultType]::ParameterName, 'With --from: paths are separated by NUL bytes, not newlines')
+            [CompletionResult]::new('--null', '--null', [CompletionResultType]::ParameterName, 'With --from: paths are separated by NUL bytes, not newlines')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object per path on stdout: path, directory, created, retries, error')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

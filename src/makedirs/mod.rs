@@ -387,7 +387,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 kind,
             }),
             Err(errno) => Err(Error::Io {
-                op: "cannot stat",
+                op: "stat",
                 component: path,
                 errno,
             }),
@@ -418,7 +418,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 Level::Created | Level::Existed => break,
                 Level::ParentMissing if top == 0 => {
                     return Err(Error::Io {
-                        op: "cannot create directory",
+                        op: "mkdir",
                         component: self.plan.display(0),
                         errno: Errno::ENOENT,
                     });
@@ -441,7 +441,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
         let n = self.plan.levels();
         let root: Option<OwnedFd> = if self.plan.absolute {
             Some(open_dir(At::CWD, c"/", true).map_err(|errno| Error::Io {
-                op: "cannot open",
+                op: "open",
                 component: "/".into(),
                 errno,
             })?)
@@ -525,25 +525,25 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                     Ok(kind) => Error::NotADirectory { component, kind },
                     Err(Errno::ENOENT) => Error::DanglingSymlink { component },
                     Err(errno) => Error::Io {
-                        op: "cannot open",
+                        op: "open",
                         component,
                         errno,
                     },
                 },
                 Ok(Kind::Directory) => Error::Io {
-                    op: "cannot open",
+                    op: "open",
                     component,
                     errno,
                 },
                 Ok(kind) => Error::NotADirectory { component, kind },
                 Err(_) => Error::Io {
-                    op: "cannot open",
+                    op: "open",
                     component,
                     errno,
                 },
             },
             _ => Error::Io {
-                op: "cannot open",
+                op: "open",
                 component,
                 errno,
             },
@@ -591,12 +591,14 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 }
                 Err(Errno::ENOENT) => match kind_at(at, name, false) {
                     Ok(Kind::Symlink) => return Err(Error::DanglingSymlink { component: path }),
-                    // It was there when mkdir looked and is gone now: a concurrent
+                    // mkdir said it was there and now it is gone: a concurrent
                     // remover. Try this level again.
-                    Err(Errno::ENOENT) | Ok(_) => self.spend_retry()?,
-                    Err(_) => {
+                    Err(Errno::ENOENT) | Ok(_) if errno == Errno::EEXIST => self.spend_retry()?,
+                    // Not there, and mkdir failed for its own reason (EACCES under a
+                    // read-only parent, say): that reason is the answer.
+                    _ => {
                         return Err(Error::Io {
-                            op: "cannot create directory",
+                            op: "mkdir",
                             component: path,
                             errno,
                         });
@@ -605,7 +607,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 // We can neither create nor see it: mkdir's own errno is the story.
                 Err(_) => {
                     return Err(Error::Io {
-                        op: "cannot create directory",
+                        op: "mkdir",
                         component: path,
                         errno,
                     });
@@ -626,12 +628,10 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             errno,
         };
         match open_dir(at, name, false) {
-            Ok(fd) => {
-                sys::chmod_dir(&fd, at, name, mode).map_err(|e| io("cannot change mode of", e))
-            }
+            Ok(fd) => sys::chmod_dir(&fd, at, name, mode).map_err(|e| io("chmod", e)),
             // Removed already by someone else: nothing left to fix.
             Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(io("cannot open", e)),
+            Err(e) => Err(io("open", e)),
         }
     }
 }
