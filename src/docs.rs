@@ -25,11 +25,20 @@ pub fn generate() -> io::Result<Vec<Generated>> {
     cmd.build();
     let mut out = Vec::new();
     man_pages(&cmd, "", &mut out)?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ] {
         let mut bytes = Vec::new();
         clap_complete::generate(shell, &mut crate::cli::command(), "racefree", &mut bytes);
         let name = shell.file_name("racefree");
-        out.push(Generated { path: format!("completions/{name}"), bytes });
+        out.push(Generated {
+            path: format!("completions/{name}"),
+            bytes,
+        });
     }
     Ok(out)
 }
@@ -55,7 +64,9 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
         format!("racefree-{}", path.replace(' ', "-"))
     };
     let page = cmd.clone().name(title.clone());
-    let man = clap_mangen::Man::new(page.clone()).title(title.clone()).section("1");
+    let man = clap_mangen::Man::new(page.clone())
+        .title(title.clone())
+        .section("1");
     let mut bytes = Vec::new();
     man.render_title(&mut bytes)?;
     man.render_name_section(&mut bytes)?;
@@ -70,8 +81,14 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
     render_exit_status(path, &mut bytes)?;
     render_see_also(cmd, path, &mut bytes)?;
     man.render_version_section(&mut bytes)?;
-    out.push(Generated { path: format!("man/{title}.1"), bytes });
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    out.push(Generated {
+        path: format!("man/{title}.1"),
+        bytes,
+    });
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         let sub_path = if path.is_empty() {
             sub.get_name().to_string()
         } else {
@@ -104,7 +121,10 @@ fn render_see_also(cmd: &Command, path: &str, w: &mut dyn io::Write) -> io::Resu
     } else {
         format!("racefree-{}", path.replace(' ', "-"))
     };
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         refs.push(format!("{prefix}-{}(1)", sub.get_name()));
     }
     if refs.is_empty() {

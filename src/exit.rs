@@ -28,7 +28,11 @@ impl Exit {
 
     /// The worse of two statuses, for folding per-item results.
     pub fn worst(self, other: Exit) -> Exit {
-        if other.severity() > self.severity() { other } else { self }
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
     }
 
     fn severity(self) -> u8 {
@@ -187,7 +191,10 @@ mod tests {
     fn status_is_found_anywhere_in_the_chain() {
         let e = usage("empty path").context("reading paths");
         assert_eq!(status_of(&e), Exit::Usage);
-        let e = anyhow::Error::new(WithStatus { status: Exit::Exists, message: "x".into() });
+        let e = anyhow::Error::new(WithStatus {
+            status: Exit::Exists,
+            message: "x".into(),
+        });
         assert_eq!(status_of(&e), Exit::Exists);
         assert_eq!(status_of(&anyhow::anyhow!("plain")), Exit::Failure);
     }

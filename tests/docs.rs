@@ -26,7 +26,11 @@ fn every_man_page_documents_exit_status() {
     for g in racefree::docs::generate().expect("generating docs") {
         if g.path.starts_with("man/") {
             let text = String::from_utf8(g.bytes).unwrap();
-            assert!(text.contains(".SH \"EXIT STATUS\""), "{} has no EXIT STATUS section", g.path);
+            assert!(
+                text.contains(".SH \"EXIT STATUS\""),
+                "{} has no EXIT STATUS section",
+                g.path
+            );
         }
     }
 }
