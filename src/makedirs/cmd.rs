@@ -107,17 +107,25 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         exclusive: args.exclusive,
         attempts: args.attempts,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.map_or(0, usize::from))
-        .build()
-        .context("starting worker threads")?;
+    // One path (the common shell case) or -j 1 runs on this thread: no pool to start.
+    let pool = if paths.len() > 1 && args.jobs != Some(1) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.jobs.map_or(0, usize::from))
+            .build()
+            .context("starting worker threads")?;
+        Some(pool)
+    } else {
+        None
+    };
 
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut status = Exit::Success;
     for batch in paths.chunks(BATCH) {
-        let results: Vec<Result<Made, Error>> =
-            pool.install(|| batch.par_iter().map(|p| make_dirs(p, &opts)).collect());
+        let results: Vec<Result<Made, Error>> = match &pool {
+            Some(pool) => pool.install(|| batch.par_iter().map(|p| make_dirs(p, &opts)).collect()),
+            None => batch.iter().map(|p| make_dirs(p, &opts)).collect(),
+        };
         for (path, result) in batch.iter().zip(results) {
             if let Err(e) = &result {
                 status = status.worst(e.exit());
