@@ -57,6 +57,66 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('lookup', 'lookup', [CompletionResultType]::ParameterValue, 'Print the user that owns a TCP connection, matched on its 4-tuple only')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone')
+            [CompletionResult]::new('query', 'query', [CompletionResultType]::ParameterValue, 'Ask a host''s identd who owns a connection')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'racefree;ident;lookup' {
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')
+            [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Print the uid instead of the user name')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print uid, user, state, inode and source as one JSON object')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;ident;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'How the server was started')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Standalone and inetd wait: connections served at once; more are closed at once')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop')
+            [CompletionResult]::new('--hide', '--hide', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for this user (name or uid); repeatable')
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]')
+            [CompletionResult]::new('--hide-all', '--hide-all', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for everyone')
+            [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Answer `USERID : OTHER : <uid>` instead of the user name')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;ident;query' {
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'identd''s port on HOST')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this many seconds (connect, send and reply together)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Connect from this local address (identd answers only about connections of the address it is asked from)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;ident;help' {
+            [CompletionResult]::new('lookup', 'lookup', [CompletionResultType]::ParameterValue, 'Print the user that owns a TCP connection, matched on its 4-tuple only')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone')
+            [CompletionResult]::new('query', 'query', [CompletionResultType]::ParameterValue, 'Ask a host''s identd who owns a connection')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'racefree;ident;help;lookup' {
+            break
+        }
+        'racefree;ident;help;serve' {
+            break
+        }
+        'racefree;ident;help;query' {
+            break
+        }
+        'racefree;ident;help;help' {
             break
         }
         'racefree;stress' {
@@ -77,6 +137,18 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;ident' {
+            [CompletionResult]::new('lookup', 'lookup', [CompletionResultType]::ParameterValue, 'Print the user that owns a TCP connection, matched on its 4-tuple only')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone')
+            [CompletionResult]::new('query', 'query', [CompletionResultType]::ParameterValue, 'Ask a host''s identd who owns a connection')
+            break
+        }
+        'racefree;help;ident;lookup' {
+            break
+        }
+        'racefree;help;ident;serve' {
+            break
+        }
+        'racefree;help;ident;query' {
             break
         }
         'racefree;help;stress' {

@@ -52,6 +52,58 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand lookup 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+            cand serve 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+            cand query 'Ask a host''s identd who owns a connection'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;ident;lookup'= {
+            cand --source 'Where to read the kernel''s socket table'
+            cand --numeric 'Print the uid instead of the user name'
+            cand --json 'Print uid, user, state, inode and source as one JSON object'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;ident;serve'= {
+            cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable'
+            cand --mode 'How the server was started'
+            cand --max-conns 'Standalone and inetd wait: connections served at once; more are closed at once'
+            cand --timeout 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)'
+            cand --user 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop'
+            cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
+            cand --source 'Where to read the kernel''s socket table'
+            cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
+            cand --hide-all 'Answer HIDDEN-USER for everyone'
+            cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;ident;query'= {
+            cand --port 'identd''s port on HOST'
+            cand --timeout 'Give up after this many seconds (connect, send and reply together)'
+            cand --bind 'Connect from this local address (identd answers only about connections of the address it is asked from)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;ident;help'= {
+            cand lookup 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+            cand serve 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+            cand query 'Ask a host''s identd who owns a connection'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;ident;help;lookup'= {
+        }
+        &'racefree;ident;help;serve'= {
+        }
+        &'racefree;ident;help;query'= {
+        }
+        &'racefree;ident;help;help'= {
         }
         &'racefree;stress'= {
             cand -h 'Print help (see more with ''--help'')'
@@ -68,6 +120,15 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;makedirs'= {
         }
         &'racefree;help;ident'= {
+            cand lookup 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+            cand serve 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+            cand query 'Ask a host''s identd who owns a connection'
+        }
+        &'racefree;help;ident;lookup'= {
+        }
+        &'racefree;help;ident;serve'= {
+        }
+        &'racefree;help;ident;query'= {
         }
         &'racefree;help;stress'= {
         }

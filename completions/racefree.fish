@@ -42,11 +42,54 @@ complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s 0 -l null
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l json -d 'Print one JSON object per path on stdout: path, directory, created, retries, error'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s V -l version -d 'Print version'
-complete -c racefree -n "__fish_racefree_using_subcommand ident" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c racefree -n "__fish_racefree_using_subcommand ident" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l source -d 'Where to read the kernel\'s socket table' -r -f -a "proc\t'`/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple'
+netlink\t'The kernel\'s sock_diag exact lookup: one request, constant time'
+auto\t'Netlink, falling back to /proc when netlink sock_diag is unavailable'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l numeric -d 'Print the uid instead of the user name'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l json -d 'Print uid, user, state, inode and source as one JSON object'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l listen -d 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l mode -d 'How the server was started' -r -f -a "auto\t'systemd if LISTEN_FDS is for us, else standalone if --listen is given, else by stdin'
+inetd-nowait\t'stdin is one accepted connection: serve it, then exit'
+inetd-wait\t'stdin is a listening socket: accept on it'
+systemd\t'sockets passed as fds 3.. (LISTEN_FDS, LISTEN_PID)'
+standalone\t'bind every --listen address here'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l max-conns -d 'Standalone and inetd wait: connections served at once; more are closed at once' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l timeout -d 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l user -d 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide -d 'Answer HIDDEN-USER for this user (name or uid); repeatable' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l source -d 'Where to read the kernel\'s socket table' -r -f -a "proc\t'`/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple'
+netlink\t'The kernel\'s sock_diag exact lookup: one request, constant time'
+auto\t'Netlink, falling back to /proc when netlink sock_diag is unavailable'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l log -d 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]' -r -f -a "syslog\t'The local syslog daemon (facility daemon); silently nothing if there is none'
+stderr\t'Standard error (refused in inetd and systemd modes, where fd 2 may be the socket)'
+none\t'Nowhere'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide-all -d 'Answer HIDDEN-USER for everyone'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l numeric -d 'Answer `USERID : OTHER : <uid>` instead of the user name'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l port -d 'identd\'s port on HOST' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l timeout -d 'Give up after this many seconds (connect, send and reply together)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l bind -d 'Connect from this local address (identd answers only about connections of the address it is asked from)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand stress" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "query" -d 'Ask a host\'s identd who owns a connection'

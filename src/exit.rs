@@ -136,16 +136,16 @@ pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
             (3, "--exclusive: a leaf already existed, so this call did not create it"),
         ]),
         "ident lookup" => v.extend([
-            (1, "the connection has no owner (no such connection, or only a TIME_WAIT row)"),
-            (2, "usage error"),
+            (1, "the connection has no owner (no such connection, or only a TIME_WAIT row), or the socket table could not be read"),
+            (2, "usage error: bad option, an address that is not ADDR:PORT, port 0, or LOCAL and REMOTE of different families"),
         ]),
         "ident query" => v.extend([
-            (1, "the server answered ERROR, or gave no usable answer in time"),
+            (1, "the server answered ERROR, or gave no usable answer in time (refused, timed out, malformed, or for other ports)"),
             (2, "usage error"),
         ]),
         "ident serve" => v.extend([
-            (1, "the server could not start (bind, privilege drop, bad socket on stdin)"),
-            (2, "usage error"),
+            (1, "the server could not start (bind, privilege drop) or its listening socket failed"),
+            (2, "usage error, including: nothing to serve (no --listen, stdin not a socket) or --mode not matching how it was started"),
         ]),
         "stress" | "stress makedirs" | "stress ident" | "stress report" => v.extend([
             (1, "a verification of racefree's arm failed (the control arm's failures do not count)"),

@@ -1,0 +1,143 @@
+//! The RFC 1413 client: ask a host's identd who owns one connection.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage, sockopt};
+use nix::sys::time::TimeVal;
+
+use super::proto::{self, MAX_REPLY_LINE};
+pub use super::proto::{Reply, ReplyKind};
+
+/// Asks the identd at `server` who owns the connection between port `server_port`
+/// on that host and port `client_port` on this one. The whole exchange (connect,
+/// send, reply) must finish within `timeout`. A reply is returned only if it is
+/// well formed and echoes the ports asked for.
+pub fn query(
+    server: SocketAddr,
+    server_port: u16,
+    client_port: u16,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
+    query_from(None, server, server_port, client_port, timeout)
+}
+
+/// [`query`] from a chosen local address. identd answers only about connections
+/// between itself and the querier's address, so a host with several addresses must
+/// ask from the one the connection uses.
+pub fn query_from(
+    bind: Option<IpAddr>,
+    server: SocketAddr,
+    server_port: u16,
+    client_port: u16,
+    timeout: Duration,
+) -> anyhow::Result<Reply> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = connect(bind, server, timeout)
+        .with_context(|| format!("connecting to identd at {server}"))?;
+    let request = format!("{server_port}, {client_port}\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .with_context(|| format!("sending a request to identd at {server}"))?;
+    let line = read_line(&mut stream, deadline)
+        .with_context(|| format!("reading the reply of identd at {server}"))?;
+    let reply = proto::parse_reply(&line)
+        .with_context(|| format!("identd at {server} sent a malformed reply"))?;
+    if (reply.server_port, reply.client_port) != (server_port, client_port) {
+        bail!(
+            "identd at {server} answered for ports {}, {} instead of {server_port}, {client_port}",
+            reply.server_port,
+            reply.client_port
+        );
+    }
+    Ok(reply)
+}
+
+/// A blocking connect bounded by `timeout`: Linux applies SO_SNDTIMEO to connect().
+fn connect(bind: Option<IpAddr>, server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let family = if server.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd: OwnedFd = sock::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    let tv = TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+    sock::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
+    sock::setsockopt(&fd, sockopt::ReceiveTimeout, &tv)?;
+    if let Some(ip) = bind {
+        sock::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrStorage::from(SocketAddr::new(ip, 0)),
+        )?;
+    }
+    match sock::connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(server),
+    ) {
+        Ok(()) => Ok(TcpStream::from(fd)),
+        Err(nix::errno::Errno::EINPROGRESS) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads one reply line, ended by CRLF, LF or CR (or by the server closing).
+fn read_line(stream: &mut TcpStream, deadline: Instant) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time"));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time"));
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            if line.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed without a reply",
+                ));
+            }
+            return Ok(line);
+        }
+        if let Some(end) = buf[..n].iter().position(is_line_end) {
+            line.extend_from_slice(&buf[..end]);
+        } else {
+            line.extend_from_slice(&buf[..n]);
+        }
+        if line.len() > MAX_REPLY_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "reply line too long",
+            ));
+        }
+        if end_seen(&buf[..n]) {
+            return Ok(line);
+        }
+    }
+}
+
+fn is_line_end(b: &u8) -> bool {
+    *b == b'\r' || *b == b'\n'
+}
+
+fn end_seen(bytes: &[u8]) -> bool {
+    bytes.iter().any(is_line_end)
+}

@@ -1,0 +1,344 @@
+//! The three `ident` subcommands: arguments, output and exit statuses. The work is
+//! in `lookup`, `server` and `client`; this is the thin shell around them.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::lookup::{self, Source, TcpState, Tuple};
+use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
+use super::{client, proto};
+use crate::exit::{self, Exit, usage};
+
+pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of this host.\n\n\
+    The connection is found by its 4-tuple only: any TCP state counts (a client that \
+    half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
+    owner). A TIME_WAIT row has no owner (the kernel's uid 0 there is not root). On a \
+    miss the table is read once more before answering, since /proc is not a snapshot.";
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6)
+    #[arg(value_name = "LOCAL")]
+    local: SocketAddr,
+    /// The other end, ADDR:PORT ([V6ADDR]:PORT for IPv6)
+    #[arg(value_name = "REMOTE")]
+    remote: SocketAddr,
+    /// Print the uid instead of the user name
+    #[arg(long, conflicts_with = "json")]
+    numeric: bool,
+    /// Print uid, user, state, inode and source as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// Where to read the kernel's socket table
+    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    source: Source,
+}
+
+#[derive(Serialize)]
+struct LookupJson {
+    uid: u32,
+    user: String,
+    state: TcpState,
+    inode: u64,
+    source: Source,
+}
+
+pub fn lookup(args: LookupArgs) -> anyhow::Result<Exit> {
+    check_port("LOCAL", args.local)?;
+    check_port("REMOTE", args.remote)?;
+    let tuple = Tuple::new(args.local, args.remote);
+    if !tuple.is_one_family() {
+        return Err(usage("LOCAL and REMOTE must both be IPv4 or both IPv6"));
+    }
+    let Some(owner) = lookup::lookup_owner(&tuple, args.source)? else {
+        exit::print_error(format_args!("no owner for the connection {tuple}"));
+        return Ok(Exit::Failure);
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        let json = LookupJson {
+            uid: owner.uid,
+            user: lookup::user_name(owner.uid),
+            state: owner.state,
+            inode: owner.inode,
+            source: owner.source,
+        };
+        writeln!(out, "{}", serde_json::to_string(&json)?)?;
+    } else if args.numeric {
+        writeln!(out, "{}", owner.uid)?;
+    } else {
+        writeln!(out, "{}", lookup::user_name(owner.uid))?;
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+fn check_port(what: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    if addr.port() == 0 {
+        return Err(usage(format!("{what} {addr}: port 0 names no connection")));
+    }
+    Ok(())
+}
+
+pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
+    The mode is detected like pidentd's: LISTEN_FDS/LISTEN_PID for this process means \
+    systemd socket activation (a connected socket is served once, a listening one is \
+    accepted on); --listen means standalone; otherwise stdin decides: a connected socket \
+    is inetd nowait (serve it, then exit), a listening socket is inetd wait. --mode \
+    insists on one.\n\n\
+    A querier learns only about connections between its own address and the address it \
+    connected to; anything else is NO-USER. In inetd and systemd modes nothing is ever \
+    written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
+    Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
+    the server is ready, so port 0 can be used and found.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// How the server was started
+    #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
+    mode: ModeChoice,
+    /// Standalone and inetd wait: connections served at once; more are closed at once
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_conns: u32,
+    /// Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// After binding, drop to this user (setgroups, setgid, setuid) and verify the drop
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Answer HIDDEN-USER for this user (name or uid); repeatable
+    #[arg(long, value_name = "USER")]
+    hide: Vec<String>,
+    /// Answer HIDDEN-USER for everyone
+    #[arg(long)]
+    hide_all: bool,
+    /// Answer `USERID : OTHER : <uid>` instead of the user name
+    #[arg(long)]
+    numeric: bool,
+    /// Where to read the kernel's socket table
+    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    source: Source,
+    /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
+    #[arg(long, value_enum, value_name = "TARGET")]
+    log: Option<LogTarget>,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
+    let systemd_fds = server::systemd_fd_count();
+    let stdin = server::classify(io::stdin().as_fd());
+    let mode = server::decide_mode(
+        args.mode,
+        !args.listen.is_empty(),
+        systemd_fds.is_some(),
+        stdin,
+    )
+    .map_err(usage)?;
+    if mode.is_quiet() {
+        // Before anything else can write to fd 2: it may be the client's socket.
+        server::silence_stderr()?;
+    }
+    let target = args.log.unwrap_or(if mode.is_quiet() {
+        LogTarget::Syslog
+    } else {
+        LogTarget::Stderr
+    });
+    let log_target = if mode.is_quiet() && target == LogTarget::Stderr {
+        LogTarget::Syslog
+    } else {
+        target
+    };
+    let log = Logger::new(log_target);
+    let result = if mode.is_quiet() && target == LogTarget::Stderr {
+        Err(usage(
+            "--log stderr is refused in inetd and systemd modes: fd 2 may be the client's socket",
+        ))
+    } else {
+        serve_in(mode, &args, systemd_fds.unwrap_or(0), log)
+    };
+    if mode.is_quiet()
+        && let Err(e) = &result
+    {
+        // main's report goes to /dev/null now; syslog is the only place it can be read.
+        Logger::new(LogTarget::Syslog).error(&format!("{e:#}"));
+    }
+    result
+}
+
+fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
+    let config = ServerConfig {
+        source: lookup::resolve(args.source)?,
+        matcher: lookup::Matcher::FourTuple,
+        numeric: args.numeric,
+        hide_uids: args
+            .hide
+            .iter()
+            .map(|h| resolve_user(h))
+            .collect::<anyhow::Result<_>>()?,
+        hide_all: args.hide_all,
+        timeout: Duration::from_secs(args.timeout),
+        max_conns: args.max_conns as usize,
+    };
+    match mode {
+        Mode::Standalone => {
+            let listeners = args
+                .listen
+                .iter()
+                .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            drop_to(args)?;
+            let server = Server::new(config, log);
+            let mut out = io::stdout().lock();
+            for l in &listeners {
+                let addr = l.local_addr()?;
+                writeln!(out, "listening on {addr}")?;
+                server.log().info(&format!("listening on {addr}"));
+            }
+            out.flush()?;
+            drop(out);
+            server.run(listeners)?;
+        }
+        Mode::InetdNowait | Mode::InetdWait => {
+            let fd = io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("duplicating stdin")?;
+            drop_to(args)?;
+            serve_fds(Server::new(config, log), vec![fd])?;
+        }
+        Mode::Systemd => {
+            let fds = (0..systemd_fds)
+                .map(|i| {
+                    let raw = 3 + i32::try_from(i).context("too many LISTEN_FDS")?;
+                    // SAFETY: systemd passed fds 3.. LISTEN_FDS-1 to this process
+                    // (LISTEN_PID is ours); nothing else in racefree opens or owns them.
+                    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+                    if server::classify(borrowed) == SocketKind::NotSocket {
+                        anyhow::bail!("LISTEN_FDS: fd {raw} is not a stream socket");
+                    }
+                    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            drop_to(args)?;
+            serve_fds(Server::new(config, log), fds)?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// Serves sockets handed to us: connected ones once each, listening ones until stopped.
+fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    for fd in fds {
+        match server::classify(fd.as_fd()) {
+            SocketKind::Listening => listeners.push(TcpListener::from(fd)),
+            SocketKind::Connected => {
+                let stream = std::net::TcpStream::from(fd);
+                let peer = stream
+                    .peer_addr()
+                    .map_or_else(|_| "the client".into(), |p| p.to_string());
+                if let Err(e) = server.serve_connection(stream) {
+                    server.log().error(&format!("serving {peer}: {e}"));
+                }
+            }
+            SocketKind::NotSocket => anyhow::bail!("a passed descriptor is not a stream socket"),
+        }
+    }
+    if !listeners.is_empty() {
+        server.run(listeners)?;
+    }
+    Ok(())
+}
+
+fn drop_to(args: &ServeArgs) -> anyhow::Result<()> {
+    match &args.user {
+        Some(name) => server::drop_privileges(name),
+        None => Ok(()),
+    }
+}
+
+/// A `--hide` value: a user name, or a uid number.
+fn resolve_user(s: &str) -> anyhow::Result<u32> {
+    if let Ok(uid) = s.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(s) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(usage(format!("--hide: no user named {s}"))),
+        Err(e) => Err(e).with_context(|| format!("looking up user {s}")),
+    }
+}
+
+pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between SERVER_PORT on HOST \
+    and CLIENT_PORT on this host. Prints the user id on stdout; an ERROR reply prints its \
+    token on stderr and exits 1.";
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The host running identd (name or address)
+    #[arg(value_name = "HOST")]
+    host: String,
+    /// The connection's port on HOST
+    #[arg(value_name = "SERVER_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    server_port: u16,
+    /// The connection's port on this host
+    #[arg(value_name = "CLIENT_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    client_port: u16,
+    /// identd's port on HOST
+    #[arg(long, default_value_t = 113, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Give up after this many seconds (connect, send and reply together)
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Connect from this local address (identd answers only about connections of the
+    /// address it is asked from)
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::IpAddr>,
+}
+
+pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
+    let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {}", args.host))?
+        .filter(|a| args.bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()))
+        .collect();
+    if addrs.is_empty() {
+        return Err(usage(format!(
+            "{} has no address of the --bind address's family",
+            args.host
+        )));
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let mut last_error = None;
+    for addr in addrs {
+        match client::query_from(args.bind, addr, args.server_port, args.client_port, timeout) {
+            Ok(reply) => return print_reply(addr, reply),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.expect("at least one address was tried"))
+}
+
+fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
+    match reply.kind {
+        proto::ReplyKind::UserId { user, .. } => {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{user}")?;
+            out.flush()?;
+            Ok(Exit::Success)
+        }
+        proto::ReplyKind::Error(token) => {
+            let (s, c) = (reply.server_port, reply.client_port);
+            exit::print_error(format_args!("{token} (identd at {addr}, for {s}, {c})"));
+            Ok(Exit::Failure)
+        }
+    }
+}

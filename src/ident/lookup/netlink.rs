@@ -1,0 +1,204 @@
+//! The netlink sock_diag source: the kernel's exact lookup by 4-tuple.
+//!
+//! One `SOCK_DIAG_BY_FAMILY` request without `NLM_F_DUMP`, carrying both addresses
+//! and a "no cookie" cookie, makes the kernel hash-look the connection up directly
+//! (`inet_diag_find_one_icsk`): constant time however many sockets exist. Its
+//! answer is checked, not trusted: on a miss among established sockets the kernel
+//! falls back to the listener on the local port and reports that, so a reply whose
+//! tuple differs from the one asked for, or whose state is LISTEN, is a miss
+//! (`Matcher::accepts` decides).
+//!
+//! Message encoding uses netlink-packet-sock-diag; the socket is netlink-sys's.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use anyhow::Context;
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
+
+use super::{Matcher, Row, TcpState, Tuple};
+
+/// `INET_DIAG_NOCOOKIE`: without it the kernel insists the cookie match and answers ESTALE.
+const NO_COOKIE: [u8; 8] = [0xff; 8];
+
+/// A reply to one exact lookup is one message of a few hundred bytes.
+const RECV_BUF: usize = 8192;
+
+/// How long to wait for the kernel; it answers while the request is being sent, so
+/// this only bounds a kernel that never does.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks the kernel for `wanted` (canonical) and returns the row if `matcher` accepts it.
+pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
+    let family = if wanted.local.is_ipv4() {
+        AF_INET
+    } else {
+        AF_INET6
+    };
+    let request = InetRequest {
+        family,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        // Ignored by the exact lookup; every state, so the state is never a filter.
+        states: StateFlags::all(),
+        socket_id: SocketId {
+            source_port: wanted.local.port(),
+            destination_port: wanted.remote.port(),
+            source_address: wanted.local.ip(),
+            destination_address: wanted.remote.ip(),
+            interface_id: 0,
+            cookie: NO_COOKIE,
+        },
+    };
+    // An IPv4 connection of a dual-stack socket sits in the same hash as plain IPv4
+    // ones, so the AF_INET lookup finds it too (its reply carries mapped addresses).
+    match exchange(request, NLM_F_REQUEST)? {
+        Reply::Rows(rows) => Ok(rows.into_iter().find(|r| matcher.accepts(r, wanted))),
+        // ENOENT: no connection and no listener on the port either.
+        Reply::Error(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Reply::Error(e) => Err(e).context("the kernel refused the request"),
+    }
+}
+
+/// Checks that sock_diag answers TCP requests at all: a dump asking for no states
+/// returns at once with an empty result, or an error when inet_diag is missing.
+pub(crate) fn probe() -> anyhow::Result<()> {
+    let request = InetRequest {
+        family: AF_INET,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::empty(),
+        socket_id: SocketId::new_v4(),
+    };
+    match exchange(request, NLM_F_REQUEST | NLM_F_DUMP)? {
+        Reply::Rows(_) => Ok(()),
+        Reply::Error(e) => Err(e).context("probing sock_diag for TCP"),
+    }
+}
+
+enum Reply {
+    Rows(Vec<Row>),
+    Error(io::Error),
+}
+
+/// Sends one request on a fresh socket and reads until the kernel is done. A socket
+/// per call keeps lookups from many threads independent; it costs a few
+/// microseconds (bench/RESULTS-ident.md).
+fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
+    let socket = Socket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
+    nix::sys::socket::setsockopt(
+        &socket.as_fd(),
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0),
+    )
+    .context("setting a receive timeout on the netlink socket")?;
+
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = 1;
+    let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
+    packet.finalize();
+    let mut out = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut out);
+    socket
+        .send_to(&out, &NetlinkAddr::new(0, 0), 0)
+        .context("sending the sock_diag request")?;
+
+    let dump = flags & NLM_F_DUMP != 0;
+    let mut rows = Vec::new();
+    let mut buf = Vec::with_capacity(RECV_BUF);
+    loop {
+        buf.clear();
+        let n = socket
+            .recv(&mut buf, 0)
+            .context("reading the sock_diag reply")?;
+        let mut offset = 0;
+        while offset < n {
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..n])
+                .map_err(|e| anyhow::anyhow!("undecodable sock_diag reply: {e}"))?;
+            let len = message.header.length as usize;
+            match message.payload {
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                    let h = &resp.header;
+                    rows.push(Row {
+                        tuple: Tuple::new(
+                            SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port),
+                            SocketAddr::new(
+                                h.socket_id.destination_address,
+                                h.socket_id.destination_port,
+                            ),
+                        ),
+                        state: TcpState::from_kernel(h.state),
+                        uid: h.uid,
+                        inode: u64::from(h.inode),
+                    });
+                    if !dump {
+                        return Ok(Reply::Rows(rows));
+                    }
+                }
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Ok(Reply::Error(io::Error::from_raw_os_error(-e.raw_code())));
+                }
+                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => return Ok(Reply::Rows(rows)),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += nlmsg_align(len);
+        }
+    }
+}
+
+fn nlmsg_align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    fn inode_of(fd: &impl AsRawFd) -> u64 {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let s = link.to_str().unwrap();
+        s.trim_start_matches("socket:[")
+            .trim_end_matches(']')
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_exact_lookup_finds_the_connection_and_not_the_listener() {
+        if probe().is_err() {
+            eprintln!("note: netlink sock_diag unavailable here; skipping");
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
+        let row = find(&t, Matcher::FourTuple)
+            .unwrap()
+            .expect("the client's row");
+        assert_eq!(row.inode, inode_of(&client));
+        assert_eq!(row.state, TcpState::Established);
+
+        // A port nobody connected from: the kernel answers with the listener, which
+        // must not count.
+        let mut miss = t;
+        miss.local = listener.local_addr().unwrap();
+        miss.remote.set_port(1);
+        assert_eq!(find(&miss, Matcher::FourTuple).unwrap(), None);
+    }
+}
