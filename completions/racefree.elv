@@ -106,10 +106,128 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;ident;help;help'= {
         }
         &'racefree;stress'= {
+            cand --duration 'Seconds for each of the two modes'
+            cand --racers 'Racers per mode [default: 4 x cores]'
+            cand --processes 'Racers are separate processes of this binary instead of threads'
+            cand --json 'Print the report as JSON on stdout'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
+            cand ident 'Racers look up loopback connections held in every TCP state'
+            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand worker 'One racer process (started by --processes; not for direct use)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;stress;makedirs'= {
+            cand --dir 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]'
+            cand --depth 'Levels below each round''s directory'
+            cand --fanout 'Subdirectories per level (fanout^depth leaf paths per round)'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run exactly R rounds'
+            cand --duration 'Run rounds until S seconds have passed (at least one round)'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --churn 'Also run removers that rmdir directories while the racers create them; makedirs'' retries must hold, and the report counts them'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;ident'= {
+            cand --connections 'Connection pairs held in each TCP state'
+            cand --source 'Which lookup the racers use'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run exactly R rounds'
+            cand --duration 'Run rounds until S seconds have passed (at least one round)'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --via-server 'Also send every lookup over RFC 1413 to a `racefree ident serve --listen` this run starts on loopback, end to end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;report'= {
+            cand --json 'Print the merged verdict as JSON'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;worker'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
+            cand ident 'ident'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;stress;worker;makedirs'= {
+            cand --arm 'arm'
+            cand --round-dir 'round-dir'
+            cand --depth 'depth'
+            cand --fanout 'fanout'
+            cand --seed 'seed'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;worker;ident'= {
+            cand --spec 'spec'
+            cand --seed 'seed'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;worker;help'= {
+            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
+            cand ident 'ident'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;stress;worker;help;makedirs'= {
+        }
+        &'racefree;stress;worker;help;ident'= {
+        }
+        &'racefree;stress;worker;help;help'= {
+        }
+        &'racefree;stress;help'= {
+            cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
+            cand ident 'Racers look up loopback connections held in every TCP state'
+            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand worker 'One racer process (started by --processes; not for direct use)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'racefree;stress;help;makedirs'= {
+        }
+        &'racefree;stress;help;ident'= {
+        }
+        &'racefree;stress;help;report'= {
+        }
+        &'racefree;stress;help;worker'= {
+            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
+            cand ident 'ident'
+        }
+        &'racefree;stress;help;worker;makedirs'= {
+        }
+        &'racefree;stress;help;worker;ident'= {
+        }
+        &'racefree;stress;help;help'= {
         }
         &'racefree;help'= {
             cand makedirs 'Create directories and their missing ancestors, safely under concurrency'
@@ -131,6 +249,24 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;ident;query'= {
         }
         &'racefree;help;stress'= {
+            cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
+            cand ident 'Racers look up loopback connections held in every TCP state'
+            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand worker 'One racer process (started by --processes; not for direct use)'
+        }
+        &'racefree;help;stress;makedirs'= {
+        }
+        &'racefree;help;stress;ident'= {
+        }
+        &'racefree;help;stress;report'= {
+        }
+        &'racefree;help;stress;worker'= {
+            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
+            cand ident 'ident'
+        }
+        &'racefree;help;stress;worker;makedirs'= {
+        }
+        &'racefree;help;stress;worker;ident'= {
         }
         &'racefree;help;help'= {
         }

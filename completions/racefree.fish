@@ -84,8 +84,64 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c racefree -n "__fish_racefree_using_subcommand stress" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l duration -d 'Seconds for each of the two modes' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l racers -d 'Racers per mode [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l processes -d 'Racers are separate processes of this binary instead of threads'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l dir -d 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l depth -d 'Levels below each round\'s directory' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l fanout -d 'Subdirectories per level (fanout^depth leaf paths per round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l racers -d 'How many racers [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l rounds -d 'Run exactly R rounds' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l barrier-file -d 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l expect -d 'With --barrier-file: how many instances to wait for' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l id -d 'This instance\'s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l barrier-timeout -d 'With --barrier-file: seconds to wait for the others before giving up' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l churn -d 'Also run removers that rmdir directories while the racers create them; makedirs\' retries must hold, and the report counts them'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l keep -d 'Keep the work directory instead of removing it at the end'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l processes -d 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l control -d 'Also run the known-bad control arm under the same load and report its failures beside racefree\'s (the exit status ignores them)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l connections -d 'Connection pairs held in each TCP state' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l source -d 'Which lookup the racers use' -r -f -a "proc\t''
+netlink\t''
+both\t''"
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l racers -d 'How many racers [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l rounds -d 'Run exactly R rounds' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l barrier-file -d 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l expect -d 'With --barrier-file: how many instances to wait for' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l id -d 'This instance\'s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l barrier-timeout -d 'With --barrier-file: seconds to wait for the others before giving up' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l via-server -d 'Also send every lookup over RFC 1413 to a `racefree ident serve --listen` this run starts on loopback, end to end'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l processes -d 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l control -d 'Also run the known-bad control arm under the same load and report its failures beside racefree\'s (the exit status ignores them)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -l json -d 'Print the merged verdict as JSON'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s h -l help -d 'Print help'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "makedirs" -d 'The body of a racer process (`racefree stress worker makedirs`)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "ident"
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
@@ -93,3 +149,7 @@ complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_s
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'

@@ -1,1 +1,350 @@
-//! `racefree stress` through the built binary.
+//! `racefree stress` through the built binary: short real runs of each mode, their
+//! verdicts and figures, and control arms that must show the race.
+
+use std::fs;
+use std::process::{Command as StdCommand, Stdio};
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::util::{racefree, racefree_path};
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn run_json(args: &[&str]) -> (Option<i32>, Value) {
+    let out = racefree().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    (out.status.code(), json_of(&out))
+}
+
+#[test]
+fn makedirs_rounds_are_verified_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_str().unwrap();
+    let (code, r) = run_json(&[
+        "stress", "makedirs", "--dir", dir, "--rounds", "5", "--racers", "8", "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    let arm = &r["racefree"];
+    assert_eq!(arm["rounds"], 5);
+    assert_eq!(arm["failed_calls"], 0);
+    assert_eq!(arm["bad_rounds"], 0);
+    // 8 racers x 81 leaf paths x 5 rounds; each of the 121 directories created once per round.
+    assert_eq!(arm["calls"], 8 * 81 * 5);
+    assert_eq!(r["dirs_per_round"], 121);
+    assert_eq!(arm["created"], 121 * 5);
+    assert_eq!(r["racers"], 8);
+    assert!(r["start_spread_max_ns"].as_u64().is_some());
+    // The run cleaned up after itself and touched nothing else.
+    assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_naive_control_arm_fails_under_the_same_load() {
+    let (code, r) = run_json(&[
+        "stress",
+        "makedirs",
+        "--control",
+        "--rounds",
+        "30",
+        "--racers",
+        "8",
+        "--json",
+    ]);
+    // The exit status judges racefree's arm only.
+    assert_eq!(code, Some(0));
+    assert_eq!(r["racefree"]["failed_calls"], 0);
+    let naive = &r["control"];
+    assert_eq!(naive["arm"], "naive");
+    assert!(
+        naive["failed_calls"].as_u64().unwrap() > 0,
+        "the harness saw no race: {naive}"
+    );
+    assert!(
+        naive["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("File exists")
+    );
+}
+
+#[test]
+fn racers_as_processes() {
+    let (code, r) = run_json(&[
+        "stress",
+        "makedirs",
+        "--processes",
+        "--rounds",
+        "3",
+        "--racers",
+        "6",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(r["processes"], true);
+    assert_eq!(r["racefree"]["created"], 121 * 3);
+    assert_eq!(r["racefree"]["calls"], 6 * 81 * 3);
+}
+
+#[test]
+fn churn_removes_directories_and_makedirs_still_never_fails() {
+    let (code, r) = run_json(&[
+        "stress", "makedirs", "--churn", "--rounds", "20", "--racers", "8", "--json",
+    ]);
+    assert_eq!(code, Some(0), "{r}");
+    let arm = &r["racefree"];
+    assert_eq!(arm["failed_calls"], 0);
+    assert_eq!(
+        arm["bad_rounds"], 0,
+        "created - removed must equal what is left: {arm}"
+    );
+    assert!(
+        arm["removed_by_churn"].as_u64().unwrap() > 0,
+        "the churners removed nothing: {arm}"
+    );
+    assert!(arm["retries"].as_u64().is_some());
+}
+
+#[test]
+fn keep_leaves_the_work_directory() {
+    let d = tempfile::tempdir().unwrap();
+    racefree()
+        .args([
+            "stress", "makedirs", "--keep", "--rounds", "2", "--racers", "2", "--dir",
+        ])
+        .arg(d.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("racefree").and(predicate::str::contains("held")));
+    let work: Vec<_> = fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(work.len(), 1);
+    assert!(work[0].join("round-0").is_dir() && work[0].join("round-1").is_dir());
+}
+
+#[test]
+fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
+    let d = tempfile::tempdir().unwrap();
+    let barrier = d.path().join("go");
+    // Three local processes stand in for three hosts, each with its launcher's rank.
+    let hosts: Vec<_> = (0..3)
+        .map(|rank| {
+            StdCommand::new(racefree_path())
+                .args([
+                    "stress", "makedirs", "--rounds", "4", "--racers", "4", "--expect", "3",
+                    "--dir",
+                ])
+                .arg(d.path())
+                .arg("--barrier-file")
+                .arg(&barrier)
+                .env("SLURM_PROCID", rank.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for h in hosts {
+        let out = h.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let work = d.path().join("racefree-stress-go");
+    for id in 0..3 {
+        assert!(work.join(format!("report-{id}.json")).is_file());
+    }
+    racefree()
+        .args(["stress", "report"])
+        .arg(d.path())
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("3 instances (0, 1, 2), 4 rounds")
+                .and(predicate::str::ends_with("verdict: PASS\n")),
+        );
+    let out = racefree()
+        .args(["stress", "report", "--json"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let merged = json_of(&out);
+    assert_eq!(merged["passed"], true);
+    assert_eq!(merged["calls"], 3 * 4 * 81 * 4);
+
+    // The report can fail: a directory missing from a round is caught.
+    let victim = work.join("round-2/l0n1/l1n1/l2n1/l3n1");
+    fs::remove_dir(&victim).unwrap();
+    racefree()
+        .args(["stress", "report"])
+        .arg(&work)
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("round 2: the tree has 120 directories, expected 121")
+                .and(predicate::str::ends_with("verdict: FAIL\n")),
+        );
+}
+
+#[test]
+fn a_barrier_that_never_fills_times_out_clearly() {
+    let d = tempfile::tempdir().unwrap();
+    racefree()
+        .args([
+            "stress",
+            "makedirs",
+            "--rounds",
+            "1",
+            "--expect",
+            "2",
+            "--id",
+            "0",
+            "--barrier-timeout",
+            "1",
+            "--barrier-file",
+        ])
+        .arg(d.path().join("b"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "only 1 of 2 instances arrived within 1s",
+        ));
+}
+
+fn ident_rows(r: &Value) -> Vec<Value> {
+    r["rows"].as_array().unwrap().clone()
+}
+
+#[test]
+fn ident_every_state_is_answered_right_by_every_source_and_the_control_misses() {
+    let (code, r) = run_json(&[
+        "stress",
+        "ident",
+        "--rounds",
+        "3",
+        "--racers",
+        "4",
+        "--connections",
+        "2",
+        "--control",
+        "--via-server",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert!(
+        r["setup_problems"].as_array().unwrap().is_empty(),
+        "{}",
+        r["setup_problems"]
+    );
+    let rows = ident_rows(&r);
+    let states: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|row| row["state"].as_str().unwrap())
+        .collect();
+    for st in [
+        "ESTABLISHED",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "TIME_WAIT",
+        "CHURN",
+    ] {
+        assert!(states.contains(st), "no lookups of {st}: {states:?}");
+    }
+    for row in rows.iter().filter(|row| row["arm"] == "racefree") {
+        assert!(row["lookups"].as_u64().unwrap() > 0);
+        assert_eq!(row["wrong"], 0, "{row}");
+        assert_eq!(row["missed"], 0, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    for method in ["proc", "server"] {
+        let half_closed = rows
+            .iter()
+            .find(|row| {
+                row["arm"] == "control" && row["method"] == method && row["state"] == "FIN_WAIT2"
+            })
+            .unwrap();
+        assert_eq!(
+            half_closed["missed"], half_closed["lookups"],
+            "the ESTABLISHED-only control must miss {half_closed}"
+        );
+    }
+}
+
+#[test]
+fn ident_racers_as_processes() {
+    let (code, r) = run_json(&[
+        "stress",
+        "ident",
+        "--processes",
+        "--rounds",
+        "2",
+        "--racers",
+        "3",
+        "--source",
+        "proc",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["processes"], true);
+    let established = ident_rows(&r)
+        .into_iter()
+        .find(|row| row["arm"] == "racefree" && row["state"] == "ESTABLISHED")
+        .unwrap();
+    // 3 racers x 2 passes x 4 connections x 2 ends.
+    assert_eq!(established["lookups"], 3 * 2 * 4 * 2);
+    assert_eq!(established["correct"], established["lookups"]);
+}
+
+#[test]
+fn the_main_job_runs_both_modes_and_passes() {
+    racefree()
+        .args(["stress", "--duration", "0.3", "--racers", "4"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("stress makedirs:")
+                .and(predicate::str::contains("stress ident:"))
+                .and(predicate::str::ends_with("verdict: PASS\n")),
+        );
+}
+
+#[test]
+fn stress_usage_errors() {
+    racefree()
+        .args(["stress", "--duration", "0"])
+        .assert()
+        .code(2)
+        .stderr("racefree: error: --duration must be a positive number of seconds\n");
+    racefree()
+        .args(["stress", "makedirs", "--rounds", "2", "--duration", "1"])
+        .assert()
+        .code(2);
+    racefree()
+        .args(["stress", "makedirs", "--depth", "0"])
+        .assert()
+        .code(2);
+    racefree()
+        .args([
+            "stress",
+            "ident",
+            "--barrier-file",
+            "/tmp/x",
+            "--rounds",
+            "1",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--barrier-file is for stress makedirs",
+        ));
+}

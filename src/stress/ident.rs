@@ -1,0 +1,887 @@
+//! `racefree stress ident`: loopback connections held in every TCP state, looked up
+//! concurrently by many racers, every answer checked.
+//!
+//! Each held socket has one right answer: this process's uid while we hold its
+//! descriptor, "no owner" once the kernel alone holds it (TIME_WAIT, or LAST_ACK
+//! after close). Churners open, half-close and close connections continuously and
+//! look each one up while its state changes: the blog post's scenario. `--control`
+//! runs the classic matcher that demands ESTABLISHED, under the same load.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args as ClapArgs;
+use nix::sys::socket::{setsockopt, sockopt};
+use serde::{Deserialize, Serialize};
+
+use super::gate;
+use super::{Progress, RaceArgs, shuffle};
+use crate::ident::lookup::{Matcher, Source, TcpState, Tuple, lookup_owner_with, resolve};
+use crate::ident::{ReplyKind, query};
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct IdentArgs {
+    /// Connection pairs held in each TCP state
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub connections: u32,
+
+    /// Which lookup the racers use
+    #[arg(long, value_enum, default_value_t = SourceChoice::Both)]
+    pub source: SourceChoice,
+
+    /// Also send every lookup over RFC 1413 to a `racefree ident serve --listen` this
+    /// run starts on loopback, end to end
+    #[arg(long)]
+    pub via_server: bool,
+
+    #[command(flatten)]
+    pub race: RaceArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceChoice {
+    Proc,
+    Netlink,
+    Both,
+}
+
+impl IdentArgs {
+    /// What `racefree stress` with no subcommand runs.
+    pub fn defaults(race: RaceArgs) -> IdentArgs {
+        IdentArgs {
+            connections: 4,
+            source: SourceChoice::Both,
+            via_server: true,
+            race,
+        }
+    }
+}
+
+/// How one lookup is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Proc,
+    Netlink,
+    /// Over RFC 1413 to a server on loopback.
+    Server,
+}
+
+/// One socket to look up and its one right answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Target {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The state the socket was held in when the run began.
+    pub state: String,
+    /// `Some(uid)` while we hold its descriptor; `None` once only the kernel does.
+    pub owner: Option<u32>,
+}
+
+/// What the racers need: shared with worker processes as a JSON file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Spec {
+    pub targets: Vec<Target>,
+    pub methods: Vec<Method>,
+    pub control: bool,
+    pub server: Option<SocketAddr>,
+    pub control_server: Option<SocketAddr>,
+    pub rounds: Option<u64>,
+    pub duration: f64,
+}
+
+/// Lookups of one (arm, method, state): counts and latency samples.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Cell {
+    pub lookups: u64,
+    pub correct: u64,
+    /// Answered with an owner that is not the right one (including any owner for a
+    /// socket that has none). Never acceptable.
+    pub wrong: u64,
+    /// Answered "no owner" for a socket that has one.
+    pub missed: u64,
+    /// The lookup itself failed.
+    pub errors: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub latencies_ns: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_problem: Option<String>,
+}
+
+/// Latency samples kept per cell (the first ones): enough for p99.
+const SAMPLES: usize = 20_000;
+
+impl Cell {
+    fn record(
+        &mut self,
+        expected: Option<u32>,
+        got: Result<Option<u32>, String>,
+        ns: u64,
+        what: &dyn Fn() -> String,
+    ) {
+        self.lookups += 1;
+        if self.latencies_ns.len() < SAMPLES {
+            self.latencies_ns.push(ns);
+        }
+        let problem = match got {
+            Ok(answer) if answer == expected => {
+                self.correct += 1;
+                None
+            }
+            Ok(None) => {
+                self.missed += 1;
+                Some(format!(
+                    "{}: no owner, expected uid {}",
+                    what(),
+                    expected.unwrap_or(0)
+                ))
+            }
+            Ok(Some(uid)) => {
+                self.wrong += 1;
+                Some(format!(
+                    "{}: answered uid {uid}, expected {expected:?}",
+                    what()
+                ))
+            }
+            Err(e) => {
+                self.errors += 1;
+                Some(format!("{}: {e}", what()))
+            }
+        };
+        if self.first_problem.is_none() {
+            self.first_problem = problem;
+        }
+    }
+
+    fn merge(&mut self, other: Cell) {
+        self.lookups += other.lookups;
+        self.correct += other.correct;
+        self.wrong += other.wrong;
+        self.missed += other.missed;
+        self.errors += other.errors;
+        self.latencies_ns.extend(other.latencies_ns);
+        if self.first_problem.is_none() {
+            self.first_problem = other.first_problem;
+        }
+    }
+}
+
+/// Keyed by "arm/method/state".
+pub type Stats = BTreeMap<String, Cell>;
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub arm: String,
+    pub method: String,
+    pub state: String,
+    pub lookups: u64,
+    pub correct: u64,
+    pub wrong: u64,
+    pub missed: u64,
+    pub errors: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_problem: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IdentReport {
+    pub racers: u32,
+    pub processes: bool,
+    pub connections_per_state: u32,
+    pub methods: Vec<Method>,
+    pub start_spread_ns: u64,
+    pub seconds: f64,
+    pub rows: Vec<Row>,
+    /// Problems setting the stage (a state that could not be reached): the run
+    /// cannot vouch for what it did not test.
+    pub setup_problems: Vec<String>,
+}
+
+impl IdentReport {
+    /// racefree's arm held: every lookup of every state right, and every state tested.
+    pub fn passed(&self) -> bool {
+        let ours: Vec<&Row> = self.rows.iter().filter(|r| r.arm == "racefree").collect();
+        self.setup_problems.is_empty()
+            && !ours.is_empty()
+            && ours
+                .iter()
+                .all(|r| r.lookups > 0 && r.wrong == 0 && r.missed == 0 && r.errors == 0)
+    }
+}
+
+pub fn run(args: &IdentArgs, progress: &Progress) -> anyhow::Result<IdentReport> {
+    if args.race.barrier_file.is_some() {
+        bail!("stress ident runs on loopback, on one host: --barrier-file is for stress makedirs");
+    }
+    let mut methods = match args.source {
+        SourceChoice::Proc => vec![Method::Proc],
+        SourceChoice::Netlink => vec![Method::Netlink],
+        SourceChoice::Both => vec![Method::Proc, Method::Netlink],
+    };
+    if methods.contains(&Method::Netlink) && resolve(Source::Netlink).is_err() {
+        if args.source == SourceChoice::Netlink {
+            resolve(Source::Netlink).context("--source netlink")?;
+        }
+        methods.retain(|m| *m != Method::Netlink);
+    }
+    if args.via_server {
+        methods.push(Method::Server);
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    let mut stage =
+        Stage::build(args.connections as usize, uid).context("holding loopback connections")?;
+
+    let server = if args.via_server {
+        Some(ServeProcess::start()?)
+    } else {
+        None
+    };
+    let control_server = if args.via_server && args.race.control {
+        let config = crate::ident::ServerConfig {
+            matcher: Matcher::EstablishedOnly,
+            ..Default::default()
+        };
+        let server = crate::ident::Server::new(
+            config,
+            crate::ident::Logger::new(crate::ident::LogTarget::None),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the control identd")?;
+        Some(server.spawn(vec![listener])?)
+    } else {
+        None
+    };
+
+    let spec = Spec {
+        targets: stage.targets.clone(),
+        methods: methods.clone(),
+        control: args.race.control,
+        server: server.as_ref().map(|s| s.addr),
+        control_server: control_server.as_ref().map(|h| h.local_addrs()[0]),
+        rounds: args.race.rounds,
+        duration: args.race.duration,
+    };
+    let racers = args.race.racers() as usize;
+    let begin = Instant::now();
+    let stop = AtomicBool::new(false);
+    let churn_stats = Mutex::new(Stats::new());
+    let (racer_results, spread) = std::thread::scope(|s| -> anyhow::Result<(Vec<Stats>, u64)> {
+        // Churners: the scenario from the post, continuously, while the racers run.
+        let churn_start = Arc::new(Barrier::new(2));
+        let churner = {
+            let (spec, stop, churn_stats, churn_start) =
+                (&spec, &stop, &churn_stats, churn_start.clone());
+            s.spawn(move || {
+                churn_start.wait();
+                let stats = churn(spec, uid, stop);
+                *churn_stats.lock().expect("churn stats") = stats;
+            })
+        };
+        let ticker = s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                progress.tick(begin);
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+        });
+        let results = if args.race.processes {
+            race_processes(&spec, racers, &churn_start)
+        } else {
+            race_threads(&spec, racers, &churn_start)
+        };
+        stop.store(true, Ordering::Relaxed);
+        ticker.thread().unpark();
+        churner.join().expect("the churner panicked");
+        ticker.join().expect("the progress ticker panicked");
+        results
+    })?;
+    let seconds = begin.elapsed().as_secs_f64();
+
+    let mut all = Stats::new();
+    for stats in racer_results
+        .into_iter()
+        .chain([churn_stats.into_inner().expect("churn stats")])
+    {
+        for (k, cell) in stats {
+            all.entry(k).or_default().merge(cell);
+        }
+    }
+    // Re-check the stage: a socket that left its state mid-run was tested in two.
+    stage.recheck();
+    if let Some(s) = server {
+        s.stop();
+    }
+    if let Some(h) = control_server {
+        h.stop()?;
+    }
+    Ok(IdentReport {
+        racers: racers as u32,
+        processes: args.race.processes,
+        connections_per_state: args.connections,
+        methods,
+        start_spread_ns: spread,
+        seconds,
+        rows: rows(all),
+        setup_problems: stage.problems,
+    })
+}
+
+fn rows(all: Stats) -> Vec<Row> {
+    all.into_iter()
+        .map(|(key, mut cell)| {
+            let mut parts = key.splitn(3, '/');
+            let (arm, method, state) = (
+                parts.next().unwrap_or_default().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+            );
+            cell.latencies_ns.sort_unstable();
+            let pct = |p: f64| -> f64 {
+                if cell.latencies_ns.is_empty() {
+                    return 0.0;
+                }
+                let i = ((cell.latencies_ns.len() - 1) as f64 * p).round() as usize;
+                cell.latencies_ns[i] as f64 / 1000.0
+            };
+            Row {
+                arm,
+                method,
+                state,
+                lookups: cell.lookups,
+                correct: cell.correct,
+                wrong: cell.wrong,
+                missed: cell.missed,
+                errors: cell.errors,
+                p50_us: pct(0.50),
+                p99_us: pct(0.99),
+                first_problem: cell.first_problem,
+            }
+        })
+        .collect()
+}
+
+/// One racer: look up every target, in its own order, by every method, until done.
+pub fn lookup_racer(spec: &Spec, seed: u64) -> Stats {
+    let mut stats = Stats::new();
+    let order = shuffle(&spec.targets, seed);
+    let begin = Instant::now();
+    let mut pass = 0u64;
+    loop {
+        let more = match spec.rounds {
+            Some(r) => pass < r,
+            None => pass == 0 || begin.elapsed().as_secs_f64() < spec.duration,
+        };
+        if !more {
+            break;
+        }
+        for t in &order {
+            for &method in &spec.methods {
+                look_up(spec, &mut stats, "racefree", method, t, false);
+                if spec.control {
+                    look_up(spec, &mut stats, "control", method, t, true);
+                }
+            }
+        }
+        pass += 1;
+    }
+    stats
+}
+
+fn look_up(spec: &Spec, stats: &mut Stats, arm: &str, method: Method, t: &Target, control: bool) {
+    let tuple = Tuple::new(t.local, t.remote);
+    let matcher = if control {
+        Matcher::EstablishedOnly
+    } else {
+        Matcher::FourTuple
+    };
+    let t0 = Instant::now();
+    let got: Result<Option<u32>, String> = match method {
+        Method::Proc => lookup_owner_with(&tuple, Source::Proc, matcher)
+            .map(|o| o.map(|o| o.uid))
+            .map_err(|e| format!("{e:#}")),
+        Method::Netlink => lookup_owner_with(&tuple, Source::Netlink, matcher)
+            .map(|o| o.map(|o| o.uid))
+            .map_err(|e| format!("{e:#}")),
+        Method::Server => {
+            let server = if control {
+                spec.control_server
+            } else {
+                spec.server
+            };
+            match server {
+                Some(addr) => via_server(addr, &tuple),
+                None => Err("no server".into()),
+            }
+        }
+    };
+    let ns = t0.elapsed().as_nanos() as u64;
+    let method_name = format!("{method:?}").to_lowercase();
+    let key = format!("{arm}/{method_name}/{}", t.state);
+    let what = || format!("{} {} ({})", method_name, tuple, t.state);
+    stats
+        .entry(key)
+        .or_default()
+        .record(t.owner, got, ns, &what);
+}
+
+/// One RFC 1413 exchange; USERID maps back to a uid through the user name.
+fn via_server(server: SocketAddr, tuple: &Tuple) -> Result<Option<u32>, String> {
+    let reply = query(
+        server,
+        tuple.local.port(),
+        tuple.remote.port(),
+        Duration::from_secs(10),
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    match reply.kind {
+        ReplyKind::UserId { user, .. } => match nix::unistd::User::from_name(&user) {
+            Ok(Some(u)) => Ok(Some(u.uid.as_raw())),
+            _ => user
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("unknown user '{user}' in reply")),
+        },
+        ReplyKind::Error(token) if token == "NO-USER" => Ok(None),
+        ReplyKind::Error(token) => Err(format!("ERROR : {token}")),
+    }
+}
+
+fn race_threads(
+    spec: &Spec,
+    racers: usize,
+    churn_start: &Barrier,
+) -> anyhow::Result<(Vec<Stats>, u64)> {
+    let barrier = Barrier::new(racers);
+    let starts = Mutex::new(Vec::with_capacity(racers));
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..racers)
+            .map(|i| {
+                let (barrier, starts) = (&barrier, &starts);
+                s.spawn(move || {
+                    if barrier.wait().is_leader() {
+                        churn_start.wait();
+                    }
+                    starts.lock().expect("starts").push(gate::now_ns());
+                    lookup_racer(spec, i as u64)
+                })
+            })
+            .collect::<Vec<_>>();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a racer thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    let spread = gate::spread_ns(starts.into_inner().expect("starts"));
+    Ok((results, spread))
+}
+
+/// The result a racer process prints.
+#[derive(Serialize, Deserialize)]
+pub struct WorkerResult {
+    pub started_ns: u64,
+    pub stats: Stats,
+}
+
+fn race_processes(
+    spec: &Spec,
+    racers: usize,
+    churn_start: &Barrier,
+) -> anyhow::Result<(Vec<Stats>, u64)> {
+    let exe = std::env::current_exe().context("finding this binary to start racer processes")?;
+    let spec_file = tempfile::NamedTempFile::new().context("writing the racers' spec")?;
+    serde_json::to_writer(spec_file.as_file(), spec)?;
+    let mut children: Vec<Child> = Vec::with_capacity(racers);
+    for i in 0..racers {
+        children.push(
+            Command::new(&exe)
+                .args(["stress", "worker", "ident", "--spec"])
+                .arg(spec_file.path())
+                .args(["--seed", &i.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting a racer process")?,
+        );
+    }
+    for c in &mut children {
+        drop(c.stdin.take());
+    }
+    churn_start.wait();
+    let mut results = Vec::with_capacity(racers);
+    let mut starts = Vec::with_capacity(racers);
+    for c in children {
+        let out = c
+            .wait_with_output()
+            .context("waiting for a racer process")?;
+        if !out.status.success() {
+            bail!("a racer process failed: {}", out.status);
+        }
+        let r: WorkerResult =
+            serde_json::from_slice(&out.stdout).context("reading a racer process's result")?;
+        starts.push(r.started_ns);
+        results.push(r.stats);
+    }
+    Ok((results, gate::spread_ns(starts)))
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    pub spec: PathBuf,
+    #[arg(long)]
+    pub seed: u64,
+}
+
+/// The body of a racer process (`racefree stress worker ident`).
+pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
+    let spec: Spec =
+        serde_json::from_slice(&std::fs::read(&args.spec).context("reading the spec")?)?;
+    let started_ns = gate::wait_for_stdin_close().context("waiting for the start signal")?;
+    let stats = lookup_racer(&spec, args.seed);
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &WorkerResult { started_ns, stats })?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Opens a connection, half-closes it at once (`shutdown(SHUT_WR)`, as the print
+/// script in the post did), looks it up from both ends while the FIN is in flight,
+/// then closes it: over and over until told to stop.
+fn churn(spec: &Spec, uid: u32, stop: &AtomicBool) -> Stats {
+    let mut stats = Stats::new();
+    let listener = match TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => {
+            stats
+                .entry("racefree/setup/CHURN".into())
+                .or_default()
+                .record(Some(uid), Err(e.to_string()), 0, &|| {
+                    "binding the churn listener".into()
+                });
+            return stats;
+        }
+    };
+    let addr = listener.local_addr().expect("bound");
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(client) = TcpStream::connect(addr) else {
+            continue;
+        };
+        let Ok((server, _)) = listener.accept() else {
+            continue;
+        };
+        let _ = client.shutdown(Shutdown::Write);
+        let ends = [
+            (client.local_addr(), client.peer_addr()),
+            (server.local_addr(), server.peer_addr()),
+        ];
+        for (local, remote) in ends {
+            let (Ok(local), Ok(remote)) = (local, remote) else {
+                continue;
+            };
+            let t = Target {
+                local,
+                remote,
+                state: "CHURN".into(),
+                owner: Some(uid),
+            };
+            for &method in &spec.methods {
+                look_up(spec, &mut stats, "racefree", method, &t, false);
+                if spec.control {
+                    look_up(spec, &mut stats, "control", method, &t, true);
+                }
+            }
+        }
+        drop(server);
+        drop(client);
+    }
+    stats
+}
+
+/// The held connections, and the targets they give.
+struct Stage {
+    _held: Vec<TcpStream>,
+    targets: Vec<Target>,
+    problems: Vec<String>,
+}
+
+impl Stage {
+    fn build(n: usize, uid: u32) -> anyhow::Result<Stage> {
+        let mut held = Vec::new();
+        let mut targets = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback listener")?;
+        // Small receive buffers on accepted sockets, so a writer can fill the window.
+        setsockopt(&listener, sockopt::RcvBuf, &4096).context("setting SO_RCVBUF")?;
+        let addr = listener.local_addr()?;
+        let pair = || -> anyhow::Result<(TcpStream, TcpStream)> {
+            let c = TcpStream::connect(addr).context("connecting on loopback")?;
+            let (s, _) = listener.accept().context("accepting on loopback")?;
+            Ok((c, s))
+        };
+        let ends = |s: &TcpStream| -> anyhow::Result<(SocketAddr, SocketAddr)> {
+            Ok((s.local_addr()?, s.peer_addr()?))
+        };
+        let mut want: Vec<(SocketAddr, SocketAddr, TcpState, Option<u32>)> = Vec::new();
+        for _ in 0..n {
+            // ESTABLISHED, both ends.
+            let (c, s) = pair()?;
+            for e in [&c, &s] {
+                let (l, r) = ends(e)?;
+                want.push((l, r, TcpState::Established, Some(uid)));
+            }
+            held.extend([c, s]);
+
+            // Half-closed: the client in FIN_WAIT2, the server in CLOSE_WAIT.
+            let (c, s) = pair()?;
+            c.shutdown(Shutdown::Write)?;
+            let (l, r) = ends(&c)?;
+            want.push((l, r, TcpState::FinWait2, Some(uid)));
+            let (l, r) = ends(&s)?;
+            want.push((l, r, TcpState::CloseWait, Some(uid)));
+            held.extend([c, s]);
+
+            // FIN_WAIT1: the FIN waits behind data the peer's full window won't take.
+            let (c, s) = pair()?;
+            fill(&c)?;
+            c.shutdown(Shutdown::Write)?;
+            let (l, r) = ends(&c)?;
+            want.push((l, r, TcpState::FinWait1, Some(uid)));
+            held.extend([c, s]);
+
+            // LAST_ACK: the server closes after the client's FIN, its own FIN stuck
+            // behind data the client never reads; closed, it has no owner any more.
+            let client = small_rcvbuf_client(addr)?;
+            let (s, _) = listener.accept()?;
+            client.shutdown(Shutdown::Write)?;
+            wait_eof(&s)?;
+            fill(&s)?;
+            let (l, r) = ends(&s)?;
+            want.push((l, r, TcpState::LastAck, None));
+            drop(s);
+            held.push(client);
+
+            // TIME_WAIT: the client closes first, the server second: the client's end
+            // waits in TIME_WAIT, owned by nobody.
+            let (c, s) = pair()?;
+            let (l, r) = ends(&c)?;
+            want.push((l, r, TcpState::TimeWait, None));
+            c.shutdown(Shutdown::Write)?;
+            wait_eof(&s)?;
+            drop(s);
+            let mut c = c;
+            let _ = c.read(&mut [0u8; 1]);
+            drop(c);
+        }
+        let mut stage = Stage {
+            _held: held,
+            targets: Vec::new(),
+            problems: Vec::new(),
+        };
+        // Wait (bounded) for the kernel to put each socket where we asked.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let states = read_states()?;
+            let pending: Vec<_> = want
+                .iter()
+                .filter(|(l, r, st, _)| states.get(&(*l, *r)) != Some(st))
+                .collect();
+            if pending.is_empty() || Instant::now() >= deadline {
+                for (l, r, st, _) in pending {
+                    stage.problems.push(format!(
+                        "{l} to {r}: wanted {st}, kernel shows {}",
+                        states.get(&(*l, *r)).map_or("nothing".into(), |s| s.name())
+                    ));
+                }
+                break;
+            }
+            std::thread::yield_now();
+        }
+        for (l, r, st, owner) in want {
+            targets.push(Target {
+                local: l,
+                remote: r,
+                state: st.name(),
+                owner,
+            });
+        }
+        stage.targets = targets;
+        Ok(stage)
+    }
+
+    /// After the run: every held socket must still be in the state it was tested as.
+    fn recheck(&mut self) {
+        let Ok(states) = read_states() else { return };
+        for t in &self.targets {
+            let now = states
+                .get(&(t.local, t.remote))
+                .map_or("nothing".into(), |s| s.name());
+            if now != t.state {
+                self.problems.push(format!(
+                    "{} to {}: held as {}, ended as {now}",
+                    t.local, t.remote, t.state
+                ));
+            }
+        }
+    }
+}
+
+/// A client socket with a small receive buffer, set before connect so the window
+/// it advertises is small from the start.
+fn small_rcvbuf_client(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::RcvBuf, &4096)?;
+    let SocketAddr::V4(v4) = addr else {
+        bail!("loopback listener is IPv4")
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4))
+        .context("connecting on loopback")?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Writes until the peer's window and our send buffer are full.
+fn fill(s: &TcpStream) -> anyhow::Result<()> {
+    setsockopt(s, sockopt::SndBuf, &4096)?;
+    s.set_nonblocking(true)?;
+    let chunk = [0u8; 4096];
+    let mut w = s;
+    loop {
+        match w.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e).context("filling the peer's window"),
+        }
+    }
+    s.set_nonblocking(false)?;
+    Ok(())
+}
+
+/// Blocks until the peer's FIN has arrived (read returns 0), bounded.
+fn wait_eof(s: &TcpStream) -> anyhow::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 64];
+    let mut r = s;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e).context("waiting for the peer's FIN"),
+        }
+    }
+}
+
+/// Every IPv4 TCP socket's state, by (local, remote), owned or not. The harness
+/// needs rows the lookup rightly refuses (inode 0), so it reads the table itself;
+/// it runs only at setup and at the end, never on the lookup path.
+fn read_states() -> anyhow::Result<BTreeMap<(SocketAddr, SocketAddr), TcpState>> {
+    let text = std::fs::read_to_string("/proc/net/tcp").context("reading /proc/net/tcp")?;
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut f = line.split_whitespace();
+        let (Some(_), Some(local), Some(remote), Some(st)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let (Some(l), Some(r), Ok(st)) =
+            (hex_v4(local), hex_v4(remote), u8::from_str_radix(st, 16))
+        else {
+            continue;
+        };
+        out.insert((l, r), TcpState::from_kernel(st));
+    }
+    Ok(out)
+}
+
+/// `0100007F:1F90` → 127.0.0.1:8080 (the address word is in host byte order).
+fn hex_v4(field: &str) -> Option<SocketAddr> {
+    let (addr, port) = field.split_once(':')?;
+    let word = u32::from_str_radix(addr, 16).ok()?;
+    let ip = std::net::Ipv4Addr::from(word.to_ne_bytes());
+    Some(SocketAddr::new(
+        ip.into(),
+        u16::from_str_radix(port, 16).ok()?,
+    ))
+}
+
+/// `racefree ident serve --listen 127.0.0.1:0`, as a separate process.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServeProcess {
+    fn start() -> anyhow::Result<ServeProcess> {
+        let exe = std::env::current_exe().context("finding this binary to start the server")?;
+        let mut child = Command::new(exe)
+            .args([
+                "ident",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "none",
+                "--max-conns",
+                "256",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting racefree ident serve")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| {
+                format!("racefree ident serve said {line:?}, not 'listening on ADDR'")
+            })?;
+        Ok(ServeProcess { child, addr })
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_v4_reads_host_order_words() {
+        let a = hex_v4("0100007F:1F90").unwrap();
+        assert_eq!(a, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn a_cell_sorts_answers_into_correct_wrong_missed() {
+        let mut c = Cell::default();
+        let w = || "t".to_string();
+        c.record(Some(5), Ok(Some(5)), 1, &w);
+        c.record(Some(5), Ok(None), 1, &w);
+        c.record(None, Ok(Some(0)), 1, &w);
+        c.record(Some(5), Err("x".into()), 1, &w);
+        assert_eq!(
+            (c.lookups, c.correct, c.missed, c.wrong, c.errors),
+            (4, 1, 1, 1, 1)
+        );
+        assert!(c.first_problem.unwrap().contains("no owner"));
+    }
+}
