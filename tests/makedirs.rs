@@ -297,7 +297,8 @@ fn usage_errors_exit_2_and_touch_nothing() {
         .current_dir(t.path())
         .args(["makedirs", "first", ""])
         .assert()
-        .code(2);
+        .code(2)
+        .stderr("racefree: error: invalid PATH '': empty path\n");
     fs::write(t.path().join("list"), b"one\n\ntwo\n").unwrap();
     racefree()
         .current_dir(t.path())

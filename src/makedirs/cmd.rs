@@ -34,8 +34,10 @@ use crate::exit::{self, Exit};
 )]
 pub struct Args {
     /// Directories to create
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    // Any bytes at all: an empty PATH is refused by our own check, with a message
+    // that says so, rather than by clap's PathBuf parser.
+    #[arg(value_name = "PATH", value_parser = clap::builder::ValueParser::os_string())]
+    pub paths: Vec<OsString>,
 
     /// Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)
     #[arg(short, long, value_name = "MODE")]
@@ -177,7 +179,7 @@ fn report(
 /// Every path to make, from the arguments and `--from`, checked before anything is
 /// touched: an empty path or a NUL inside one is a usage error for the whole run.
 fn gather_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
-    let mut paths = args.paths.clone();
+    let mut paths: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
     if let Some(from) = &args.from {
         let data = read_list(from)?;
         let sep = if args.null { b'\0' } else { b'\n' };
@@ -202,10 +204,10 @@ fn gather_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
         return Err(exit::usage("no PATH given (as arguments or with --from)"));
     }
     for p in &args.paths {
-        super::validate(p).map_err(|e| {
+        super::validate(Path::new(p)).map_err(|e| {
             exit::usage(format!(
                 "invalid PATH '{}': {e}",
-                String::from_utf8_lossy(p.as_os_str().as_bytes())
+                String::from_utf8_lossy(p.as_bytes())
             ))
         })?;
     }
