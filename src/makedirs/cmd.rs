@@ -36,7 +36,7 @@ pub struct Args {
     /// Directories to create
     // Any bytes at all: an empty PATH is refused by our own check, with a message
     // that says so, rather than by clap's PathBuf parser.
-    #[arg(value_name = "PATH", value_parser = clap::builder::ValueParser::os_string())]
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::DirPath, value_parser = clap::builder::ValueParser::os_string())]
     pub paths: Vec<OsString>,
 
     /// Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)
