@@ -2,12 +2,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage, sockopt};
-use nix::sys::time::TimeVal;
 
 use super::proto::{self, MAX_REPLY_LINE};
 pub use super::proto::{Reply, ReplyKind};
@@ -36,7 +37,7 @@ pub fn query_from(
     timeout: Duration,
 ) -> anyhow::Result<Reply> {
     let deadline = Instant::now() + timeout;
-    let mut stream = connect(bind, server, timeout)
+    let mut stream = connect(bind, server, deadline)
         .with_context(|| format!("connecting to identd at {server}"))?;
     let request = format!("{server_port}, {client_port}\r\n");
     stream
@@ -56,32 +57,49 @@ pub fn query_from(
     Ok(reply)
 }
 
-/// A blocking connect bounded by `timeout`: Linux applies SO_SNDTIMEO to connect().
-fn connect(bind: Option<IpAddr>, server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// A connect bounded by `timeout`: started non-blocking, then waited for with poll,
+/// so neither a slow host nor a signal (EINTR) can stretch or break it.
+fn connect(bind: Option<IpAddr>, server: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
     let family = if server.is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
     };
-    let fd: OwnedFd = sock::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    let tv = TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
-    sock::setsockopt(&fd, sockopt::SendTimeout, &tv)?;
-    sock::setsockopt(&fd, sockopt::ReceiveTimeout, &tv)?;
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd: OwnedFd = sock::socket(family, SockType::Stream, flags, None)?;
     if let Some(ip) = bind {
         sock::bind(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            fd.as_raw_fd(),
             &SockaddrStorage::from(SocketAddr::new(ip, 0)),
         )?;
     }
-    match sock::connect(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrStorage::from(server),
-    ) {
-        Ok(()) => Ok(TcpStream::from(fd)),
-        Err(nix::errno::Errno::EINPROGRESS) => {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+    match sock::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
+        Ok(()) => {}
+        Err(Errno::EINPROGRESS | Errno::EINTR) => wait_connected(&fd, deadline)?,
+        Err(e) => return Err(e.into()),
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+fn wait_connected(fd: &OwnedFd, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
         }
-        Err(e) => Err(e.into()),
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match sock::getsockopt(fd, sockopt::SocketError)? {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 

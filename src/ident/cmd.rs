@@ -135,38 +135,35 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let systemd_fds = server::systemd_fd_count();
     let stdin = server::classify(io::stdin().as_fd());
-    let mode = server::decide_mode(
-        args.mode,
-        !args.listen.is_empty(),
-        systemd_fds.is_some(),
-        stdin,
-    )
-    .map_err(usage)?;
-    if mode.is_quiet() {
+    let listen = !args.listen.is_empty();
+    let mode = server::decide_mode(args.mode, listen, systemd_fds.is_some(), stdin);
+    // Quiet when the mode is, and also when the mode cannot be decided but stdin is
+    // a socket or systemd passed some: then inetd or systemd started us, and even
+    // the usage error must not reach fd 2.
+    let quiet = match mode {
+        Ok(m) => m.is_quiet(),
+        Err(_) => stdin != SocketKind::NotSocket || systemd_fds.is_some(),
+    };
+    if quiet {
         // Before anything else can write to fd 2: it may be the client's socket.
         server::silence_stderr()?;
     }
-    let target = args.log.unwrap_or(if mode.is_quiet() {
-        LogTarget::Syslog
-    } else {
-        LogTarget::Stderr
-    });
-    let log_target = if mode.is_quiet() && target == LogTarget::Stderr {
-        LogTarget::Syslog
-    } else {
-        target
-    };
-    let log = Logger::new(log_target);
-    let result = if mode.is_quiet() && target == LogTarget::Stderr {
-        Err(usage(
+    let result = match mode {
+        Err(e) => Err(usage(e)),
+        Ok(_) if quiet && args.log == Some(LogTarget::Stderr) => Err(usage(
             "--log stderr is refused in inetd and systemd modes: fd 2 may be the client's socket",
-        ))
-    } else {
-        serve_in(mode, &args, systemd_fds.unwrap_or(0), log)
+        )),
+        Ok(mode) => {
+            let default = if quiet {
+                LogTarget::Syslog
+            } else {
+                LogTarget::Stderr
+            };
+            let log = Logger::new(args.log.unwrap_or(default));
+            serve_in(mode, &args, systemd_fds.unwrap_or(0), log)
+        }
     };
-    if mode.is_quiet()
-        && let Err(e) = &result
-    {
+    if quiet && let Err(e) = &result {
         // main's report goes to /dev/null now; syslog is the only place it can be read.
         Logger::new(LogTarget::Syslog).error(&format!("{e:#}"));
     }

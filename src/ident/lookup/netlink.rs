@@ -109,18 +109,24 @@ fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
     packet.finalize();
     let mut out = vec![0u8; packet.buffer_len()];
     packet.serialize(&mut out);
-    socket
-        .send_to(&out, &NetlinkAddr::new(0, 0), 0)
-        .context("sending the sock_diag request")?;
+    loop {
+        match socket.send_to(&out, &NetlinkAddr::new(0, 0), 0) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("sending the sock_diag request"),
+        }
+    }
 
     let dump = flags & NLM_F_DUMP != 0;
     let mut rows = Vec::new();
     let mut buf = Vec::with_capacity(RECV_BUF);
     loop {
         buf.clear();
-        let n = socket
-            .recv(&mut buf, 0)
-            .context("reading the sock_diag reply")?;
+        let n = match socket.recv(&mut buf, 0) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the sock_diag reply"),
+        };
         let mut offset = 0;
         while offset < n {
             let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..n])
