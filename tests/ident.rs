@@ -1080,14 +1080,18 @@ fn serve_reports_a_failed_bind_naming_the_address() {
 /// The ident connection, accepted here, as the server's stdin, stdout and stderr;
 /// the returned stream is the querier's end. `identd` is the address it connected to.
 fn inetd_child(args: &[&str]) -> (Child, TcpStream, SocketAddr) {
+    inetd_child_argv(&[["ident", "serve"].as_slice(), args].concat())
+}
+
+/// [`inetd_child`] with the whole argument list (after the program name) given.
+fn inetd_child_argv(argv: &[&str]) -> (Child, TcpStream, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     querier.set_read_timeout(Some(DEADLINE)).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     let fd: OwnedFd = accepted.into();
     let mut cmd = Command::new(racefree_path());
-    cmd.args(["ident", "serve"])
-        .args(args)
+    cmd.args(argv)
         .stdin(Stdio::from(fd.try_clone().unwrap()))
         .stdout(Stdio::from(fd.try_clone().unwrap()))
         .stderr(Stdio::from(fd));
@@ -1170,10 +1174,15 @@ fn inetd_wait_accepts_on_a_listening_stdin() {
 /// `racefree ident serve` with `fd` as fd 3 and LISTEN_FDS/LISTEN_PID naming it, as
 /// systemd passes sockets. The shell moves stdin to fd 3 and execs, keeping its pid.
 fn systemd_child(fd: OwnedFd) -> Child {
-    let script = r#"exec 3<&0 0</dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" ident serve"#;
+    systemd_child_argv(fd, &["ident", "serve"])
+}
+
+fn systemd_child_argv(fd: OwnedFd, argv: &[&str]) -> Child {
+    let script = r#"exec 3<&0 0</dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#;
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script])
         .arg(racefree_path())
+        .args(argv)
         .stdin(Stdio::from(fd))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -1412,4 +1421,88 @@ fn the_library_server_and_client_work_in_process() {
         other => panic!("{other:?}"),
     }
     handle.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// contrib/: the service files start the server the way they say
+
+fn contrib(path: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contrib")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// Runs racefree with `argv` as inetd would and checks it answers about `c`.
+fn assert_inetd_argv_serves(argv: &[&str], c: &Conn) {
+    let (cl, cr) = c.client_end();
+    let (mut child, mut querier, _) = inetd_child_argv(argv);
+    querier
+        .write_all(format!("{}, {}\r\n", cl.port(), cr.port()).as_bytes())
+        .unwrap();
+    querier.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = String::from_utf8(read_until_closed(&mut querier)).unwrap();
+    assert_eq!(got, userid(cl.port(), cr.port(), &my_name()), "{argv:?}");
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{argv:?}");
+}
+
+#[test]
+fn contrib_service_files_run_the_server_they_describe() {
+    let c = connect_pair("127.0.0.1:0", None);
+
+    // inetd.conf: service type proto wait user server argv0 args...
+    let text = contrib("inetd.conf");
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[..4], ["ident", "stream", "tcp", "nowait"]);
+    assert!(
+        fields[5].ends_with("/racefree") && fields[6] == "racefree",
+        "{line}"
+    );
+    assert_inetd_argv_serves(&fields[7..], &c);
+
+    // xinetd: server_args, one process per connection.
+    let text = contrib("xinetd.d/racefree-identd");
+    let setting = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap()
+    };
+    assert_eq!(setting("wait"), "no");
+    assert_eq!(setting("socket_type"), "stream");
+    assert!(setting("server").ends_with("/racefree"));
+    let args = setting("server_args");
+    assert_inetd_argv_serves(&args.split_whitespace().collect::<Vec<_>>(), &c);
+
+    // systemd: Accept=yes, so the instance gets one connected socket as fd 3.
+    let socket = contrib("systemd/racefree-identd.socket");
+    assert!(socket.lines().any(|l| l.trim() == "Accept=yes"));
+    let service = contrib("systemd/racefree-identd@.service");
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let mut words = exec.split_whitespace();
+    assert!(words.next().unwrap().ends_with("/racefree"));
+    let argv: Vec<&str> = words.collect();
+    let (cl, cr) = c.client_end();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let mut child = systemd_child_argv(accepted.into(), &argv);
+    querier
+        .write_all(format!("{},{}\r\n", cl.port(), cr.port()).as_bytes())
+        .unwrap();
+    querier.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = String::from_utf8(read_until_closed(&mut querier)).unwrap();
+    assert_eq!(got, userid(cl.port(), cr.port(), &my_name()));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }
