@@ -91,8 +91,8 @@ enum Reply {
 }
 
 /// Sends one request on a fresh socket and reads until the kernel is done. A socket
-/// per call keeps lookups from many threads independent; it costs a few
-/// microseconds (bench/RESULTS-ident.md).
+/// per call keeps lookups from many threads independent; socket, request and reply
+/// together took 15 us (median; p99 43 us) at 100,000 sockets (bench/RESULTS-ident.md).
 fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
     let socket = Socket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
     nix::sys::socket::setsockopt(
