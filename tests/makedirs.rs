@@ -180,9 +180,16 @@ fn modes_follow_coreutils_under_umask_022_and_077() {
 }
 
 /// A command that runs racefree as an unprivileged user when we are root, so
-/// permission checks apply (root bypasses them).
+/// permission checks apply (root bypasses them). The binary is copied into `dir`
+/// (made searchable by all): the build tree may sit below a directory `nobody`
+/// cannot enter, such as a 0700 mktemp directory.
 fn racefree_unprivileged(dir: &Path) -> StdCommand {
-    let mut cmd = StdCommand::new(racefree_path());
+    let exe = dir.join("racefree-bin");
+    if !exe.exists() {
+        fs::copy(racefree_path(), &exe).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = StdCommand::new(&exe);
     cmd.current_dir(dir);
     // SAFETY: setgid/setuid are async-signal-safe.
     if unsafe { libc::geteuid() } == 0 {

@@ -591,9 +591,12 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 }
                 Err(Errno::ENOENT) => match kind_at(at, name, false) {
                     Ok(Kind::Symlink) => return Err(Error::DanglingSymlink { component: path }),
+                    // Something is there now that stat did not see a moment ago (a
+                    // concurrent creator, whatever mkdir said): look again.
+                    Ok(_) => self.spend_retry()?,
                     // mkdir said it was there and now it is gone: a concurrent
                     // remover. Try this level again.
-                    Err(Errno::ENOENT) | Ok(_) if errno == Errno::EEXIST => self.spend_retry()?,
+                    Err(Errno::ENOENT) if errno == Errno::EEXIST => self.spend_retry()?,
                     // Not there, and mkdir failed for its own reason (EACCES under a
                     // read-only parent, say): that reason is the answer.
                     _ => {
