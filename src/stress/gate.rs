@@ -7,7 +7,10 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Barrier, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -26,6 +29,112 @@ pub fn wait_for_stdin_close() -> io::Result<u64> {
     let mut sink = Vec::new();
     io::stdin().lock().read_to_end(&mut sink)?;
     Ok(now_ns())
+}
+
+/// Releases a barrier exactly once: when asked, or at the latest when dropped. Those
+/// waiting on it (churners) are never left behind when a run returns early because,
+/// say, a racer process could not be started.
+pub struct ReleaseOnce<'a> {
+    barrier: &'a Barrier,
+    once: Once,
+}
+
+impl<'a> ReleaseOnce<'a> {
+    pub fn new(barrier: &'a Barrier) -> Self {
+        ReleaseOnce {
+            barrier,
+            once: Once::new(),
+        }
+    }
+
+    pub fn go(&self) {
+        self.once.call_once(|| {
+            self.barrier.wait();
+        });
+    }
+}
+
+impl Drop for ReleaseOnce<'_> {
+    fn drop(&mut self) {
+        self.go();
+    }
+}
+
+/// Makes a child die with us (SIGKILL when this thread exits), so a racer or server
+/// process never outlives a run that was killed. Spawn from the main thread: the
+/// signal follows the thread that forked.
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Racer processes of this binary, each blocked reading its stdin. Dropped before
+/// they were all waited for (an error on the way), the rest are killed and reaped.
+pub struct Racers {
+    children: Vec<Child>,
+}
+
+impl Racers {
+    /// Starts one process per argument list: `racefree <args...>`.
+    pub fn spawn(
+        arg_lists: impl IntoIterator<Item = Vec<std::ffi::OsString>>,
+    ) -> anyhow::Result<Racers> {
+        let exe =
+            std::env::current_exe().context("finding this binary to start racer processes")?;
+        let mut racers = Racers {
+            children: Vec::new(),
+        };
+        for args in arg_lists {
+            let child = die_with_parent(&mut Command::new(&exe))
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting a racer process")?;
+            racers.children.push(child);
+        }
+        Ok(racers)
+    }
+
+    /// Closes every stdin at once: the racers start.
+    pub fn release(&mut self) {
+        for c in &mut self.children {
+            drop(c.stdin.take());
+        }
+    }
+
+    /// Waits for every racer; a failed racer is an error.
+    pub fn wait_all(mut self) -> anyhow::Result<Vec<Output>> {
+        let mut outputs = Vec::with_capacity(self.children.len());
+        while !self.children.is_empty() {
+            let child = self.children.remove(0);
+            let out = child
+                .wait_with_output()
+                .context("waiting for a racer process")?;
+            if !out.status.success() {
+                bail!("a racer process failed: {}", out.status);
+            }
+            outputs.push(out);
+        }
+        Ok(outputs)
+    }
+}
+
+impl Drop for Racers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// How far apart a set of racers started, in nanoseconds.
@@ -86,7 +195,14 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
             .count() as u32;
-        if arrived >= expect {
+        if arrived > expect {
+            bail!(
+                "barrier '{}': {arrived} arrivals for --expect {expect}; files left by an earlier run? \
+                 use a fresh --barrier-file for each run",
+                path.display()
+            );
+        }
+        if arrived == expect {
             return Ok(now_ns());
         }
         if Instant::now() >= deadline {

@@ -12,9 +12,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -124,11 +123,15 @@ pub struct MakedirsReport {
     pub start_spread_max_ns: u64,
     pub start_spread_median_ns: u64,
     pub seconds: f64,
+    /// When this instance was released (ns since the epoch): across hosts, the
+    /// merge compares these to show how closely the hosts started.
+    pub released_ns: u64,
     pub work_dir: PathBuf,
     pub racefree: ArmReport,
     pub control: Option<ArmReport>,
-    /// Per round, every directory each racer created (multi-host runs only: the
-    /// accounting across hosts is done by `stress report`).
+    /// Per round, every directory each racer created, relative to the work
+    /// directory (multi-host runs only: hosts may mount the share at different
+    /// places; the accounting across hosts is done by `stress report`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds_created: Vec<Vec<PathBuf>>,
 }
@@ -235,6 +238,11 @@ pub fn run(args: &MakedirsArgs, progress: &Progress) -> anyhow::Result<MakedirsR
     if shared && race_args.control {
         bail!("--control runs on one host; leave it out with --barrier-file");
     }
+    if shared && args.dir.is_none() {
+        return Err(crate::exit::usage(
+            "--barrier-file needs --dir: the shared tree every instance races on",
+        ));
+    }
 
     // The work directory: ours alone, created exclusively; or, across hosts, one
     // name every instance agrees on (from the barrier file), created tolerantly.
@@ -281,10 +289,15 @@ pub fn run(args: &MakedirsArgs, progress: &Progress) -> anyhow::Result<MakedirsR
     };
     report.dirs_per_round = expected_dirs(&work.join("r"), args.depth, args.fanout).len() as u64;
 
-    if let Some(b) = &race_args.barrier_file {
-        let expect = race_args.expect.unwrap_or(1);
-        gate::barrier_file(b, instance, expect, race_args.barrier_timeout())?;
-    }
+    report.released_ns = match &race_args.barrier_file {
+        Some(b) => gate::barrier_file(
+            b,
+            instance,
+            race_args.expect.unwrap_or(1),
+            race_args.barrier_timeout(),
+        )?,
+        None => gate::now_ns(),
+    };
 
     let begin = Instant::now();
     let mut spreads = Vec::new();
@@ -315,7 +328,8 @@ pub fn run(args: &MakedirsArgs, progress: &Progress) -> anyhow::Result<MakedirsR
                     outcome
                         .racers
                         .iter()
-                        .flat_map(|r| r.created.clone())
+                        .flat_map(|r| &r.created)
+                        .map(|p| p.strip_prefix(&work).unwrap_or(p).to_path_buf())
                         .collect(),
                 );
             } else {
@@ -370,22 +384,26 @@ fn run_round(
     let removed = AtomicU64::new(0);
     let churners = if churn { (racers / 4).max(1) } else { 0 };
 
+    let start = Barrier::new(churners + 1);
     let outcomes = std::thread::scope(|s| -> anyhow::Result<Vec<RacerOutcome>> {
-        let start = Arc::new(Barrier::new(churners + 1));
         let remover_handles: Vec<_> = (0..churners)
             .map(|c| {
-                let (start, done, removed, expected) = (start.clone(), &done, &removed, &expected);
+                let (start, done, removed, expected) = (&start, &done, &removed, &expected);
                 s.spawn(move || {
                     start.wait();
                     churn_loop(expected, c as u64 + round, done, removed)
                 })
             })
             .collect();
+        // The churners start with the racers; if the racers never start (a process
+        // could not be spawned), the guard still lets the churners go, and stop.
+        let release = gate::ReleaseOnce::new(&start);
         let outcomes = if args.race.processes {
-            race_processes(arm, round_dir, args, round, racers, &start)
+            race_processes(arm, round_dir, args, round, racers, &release)
         } else {
-            race_threads(arm, &orders, &start)
+            race_threads(arm, &orders, &release)
         };
+        release.go();
         done.store(true, Ordering::Relaxed);
         for h in remover_handles {
             h.join().expect("a churner panicked");
@@ -419,7 +437,7 @@ fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool, removed: &Atom
 fn race_threads(
     arm: Arm,
     orders: &[Vec<PathBuf>],
-    churn_start: &Barrier,
+    churn_start: &gate::ReleaseOnce,
 ) -> anyhow::Result<Vec<RacerOutcome>> {
     let barrier = Barrier::new(orders.len());
     std::thread::scope(|s| {
@@ -430,7 +448,7 @@ fn race_threads(
                 s.spawn(move || {
                     // One racer also releases the churners: they start with the racers.
                     if barrier.wait().is_leader() {
-                        churn_start.wait();
+                        churn_start.go();
                     }
                     race(
                         arm,
@@ -456,46 +474,39 @@ fn race_processes(
     args: &MakedirsArgs,
     round: u64,
     racers: usize,
-    churn_start: &Barrier,
+    churn_start: &gate::ReleaseOnce,
 ) -> anyhow::Result<Vec<RacerOutcome>> {
-    let exe = std::env::current_exe().context("finding this binary to start racer processes")?;
-    let mut children: Vec<Child> = Vec::with_capacity(racers);
-    for i in 0..racers {
-        let child = Command::new(&exe)
-            .args(["stress", "worker", "makedirs", "--arm"])
-            .arg(format!("{arm:?}").to_lowercase())
-            .arg("--round-dir")
-            .arg(round_dir)
-            .args([
-                "--depth",
-                &args.depth.to_string(),
-                "--fanout",
-                &args.fanout.to_string(),
-            ])
-            .args(["--seed", &(round * 1_000 + i as u64).to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting a racer process")?;
-        children.push(child);
-    }
-    for c in &mut children {
-        drop(c.stdin.take());
-    }
-    churn_start.wait();
-    let mut outcomes = Vec::with_capacity(racers);
-    for c in children {
-        let out = c
-            .wait_with_output()
-            .context("waiting for a racer process")?;
-        if !out.status.success() {
-            bail!("a racer process failed: {}", out.status);
+    let arm_name = format!("{arm:?}").to_lowercase();
+    let mut procs = gate::Racers::spawn((0..racers).map(|i| {
+        let mut a: Vec<std::ffi::OsString> = [
+            "stress",
+            "worker",
+            "makedirs",
+            "--arm",
+            &arm_name,
+            "--round-dir",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        a.push(round_dir.into());
+        for (k, v) in [
+            ("--depth", args.depth.to_string()),
+            ("--fanout", args.fanout.to_string()),
+            ("--seed", (round * 1_000 + i as u64).to_string()),
+        ] {
+            a.push(k.into());
+            a.push(v.into());
         }
-        outcomes
-            .push(serde_json::from_slice(&out.stdout).context("reading a racer process's result")?);
-    }
-    Ok(outcomes)
+        a
+    }))?;
+    procs.release();
+    churn_start.go();
+    procs
+        .wait_all()?
+        .into_iter()
+        .map(|out| serde_json::from_slice(&out.stdout).context("reading a racer process's result"))
+        .collect()
 }
 
 /// The body of a racer process (`racefree stress worker makedirs`).
@@ -586,6 +597,21 @@ fn verify_round(
                     dir.display()
                 ));
             }
+            if !expected.contains(*dir) {
+                problems.push(format!(
+                    "'{}' reported created, but it is not part of the tree",
+                    dir.display()
+                ));
+            }
+        }
+        for unclaimed in expected
+            .iter()
+            .filter(|d| !creators.contains_key(d.as_path()))
+        {
+            problems.push(format!(
+                "'{}' is in the tree, but no racer reports creating it",
+                unclaimed.display()
+            ));
         }
         if created != expected.len() as u64 {
             problems.push(format!(

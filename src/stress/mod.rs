@@ -33,7 +33,7 @@ pub struct Args {
     pub command: Option<StressCommand>,
 
     /// Seconds for each of the two modes
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
     pub duration: f64,
 
     /// Racers per mode [default: 4 x cores]
@@ -88,7 +88,7 @@ pub struct RaceArgs {
     pub rounds: Option<u64>,
 
     /// Run rounds until S seconds have passed (at least one round)
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
     pub duration: f64,
 
     /// Also run the known-bad control arm under the same load and report its failures
@@ -153,6 +153,14 @@ impl RaceArgs {
             id: None,
             barrier_timeout: 300,
         }
+    }
+}
+
+/// A duration in seconds: a finite number above zero.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("must be a positive number of seconds".into()),
     }
 }
 
@@ -254,11 +262,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 /// The main job: both modes, with their control arms, on a temporary directory and
 /// on loopback.
 fn run_both(args: &Args) -> anyhow::Result<Exit> {
-    if !(args.duration > 0.0 && args.duration.is_finite()) {
-        return Err(exit::usage(
-            "--duration must be a positive number of seconds",
-        ));
-    }
     let race = RaceArgs::new(args.racers, args.processes, args.duration, args.json);
     let md_args = makedirs::MakedirsArgs {
         dir: None,

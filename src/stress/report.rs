@@ -165,7 +165,10 @@ pub struct Merged {
     pub dirs_per_round: u64,
     pub bad_rounds: u64,
     pub problems: Vec<String>,
+    /// The largest spread of racer starts within one host.
     pub start_spread_max_ns: u64,
+    /// How far apart the hosts were released by the barrier file.
+    pub host_release_spread_ns: u64,
     pub passed: bool,
 }
 
@@ -193,6 +196,12 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Exit> {
             merged.failed_calls,
             merged.retries,
             merged.dirs_per_round
+        )?;
+        writeln!(
+            out,
+            "  hosts released within {}; racers within one host within {}",
+            micros(merged.host_release_spread_ns),
+            micros(merged.start_spread_max_ns)
         )?;
         for p in merged.problems.iter().take(10) {
             writeln!(out, "  {p}")?;
@@ -277,8 +286,23 @@ pub fn merge(work: &Path) -> anyhow::Result<Merged> {
             .map(|r| r.start_spread_max_ns)
             .max()
             .unwrap_or(0),
+        host_release_spread_ns: super::gate::spread_ns(reports.iter().map(|r| r.released_ns)),
         passed: false,
     };
+    // Hosts released further apart than the shortest run lasted never raced each
+    // other: such a run proves nothing about the shared filesystem.
+    let shortest_ns = reports
+        .iter()
+        .map(|r| (r.seconds * 1e9) as u64)
+        .min()
+        .unwrap_or(0);
+    if reports.len() > 1 && m.host_release_spread_ns > shortest_ns {
+        m.problems.push(format!(
+            "the hosts did not overlap: released {:.3} s apart, the shortest ran {:.3} s",
+            m.host_release_spread_ns as f64 / 1e9,
+            shortest_ns as f64 / 1e9
+        ));
+    }
     let shape: BTreeSet<(u32, u32)> = reports.iter().map(|r| (r.depth, r.fanout)).collect();
     if shape.len() > 1 {
         m.problems.push(format!(
@@ -302,9 +326,14 @@ pub fn merge(work: &Path) -> anyhow::Result<Merged> {
     }
     let (depth, fanout) = reports.first().map_or((0, 0), |r| (r.depth, r.fanout));
     for (round, created) in &by_round {
-        let round_dir = work.join(format!("round-{round}"));
+        // Reports name directories relative to the work directory.
+        let round_dir = PathBuf::from(format!("round-{round}"));
         let expected = expected_dirs(&round_dir, depth, fanout);
-        let (present, strays) = scan_tree(&round_dir)?;
+        let (on_disk, strays) = scan_tree(&work.join(&round_dir))?;
+        let present: BTreeSet<PathBuf> = on_disk
+            .iter()
+            .map(|p| p.strip_prefix(work).unwrap_or(p).to_path_buf())
+            .collect();
         let mut counts: HashMap<&Path, u32> = HashMap::new();
         for c in created {
             *counts.entry(c.as_path()).or_default() += 1;
