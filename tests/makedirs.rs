@@ -12,7 +12,7 @@ use std::process::{Command as StdCommand, Stdio};
 use predicates::prelude::*;
 use tempfile::TempDir;
 
-use crate::util::{racefree, racefree_path};
+use crate::util::{racefree, racefree_as_nobody, racefree_path};
 
 fn tmp() -> TempDir {
     tempfile::tempdir().unwrap()
@@ -179,35 +179,6 @@ fn modes_follow_coreutils_under_umask_022_and_077() {
     assert_eq!(mode_of(&p.join("sym")), 0o701);
 }
 
-/// A command that runs racefree as an unprivileged user when we are root, so
-/// permission checks apply (root bypasses them). The binary is copied into `dir`
-/// (made searchable by all): the build tree may sit below a directory `nobody`
-/// cannot enter, such as a 0700 mktemp directory.
-fn racefree_unprivileged(dir: &Path) -> StdCommand {
-    let exe = dir.join("racefree-bin");
-    if !exe.exists() {
-        fs::copy(racefree_path(), &exe).unwrap();
-        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut cmd = StdCommand::new(&exe);
-    cmd.current_dir(dir);
-    // SAFETY: setgid/setuid are async-signal-safe.
-    if unsafe { libc::geteuid() } == 0 {
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(65534) != 0
-                    || libc::setuid(65534) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    cmd
-}
-
 #[test]
 fn existing_directories_under_read_only_and_search_only_parents_succeed() {
     let t = tmp();
@@ -219,7 +190,7 @@ fn existing_directories_under_read_only_and_search_only_parents_succeed() {
     fs::create_dir_all(xonly.join("existing")).unwrap();
     fs::set_permissions(&xonly, fs::Permissions::from_mode(0o111)).unwrap();
 
-    let out = racefree_unprivileged(t.path())
+    let out = racefree_as_nobody(t.path())
         .args(["makedirs", "ro/existing", "xonly/existing", "ro/new"])
         .output()
         .unwrap();
@@ -237,7 +208,7 @@ fn an_unsearchable_parent_is_a_clear_permission_error() {
     let closed = t.path().join("closed");
     fs::create_dir_all(closed.join("existing")).unwrap();
     fs::set_permissions(&closed, fs::Permissions::from_mode(0o600)).unwrap();
-    let out = racefree_unprivileged(t.path())
+    let out = racefree_as_nobody(t.path())
         .args(["makedirs", "closed/existing"])
         .output()
         .unwrap();

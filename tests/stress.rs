@@ -3,13 +3,12 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::{Command as StdCommand, Stdio};
 
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{racefree, racefree_path};
+use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
 
 fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -266,7 +265,7 @@ fn ident_every_state_is_answered_right_by_every_source_and_the_control_misses() 
     .into_iter()
     // As root, some sockets are made as nobody: a lookup answering with the
     // caller's uid for them would count as wrong.
-    .chain((unsafe { libc::geteuid() } == 0).then_some("ESTABLISHED (nobody)"))
+    .chain(is_root().then_some("ESTABLISHED (nobody)"))
     {
         assert!(states.contains(st), "no lookups of {st}: {states:?}");
     }
@@ -396,17 +395,14 @@ fn a_barrier_file_needs_a_shared_dir_and_refuses_stale_arrivals() {
 fn a_user_the_server_hides_is_expected_hidden_not_failed() {
     // nobody's home (/nonexistent) cannot be checked for ~/.noident, so the server
     // fails closed and answers HIDDEN-USER: the harness must count that as right.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("skipped: needs root to run as nobody");
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let exe = d.path().join("racefree-bin");
-    fs::copy(racefree_path(), &exe).unwrap();
-    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let mut cmd = StdCommand::new(&exe);
-    cmd.current_dir(d.path()).env("TMPDIR", d.path()).args([
+    let mut cmd = racefree_as_nobody(d.path());
+    cmd.env("TMPDIR", d.path()).args([
         "stress",
         "ident",
         "--via-server",
@@ -418,18 +414,6 @@ fn a_user_the_server_hides_is_expected_hidden_not_failed() {
         "1",
         "--json",
     ]);
-    // SAFETY: setgroups/setgid/setuid are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(65534) != 0
-                || libc::setuid(65534) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let out = cmd.output().unwrap();
     let r = json_of(&out);
     assert_eq!(
