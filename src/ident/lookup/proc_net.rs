@@ -35,7 +35,7 @@ const CHUNK: usize = 256 * 1024;
 /// IPv4-mapped IPv6 (an IPv4 client of a dual-stack listener lives there).
 pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
     for (path, needle) in needles(wanted) {
-        let found = scan_file(Path::new(path), &needle, wanted, matcher)
+        let found = scan_table(Path::new(path), &needle, wanted, matcher)
             .with_context(|| format!("reading {path} for {wanted}"))?;
         if found.is_some() {
             return Ok(found);
@@ -98,13 +98,20 @@ pub(crate) fn hex_addr(ip: &IpAddr) -> String {
         .collect()
 }
 
-fn scan_file(
+/// Scans one table file. A table that does not exist is empty: a kernel booted with
+/// `ipv6.disable=1` has no `/proc/net/tcp6`, and an IPv4 miss in `/proc/net/tcp`
+/// must still end in "no owner", not in an error. Any other failure is one.
+fn scan_table(
     path: &Path,
     needle: &[u8],
     wanted: &Tuple,
     matcher: Matcher,
 ) -> io::Result<Option<Row>> {
-    let mut file = File::open(path)?;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     scan(&mut file, needle, wanted, matcher)
 }
 
@@ -358,6 +365,21 @@ mod tests {
             .unwrap();
         assert_eq!((got.inode, got.state), (31, TcpState::FinWait2));
         assert_eq!(got.tuple.canonical(), t);
+    }
+
+    #[test]
+    fn a_missing_table_is_an_empty_one_but_an_unreadable_one_is_an_error() {
+        // A kernel booted with ipv6.disable=1 has no /proc/net/tcp6: nothing is in it.
+        let t = Tuple::new(sa("127.0.0.1:40000"), sa("127.0.0.1:80"));
+        let needle = &needles(&t)[1].1;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("tcp6");
+        assert_eq!(
+            scan_table(&missing, needle, &t, Matcher::FourTuple).unwrap(),
+            None
+        );
+        // Any other failure still is one: a directory cannot be read as a table.
+        assert!(scan_table(dir.path(), needle, &t, Matcher::FourTuple).is_err());
     }
 
     #[test]
