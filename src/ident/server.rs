@@ -179,27 +179,21 @@ impl Server {
             }
         };
         let entry = lookup::user_entry(owner.uid);
-        if self.is_hidden(owner.uid, entry.as_ref()) {
+        if let Err(e) = &entry {
+            self.shared.log.error(&format!(
+                "reading the password entry of uid {}: {e}; answering HIDDEN-USER",
+                owner.uid
+            ));
+        }
+        if is_hidden(config, owner.uid, &entry) {
             return Answer::Error(ErrorToken::HiddenUser);
         }
         match entry {
-            Some(user) if !config.numeric && proto::is_wire_safe(&user.name) => {
+            Ok(Some(user)) if !config.numeric && proto::is_wire_safe(&user.name) => {
                 Answer::User(user.name)
             }
             // A uid with no password entry, or a name that cannot go on the wire.
             _ => Answer::Uid(owner.uid),
-        }
-    }
-
-    fn is_hidden(&self, uid: u32, entry: Option<&User>) -> bool {
-        let config = &self.shared.config;
-        if config.hide_all || config.hide_uids.contains(&uid) {
-            return true;
-        }
-        match entry {
-            Some(user) => noident_hides(&user.dir),
-            // No entry, no home: nothing could have asked to be hidden.
-            None => false,
         }
     }
 
@@ -420,6 +414,22 @@ impl ServerHandle {
     }
 }
 
+/// Whether the owner `uid` is answered HIDDEN-USER, given what the password database
+/// said about it (`Ok(None)`: no entry; `Err`: it could not be read).
+fn is_hidden(config: &ServerConfig, uid: u32, entry: &nix::Result<Option<User>>) -> bool {
+    if config.hide_all || config.hide_uids.contains(&uid) {
+        return true;
+    }
+    match entry {
+        Ok(Some(user)) => noident_hides(&user.dir),
+        // No entry, no home: nothing could have asked to be hidden.
+        Ok(None) => false,
+        // An unreadable database (NSS down, say) hides a home that may hold a
+        // .noident: fail closed, as for a home that cannot be checked.
+        Err(_) => true,
+    }
+}
+
 /// True when `~/.noident` exists in `home`, or when that cannot be checked: a home
 /// that is missing, relative, not a directory, or unreadable to us hides its user
 /// (fail closed).
@@ -634,6 +644,32 @@ mod tests {
         let file = home.path().join("file");
         fs::write(&file, "").unwrap();
         assert!(noident_hides(&file), "a home that is a file fails closed");
+    }
+
+    #[test]
+    fn a_password_database_error_hides_and_no_entry_does_not() {
+        let config = ServerConfig::default();
+        let uid = 4_000_000_000;
+        assert!(
+            is_hidden(&config, uid, &Err(nix::errno::Errno::EIO)),
+            "an unreadable password database must fail closed"
+        );
+        assert!(!is_hidden(&config, uid, &Ok(None)));
+        let home = tempfile::tempdir().unwrap();
+        let mut user = User::from_uid(Uid::effective()).unwrap().unwrap();
+        user.dir = home.path().to_path_buf();
+        assert!(!is_hidden(
+            &config,
+            user.uid.as_raw(),
+            &Ok(Some(user.clone()))
+        ));
+        fs::write(home.path().join(".noident"), "").unwrap();
+        assert!(is_hidden(&config, user.uid.as_raw(), &Ok(Some(user))));
+        let hide_all = ServerConfig {
+            hide_all: true,
+            ..ServerConfig::default()
+        };
+        assert!(is_hidden(&hide_all, uid, &Ok(None)));
     }
 
     #[test]

@@ -281,16 +281,18 @@ pub fn resolve(source: Source) -> anyhow::Result<Source> {
 /// The user name for a uid from the password database, or the uid as a number when
 /// it has no entry (or the database cannot be read).
 pub fn user_name(uid: u32) -> String {
-    user_entry(uid)
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+    match user_entry(uid) {
+        Ok(Some(u)) => u.name,
+        Ok(None) | Err(_) => uid.to_string(),
+    }
 }
 
-/// The password-database entry of a uid, if it has one.
-pub fn user_entry(uid: u32) -> Option<nix::unistd::User> {
+/// The password-database entry of a uid: `Ok(None)` when it has none, `Err` when
+/// the database could not be read. The two differ for anyone deciding whether a
+/// user asked to be hidden: "no entry" means no home that could hold a `.noident`;
+/// "could not read" means we do not know.
+pub fn user_entry(uid: u32) -> nix::Result<Option<nix::unistd::User>> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
 }
 
 #[cfg(test)]
