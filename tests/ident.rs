@@ -1290,20 +1290,48 @@ fn query_fails_with_status_1_when_no_usable_answer_comes() {
         ),
         (b"so long and thanks\r\n", "malformed reply"),
     ] {
-        let fake = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = fake.local_addr().unwrap().port().to_string();
-        let responder = std::thread::spawn(move || {
-            let (mut s, _) = fake.accept().unwrap();
-            let mut req = [0u8; 64];
-            let _ = s.read(&mut req).unwrap();
-            s.write_all(reply).unwrap();
-        });
+        let (port, responder) = fake_identd(reply);
         racefree()
             .args(["ident", "query", "127.0.0.1", "1", "2", "--port", &port])
             .assert()
             .code(1)
             .stdout("")
             .stderr(predicate::str::contains(message));
+        responder.join().unwrap();
+    }
+}
+
+/// A one-shot identd on loopback that reads a request and sends `reply` verbatim.
+/// Returns its port and the thread to join.
+fn fake_identd(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = fake.local_addr().unwrap().port().to_string();
+    let responder = std::thread::spawn(move || {
+        let (mut s, _) = fake.accept().unwrap();
+        let mut req = [0u8; 64];
+        let _ = s.read(&mut req).unwrap();
+        s.write_all(reply).unwrap();
+    });
+    (port, responder)
+}
+
+#[test]
+fn query_refuses_a_reply_with_control_characters_and_prints_none_of_it() {
+    for reply in [
+        &b"1, 2 : USERID : UNIX : \x1b[31mroot\r\n"[..],
+        b"1, 2 : ERROR : NO-USER\x1b]0;owned\x07\r\n",
+    ] {
+        let (port, responder) = fake_identd(reply);
+        racefree()
+            .args(["ident", "query", "127.0.0.1", "1", "2", "--port", &port])
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains(
+                "malformed reply: reply contains a control character",
+            ))
+            .stderr(predicate::str::contains("\x1b").not())
+            .stderr(predicate::str::contains("root").not());
         responder.join().unwrap();
     }
 }

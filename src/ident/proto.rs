@@ -191,12 +191,20 @@ impl fmt::Display for BadReply {
 
 impl std::error::Error for BadReply {}
 
-/// Parses one reply line (its terminator already removed).
+/// Parses one reply line (its terminator already removed). A control character
+/// anywhere (a tab between fields aside) makes the reply malformed.
 pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
     if line.contains(&0) {
         return Err(BadReply("reply contains a NUL byte"));
     }
     let text = std::str::from_utf8(line).map_err(|_| BadReply("reply is not UTF-8"))?;
+    // The user id and the error token end up on a terminal (`ident query` prints
+    // them), so a server must not be able to send escape sequences or bells there.
+    // A tab is RFC 1413's white space between fields; inside a value it is refused
+    // below, after the blanks around it are trimmed.
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(BadReply(CONTROL));
+    }
     let mut fields = text.splitn(3, ':');
     let ports = fields.next().unwrap_or_default();
     let kind = fields.next().ok_or(BadReply("reply has no reply type"))?;
@@ -226,6 +234,9 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
             if os.is_empty() || user.is_empty() {
                 return Err(BadReply("USERID reply has an empty field"));
             }
+            if [os, user].iter().any(|v| v.contains('\t')) {
+                return Err(BadReply(CONTROL));
+            }
             ReplyKind::UserId {
                 os: os.to_string(),
                 charset,
@@ -236,6 +247,9 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
             let token = info.trim_matches(BLANKS);
             if token.is_empty() {
                 return Err(BadReply("ERROR reply has no token"));
+            }
+            if token.contains('\t') {
+                return Err(BadReply(CONTROL));
             }
             ReplyKind::Error(token.to_string())
         }
@@ -249,6 +263,8 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
 }
 
 const BLANKS: &[char] = &[' ', '\t'];
+
+const CONTROL: &str = "reply contains a control character";
 
 /// Splits a byte stream into lines ended by CRLF, LF or CR, bounded in length.
 ///
@@ -549,6 +565,39 @@ mod tests {
         ] {
             assert!(parse_reply(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn replies_with_control_characters_are_refused() {
+        // `ident query` prints the user id or token: a hostile server must not be
+        // able to drive the terminal it lands on.
+        for bad in [
+            &b"1, 2 : USERID : UNIX : \x1b[31mroot"[..],
+            b"1, 2 : USERID : UNIX : ro\x07ot",
+            b"1, 2 : USERID : UNIX : root\x7f",
+            b"1, 2 : USERID : UNIX : ro\tot",
+            b"1, 2 : USERID : UNIX : \xc2\x9b31mroot",
+            b"1, 2 : USERID : UN\x08IX : root",
+            b"1, 2 : ERROR : NO-USER\x1b]0;owned\x07",
+            b"1, 2 : ERROR : NO\tUSER",
+            b"1\x0b, 2 : ERROR : NO-USER",
+        ] {
+            assert_eq!(
+                parse_reply(bad),
+                Err(BadReply("reply contains a control character")),
+                "{bad:?}"
+            );
+        }
+        // Tabs between the fields are RFC 1413's white space, not part of a value.
+        let r = parse_reply(b"1,\t2\t:\tUSERID\t:\tUNIX\t:\talice\t").unwrap();
+        assert_eq!(
+            r.kind,
+            ReplyKind::UserId {
+                os: "UNIX".into(),
+                charset: None,
+                user: "alice".into()
+            }
+        );
     }
 
     fn lines(framer: &mut LineFramer) -> Vec<Framed> {
