@@ -16,13 +16,14 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use nix::sys::socket::{self as sock, sockopt};
 use nix::unistd::{Gid, Uid, User};
 
@@ -280,19 +281,56 @@ impl Server {
         }
     }
 
-    /// Accepts on every listener until [`ServerHandle::stop`] (or forever).
+    /// Accepts on every listener until one fails for good, then stops them all and
+    /// returns that error (after logging it). Runs forever otherwise.
     pub fn run(&self, listeners: Vec<TcpListener>) -> anyhow::Result<()> {
         let listeners: Vec<Arc<TcpListener>> = listeners.into_iter().map(Arc::new).collect();
         thread::scope(|scope| {
             let loops: Vec<_> = listeners
                 .iter()
-                .map(|l| scope.spawn(|| self.accept_loop(l)))
+                .map(|l| scope.spawn(|| self.accept_until_fatal(l, &listeners)))
                 .collect();
-            loops.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|_| bail!("an accept loop panicked"))
-            })
+            let mut first_error = None;
+            for h in loops {
+                let result = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("an accept loop panicked")));
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
         })
+    }
+
+    /// One accept loop that, when it ends in an error (or a panic), logs it and stops
+    /// every other loop. Without that, a server with two listeners whose first one
+    /// died would go on half-serving, and the error would wait, unreported, for the
+    /// second loop to end: forever.
+    fn accept_until_fatal(
+        &self,
+        listener: &TcpListener,
+        all: &[Arc<TcpListener>],
+    ) -> anyhow::Result<()> {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.accept_loop(listener)))
+            .unwrap_or_else(|_| Err(anyhow!("an accept loop panicked")));
+        if let Err(e) = &result {
+            self.shared
+                .log
+                .error(&format!("{e:#}; stopping the server"));
+            self.stop_accepting(all);
+        }
+        result
+    }
+
+    /// Makes every accept loop over `listeners` return: the flag first, so that the
+    /// accept() the shutdown wakes (on Linux, shutting a listening socket down does)
+    /// reads it and ends quietly instead of reporting the wake-up as an error.
+    fn stop_accepting(&self, listeners: &[Arc<TcpListener>]) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for l in listeners {
+            let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
+        }
     }
 
     /// Starts serving `listeners` on background threads, for callers (stress, tests)
@@ -306,10 +344,10 @@ impl Server {
         let threads = listeners
             .iter()
             .map(|l| {
-                let (server, l) = (self.clone(), Arc::clone(l));
+                let (server, l, all) = (self.clone(), Arc::clone(l), listeners.clone());
                 thread::Builder::new()
                     .name("identd-accept".into())
-                    .spawn(move || server.accept_loop(&l))
+                    .spawn(move || server.accept_until_fatal(&l, &all))
             })
             .collect::<io::Result<Vec<_>>>()
             .context("starting accept threads")?;
@@ -322,7 +360,9 @@ impl Server {
     }
 
     fn accept_loop(&self, listener: &TcpListener) -> anyhow::Result<()> {
-        let addr = listener.local_addr().ok();
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "a listener".to_string(), |a| a.to_string());
         loop {
             let accepted = listener.accept();
             if self.shared.stop.load(Ordering::SeqCst) {
@@ -336,12 +376,10 @@ impl Server {
                     // Out of descriptors or memory: refusing is all we can do; give the
                     // connections being served a moment to finish before trying again.
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        self.shared
-                            .log
-                            .error(&format!("accepting on {addr:?}: {e}"));
+                        self.shared.log.error(&format!("accepting on {addr}: {e}"));
                         thread::sleep(Duration::from_millis(100));
                     }
-                    _ => return Err(e).with_context(|| format!("accepting on {addr:?}")),
+                    _ => return Err(e).with_context(|| format!("accepting on {addr}")),
                 },
             }
         }
@@ -399,13 +437,10 @@ impl ServerHandle {
     }
 
     /// Stops accepting and waits for the accept threads. Connections being served
-    /// finish on their own (client close or timeout).
+    /// finish on their own (client close or timeout). Returns the error that ended
+    /// an accept loop early (and with it all the others), if one did.
     pub fn stop(self) -> anyhow::Result<()> {
-        self.server.shared.stop.store(true, Ordering::SeqCst);
-        for l in &self.listeners {
-            // On Linux, shutting a listening socket down wakes a blocked accept().
-            let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
-        }
+        self.server.stop_accepting(&self.listeners);
         for t in self.threads {
             t.join()
                 .unwrap_or_else(|_| bail!("an accept loop panicked"))?;
@@ -788,6 +823,28 @@ mod tests {
             Logger::new(LogTarget::None),
         );
         assert_eq!(hide_all.answer(here, querier, req), hidden);
+    }
+
+    #[test]
+    fn a_fatal_error_in_one_accept_loop_stops_the_server_and_is_returned() {
+        let server = Server::new(ServerConfig::default(), Logger::new(LogTarget::None));
+        let healthy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let failing = TcpListener::bind("127.0.0.1:0").unwrap();
+        let failing_addr = failing.local_addr().unwrap();
+        let failing_too = failing.try_clone().unwrap();
+        let (done, result) = std::sync::mpsc::channel();
+        thread::spawn(move || done.send(server.run(vec![healthy, failing])));
+        // Shut down under a running accept(), without asking the server to stop:
+        // accept fails with EINVAL, which no retry can cure.
+        sock::shutdown(failing_too.as_raw_fd(), sock::Shutdown::Both).unwrap();
+        let err = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("run kept going on its other listener")
+            .expect_err("run hid the accept error");
+        assert!(
+            format!("{err:#}").contains(&failing_addr.to_string()),
+            "{err:#}"
+        );
     }
 
     #[test]
