@@ -77,7 +77,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable')
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'How the server was started')
             [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Standalone and inetd wait: connections served at once; more are closed at once')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop')
             [CompletionResult]::new('--hide', '--hide', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for this user (name or uid); repeatable')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')

@@ -70,7 +70,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable'
             cand --mode 'How the server was started'
             cand --max-conns 'Standalone and inetd wait: connections served at once; more are closed at once'
-            cand --timeout 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)'
+            cand --timeout 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)'
             cand --user 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
             cand --source 'Where to read the kernel''s socket table'

@@ -62,7 +62,7 @@ inetd-wait\t'stdin is a listening socket: accept on it'
 systemd\t'sockets passed as fds 3.. (LISTEN_FDS, LISTEN_PID)'
 standalone\t'bind every --listen address here'"
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l max-conns -d 'Standalone and inetd wait: connections served at once; more are closed at once' -r
-complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l timeout -d 'Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l timeout -d 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l user -d 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide -d 'Answer HIDDEN-USER for this user (name or uid); repeatable' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l source -d 'Where to read the kernel\'s socket table' -r -f -a "proc\t'`/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple'

@@ -930,6 +930,54 @@ fn a_request_never_finished_times_out_silently() {
 }
 
 #[test]
+fn a_request_trickled_byte_by_byte_is_cut_off_at_the_timeout() {
+    // One blank every 200 ms: no read ever waits a whole second, but the line as a
+    // whole must arrive within --timeout or the slot is given back.
+    let identd = Identd::start("127.0.0.1:0", &["--timeout", "1"]);
+    let mut s = identd.connect();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "still connected after {:?}",
+            start.elapsed()
+        );
+        if s.write_all(b" ").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let took = start.elapsed();
+    assert_eq!(got, b"", "the trickled request was answered");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed after {took:?}, before the timeout"
+    );
+    assert!(took < Duration::from_secs(5), "closed only after {took:?}");
+}
+
+#[test]
+fn a_connection_is_closed_after_100_requests() {
+    let identd = Identd::start("127.0.0.1:0", &[]);
+    let mut s = identd.connect();
+    let requests: String = (1..=101).map(|i| format!("{i},{i}\r\n")).collect();
+    s.write_all(requests.as_bytes()).unwrap();
+    let got = String::from_utf8(read_until_closed(&mut s)).unwrap();
+    let expected: String = (1..=100).map(|i| error(i, i, "NO-USER")).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn past_max_conns_new_connections_are_closed_at_once() {
     let identd = Identd::start("127.0.0.1:0", &["--max-conns", "1"]);
     let mut first = identd.connect();

@@ -93,7 +93,9 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     is inetd nowait (serve it, then exit), a listening socket is inetd wait. --mode \
     insists on one.\n\n\
     A querier learns only about connections between its own address and the address it \
-    connected to; anything else is NO-USER. In inetd and systemd modes nothing is ever \
+    connected to; anything else is NO-USER. A connection is closed after 100 requests, \
+    or when a request line is not complete within --timeout (a deadline for the whole \
+    line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
     Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
     the server is ready, so port 0 can be used and found.";
@@ -109,7 +111,7 @@ pub struct ServeArgs {
     /// Standalone and inetd wait: connections served at once; more are closed at once
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_conns: u32,
-    /// Close a connection idle this many seconds (RFC 1413 suggests 60 to 180)
+    /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// After binding, drop to this user (setgroups, setgid, setuid) and verify the drop

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use nix::sys::socket::{self as sock, sockopt};
@@ -29,6 +29,11 @@ use nix::unistd::{Gid, Uid, User};
 
 use super::lookup::{self, Matcher, Source, Tuple};
 use super::proto::{self, Answer, ErrorToken, Framed, LineFramer, MAX_LINE};
+
+/// Requests answered on one connection before it is closed. RFC 1413 allows
+/// several per connection but sets no limit; real clients send one. The cap, with
+/// the per-line deadline, bounds how long one client can hold a connection slot.
+pub const MAX_REQUESTS_PER_CONN: usize = 100;
 
 /// What a server answers and how long it waits. Shared read-only by every connection.
 #[derive(Clone, Debug)]
@@ -42,7 +47,8 @@ pub struct ServerConfig {
     pub hide_uids: Vec<u32>,
     /// Every user is answered HIDDEN-USER.
     pub hide_all: bool,
-    /// A connection idle this long is closed.
+    /// Each request line must be complete this long after the previous one was
+    /// (or after the connection opened), or the connection is closed.
     pub timeout: Duration,
     /// Connections served at once; past it new ones are closed at once.
     pub max_conns: usize,
@@ -216,24 +222,40 @@ impl Server {
         reply
     }
 
-    /// Answers requests on one connection until the client closes, the connection
-    /// idles for the configured timeout, or a line runs over 1,000 bytes. Nothing is
-    /// sent before a request arrives.
+    /// Answers requests on one connection until the client closes, a request is not
+    /// complete within the configured timeout, [`MAX_REQUESTS_PER_CONN`] have been
+    /// answered, or a line runs over 1,000 bytes. Nothing is sent before a request
+    /// arrives.
+    ///
+    /// The timeout is a deadline per request line, from the end of the previous one
+    /// (or the connection's start) to the end of this one, not a limit per read: a
+    /// client sending one byte every 59 s would otherwise hold its slot for hours
+    /// (1,000 bytes) per line, and forever with many lines. With the request cap,
+    /// a connection lasts at most about 100 timeouts.
     pub fn serve_connection(&self, mut stream: TcpStream) -> io::Result<()> {
         let local = stream.local_addr()?;
         let peer = stream.peer_addr()?;
         let timeout = self.shared.config.timeout;
-        stream.set_read_timeout(Some(timeout))?;
         // A client that never reads its replies must not hold us past the timeout either.
         stream.set_write_timeout(Some(timeout))?;
         let mut framer = LineFramer::new(MAX_LINE);
         let mut buf = [0u8; 1024];
+        let mut answered = 0;
+        let mut deadline = Instant::now() + timeout;
         loop {
             loop {
                 match framer.next_line() {
                     Framed::Line(line) => {
                         let reply = self.respond(local, peer, &line);
                         stream.write_all(reply.as_bytes())?;
+                        answered += 1;
+                        if answered == MAX_REQUESTS_PER_CONN {
+                            self.shared.log.info(&format!(
+                                "{peer}: {MAX_REQUESTS_PER_CONN} requests answered; closing"
+                            ));
+                            return Ok(());
+                        }
+                        deadline = Instant::now() + timeout;
                     }
                     Framed::Overlong => {
                         self.shared
@@ -244,6 +266,12 @@ impl Server {
                     Framed::NeedMore => break,
                 }
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.log_timeout(peer, timeout);
+                return Ok(());
+            }
+            stream.set_read_timeout(Some(left))?;
             match stream.read(&mut buf) {
                 Ok(0) => {
                     // The client half-closed after an unterminated request: still answer it.
@@ -261,14 +289,19 @@ impl Server {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    self.shared
-                        .log
-                        .info(&format!("{peer}: idle for {}s; closing", timeout.as_secs()));
+                    self.log_timeout(peer, timeout);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn log_timeout(&self, peer: SocketAddr, timeout: Duration) {
+        self.shared.log.info(&format!(
+            "{peer}: no complete request within {}s; closing",
+            timeout.as_secs()
+        ));
     }
 
     /// Serves one connection and logs how it ended.
