@@ -4,10 +4,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use racefree::ident::server;
 use racefree::{cli::Cli, exit};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Under inetd fd 2 may be the client's socket: a usage error goes to syslog.
+        Err(err) if err.use_stderr() && server::started_by_a_superserver() => {
+            server::log_usage_error_quietly(&err.to_string());
+            return exit::Exit::Usage.into();
+        }
+        Err(err) => err.exit(),
+    };
     match racefree::run(cli) {
         Ok(status) => status.into(),
         Err(err) => exit::report_fatal(&err).into(),

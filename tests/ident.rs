@@ -1198,6 +1198,36 @@ fn inetd_mode_errors_go_nowhere_near_the_client() {
 }
 
 #[test]
+fn inetd_mode_usage_errors_from_the_argument_parser_go_nowhere_near_the_client() {
+    // clap refuses these before `serve` runs, so serve's own silencing of fd 2
+    // comes too late: main must recognise inetd (stdin a socket) by itself.
+    for args in [
+        &["ident", "serve", "--max-conns", "0"][..],
+        &["ident", "serve", "--no-such-option"],
+        &["ident", "serve", "--timeout"],
+        &["no-such-command"],
+    ] {
+        let (mut child, mut querier, _) = inetd_child_argv(args);
+        let _ = querier.write_all(b"1,1\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&read_until_closed(&mut querier)),
+            "",
+            "{args:?} leaked text to the client"
+        );
+        assert_eq!(child.wait().unwrap().code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn usage_errors_outside_inetd_still_reach_stderr() {
+    racefree()
+        .args(["ident", "serve", "--max-conns", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-conns"));
+}
+
+#[test]
 fn inetd_wait_accepts_on_a_listening_stdin() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -10,7 +10,9 @@
 //! **Quiet modes.** Under inetd, and under systemd with `StandardInput=socket`,
 //! fd 2 is often the client's socket: one stray diagnostic would be sent to the
 //! querier as if it were a reply. In those modes fd 2 is pointed at /dev/null before
-//! anything can be written to it and everything goes to syslog instead.
+//! anything can be written to it and everything goes to syslog instead. The same
+//! holds for a command-line error clap finds before `serve` runs: `main` asks
+//! [`started_by_a_superserver`] and sends it to syslog with [`log_usage_error_quietly`].
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -90,19 +92,24 @@ enum Sink {
     Discard,
 }
 
+impl Sink {
+    /// Syslog, facility daemon, with `process` as the ident.
+    fn syslog(process: &str) -> Sink {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: process.into(),
+            pid: std::process::id(),
+        };
+        // No syslog daemon (a container, say): there is nowhere safe to say so.
+        syslog::unix(formatter).map_or(Sink::Discard, |l| Sink::Syslog(Box::new(l)))
+    }
+}
+
 impl Logger {
     pub fn new(target: LogTarget) -> Logger {
         let sink = match target {
-            LogTarget::Syslog => {
-                let formatter = syslog::Formatter3164 {
-                    facility: syslog::Facility::LOG_DAEMON,
-                    hostname: None,
-                    process: "racefree-identd".into(),
-                    pid: std::process::id(),
-                };
-                // No syslog daemon (a container, say): there is nowhere safe to say so.
-                syslog::unix(formatter).map_or(Sink::Discard, |l| Sink::Syslog(Box::new(l)))
-            }
+            LogTarget::Syslog => Sink::syslog("racefree-identd"),
             LogTarget::Stderr => Sink::Stderr,
             LogTarget::None => Sink::Discard,
         };
@@ -619,8 +626,7 @@ pub fn decide_mode(
 /// The number of sockets systemd passed to this process (fds 3, 4, ...), if any:
 /// `LISTEN_PID` must be our pid, so variables inherited from a parent do not count.
 pub fn systemd_fd_count() -> Option<usize> {
-    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
-    if pid != std::process::id() {
+    if !listen_pid_is_ours() {
         return None;
     }
     std::env::var("LISTEN_FDS")
@@ -628,6 +634,40 @@ pub fn systemd_fd_count() -> Option<usize> {
         .parse()
         .ok()
         .filter(|&n: &usize| n > 0)
+}
+
+fn listen_pid_is_ours() -> bool {
+    std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
+/// True when inetd or systemd may have started this process, so that fd 2 may be a
+/// client's socket: fd 0 is a socket of any kind, or `LISTEN_PID` names us. Cruder
+/// than the mode detection on purpose: it runs before the command line is
+/// understood, and a false "yes" costs only an error message sent to syslog.
+pub fn started_by_a_superserver() -> bool {
+    let stdin_is_socket = nix::sys::stat::fstat(io::stdin().as_fd()).is_ok_and(|st| {
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
+            == nix::sys::stat::SFlag::S_IFSOCK
+    });
+    stdin_is_socket || listen_pid_is_ours()
+}
+
+/// Reports a command-line error that clap found when [`started_by_a_superserver`]:
+/// clap would print it on fd 2, which under inetd is the client's socket, before
+/// `serve` could silence it. Instead fd 2 goes to /dev/null (so nothing later can
+/// write there either) and the error's first line to syslog, ident `racefree`.
+pub fn log_usage_error_quietly(message: &str) {
+    // If /dev/null cannot be opened there is nothing better to do: we print nothing.
+    let _ = silence_stderr();
+    let first = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let log = Logger {
+        sink: Mutex::new(Sink::syslog("racefree")),
+    };
+    log.error(&format!("usage error: {first}"));
 }
 
 /// Points fd 2 at /dev/null, so nothing (a fatal error printed by `main`, a panic
