@@ -180,9 +180,14 @@ impl Server {
     /// to `local`: the owner of `local.ip():server_port` to `peer.ip():client_port`.
     pub fn answer(&self, local: SocketAddr, peer: SocketAddr, request: proto::Request) -> Answer {
         let config = &self.shared.config;
+        // set_port keeps a link-local address's scope id, which netlink's lookup needs.
+        let with_port = |mut addr: SocketAddr, port| {
+            addr.set_port(port);
+            addr
+        };
         let tuple = Tuple::new(
-            SocketAddr::new(local.ip(), request.server_port),
-            SocketAddr::new(peer.ip(), request.client_port),
+            with_port(local, request.server_port),
+            with_port(peer, request.client_port),
         );
         let owner = match lookup::lookup_owner_with(&tuple, config.source, config.matcher) {
             Ok(Some(owner)) => owner,

@@ -17,7 +17,7 @@ mod netlink;
 mod proc_net;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::OnceLock;
 
 use anyhow::Context;
@@ -36,11 +36,30 @@ impl Tuple {
     }
 
     /// The same connection with IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
-    /// written as IPv4, scope and flow labels dropped: the form the lookup compares.
+    /// written as IPv4 and flow labels dropped: the form the lookup compares. An
+    /// IPv6 scope id (the interface of a link-local address) is kept: the kernel
+    /// binds a link-local connection to its interface, and netlink's exact lookup
+    /// finds it only when told which one. Comparisons ignore it ([`Tuple::same_ends`]).
     pub fn canonical(&self) -> Tuple {
         Tuple {
             local: canonical_addr(self.local),
             remote: canonical_addr(self.remote),
+        }
+    }
+
+    /// True when both ends have the same addresses and ports, scope ids aside:
+    /// /proc prints no scope, and a connection's addresses and ports name it.
+    pub fn same_ends(&self, other: &Tuple) -> bool {
+        let ends = |t: &Tuple| (t.local.ip(), t.local.port(), t.remote.ip(), t.remote.port());
+        ends(self) == ends(other)
+    }
+
+    /// The interface of a link-local IPv6 connection (either end's scope id), or 0.
+    pub fn scope_id(&self) -> u32 {
+        match (self.local, self.remote) {
+            (SocketAddr::V6(l), _) if l.scope_id() != 0 => l.scope_id(),
+            (_, SocketAddr::V6(r)) => r.scope_id(),
+            _ => 0,
         }
     }
 
@@ -59,12 +78,12 @@ impl fmt::Display for Tuple {
 }
 
 fn canonical_addr(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
-            None => SocketAddr::new(IpAddr::V6(v6), addr.port()),
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id())),
         },
-        IpAddr::V4(_) => addr,
+        SocketAddr::V4(_) => addr,
     }
 }
 
@@ -203,7 +222,7 @@ impl Matcher {
     /// The one decision: does this row answer for `wanted`? Sources call it on every
     /// row whose tuple matched their fast pre-filter, so it re-checks the tuple.
     pub(crate) fn accepts(self, row: &Row, wanted: &Tuple) -> bool {
-        if row.tuple.canonical() != *wanted || row.inode == 0 {
+        if !row.tuple.canonical().same_ends(wanted) || row.inode == 0 {
             return false;
         }
         match self {
@@ -324,6 +343,21 @@ mod tests {
         assert!(t.is_one_family());
         assert!(!Tuple::new(sa("127.0.0.1:1"), sa("[::1]:2")).is_one_family());
         assert!(Tuple::new(sa("127.0.0.1:1"), sa("[::ffff:127.0.0.1]:2")).is_one_family());
+    }
+
+    #[test]
+    fn a_scope_id_is_kept_but_not_compared() {
+        let scoped = Tuple::new(sa("[fe80::1%3]:22"), sa("[fe80::2%3]:4000"));
+        assert_eq!(scoped.canonical(), scoped);
+        assert_eq!(scoped.canonical().scope_id(), 3);
+        let unscoped = Tuple::new(sa("[fe80::1]:22"), sa("[fe80::2]:4000"));
+        assert_eq!(unscoped.scope_id(), 0);
+        assert!(unscoped.same_ends(&scoped) && scoped.same_ends(&unscoped));
+        // A /proc row has no scope; it still answers for a scoped question.
+        let r = row("[fe80::1]:22", "[fe80::2]:4000", TcpState::Established, 9);
+        assert!(Matcher::FourTuple.accepts(&r, &scoped.canonical()));
+        let other_port = Tuple::new(sa("[fe80::1%3]:23"), sa("[fe80::2%3]:4000"));
+        assert!(!other_port.same_ends(&scoped));
     }
 
     #[test]

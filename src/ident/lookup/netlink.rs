@@ -30,6 +30,10 @@ use super::{Matcher, Row, TcpState, Tuple};
 /// `INET_DIAG_NOCOOKIE`: without it the kernel insists the cookie match and answers ESTALE.
 const NO_COOKIE: [u8; 8] = [0xff; 8];
 
+/// Our request's sequence number. The socket is fresh per request, so one number
+/// serves; a reply must carry it.
+const SEQUENCE: u32 = 1;
+
 /// A reply to one exact lookup is one message of a few hundred bytes.
 const RECV_BUF: usize = 8192;
 
@@ -39,12 +43,24 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks the kernel for `wanted` (canonical) and returns the row if `matcher` accepts it.
 pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
+    // An IPv4 connection of a dual-stack socket sits in the same hash as plain IPv4
+    // ones, so the AF_INET lookup finds it too (its reply carries mapped addresses).
+    match exchange(request_for(wanted), NLM_F_REQUEST)? {
+        Reply::Rows(rows) => Ok(rows.into_iter().find(|r| matcher.accepts(r, wanted))),
+        // ENOENT: no connection and no listener on the port either.
+        Reply::Error(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Reply::Error(e) => Err(e).context("the kernel refused the request"),
+    }
+}
+
+/// The exact-lookup request for `wanted` (canonical).
+fn request_for(wanted: &Tuple) -> InetRequest {
     let family = if wanted.local.is_ipv4() {
         AF_INET
     } else {
         AF_INET6
     };
-    let request = InetRequest {
+    InetRequest {
         family,
         protocol: IPPROTO_TCP,
         extensions: ExtensionFlags::empty(),
@@ -55,17 +71,11 @@ pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Ro
             destination_port: wanted.remote.port(),
             source_address: wanted.local.ip(),
             destination_address: wanted.remote.ip(),
-            interface_id: 0,
+            // A link-local connection is bound to its interface; the kernel's lookup
+            // matches it only with that index here (0 matches unbound sockets only).
+            interface_id: wanted.scope_id(),
             cookie: NO_COOKIE,
         },
-    };
-    // An IPv4 connection of a dual-stack socket sits in the same hash as plain IPv4
-    // ones, so the AF_INET lookup finds it too (its reply carries mapped addresses).
-    match exchange(request, NLM_F_REQUEST)? {
-        Reply::Rows(rows) => Ok(rows.into_iter().find(|r| matcher.accepts(r, wanted))),
-        // ENOENT: no connection and no listener on the port either.
-        Reply::Error(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Reply::Error(e) => Err(e).context("the kernel refused the request"),
     }
 }
 
@@ -104,7 +114,7 @@ fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
 
     let mut header = NetlinkHeader::default();
     header.flags = flags;
-    header.sequence_number = 1;
+    header.sequence_number = SEQUENCE;
     let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
     packet.finalize();
     let mut out = vec![0u8; packet.buffer_len()];
@@ -122,16 +132,37 @@ fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
     let mut buf = Vec::with_capacity(RECV_BUF);
     loop {
         buf.clear();
-        let n = match socket.recv(&mut buf, 0) {
-            Ok(n) => n,
+        let (n, from) = match socket.recv_from(&mut buf, 0) {
+            Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("reading the sock_diag reply"),
         };
-        let mut offset = 0;
-        while offset < n {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..n])
-                .map_err(|e| anyhow::anyhow!("undecodable sock_diag reply: {e}"))?;
-            let len = message.header.length as usize;
+        if let Some(reply) = take_datagram(&buf[..n], from.port_number(), dump, &mut rows)? {
+            return Ok(reply);
+        }
+    }
+}
+
+/// Takes one datagram read from the socket: adds the rows of the kernel's reply to
+/// our request to `rows`, and returns the reply once it is complete. Only messages
+/// from the kernel (netlink port id 0) carrying our sequence number count; anything
+/// else (another process can unicast to our port id) is discarded, so it can
+/// neither answer for the kernel nor end the read early.
+fn take_datagram(
+    bytes: &[u8],
+    sender_port: u32,
+    dump: bool,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<Option<Reply>> {
+    if sender_port != 0 {
+        return Ok(None);
+    }
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let message = NetlinkMessage::<SockDiagMessage>::deserialize(&bytes[offset..])
+            .map_err(|e| anyhow::anyhow!("undecodable sock_diag reply: {e}"))?;
+        let len = message.header.length as usize;
+        if message.header.sequence_number == SEQUENCE {
             match message.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
                     let h = &resp.header;
@@ -148,21 +179,26 @@ fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
                         inode: u64::from(h.inode),
                     });
                     if !dump {
-                        return Ok(Reply::Rows(rows));
+                        return Ok(Some(Reply::Rows(std::mem::take(rows))));
                     }
                 }
                 NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Ok(Reply::Error(io::Error::from_raw_os_error(-e.raw_code())));
+                    return Ok(Some(Reply::Error(io::Error::from_raw_os_error(
+                        -e.raw_code(),
+                    ))));
                 }
-                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => return Ok(Reply::Rows(rows)),
+                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => {
+                    return Ok(Some(Reply::Rows(std::mem::take(rows))));
+                }
                 _ => {}
             }
-            if len == 0 {
-                break;
-            }
-            offset += nlmsg_align(len);
         }
+        if len == 0 {
+            break;
+        }
+        offset += nlmsg_align(len);
     }
+    Ok(None)
 }
 
 fn nlmsg_align(len: usize) -> usize {
@@ -206,5 +242,106 @@ mod tests {
         miss.local = listener.local_addr().unwrap();
         miss.remote.set_port(1);
         assert_eq!(find(&miss, Matcher::FourTuple).unwrap(), None);
+    }
+
+    /// One sock_diag reply message as the kernel would send it, numbered `seq`.
+    fn response(seq: u32, inode: u32) -> Vec<u8> {
+        use netlink_packet_sock_diag::inet::{InetResponse, InetResponseHeader};
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        let body = InetResponse {
+            header: InetResponseHeader {
+                family: AF_INET,
+                state: 1,
+                timer: None,
+                socket_id: SocketId {
+                    source_port: 5000,
+                    destination_port: 80,
+                    source_address: "127.0.0.1".parse().unwrap(),
+                    destination_address: "127.0.0.1".parse().unwrap(),
+                    interface_id: 0,
+                    cookie: [0; 8],
+                },
+                recv_queue: 0,
+                send_queue: 0,
+                uid: 1000,
+                inode,
+            },
+            nlas: Default::default(),
+        };
+        let mut packet =
+            NetlinkMessage::new(header, SockDiagMessage::InetResponse(Box::new(body)).into());
+        packet.finalize();
+        let mut out = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut out);
+        out
+    }
+
+    fn inodes(reply: Option<Reply>) -> Option<Vec<u64>> {
+        match reply? {
+            Reply::Rows(rows) => Some(rows.iter().map(|r| r.inode).collect()),
+            Reply::Error(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn only_the_kernels_reply_to_our_request_counts() {
+        let mut rows = Vec::new();
+        // Another sequence number: not the answer to this request.
+        let stray = take_datagram(&response(SEQUENCE + 1, 7), 0, false, &mut rows).unwrap();
+        assert_eq!(inodes(stray), None);
+        // Our sequence number, but sent by a process (port id 4242), not the kernel.
+        let forged = take_datagram(&response(SEQUENCE, 7), 4242, false, &mut rows).unwrap();
+        assert_eq!(inodes(forged), None);
+        assert!(rows.is_empty());
+        // A stray message ahead of ours in one datagram is skipped, ours taken.
+        let mut both = response(SEQUENCE + 1, 7);
+        both.extend(response(SEQUENCE, 8));
+        let ours = take_datagram(&both, 0, false, &mut rows).unwrap();
+        assert_eq!(inodes(ours), Some(vec![8]));
+    }
+
+    /// A link-local IPv6 address of this host and its interface index, if any.
+    fn link_local() -> Option<SocketAddr> {
+        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+            let a = ifa.address?;
+            let v6 = a.as_sockaddr_in6()?;
+            let ip = v6.ip();
+            (ip.segments()[0] & 0xffc0 == 0xfe80 && v6.scope_id() != 0)
+                .then(|| SocketAddr::V6(std::net::SocketAddrV6::new(ip, 0, 0, v6.scope_id())))
+        })
+    }
+
+    #[test]
+    fn a_link_local_connection_is_found_through_its_scope() {
+        // The kernel binds a link-local connection to its interface, and its exact
+        // lookup then matches only when asked with that interface.
+        let Some(addr) = (probe().is_ok()).then(link_local).flatten() else {
+            eprintln!("note: no netlink sock_diag or no link-local address here; skipping");
+            return;
+        };
+        let listener = TcpListener::bind(addr).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        for end in [&client, &server] {
+            let t = Tuple::new(end.local_addr().unwrap(), end.peer_addr().unwrap());
+            let row = find(&t.canonical(), Matcher::FourTuple)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no row for {t}"));
+            assert_eq!(row.inode, inode_of(end));
+        }
+    }
+
+    #[test]
+    fn the_request_carries_the_scope_of_a_link_local_tuple() {
+        let scoped: SocketAddr = "[fe80::1%7]:22".parse().unwrap();
+        let peer: SocketAddr = "[fe80::2%7]:40000".parse().unwrap();
+        let t = Tuple::new(scoped, peer).canonical();
+        assert_eq!(request_for(&t).socket_id.interface_id, 7);
+        let v4 = Tuple::new(
+            "127.0.0.1:22".parse().unwrap(),
+            "127.0.0.1:4".parse().unwrap(),
+        );
+        assert_eq!(request_for(&v4).socket_id.interface_id, 0);
     }
 }
