@@ -21,7 +21,16 @@ pub fn racefree_as_nobody(dir: &std::path::Path) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let exe = dir.join("racefree-bin");
     if !exe.exists() {
-        std::fs::copy(racefree_path(), &exe).unwrap();
+        // Copied by cp, not std::fs::copy: the copy's write descriptor must never be
+        // open in this multi-threaded process, or a child another test thread forks
+        // at that instant inherits it, and exec of the copy fails with ETXTBSY
+        // until that child has exec'd.
+        let status = std::process::Command::new("cp")
+            .arg(racefree_path())
+            .arg(&exe)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp of the binary failed");
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let mut cmd = std::process::Command::new(&exe);
