@@ -91,13 +91,13 @@ pub fn print_ident(out: &mut dyn Write, r: &IdentReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  {:<9} {:<8} {:<12} {:>9} {:>9} {:>6} {:>8} {:>6} {:>9} {:>9}",
+        "  {:<9} {:<8} {:<20} {:>9} {:>9} {:>6} {:>8} {:>6} {:>9} {:>9}",
         "arm", "method", "state", "lookups", "correct", "wrong", "missed", "errors", "p50", "p99"
     )?;
     for row in &r.rows {
         writeln!(
             out,
-            "  {:<9} {:<8} {:<12} {:>9} {:>9} {:>6} {:>8} {:>6} {:>6.0} µs {:>6.0} µs",
+            "  {:<9} {:<8} {:<20} {:>9} {:>9} {:>6} {:>8} {:>6} {:>6.0} µs {:>6.0} µs",
             row.arm,
             row.method,
             row.state,
