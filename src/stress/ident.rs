@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::gate;
 use super::{Progress, RaceArgs, shuffle};
-use crate::ident::lookup::{Matcher, Source, TcpState, Tuple, lookup_owner_with, resolve};
+use crate::ident::lookup::{
+    Matcher, Source, TcpState, Tuple, lookup_owner_with, parse_hex_endpoint, resolve,
+};
 use crate::ident::{ReplyKind, query};
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -893,25 +895,16 @@ fn read_states() -> anyhow::Result<BTreeMap<(SocketAddr, SocketAddr), TcpState>>
         else {
             continue;
         };
-        let (Some(l), Some(r), Ok(st)) =
-            (hex_v4(local), hex_v4(remote), u8::from_str_radix(st, 16))
-        else {
+        let (Some(l), Some(r), Ok(st)) = (
+            parse_hex_endpoint(local),
+            parse_hex_endpoint(remote),
+            u8::from_str_radix(st, 16),
+        ) else {
             continue;
         };
         out.insert((l, r), TcpState::from_kernel(st));
     }
     Ok(out)
-}
-
-/// `0100007F:1F90` → 127.0.0.1:8080 (the address word is in host byte order).
-fn hex_v4(field: &str) -> Option<SocketAddr> {
-    let (addr, port) = field.split_once(':')?;
-    let word = u32::from_str_radix(addr, 16).ok()?;
-    let ip = std::net::Ipv4Addr::from(word.to_ne_bytes());
-    Some(SocketAddr::new(
-        ip.into(),
-        u16::from_str_radix(port, 16).ok()?,
-    ))
 }
 
 /// `racefree ident serve --listen 127.0.0.1:0`, as a separate process: killed and
@@ -959,12 +952,6 @@ impl Drop for ServeProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_v4_reads_host_order_words() {
-        let a = hex_v4("0100007F:1F90").unwrap();
-        assert_eq!(a, "127.0.0.1:8080".parse().unwrap());
-    }
 
     #[test]
     fn a_cell_sorts_answers_into_correct_wrong_missed() {

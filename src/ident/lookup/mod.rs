@@ -16,6 +16,9 @@
 mod netlink;
 mod proc_net;
 
+/// One /proc/net/tcp{,6} address field back to an address (host-order words).
+pub(crate) use proc_net::parse_hex_endpoint;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::OnceLock;

@@ -194,7 +194,7 @@ fn row_at(buf: &[u8], hit: usize, needle_len: usize) -> Option<Row> {
 }
 
 /// `0100007F:0050` or a 32-digit IPv6 form back to a socket address.
-fn parse_hex_endpoint(s: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_hex_endpoint(s: &str) -> Option<SocketAddr> {
     let (addr, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Vec<u32> = (0..addr.len() / 8)
