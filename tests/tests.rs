@@ -5,4 +5,5 @@ mod docs;
 mod ident;
 mod makedirs;
 mod stress;
+mod testenv;
 mod util;

@@ -1,6 +1,7 @@
 //! `racefree ident lookup`.
 
 use super::*;
+use crate::testenv::as_fsuid;
 
 /// `racefree ident lookup --json` must find this end with this inode and state.
 fn assert_lookup_finds(local: SocketAddr, remote: SocketAddr, inode: u64, state: &str) {
@@ -146,11 +147,10 @@ fn lookup_answers_no_owner_for_time_wait_never_root() {
 }
 
 #[test]
+#[cfg_attr(not(has_ipv6_loopback), ignore = "needs IPv6 loopback")]
 fn lookup_finds_ipv6_loopback_connections() {
-    let Ok(listener) = TcpListener::bind("[::1]:0") else {
-        eprintln!("note: no IPv6 loopback here; skipping");
-        return;
-    };
+    require(&[Precondition::Ipv6Loopback]);
+    let listener = TcpListener::bind("[::1]:0").unwrap();
     let c = connect_to(listener, None);
     let (cl, cr) = c.client_end();
     assert!(cl.is_ipv6());
@@ -161,19 +161,12 @@ fn lookup_finds_ipv6_loopback_connections() {
 }
 
 #[test]
+#[cfg_attr(not(has_dual_stack), ignore = "needs dual-stack sockets")]
 fn lookup_finds_an_ipv4_client_of_a_dual_stack_listener_in_both_notations() {
-    let Ok(listener) = TcpListener::bind("[::]:0") else {
-        eprintln!("note: no IPv6 here; skipping");
-        return;
-    };
+    require(&[Precondition::DualStack]);
+    let listener = TcpListener::bind("[::]:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let client = match TcpStream::connect(("127.0.0.1", port)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("note: [::] is not dual-stack here ({e}); skipping");
-            return;
-        }
-    };
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (server, _) = listener.accept().unwrap();
     let (sl, sr) = (server.local_addr().unwrap(), server.peer_addr().unwrap());
     // The premise: the server end is an IPv6 socket that sees mapped addresses, in tcp6.
@@ -191,31 +184,24 @@ fn lookup_finds_an_ipv4_client_of_a_dual_stack_listener_in_both_notations() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root (to create a socket as another user) and a user named nobody"
+)]
 fn lookup_reports_the_real_owner_not_the_caller() {
-    if !is_root() {
-        eprintln!("note: needs root to create a socket as another user; skipping");
-        return;
-    }
-    let Some(nobody) = nix::unistd::User::from_name("nobody").unwrap() else {
-        eprintln!("note: no user named nobody; skipping");
-        return;
-    };
-    // A socket's owner is the creating thread's fsuid. setfsuid is per thread, so
-    // only this helper thread (never the test harness's) changes identity.
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    // A socket's owner is the creating thread's fsuid.
     let uid = nobody.uid.as_raw();
-    let client = std::thread::spawn(move || {
-        let old = unsafe { libc::setfsuid(uid) };
-        let fd = sock::socket(
+    let client = as_fsuid(uid, || {
+        sock::socket(
             AddressFamily::Inet,
             SockType::Stream,
             SockFlag::SOCK_CLOEXEC,
             None,
-        );
-        unsafe { libc::setfsuid(old as libc::uid_t) };
-        fd.unwrap()
-    })
-    .join()
-    .unwrap();
+        )
+        .unwrap()
+    });
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     sock::connect(
         client.as_raw_fd(),

@@ -1,6 +1,6 @@
 //! `racefree ident` through the built binary: one file per subcommand
-//! (`lookup`, `serve`, `query`); the connections, the server under test and the
-//! reply readers they share are here.
+//! (`lookup`, `serve`, `query`); the connections and reply formats they share are
+//! here, the server under test and the socket helpers in `crate::testenv`.
 //!
 //! Every connection here is real and on loopback. A test that needs a connection in
 //! some TCP state puts it there, then reads the state back from the kernel with
@@ -8,7 +8,7 @@
 //! asynchronous, polls for it with a deadline. Servers listen on port 0 or on a
 //! loopback address no other test uses, so the tests run in parallel.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
@@ -19,9 +19,10 @@ use predicates::prelude::*;
 use procfs::net::TcpState;
 use racefree::ident::{self, Source};
 
-use crate::util::{racefree, racefree_path};
-
-const DEADLINE: Duration = Duration::from_secs(10);
+use crate::testenv::{
+    DEADLINE, Identd, Precondition, inode_of, racefree, racefree_path, read_line,
+    read_until_closed, read_until_closed_or_line, require,
+};
 mod lookup;
 mod query;
 mod serve;
@@ -139,16 +140,6 @@ fn wait_for_state(
     }
 }
 
-fn inode_of(fd: &impl AsRawFd) -> u64 {
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
-    let link = link.to_str().unwrap();
-    link.strip_prefix("socket:[")
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
@@ -157,13 +148,15 @@ fn my_name() -> String {
     ident::user_name(euid())
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 fn netlink_works() -> bool {
+    // Not a cfg'd precondition: the /proc half of each test runs either way. Under
+    // CI the netlink half must run too.
     let ok = ident::lookup::resolve(Source::Netlink).is_ok();
     if !ok {
+        assert!(
+            !crate::testenv::under_ci(),
+            "precondition missing: netlink sock_diag (CI=true: a missing precondition is a failure)"
+        );
         eprintln!("note: netlink sock_diag is unavailable here; its half of this test is skipped");
     }
     ok
@@ -229,123 +222,6 @@ fn time_wait_end() -> (SocketAddr, SocketAddr) {
 
 // ---------------------------------------------------------------------------
 // The server under test, and what it says
-
-/// `racefree ident serve --listen ADDR` as a child, stopped when dropped.
-struct Identd {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Identd {
-    fn start(listen: &str, extra: &[&str]) -> Identd {
-        Self::try_start(listen, extra)
-            .unwrap_or_else(|e| panic!("starting identd on {listen}: {e}"))
-    }
-
-    /// Starts the server; `Err` carries its stderr when it exits before listening.
-    fn try_start(listen: &str, extra: &[&str]) -> Result<Identd, String> {
-        let mut child = Command::new(racefree_path())
-            .args(["ident", "serve", "--listen", listen, "--log", "none"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            child.wait().unwrap();
-            return Err(err);
-        };
-        Ok(Identd {
-            addr: addr.parse().unwrap(),
-            child,
-        })
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s
-    }
-
-    /// Sends `request` on a fresh connection and returns the first reply line.
-    fn ask_line(&self, request: &[u8]) -> String {
-        let mut s = self.connect();
-        s.write_all(request).unwrap();
-        read_line(&mut s)
-    }
-
-    /// `racefree ident query` against this server.
-    fn query(
-        &self,
-        server_port: u16,
-        client_port: u16,
-        bind: Option<&str>,
-    ) -> assert_cmd::assert::Assert {
-        let mut cmd = racefree();
-        cmd.args(["ident", "query", &self.addr.ip().to_string()])
-            .args([server_port.to_string(), client_port.to_string()])
-            .args(["--port", &self.addr.port().to_string(), "--timeout", "10"]);
-        if let Some(b) = bind {
-            cmd.args(["--bind", b]);
-        }
-        cmd.assert()
-    }
-}
-
-impl Drop for Identd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One reply line, CRLF included.
-fn read_line(s: &mut TcpStream) -> String {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        match s.read(&mut byte) {
-            Ok(0) => break,
-            Ok(_) => line.push(byte[0]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!(
-                "reading a reply after {:?}: {e}",
-                String::from_utf8_lossy(&line)
-            ),
-        }
-    }
-    String::from_utf8(line).unwrap()
-}
-
-/// Everything the peer sends until it closes; a reset after a refusal counts as closed.
-fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!(
-                "waiting for the server to close: {e} (got {:?})",
-                String::from_utf8_lossy(&all)
-            ),
-        }
-    }
-}
 
 fn userid(server_port: u16, client_port: u16, user: &str) -> String {
     format!("{server_port}, {client_port} : USERID : UNIX : {user}\r\n")

@@ -39,11 +39,13 @@ fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_ipv6_loopback, has_dual_stack)),
+    ignore = "needs IPv6 loopback and dual-stack sockets"
+)]
 fn server_answers_over_ipv6_and_for_ipv4_clients_of_dual_stack_listeners() {
-    let Ok(identd) = Identd::try_start("[::1]:0", &[]) else {
-        eprintln!("note: no IPv6 loopback here; skipping");
-        return;
-    };
+    require(&[Precondition::Ipv6Loopback, Precondition::DualStack]);
+    let identd = Identd::start("[::1]:0", &[]);
     let me = my_name();
     let c = connect_pair("[::1]:0", None);
     let (cl, cr) = c.client_end();
@@ -51,10 +53,7 @@ fn server_answers_over_ipv6_and_for_ipv4_clients_of_dual_stack_listeners() {
 
     // identd itself on a dual-stack [::] socket, asked over IPv4 about an IPv4
     // connection: its addresses are mapped on the ident socket but not in /proc/net/tcp.
-    let Ok(mut v4) = Identd::try_start("[::]:0", &[]) else {
-        eprintln!("note: no dual-stack socket here; skipping the rest");
-        return;
-    };
+    let mut v4 = Identd::start("[::]:0", &[]);
     v4.addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), v4.addr.port());
     let c = connect_pair("127.0.0.1:0", None);
     let (cl, cr) = c.client_end();
@@ -323,32 +322,14 @@ fn past_max_conns_new_connections_are_closed_at_once() {
     }
 }
 
-/// One reply line, or "" when the server closes without one.
-fn read_until_closed_or_line(s: &mut TcpStream) -> String {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        match s.read(&mut byte) {
-            Ok(0) => break,
-            Ok(_) => line.push(byte[0]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    String::from_utf8(line).unwrap()
-}
-
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root (for --user) and a user named nobody"
+)]
 fn serve_drops_privileges_with_user() {
-    if !is_root() {
-        eprintln!("note: --user needs root; skipping");
-        return;
-    }
-    let Some(nobody) = nix::unistd::User::from_name("nobody").unwrap() else {
-        eprintln!("note: no user named nobody; skipping");
-        return;
-    };
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let identd = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", identd.child.id())).unwrap();
     let field = |name: &str| {
@@ -632,24 +613,15 @@ fn a_listen_pid_for_another_process_is_ignored() {
 // A client this project did not write
 
 #[test]
+#[cfg_attr(
+    not(all(has_net_ident, has_root)),
+    ignore = "needs Perl's Net::Ident (libnet-ident-perl) and root (to bind port 113)"
+)]
 fn perls_net_ident_gets_the_owner_from_our_server() {
-    let has_module = Command::new("perl")
-        .args(["-MNet::Ident", "-e", "1"])
-        .output();
-    if !has_module.is_ok_and(|o| o.status.success()) {
-        eprintln!("note: Perl's Net::Ident (Debian libnet-ident-perl) is not installed; skipping");
-        return;
-    }
     // Net::Ident always asks port 113, so the server needs a loopback address of its
     // own on 113 (root, or CAP_NET_BIND_SERVICE).
-    let identd = match Identd::try_start("127.0.0.9:113", &[]) {
-        Ok(i) => i,
-        Err(e) if !is_root() => {
-            eprintln!("note: binding port 113 needs root ({}); skipping", e.trim());
-            return;
-        }
-        Err(e) => panic!("starting identd on 127.0.0.9:113: {e}"),
-    };
+    require(&[Precondition::NetIdent, Precondition::Root]);
+    let identd = Identd::start("127.0.0.9:113", &[]);
     // Our connection: from 127.0.0.9 (the identd host) to a service on 127.0.0.1
     // (the host that asks, as a server asks about its client).
     let c = connect_pair("127.0.0.1:0", Some("127.0.0.9".parse().unwrap()));

@@ -1,0 +1,431 @@
+//! What every integration test shares (fd's `tests/testenv` is the model): the
+//! binary under test, a [`TestEnv`] owning a temporary tree that runs it and asserts
+//! its exact output with a readable diff, the preconditions a test may need
+//! ([`require`]), and the socket helpers the ident tests use (a server under test,
+//! reply readers, socket inodes, another user's sockets).
+
+// The probes are shared with build.rs, which uses parts the tests do not.
+#[allow(dead_code)]
+mod preconditions;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::assert::Assert;
+pub use preconditions::Precondition;
+
+/// How long any one network step of a test may take before it is a failure.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Preconditions
+
+/// Fails the test unless the machine has every one of `needs`.
+///
+/// A test calling this also carries `#[cfg_attr(not(has_...), ignore = "...")]`, so
+/// outside CI a machine lacking the precondition lists it as ignored, and this is
+/// reached only when build.rs found it, or under CI, where a missing one must fail.
+#[track_caller]
+pub fn require(needs: &[Precondition]) {
+    let missing: Vec<String> = needs
+        .iter()
+        .filter_map(|p| {
+            p.probe()
+                .err()
+                .map(|why| format!("{} ({why})", p.describe()))
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let hint = if preconditions::under_ci() {
+        "CI=true: a missing precondition is a failure, not a skip"
+    } else {
+        "build.rs found it when the tests were built; the machine has changed since \
+         (touch build.rs to probe again)"
+    };
+    panic!("precondition missing: {}; {hint}", missing.join(", "));
+}
+
+pub use preconditions::under_ci;
+
+// ---------------------------------------------------------------------------
+// The binary under test
+
+/// The built `racefree` binary, found through cargo (never a hard-coded path).
+pub fn racefree() -> assert_cmd::Command {
+    assert_cmd::cargo::cargo_bin_cmd!("racefree")
+}
+
+/// The path of the built binary, for tests that spawn many processes themselves.
+pub fn racefree_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin!("racefree").to_path_buf()
+}
+
+/// A command running the built binary as `nobody` when we are root, so permission
+/// checks apply (root bypasses them); as anyone else, as ourselves. The binary is
+/// copied into `dir` (made searchable by all), because the build tree may sit below
+/// a directory nobody cannot enter, such as a 0700 mktemp clone in CI.
+pub fn racefree_as_nobody(dir: &Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let exe = dir.join("racefree-bin");
+    if !exe.exists() {
+        // Copied by cp, not std::fs::copy: the copy's write descriptor must never be
+        // open in this multi-threaded process, or a child another test thread forks
+        // at that instant inherits it, and exec of the copy fails with ETXTBSY
+        // until that child has exec'd.
+        let status = Command::new("cp")
+            .arg(racefree_path())
+            .arg(&exe)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp of the binary failed");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(dir);
+    if is_root() {
+        // SAFETY: setgroups/setgid/setuid are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
+/// nobody's uid and gid on Debian.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+// ---------------------------------------------------------------------------
+// A temporary tree, the binary run in it, and exact output
+
+/// A temporary directory, removed when dropped, in which the binary runs.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+}
+
+/// What a run must produce, exactly.
+pub struct Expected<'a> {
+    pub code: i32,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` to `rel` (parents created), returning its full path.
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.root().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// The binary with `args`, its working directory this tree.
+    pub fn racefree<I, S>(&self, args: I) -> assert_cmd::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = racefree();
+        cmd.current_dir(self.root()).args(args);
+        cmd
+    }
+
+    /// Runs the binary with `args` and asserts its exit code and both streams exactly;
+    /// on a mismatch, the failure shows every difference as a line diff.
+    #[track_caller]
+    pub fn assert_run<I, S>(&self, args: I, want: &Expected) -> Assert
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let assert = self.racefree(args).assert();
+        assert_output(assert.get_output(), want);
+        assert
+    }
+}
+
+/// Asserts a finished process's exit code, stdout and stderr exactly, with a line
+/// diff of each stream that differs.
+#[track_caller]
+pub fn assert_output(out: &std::process::Output, want: &Expected) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut problems = Vec::new();
+    if out.status.code() != Some(want.code) {
+        problems.push(format!(
+            "exit status: expected {}, got {}",
+            want.code, out.status
+        ));
+    }
+    if stdout != want.stdout {
+        problems.push(format!(
+            "stdout (- expected, + actual):\n{}",
+            line_diff(want.stdout, &stdout)
+        ));
+    }
+    if stderr != want.stderr {
+        problems.push(format!(
+            "stderr (- expected, + actual):\n{}",
+            line_diff(want.stderr, &stderr)
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A line diff of two texts: common lines indented, removed `-`, added `+`, each
+/// line debug-quoted so trailing blanks and control bytes show.
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (
+        expected.split_inclusive('\n').collect(),
+        actual.split_inclusive('\n').collect(),
+    );
+    // Longest common subsequence, by the classic table; test output is short.
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out += &format!("  {:?}\n", a[i]);
+            (i, j) = (i + 1, j + 1);
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out += &format!("- {:?}\n", a[i]);
+            i += 1;
+        } else {
+            out += &format!("+ {:?}\n", b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Sockets
+
+/// The inode of a socket descriptor of this process (`socket:[N]` in /proc).
+pub fn inode_of(fd: &impl AsRawFd) -> u64 {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+    socket_inode(&link).unwrap()
+}
+
+/// `socket:[N]` as a /proc fd link shows it, to N.
+pub fn socket_inode(link: &Path) -> Option<u64> {
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Runs `f` on a helper thread whose file-system uid is `uid`, so the sockets it
+/// creates belong to `uid`. fsuid is per thread: the test harness's own threads
+/// never change identity.
+pub fn as_fsuid<T: Send + 'static>(uid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: setfsuid changes only this thread's credentials and returns the old fsuid.
+        let old = unsafe { libc::setfsuid(uid) };
+        let out = f();
+        unsafe { libc::setfsuid(old as libc::uid_t) };
+        out
+    })
+    .join()
+    .unwrap()
+}
+
+/// One reply line, CRLF included.
+pub fn read_line(s: &mut TcpStream) -> String {
+    read_line_until(s, false)
+}
+
+/// One reply line, or "" when the server closes (or resets) without one.
+pub fn read_until_closed_or_line(s: &mut TcpStream) -> String {
+    read_line_until(s, true)
+}
+
+/// Bytes up to CRLF or end of file; a reset ends the line when `reset_is_close`,
+/// and is a failure otherwise.
+fn read_line_until(s: &mut TcpStream, reset_is_close: bool) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if reset_is_close && e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "reading a reply after {:?}: {e}",
+                String::from_utf8_lossy(&line)
+            ),
+        }
+    }
+    String::from_utf8(line).unwrap()
+}
+
+/// Everything the peer sends until it closes; a reset after a refusal counts as closed.
+pub fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "waiting for the server to close: {e} (got {:?})",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server under test
+
+/// `racefree ident serve --listen ADDR` as a child, stopped when dropped. (The
+/// stress harness has the same wrapper for its own use; this one reports a failed
+/// start with the server's stderr, which a test wants to see.)
+pub struct Identd {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Identd {
+    pub fn start(listen: &str, extra: &[&str]) -> Identd {
+        Self::try_start(listen, extra)
+            .unwrap_or_else(|e| panic!("starting identd on {listen}: {e}"))
+    }
+
+    /// Starts the server; `Err` carries its stderr when it exits before listening.
+    pub fn try_start(listen: &str, extra: &[&str]) -> Result<Identd, String> {
+        let mut child = Command::new(racefree_path())
+            .args(["ident", "serve", "--listen", listen, "--log", "none"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            child.wait().unwrap();
+            return Err(err);
+        };
+        Ok(Identd {
+            addr: addr.parse().unwrap(),
+            child,
+        })
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s
+    }
+
+    /// Sends `request` on a fresh connection and returns the first reply line.
+    pub fn ask_line(&self, request: &[u8]) -> String {
+        let mut s = self.connect();
+        s.write_all(request).unwrap();
+        read_line(&mut s)
+    }
+
+    /// `racefree ident query` against this server.
+    pub fn query(&self, server_port: u16, client_port: u16, bind: Option<&str>) -> Assert {
+        let mut cmd = racefree();
+        cmd.args(["ident", "query", &self.addr.ip().to_string()])
+            .args([server_port.to_string(), client_port.to_string()])
+            .args(["--port", &self.addr.port().to_string(), "--timeout", "10"]);
+        if let Some(b) = bind {
+            cmd.args(["--bind", b]);
+        }
+        cmd.assert()
+    }
+}
+
+impl Drop for Identd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_failed_exact_assertion_shows_a_line_diff() {
+    assert_eq!(
+        line_diff("a\nb\nc\n", "a\nB\nc\nd"),
+        "  \"a\\n\"\n- \"b\\n\"\n+ \"B\\n\"\n  \"c\\n\"\n+ \"d\"\n"
+    );
+    let env = TestEnv::new();
+    let out = env.racefree(["no-such-command"]).output().unwrap();
+    let failed = std::panic::catch_unwind(|| {
+        assert_output(
+            &out,
+            &Expected {
+                code: 0,
+                stdout: "",
+                stderr: "",
+            },
+        )
+    });
+    assert!(failed.is_err(), "a wrong expectation passed");
+    let list = env.write("list", "x/y\n");
+    env.assert_run(
+        ["makedirs", "--from", list.to_str().unwrap()],
+        &Expected {
+            code: 0,
+            stdout: "",
+            stderr: "",
+        },
+    );
+    assert!(env.root().join("x/y").is_dir());
+}
