@@ -23,6 +23,7 @@ use crate::testenv::{
     DEADLINE, Identd, Precondition, inode_of, racefree, racefree_path, read_line,
     read_until_closed, read_until_closed_or_line, require,
 };
+mod inetd;
 mod lookup;
 mod query;
 mod serve;

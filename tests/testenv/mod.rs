@@ -54,6 +54,11 @@ pub fn require(needs: &[Precondition]) {
 
 pub use preconditions::under_ci;
 
+/// The xinetd binary (see [`Precondition::Xinetd`]).
+pub fn xinetd_path() -> PathBuf {
+    preconditions::xinetd_path().unwrap_or_else(|e| panic!("{e}"))
+}
+
 // ---------------------------------------------------------------------------
 // The binary under test
 
@@ -253,6 +258,45 @@ pub fn socket_inode(link: &Path) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
+}
+
+/// Every process holding the socket with this inode, by /proc/PID/fd. (A process
+/// that exits mid-scan is skipped: its descriptors are gone with it.)
+pub fn socket_holders(inode: u64) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|link| socket_inode(&link) == Some(inode))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// One field of /proc/PID/status, split on white space (`Uid:` gives four ids).
+pub fn proc_status_field(pid: u32, name: &str) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs `f` on a helper thread whose file-system uid is `uid`, so the sockets it
