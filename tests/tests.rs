@@ -4,6 +4,7 @@
 mod docs;
 mod ident;
 mod makedirs;
+mod props;
 mod stress;
 mod testenv;
 mod util;

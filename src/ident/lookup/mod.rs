@@ -283,6 +283,30 @@ pub fn lookup_owner_with(
     Ok(None)
 }
 
+/// The `/proc/net/tcp{,6}` scan over table bytes from any reader, as [`lookup_owner_with`]
+/// runs it on the real files (`ipv6_table` picks the form tcp6 prints the tuple in).
+/// Public for the fuzz targets (fuzz/) and property tests, which feed it crafted tables.
+#[doc(hidden)]
+pub fn scan_proc_table(
+    table: &mut impl std::io::Read,
+    tuple: &Tuple,
+    ipv6_table: bool,
+    matcher: Matcher,
+) -> std::io::Result<Option<Owner>> {
+    let wanted = tuple.canonical();
+    if !wanted.is_one_family() {
+        return Ok(None);
+    }
+    Ok(
+        proc_net::scan_for(table, &wanted, ipv6_table, matcher)?.map(|row| Owner {
+            uid: row.uid,
+            inode: row.inode,
+            state: row.state,
+            source: Source::Proc,
+        }),
+    )
+}
+
 /// `Auto` becomes `Netlink` when the kernel answers sock_diag, else `Proc`.
 pub fn resolve(source: Source) -> anyhow::Result<Source> {
     static NETLINK_WORKS: OnceLock<Result<(), String>> = OnceLock::new();

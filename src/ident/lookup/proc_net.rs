@@ -115,6 +115,25 @@ fn scan_table(
     scan(&mut file, needle, wanted, matcher)
 }
 
+/// [`scan`] with the needle `wanted` (already canonical) has in the table named:
+/// tcp6 when `ipv6_table`, else tcp (which holds no IPv6 tuple).
+pub(crate) fn scan_for(
+    reader: &mut impl Read,
+    wanted: &Tuple,
+    ipv6_table: bool,
+    matcher: Matcher,
+) -> io::Result<Option<Row>> {
+    let table = if ipv6_table {
+        "/proc/net/tcp6"
+    } else {
+        "/proc/net/tcp"
+    };
+    match needles(wanted).into_iter().find(|(path, _)| *path == table) {
+        Some((_, needle)) => scan(reader, &needle, wanted, matcher),
+        None => Ok(None),
+    }
+}
+
 /// The scan over any reader, so tests can feed it crafted tables.
 pub(crate) fn scan(
     reader: &mut impl Read,

@@ -1,0 +1,423 @@
+//! Properties of racefree's parsers, each defined once and run two ways: by the
+//! property tests in this directory (proptest, a bounded number of cases, on stable,
+//! in every `cargo test`), and by the cargo-fuzz targets in fuzz/ (coverage-guided,
+//! for as long as one cares to run them), which include this file by `#[path]`.
+//! Each function panics when its property fails; it depends on racefree and std only.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+
+use racefree::ident::lookup::scan_proc_table;
+use racefree::ident::proto::{
+    Answer, BadRequest, ErrorToken, Framed, LineFramer, MAX_LINE, Request, format_reply,
+    is_wire_safe, parse_reply, parse_request,
+};
+use racefree::ident::{Matcher, ReplyKind, TcpState, Tuple};
+
+// ---------------------------------------------------------------------------
+// RFC 1413 requests
+
+/// Any bytes: the parser never panics; a request it accepts has ports 1..=65535 and
+/// reads back from its canonical form; one it refuses for range echoes numbers of
+/// at most five digits, one of them out of range; a reply to it parses back.
+pub fn request(line: &[u8]) {
+    let parsed = parse_request(line);
+    match parsed {
+        Ok(r) => {
+            assert!(r.server_port != 0 && r.client_port != 0, "{r:?}");
+            let again = format!("{} , {}", r.server_port, r.client_port);
+            assert_eq!(parse_request(again.as_bytes()), Ok(r));
+            // Whatever a request is, no byte of a line break survives in it.
+            assert!(!line.contains(&b'\n') && !line.contains(&b'\r'), "{line:?}");
+        }
+        Err(BadRequest::PortOutOfRange {
+            server_port,
+            client_port,
+        }) => {
+            assert!(server_port <= 99_999 && client_port <= 99_999);
+            let out_of_range = |p: u32| p == 0 || p > 65_535;
+            assert!(out_of_range(server_port) || out_of_range(client_port));
+        }
+        Err(BadRequest::Malformed) => {}
+    }
+    let echo = match parsed {
+        Ok(Request {
+            server_port,
+            client_port,
+        }) => (u32::from(server_port), u32::from(client_port)),
+        Err(bad) => bad.echo(),
+    };
+    // The server's reply to it, as a client reads it: the ports echoed exactly
+    // (a reply to a malformed request echoes 0, 0, which no client accepts).
+    let reply = format_reply(echo, &Answer::Error(ErrorToken::NoUser));
+    let body = reply.strip_suffix("\r\n").expect("a reply ends in CRLF");
+    match parse_reply(body.as_bytes()) {
+        Ok(r) => {
+            assert_eq!((u32::from(r.server_port), u32::from(r.client_port)), echo);
+            assert_eq!(r.kind, ReplyKind::Error("NO-USER".into()));
+        }
+        Err(_) => assert!(parsed.is_err(), "the reply to {parsed:?} does not parse"),
+    }
+}
+
+/// A well-formed request, written with any blanks around its parts, parses to its ports.
+pub fn request_round_trip(server_port: u16, client_port: u16, blanks: [&str; 4]) {
+    let line = format!(
+        "{}{server_port}{},{}{client_port}{}",
+        blanks[0], blanks[1], blanks[2], blanks[3]
+    );
+    let want = if server_port == 0 || client_port == 0 {
+        Err(BadRequest::PortOutOfRange {
+            server_port: server_port.into(),
+            client_port: client_port.into(),
+        })
+    } else {
+        Ok(Request {
+            server_port,
+            client_port,
+        })
+    };
+    assert_eq!(parse_request(line.as_bytes()), want, "{line:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The line framer
+
+/// What the framer makes of a byte stream: its lines, and how it ended.
+#[derive(Debug, PartialEq, Eq)]
+struct Framing {
+    lines: Vec<Vec<u8>>,
+    overlong: bool,
+    pending: Vec<u8>,
+}
+
+/// Feeds `chunks` one after another, taking every complete line after each, as the
+/// server's read loop does, until the framer says a line is overlong.
+fn frame<'a>(limit: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -> Framing {
+    let mut framer = LineFramer::new(limit);
+    let mut lines = Vec::new();
+    for chunk in chunks {
+        framer.feed(chunk);
+        loop {
+            match framer.next_line() {
+                Framed::Line(l) => lines.push(l),
+                Framed::NeedMore => break,
+                Framed::Overlong => {
+                    return Framing {
+                        lines,
+                        overlong: true,
+                        pending: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+    Framing {
+        lines,
+        overlong: false,
+        pending: framer.pending().to_vec(),
+    }
+}
+
+/// However the stream is cut into reads, the framer sees the same lines (a CRLF split
+/// between two reads is still one terminator) and the same verdict; no line holds
+/// a CR or LF or exceeds the limit; and what it framed is the stream itself.
+pub fn framer(data: &[u8], cuts: &[usize]) {
+    for limit in [MAX_LINE, 8] {
+        let whole = frame(limit, [data]);
+        let mut chunks = Vec::new();
+        let mut rest = data;
+        for &cut in cuts.iter().cycle().take(data.len()) {
+            if rest.is_empty() {
+                break;
+            }
+            let (head, tail) = rest.split_at(cut.clamp(1, rest.len()));
+            chunks.push(head);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            chunks.push(rest);
+        }
+        let pieces = frame(limit, chunks.iter().copied());
+        assert_eq!(pieces, whole, "limit {limit}, reads {chunks:?}");
+        for line in &whole.lines {
+            assert!(line.len() <= limit);
+            assert!(!line.contains(&b'\r') && !line.contains(&b'\n'));
+        }
+        if !whole.overlong {
+            // The stream is the lines, each with some terminator, then what is pending.
+            let mut rest = data;
+            for line in &whole.lines {
+                rest = rest
+                    .strip_prefix(&line[..])
+                    .expect("a line from the stream");
+                rest = rest
+                    .strip_prefix(b"\r\n")
+                    .or_else(|| rest.strip_prefix(b"\r"))
+                    .or_else(|| rest.strip_prefix(b"\n"))
+                    .expect("a terminator after each line");
+            }
+            assert!(
+                rest == &whole.pending[..] || rest.strip_prefix(b"\n") == Some(&whole.pending[..]),
+                "pending {:?}, stream rest {rest:?}",
+                whole.pending
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RFC 1413 replies, as `ident query` reads them
+
+/// Any bytes: the parser never panics; a reply it accepts has non-empty fields with
+/// no control character and no blank at either end, and reads back the same from
+/// its canonical form.
+pub fn reply(line: &[u8]) {
+    let Ok(r) = parse_reply(line) else { return };
+    assert!(r.server_port != 0 && r.client_port != 0);
+    let clean = |field: &str| {
+        !field.is_empty()
+            && !field.chars().any(char::is_control)
+            && field.trim_matches([' ', '\t']) == field
+    };
+    let canonical = match &r.kind {
+        ReplyKind::UserId { os, charset, user } => {
+            assert!(clean(os) && clean(user), "{r:?}");
+            assert!(!os.contains([',', ':']), "{r:?}");
+            if let Some(cs) = charset {
+                assert!(
+                    !cs.contains(':') && !cs.chars().any(char::is_control),
+                    "{r:?}"
+                );
+            }
+            let cs = charset
+                .as_ref()
+                .map(|c| format!(" , {c}"))
+                .unwrap_or_default();
+            format!(
+                "{} , {} : USERID : {os}{cs} : {user}",
+                r.server_port, r.client_port
+            )
+        }
+        ReplyKind::Error(token) => {
+            assert!(clean(token), "{r:?}");
+            format!("{} , {} : ERROR : {token}", r.server_port, r.client_port)
+        }
+    };
+    assert_eq!(
+        parse_reply(canonical.as_bytes()).as_ref(),
+        Ok(&r),
+        "{canonical:?}"
+    );
+}
+
+/// What the server says about a user, `ident query` reads back: the name itself
+/// when it is fit for the wire, otherwise an error, never a different name.
+pub fn reply_round_trip(server_port: u16, client_port: u16, name: &str, uid: u32) {
+    let ports = (u32::from(server_port), u32::from(client_port));
+    for answer in [
+        Answer::User(name.to_string()),
+        Answer::Uid(uid),
+        Answer::Error(ErrorToken::HiddenUser),
+    ] {
+        let wire = format_reply(ports, &answer);
+        let body = wire.strip_suffix("\r\n").expect("CRLF");
+        assert!(!body.contains(['\r', '\n']), "{wire:?}");
+        let r = parse_reply(body.as_bytes()).unwrap_or_else(|e| panic!("{wire:?}: {e}"));
+        assert_eq!((r.server_port, r.client_port), (server_port, client_port));
+        let want = match &answer {
+            Answer::User(n) if is_wire_safe(n) => ReplyKind::UserId {
+                os: "UNIX".into(),
+                charset: None,
+                user: n.clone(),
+            },
+            Answer::User(_) => ReplyKind::Error("UNKNOWN-ERROR".into()),
+            Answer::Uid(u) => ReplyKind::UserId {
+                os: "OTHER".into(),
+                charset: None,
+                user: u.to_string(),
+            },
+            Answer::Error(t) => ReplyKind::Error(t.as_str().into()),
+        };
+        assert_eq!(r.kind, want, "{wire:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The /proc/net/tcp row matcher
+
+/// One row of a generated table.
+#[derive(Clone, Debug)]
+pub struct GenRow {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: u8,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// A generated `/proc/net/tcp` (or tcp6) table, the tuple asked for, and how the
+/// table is cut into reads.
+#[derive(Clone, Debug)]
+pub struct TableCase {
+    pub ipv6_table: bool,
+    pub rows: Vec<GenRow>,
+    /// Lines that are not rows (no colon, no newline), inserted before row `.0`.
+    pub junk: Vec<(usize, Vec<u8>)>,
+    pub wanted: (SocketAddr, SocketAddr),
+    pub established_only: bool,
+    pub reads: Vec<usize>,
+}
+
+/// An address as the kernel prints it: each 32-bit word with `%08X` of its
+/// in-memory (host-order) value; in tcp6, an IPv4 address in its mapped form.
+fn kernel_hex(ip: IpAddr, ipv6_table: bool) -> String {
+    let octets = match (ip, ipv6_table) {
+        (IpAddr::V4(v4), true) => v4.to_ipv6_mapped().octets().to_vec(),
+        (IpAddr::V4(v4), false) => v4.octets().to_vec(),
+        (IpAddr::V6(v6), _) => v6.octets().to_vec(),
+    };
+    octets
+        .chunks_exact(4)
+        .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+        .collect()
+}
+
+impl TableCase {
+    /// The table's text, header first, rows as Linux 6.x prints them.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_vec();
+        for (i, row) in self.rows.iter().enumerate() {
+            for (_, junk) in self.junk.iter().filter(|(at, _)| *at == i) {
+                out.extend_from_slice(junk);
+                out.push(b'\n');
+            }
+            let end =
+                |a: SocketAddr| format!("{}:{:04X}", kernel_hex(a.ip(), self.ipv6_table), a.port());
+            out.extend_from_slice(
+                format!(
+                    "{i:4}: {} {} {:02X} 00000000:00000000 00:00000000 00000000 {:5}        0 {} 1 0000000000000000 20 4 30 10 -1\n",
+                    end(row.local),
+                    end(row.remote),
+                    row.state,
+                    row.uid,
+                    row.inode
+                )
+                .as_bytes(),
+            );
+        }
+        out
+    }
+
+    /// The naive reference: the first row, in table order, whose ends are the
+    /// wanted ones (IPv4-mapped written as IPv4), that a socket still holds
+    /// (inode not 0), in a state the matcher takes (not LISTEN; or ESTABLISHED only).
+    pub fn reference(&self) -> Option<(u32, u64, TcpState)> {
+        let unmap = |a: SocketAddr| match a.ip() {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(a, |v4| SocketAddr::new(v4.into(), a.port())),
+            IpAddr::V4(_) => a,
+        };
+        let ends = |a: SocketAddr| (unmap(a).ip(), a.port());
+        let (wl, wr) = self.wanted;
+        // An IPv6 tuple is never in the IPv4 table; a mixed one is no connection.
+        if !self.ipv6_table && (unmap(wl).is_ipv6() || unmap(wr).is_ipv6()) {
+            return None;
+        }
+        if unmap(wl).is_ipv4() != unmap(wr).is_ipv4() {
+            return None;
+        }
+        self.rows
+            .iter()
+            .find(|r| {
+                ends(r.local) == ends(wl)
+                    && ends(r.remote) == ends(wr)
+                    && r.inode != 0
+                    && if self.established_only {
+                        r.state == 1
+                    } else {
+                        r.state != 10
+                    }
+            })
+            .map(|r| (r.uid, r.inode, TcpState::from_kernel(r.state)))
+    }
+}
+
+/// Hands out bytes in the sizes given, cycling (a size of 0 counts as 1).
+struct Reads<'a> {
+    data: &'a [u8],
+    sizes: &'a [usize],
+    next: usize,
+}
+
+impl Read for Reads<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let size = self
+            .sizes
+            .get(self.next % self.sizes.len().max(1))
+            .copied()
+            .unwrap_or(usize::MAX);
+        self.next += 1;
+        let n = size.max(1).min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The matcher finds exactly the row the naive reference picks, however the table
+/// is cut into reads.
+pub fn table(case: &TableCase) {
+    let text = case.render();
+    let matcher = if case.established_only {
+        Matcher::EstablishedOnly
+    } else {
+        Matcher::FourTuple
+    };
+    let wanted = Tuple::new(case.wanted.0, case.wanted.1);
+    let mut reads = Reads {
+        data: &text,
+        sizes: &case.reads,
+        next: 0,
+    };
+    let found = scan_proc_table(&mut reads, &wanted, case.ipv6_table, matcher)
+        .expect("a table of short rows reads")
+        .map(|o| (o.uid, o.inode, o.state));
+    assert_eq!(
+        found,
+        case.reference(),
+        "table:\n{}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+/// Any bytes as a table: the scan never panics, and a row it answers with is one
+/// whose text holds the tuple asked for, with an inode.
+pub fn table_bytes(text: &[u8], wanted: (SocketAddr, SocketAddr), ipv6_table: bool) {
+    let tuple = Tuple::new(wanted.0, wanted.1);
+    if let Ok(Some(owner)) = scan_proc_table(&mut &text[..], &tuple, ipv6_table, Matcher::FourTuple)
+    {
+        assert_ne!(owner.inode, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// makedirs -m
+
+/// Any mode text under any umask: no panic; a mode is at most 0o7777; plain octal
+/// of up to four digits is taken as written, whatever the umask.
+pub fn mode(spec: &str, umask: u32) {
+    let umask = umask & 0o777;
+    let parsed = racefree::makedirs::mode::parse_mode(spec, umask);
+    if let Ok(m) = parsed {
+        assert!(m <= 0o7777, "{spec:?} under {umask:03o} gave {m:o}");
+    }
+    if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        assert_eq!(
+            parsed,
+            Ok(u32::from_str_radix(spec, 8).unwrap()),
+            "{spec:?}"
+        );
+    }
+}

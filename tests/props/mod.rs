@@ -1,0 +1,199 @@
+//! Property tests of the parsers on stable, in every `cargo test`: the properties in
+//! `checks.rs` (shared with the cargo-fuzz targets in fuzz/) over generated inputs,
+//! a bounded number of cases each so the whole module runs in seconds.
+
+mod checks;
+
+use std::net::{IpAddr, SocketAddr};
+
+use proptest::prelude::*;
+
+use checks::{GenRow, TableCase};
+
+/// Enough cases to cover each grammar's branches many times over, few enough that
+/// the module stays fast on a 2-core CI machine.
+const CASES: u32 = 512;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: CASES,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Bytes mostly from a request's alphabet (digits, blanks, comma, signs, line ends),
+/// sometimes anything.
+fn request_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => "[0-9 ,\t+-]{0,16}".prop_map(String::into_bytes),
+        1 => proptest::collection::vec(any::<u8>(), 0..24),
+        1 => (any::<u32>(), "[ \t]{0,2}", any::<u32>(), "[ \t\0\r\n]{0,2}")
+            .prop_map(|(a, s, b, t)| format!("{a}{s},{s}{b}{t}").into_bytes()),
+    ]
+}
+
+fn reply_line() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => "[0-9]{1,5}[ \t]?,[ \t]?[0-9]{1,5}[ \t]*:[ \t]*(USERID|ERROR|userid|X)[ \t]*:[ \t]*[A-Za-z0-9 ,:\t\x01\x1b\u{202e}\u{e9}-]{0,14}"
+            .prop_map(String::into_bytes),
+        1 => proptest::collection::vec(any::<u8>(), 0..48),
+        1 => ".{0,40}".prop_map(String::into_bytes),
+    ]
+}
+
+fn mode_spec() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "[ugoa]{0,2}[-+=][rwxXstugo]{0,3}(,[ugoa]{0,2}[-+=][rwxXstugo]{0,3}){0,2}",
+        1 => "[0-9]{0,5}",
+        1 => ".{0,8}",
+    ]
+}
+
+/// Two addresses and two ports per family, so generated rows often share a tuple.
+fn endpoint(v6: bool) -> impl Strategy<Value = SocketAddr> {
+    let ips: Vec<IpAddr> = if v6 {
+        ["127.0.0.1", "10.1.2.3", "::1", "2001:db8::9"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect()
+    } else {
+        ["127.0.0.1", "10.1.2.3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect()
+    };
+    (
+        proptest::sample::select(ips),
+        proptest::sample::select(vec![1u16, 113, 0x8000, 65535]),
+    )
+        .prop_map(|(ip, port)| SocketAddr::new(ip, port))
+}
+
+fn gen_row(v6: bool) -> impl Strategy<Value = GenRow> {
+    (
+        endpoint(v6),
+        endpoint(v6),
+        prop_oneof![4 => 1u8..=13, 1 => any::<u8>()],
+        any::<u32>(),
+        prop_oneof![1 => Just(0u64), 3 => 1u64..=u64::MAX],
+    )
+        .prop_map(|(local, remote, state, uid, inode)| GenRow {
+            local,
+            remote,
+            state,
+            uid,
+            inode,
+        })
+}
+
+fn table_case() -> impl Strategy<Value = TableCase> {
+    any::<bool>().prop_flat_map(|v6| {
+        (
+            proptest::collection::vec(gen_row(v6), 0..12),
+            proptest::collection::vec((0usize..12, "[a-z0-9 .-]{0,30}"), 0..3),
+            (endpoint(v6), endpoint(v6)),
+            proptest::option::of(any::<prop::sample::Index>()),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::collection::vec(1usize..300, 0..5),
+        )
+            .prop_map(
+                move |(rows, junk, wanted, copy, mapped, established_only, reads)| {
+                    // Often ask for a tuple that is in the table, sometimes with an
+                    // IPv4 end written as IPv4-mapped IPv6.
+                    let mut wanted = match copy {
+                        Some(i) if !rows.is_empty() => {
+                            let r = &rows[i.index(rows.len())];
+                            (r.local, r.remote)
+                        }
+                        _ => wanted,
+                    };
+                    if mapped {
+                        let map = |a: SocketAddr| match a.ip() {
+                            IpAddr::V4(v4) => SocketAddr::new(v4.to_ipv6_mapped().into(), a.port()),
+                            IpAddr::V6(_) => a,
+                        };
+                        wanted = (map(wanted.0), map(wanted.1));
+                    }
+                    TableCase {
+                        ipv6_table: v6,
+                        rows,
+                        junk: junk
+                            .into_iter()
+                            .map(|(at, s)| (at, s.into_bytes()))
+                            .collect(),
+                        wanted,
+                        established_only,
+                        reads,
+                    }
+                },
+            )
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn request_parser_never_panics_and_reads_back(line in request_bytes()) {
+        checks::request(&line);
+    }
+
+    #[test]
+    fn well_formed_requests_parse_to_their_ports(
+        sp in any::<u16>(),
+        cp in any::<u16>(),
+        b0 in "[ \t]{0,2}", b1 in "[ \t]{0,2}", b2 in "[ \t]{0,2}", b3 in "[ \t]{0,2}",
+    ) {
+        checks::request_round_trip(sp, cp, [&b0, &b1, &b2, &b3]);
+    }
+
+    #[test]
+    fn the_framer_sees_the_same_lines_however_the_stream_is_cut(
+        data in prop_oneof![
+            3 => proptest::collection::vec(proptest::sample::select(b"1, \r\n\t".to_vec()), 0..64),
+            1 => proptest::collection::vec(any::<u8>(), 0..64),
+        ],
+        cuts in proptest::collection::vec(1usize..12, 1..6),
+    ) {
+        checks::framer(&data, &cuts);
+    }
+
+    #[test]
+    fn reply_parser_never_panics_and_reads_back(line in reply_line()) {
+        checks::reply(&line);
+    }
+
+    #[test]
+    fn what_the_server_says_the_client_reads_back(
+        sp in 1u16..,
+        cp in 1u16..,
+        name in prop_oneof![3 => "[a-z_][a-z0-9_.-]{0,15}", 1 => ".{0,12}"],
+        uid in any::<u32>(),
+    ) {
+        checks::reply_round_trip(sp, cp, &name, uid);
+    }
+
+    #[test]
+    fn the_row_matcher_agrees_with_a_naive_reference(case in table_case()) {
+        checks::table(&case);
+    }
+
+    #[test]
+    fn the_row_matcher_never_panics_on_any_bytes(
+        text in proptest::collection::vec(any::<u8>(), 0..200),
+        local in endpoint(true),
+        remote in endpoint(true),
+        v6 in any::<bool>(),
+    ) {
+        checks::table_bytes(&text, (local, remote), v6);
+    }
+
+    #[test]
+    fn mode_parser_never_panics_and_octal_is_taken_as_written(
+        spec in mode_spec(),
+        umask in 0u32..0o1000,
+    ) {
+        checks::mode(&spec, umask);
+    }
+}
