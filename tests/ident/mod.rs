@@ -1,6 +1,7 @@
 //! `racefree ident` through the built binary: one file per subcommand
-//! (`lookup`, `serve`, `query`); the connections and reply formats they share are
-//! here, the server under test and the socket helpers in `crate::testenv`.
+//! (`lookup`, `serve`, `query`) and one for the server under a real xinetd
+//! (`inetd`); the connections and reply formats they share are here, the server
+//! under test and the socket helpers in `crate::testenv`.
 //!
 //! Every connection here is real and on loopback. A test that needs a connection in
 //! some TCP state puts it there, then reads the state back from the kernel with
