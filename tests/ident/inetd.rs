@@ -329,13 +329,13 @@ fn serve_under_xinetd(ip: &str, wait: bool) {
         .filter(|&p| exe_of(p) == binary)
         .collect();
     if wait {
+        // (Which of racefree's processes holds it is the server's design: with
+        // privilege separation it may be the privileged one, which never reads
+        // from the network. The connection's holders were checked above.)
         assert!(
             !served_by_racefree.is_empty(),
             "wait: no racefree process holds the listening socket (holders {listening:?})"
         );
-        for &pid in &served_by_racefree {
-            assert_unprivileged_racefree(pid, "wait, the listening socket's holder");
-        }
     } else {
         assert_eq!(
             served_by_racefree,
