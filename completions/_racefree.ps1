@@ -32,8 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;makedirs' {
-            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)')
-            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names')
             [CompletionResult]::new('--beneath', '--beneath', [CompletionResultType]::ParameterName, 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): ''..'' and symlinks that would escape are errors')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Read paths from FILE (''-'' for standard input), one per line, in addition to any PATH arguments')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'How many paths to work on at once [default: the number of cores]')

@@ -28,8 +28,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;makedirs'= {
-            cand -m 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)'
-            cand --mode 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)'
+            cand -m 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names'
+            cand --mode 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names'
             cand --beneath 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): ''..'' and symlinks that would escape are errors'
             cand --from 'Read paths from FILE (''-'' for standard input), one per line, in addition to any PATH arguments'
             cand -j 'How many paths to work on at once [default: the number of cores]'

@@ -30,7 +30,7 @@ complete -c racefree -n "__fish_racefree_needs_command" -f -a "makedirs" -d 'Cre
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s m -l mode -d 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s m -l mode -d 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)\'s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and \'=\' grants only what it names' -r
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l beneath -d 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): \'..\' and symlinks that would escape are errors' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l from -d 'Read paths from FILE (\'-\' for standard input), one per line, in addition to any PATH arguments' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s j -l jobs -d 'How many paths to work on at once [default: the number of cores]' -r

@@ -4,5 +4,6 @@
 mod docs;
 mod ident;
 mod makedirs;
+mod makedirs_modes;
 mod stress;
 mod util;

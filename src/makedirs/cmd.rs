@@ -39,8 +39,10 @@ pub struct Args {
     #[arg(value_name = "PATH", value_hint = clap::ValueHint::DirPath, value_parser = clap::builder::ValueParser::os_string())]
     pub paths: Vec<OsString>,
 
-    /// Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)
-    #[arg(short, long, value_name = "MODE")]
+    /// Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755,
+    /// 00755) or chmod(1)'s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t);
+    /// a clause without u/g/o/a is limited by the umask, and '=' grants only what it names
+    #[arg(short, long, value_name = "MODE", allow_hyphen_values = true)]
     pub mode: Option<String>,
 
     /// Print "racefree: created directory 'P'" for each directory this process created

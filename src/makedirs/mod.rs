@@ -48,8 +48,9 @@ pub struct Options {
     pub follow_symlinks: bool,
     /// `--beneath DIR`: resolve the path relative to this directory and never leave it.
     pub beneath: Option<OwnedFd>,
-    /// `-m MODE`: the exact mode of a leaf this call creates. `None`: `0777 & ~umask`.
-    pub leaf_mode: Option<u32>,
+    /// `-m MODE`: the mode of a leaf this call creates, as GNU `mkdir -m` gives it.
+    /// `None`: `0777 & ~umask`.
+    pub leaf_mode: Option<mode::LeafMode>,
     /// `--exclusive`: the leaf must be created by this call.
     pub exclusive: bool,
     /// Bound on restarts and per-level retries when the tree changes under the walk.
@@ -251,7 +252,9 @@ pub fn make_dirs_with_hook<H: Hook + ?Sized>(
         opts,
         hook,
         umask,
-        leaf_mode: opts.leaf_mode.unwrap_or(mode::default_leaf_mode(umask)),
+        leaf_mode: opts
+            .leaf_mode
+            .map_or(mode::default_leaf_mode(umask), mode::LeafMode::mkdir_mode),
         ancestor_mode: mode::ancestor_mode(umask),
         made: Made::default(),
     };
@@ -568,7 +571,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             });
             let errno = match mkdirat(at, name, mode) {
                 Ok(()) => {
-                    self.fix_mode(at, name, mode, &path)?;
+                    self.fix_mode(at, name, leaf, &path)?;
                     self.made.created.push(path);
                     return Ok(Level::Created);
                 }
@@ -619,10 +622,22 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
         }
     }
 
-    /// mkdir applies the umask; where that took bits the mode must have, put them
-    /// back on the directory we just made (never by changing the process umask).
-    fn fix_mode(&self, at: At, name: &CString, mode: u32, path: &Path) -> Result<(), Error> {
-        if !mode::needs_chmod(mode, self.umask) {
+    /// mkdir applies the umask and cannot set setuid/setgid; where `-m` (or an
+    /// ancestor's u+wx) asks for what mkdir did not give, put it right on the directory we just made (never by
+    /// changing the process umask). Only the bits MODE mentions are changed, so a
+    /// setgid bit inherited from the parent stays unless MODE clears it, as in GNU.
+    fn fix_mode(&self, at: At, name: &CString, leaf: bool, path: &Path) -> Result<(), Error> {
+        let want = match self.opts.leaf_mode {
+            Some(want) if leaf => want,
+            // No -m: the umask decides, as for mkdir.
+            None if leaf => return Ok(()),
+            // An ancestor must stay u+wx, or the walk could not go on below it.
+            _ => mode::LeafMode {
+                mode: self.ancestor_mode,
+                mentioned: 0o777,
+            },
+        };
+        if !want.needs_fixing(self.umask) {
             return Ok(());
         }
         let io = |op, errno| Error::Io {
@@ -630,12 +645,21 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             component: path.to_path_buf(),
             errno,
         };
-        match open_dir(at, name, false) {
-            Ok(fd) => sys::chmod_dir(&fd, at, name, mode).map_err(|e| io("chmod", e)),
+        let fd = match open_dir(at, name, false) {
+            Ok(fd) => fd,
             // Removed already by someone else: nothing left to fix.
-            Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(io("open", e)),
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(io("open", e)),
+        };
+        let now = sys::mode_of(&fd).map_err(|e| io("stat", e))?;
+        // What GNU's mkdir would have left: the asked bits, whatever our umask took,
+        // plus a setgid bit the kernel copied from the parent.
+        let created = want.mkdir_mode() | (now & 0o2000);
+        let target = want.final_mode(created);
+        if now & 0o7777 == target {
+            return Ok(());
         }
+        sys::chmod_dir(&fd, at, name, target).map_err(|e| io("chmod", e))
     }
 }
 

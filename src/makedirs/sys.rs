@@ -80,6 +80,14 @@ pub fn kind_at(at: At, name: &CStr, follow: bool) -> Result<Kind, Errno> {
     Ok(Kind::from_mode(unsafe { st.assume_init() }.st_mode))
 }
 
+/// The mode bits (st_mode) of what `fd` refers to; O_PATH descriptors work.
+pub fn mode_of(fd: &OwnedFd) -> Result<u32, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is written by the kernel on success before we read it.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    Ok(unsafe { st.assume_init() }.st_mode)
+}
+
 /// Opens a directory for use as an anchor (O_PATH: needs only search permission).
 pub fn open_dir(at: At, name: &CStr, follow: bool) -> Result<OwnedFd, Errno> {
     let mut flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
