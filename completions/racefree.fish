@@ -35,11 +35,11 @@ complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l beneath -
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l from -d 'Read paths from FILE (\'-\' for standard input), one per line, in addition to any PATH arguments' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s j -l jobs -d 'How many paths to work on at once [default: the number of cores]' -r
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l attempts -d 'How many times to start over when the tree changes under the walk' -r
-complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s v -l verbose -d 'Print "racefree: created directory \'P\'" for each directory this process created'
+complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s v -l verbose -d 'Print "racefree: created directory \'P\'" for each directory this process created. Names are quoted as GNU mkdir -v quotes them in the C locale: \'nl\'$\'\\n\'\'x\''
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l no-symlinks -d 'Refuse every symlink in the path; walk one component at a time with openat(O_NOFOLLOW) and mkdirat from the first component. Safe in world-writable directories, where a component could be swapped for a symlink mid-walk'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l exclusive -d 'Ancestors may already exist, but the leaf must be created by this call (the mkdir-as-a-lock idiom); exit 3 if it already exists'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s 0 -l null -d 'With --from: paths are separated by NUL bytes, not newlines'
-complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l json -d 'Print one JSON object per path on stdout: path, directory, created, retries, error'
+complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l json -d 'Print one JSON object per path on stdout: path, directory, created, retries, error. Lossless: a path that is not UTF-8 is written as {"bytes_hex": "<its bytes in hex>"}'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_seen_subcommand_from lookup serve query help" -s h -l help -d 'Print help (see more with \'--help\')'

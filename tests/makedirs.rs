@@ -283,20 +283,20 @@ fn usage_errors_exit_2_and_touch_nothing() {
         .args(["makedirs", "--from", "list"])
         .assert()
         .code(2)
-        .stderr("racefree: error: list, entry 2: empty path\n");
+        .stderr("racefree: error: 'list', entry 2: empty path\n");
     fs::write(t.path().join("nul"), b"one\nt\0wo\n").unwrap();
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "--from", "nul"])
         .assert()
         .code(2)
-        .stderr("racefree: error: nul, entry 2: path contains a NUL byte\n");
+        .stderr("racefree: error: 'nul', entry 2: path contains a NUL byte\n");
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "-m", "u+q", "x"])
         .assert()
         .code(2)
-        .stderr("racefree: error: invalid mode 'u+q': unknown permission 'q' in clause 'u+q'\n");
+        .stderr("racefree: error: invalid mode 'u+q': unexpected 'q' at byte 3\n");
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "--from", "does-not-exist"])

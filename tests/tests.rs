@@ -5,5 +5,6 @@ mod docs;
 mod ident;
 mod makedirs;
 mod makedirs_modes;
+mod makedirs_output;
 mod stress;
 mod util;

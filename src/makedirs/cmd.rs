@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::{Error, Made, Options, make_dirs, mode};
 use crate::exit::{self, Exit};
+use crate::quote::{json_path, quote};
 
 #[derive(Debug, ClapArgs)]
 #[command(
@@ -45,7 +46,8 @@ pub struct Args {
     #[arg(short, long, value_name = "MODE", allow_hyphen_values = true)]
     pub mode: Option<String>,
 
-    /// Print "racefree: created directory 'P'" for each directory this process created
+    /// Print "racefree: created directory 'P'" for each directory this process created.
+    /// Names are quoted as GNU mkdir -v quotes them in the C locale: 'nl'$'\n''x'
     #[arg(short, long)]
     pub verbose: bool,
 
@@ -78,7 +80,8 @@ pub struct Args {
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 
-    /// Print one JSON object per path on stdout: path, directory, created, retries, error
+    /// Print one JSON object per path on stdout: path, directory, created, retries, error.
+    /// Lossless: a path that is not UTF-8 is written as {"bytes_hex": "<its bytes in hex>"}
     #[arg(long)]
     pub json: bool,
 
@@ -154,9 +157,9 @@ fn report(
             Err(e) => (&[][..], 0, Some(e.to_string())),
         };
         let obj = serde_json::json!({
-            "path": path.to_string_lossy(),
+            "path": json_path(path),
             "directory": result.is_ok(),
-            "created": created.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+            "created": created.iter().map(json_path).collect::<Vec<_>>(),
             "retries": retries,
             "error": error,
         });
@@ -164,16 +167,13 @@ fn report(
     } else if let Ok(made) = result {
         if args.verbose {
             for p in &made.created {
-                writeln!(out, "racefree: created directory '{}'", p.display())?;
+                writeln!(out, "racefree: created directory {}", quote(p))?;
             }
         }
     }
     if let Err(e) = result {
         out.flush()?;
-        exit::print_error(format_args!(
-            "cannot create directory '{}': {e}",
-            path.display()
-        ));
+        exit::print_error(format_args!("cannot create directory {}: {e}", quote(path)));
     }
     Ok(())
 }
@@ -198,7 +198,7 @@ fn gather_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
             };
             let p = PathBuf::from(OsString::from_vec(item.to_vec()));
             super::validate(&p)
-                .map_err(|e| exit::usage(format!("{}, entry {}: {e}", from.display(), i + 1)))?;
+                .map_err(|e| exit::usage(format!("{}, entry {}: {e}", quote(from), i + 1)))?;
             paths.push(p);
         }
     }
@@ -206,12 +206,8 @@ fn gather_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
         return Err(exit::usage("no PATH given (as arguments or with --from)"));
     }
     for p in &args.paths {
-        super::validate(Path::new(p)).map_err(|e| {
-            exit::usage(format!(
-                "invalid PATH '{}': {e}",
-                String::from_utf8_lossy(p.as_bytes())
-            ))
-        })?;
+        super::validate(Path::new(p))
+            .map_err(|e| exit::usage(format!("invalid PATH {}: {e}", quote(p))))?;
     }
     Ok(paths)
 }
@@ -224,8 +220,8 @@ fn read_list(from: &Path) -> anyhow::Result<Vec<u8>> {
             .read_to_end(&mut data)
             .context("reading paths from standard input")?;
     } else {
-        data = std::fs::read(from)
-            .with_context(|| format!("reading paths from '{}'", from.display()))?;
+        data =
+            std::fs::read(from).with_context(|| format!("reading paths from {}", quote(from)))?;
     }
     Ok(data)
 }
@@ -235,6 +231,6 @@ fn open_beneath(dir: &Path) -> anyhow::Result<OwnedFd> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
         .open(dir)
-        .with_context(|| format!("cannot open --beneath directory '{}'", dir.display()))?;
+        .with_context(|| format!("cannot open --beneath directory {}", quote(dir)))?;
     Ok(OwnedFd::from(f))
 }

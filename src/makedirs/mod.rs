@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::exit::Exit;
+use crate::quote::quote;
 pub use sys::Kind;
 use sys::{At, kind_at, mkdirat, open_dir, open_dir_beneath};
 
@@ -140,25 +141,25 @@ impl fmt::Display for Error {
             Error::NulInPath => write!(f, "path contains a NUL byte"),
             Error::NotADirectory { component, kind } => write!(
                 f,
-                "'{}' exists and is not a directory (it is a {})",
-                component.display(),
+                "{} exists and is not a directory (it is a {})",
+                quote(component),
                 kind.describe()
             ),
             Error::DanglingSymlink { component } => write!(
                 f,
-                "'{}' is a dangling symbolic link (not a directory)",
-                component.display()
+                "{} is a dangling symbolic link (not a directory)",
+                quote(component)
             ),
             Error::SymlinkRefused { component } => write!(
                 f,
-                "'{}' is a symbolic link, refused by --no-symlinks",
-                component.display()
+                "{} is a symbolic link, refused by --no-symlinks",
+                quote(component)
             ),
             Error::Escapes { component } => {
                 write!(
                     f,
-                    "'{}' leads outside the --beneath directory",
-                    component.display()
+                    "{} leads outside the --beneath directory",
+                    quote(component)
                 )
             }
             Error::AbsoluteBeneath => write!(
@@ -171,8 +172,8 @@ impl fmt::Display for Error {
             Error::AlreadyExists { path } => {
                 write!(
                     f,
-                    "'{}' already exists (--exclusive wants to create it)",
-                    path.display()
+                    "{} already exists (--exclusive wants to create it)",
+                    quote(path)
                 )
             }
             Error::KeptChanging { attempts } => write!(
@@ -184,7 +185,7 @@ impl fmt::Display for Error {
                 component,
                 errno,
             } => {
-                write!(f, "{op} '{}': {}", component.display(), errno.desc())
+                write!(f, "{op} {}: {}", quote(component), errno.desc())
             }
         }
     }
