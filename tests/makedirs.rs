@@ -529,3 +529,27 @@ fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure
         );
     }
 }
+
+#[test]
+fn a_symlink_loop_says_so() {
+    let t = tmp();
+    symlink("loop", t.path().join("loop")).unwrap();
+    symlink("b", t.path().join("a")).unwrap();
+    symlink("a", t.path().join("b")).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["makedirs", "loop", "a/x"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            "racefree: error: cannot create directory 'loop': stat 'loop': too many levels of symbolic links\n\
+             racefree: error: cannot create directory 'a/x': stat 'a/x': too many levels of symbolic links\n",
+        );
+    racefree()
+        .current_dir(t.path())
+        .args(["makedirs", "--no-symlinks", "loop/x"])
+        .assert()
+        .code(1)
+        .stderr("racefree: error: cannot create directory 'loop/x': 'loop' is a symbolic link, refused by --no-symlinks\n");
+}

@@ -185,7 +185,13 @@ impl fmt::Display for Error {
                 component,
                 errno,
             } => {
-                write!(f, "{op} {}: {}", quote(component), errno.desc())
+                // nix words ELOOP "Too many symbolic links encountered"; say it
+                // as strerror and GNU do.
+                let why = match errno {
+                    Errno::ELOOP => "too many levels of symbolic links",
+                    _ => errno.desc(),
+                };
+                write!(f, "{op} {}: {why}", quote(component))
             }
         }
     }
@@ -200,6 +206,10 @@ pub trait Hook {
     /// missing (its probe said ENOENT). Creating or removing things here is exactly
     /// what a concurrent process could do at that instant.
     fn before_mkdir(&self, _step: &Step<'_>) {}
+
+    /// Called when the descriptor walk failed to open a level (a symlink under
+    /// `--no-symlinks`, a file, ...), before it looks at what is there to say why.
+    fn after_open_failed(&self, _step: &Step<'_>) {}
 }
 
 /// Where the walk is when [`Hook::before_mkdir`] runs.
@@ -486,7 +496,25 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                     }
                     // openat2 asks for a retry when a rename raced its ".." checks.
                     Err(Errno::EAGAIN) => self.spend_retry()?,
-                    Err(errno) => return Err(self.open_error(at, &name, level, errno)),
+                    Err(errno) => {
+                        let path = self.plan.display(level);
+                        self.hook.after_open_failed(&Step {
+                            level,
+                            levels: n,
+                            path: &path,
+                            retries: self.made.retries,
+                        });
+                        // Refused as a symlink or non-directory a moment ago, a
+                        // directory now: it changed under us. Open it again rather
+                        // than call a directory "not a directory".
+                        if matches!(errno, Errno::ENOTDIR | Errno::ELOOP)
+                            && kind_at(at, &name, self.opts.follow_symlinks) == Ok(Kind::Directory)
+                        {
+                            self.spend_retry()?;
+                            continue;
+                        }
+                        return Err(self.open_error(at, &name, level, errno));
+                    }
                 }
             };
             held = Some(fd);
@@ -611,6 +639,14 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                         });
                     }
                 },
+                // A symlink loop: mkdir said EEXIST, but it is no directory.
+                Err(Errno::ELOOP) => {
+                    return Err(Error::Io {
+                        op: "stat",
+                        component: path,
+                        errno: Errno::ELOOP,
+                    });
+                }
                 // We can neither create nor see it: mkdir's own errno is the story.
                 Err(_) => {
                     return Err(Error::Io {

@@ -422,3 +422,70 @@ fn plan_keeps_prefixes_as_given() {
     assert!(plan.absolute);
     assert_eq!(Plan::parse(b".").levels(), 0);
 }
+
+/// Runs `act` once, the first time an open of `target` fails, before the walk looks at
+/// what is there: the moment a symlink could be swapped for a directory.
+struct AfterRefusedOpen<F: Fn(&Path)> {
+    target: PathBuf,
+    fired: Cell<bool>,
+    act: F,
+}
+
+impl<F: Fn(&Path)> Hook for AfterRefusedOpen<F> {
+    fn after_open_failed(&self, step: &Step<'_>) {
+        if step.path == self.target && !self.fired.get() {
+            self.fired.set(true);
+            (self.act)(step.path);
+        }
+    }
+}
+
+#[test]
+fn a_symlink_swapped_for_a_directory_after_the_open_is_looked_at_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::create_dir(t.join("elsewhere")).unwrap();
+    let s = t.join("s");
+    symlink(t.join("elsewhere"), &s).unwrap();
+    let opts = Options {
+        follow_symlinks: false,
+        ..Options::default()
+    };
+    let hook = AfterRefusedOpen {
+        target: s.clone(),
+        fired: Cell::new(false),
+        act: |p: &Path| {
+            std::fs::remove_file(p).unwrap();
+            std::fs::create_dir(p).unwrap();
+        },
+    };
+    // It was a symlink when opened (refused), and is a directory now: the walk does
+    // not say "Not a directory" about a directory; it opens it again.
+    let made = make_dirs_with_hook(&s.join("leaf"), &opts, &hook).unwrap();
+    assert!(hook.fired.get());
+    assert_eq!(made.created, vec![s.join("leaf")]);
+    assert_eq!(made.retries, 1);
+    assert!(!t.join("elsewhere/leaf").exists());
+}
+
+#[test]
+fn a_symlink_loop_is_reported_as_one() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        symlink("loop", t.join("loop")).unwrap();
+        let err = make_dirs(&t.join("loop"), &opts).unwrap_err();
+        let want = if opts.follow_symlinks {
+            format!(
+                "stat {}: too many levels of symbolic links",
+                crate::quote::quote(t.join("loop"))
+            )
+        } else {
+            format!(
+                "{} is a symbolic link, refused by --no-symlinks",
+                crate::quote::quote(t.join("loop"))
+            )
+        };
+        assert_eq!(err.to_string(), want, "{walk}");
+    }
+}
