@@ -305,12 +305,14 @@ fn usage_errors_exit_2_and_touch_nothing() {
         .stderr(predicate::str::starts_with(
             "racefree: error: reading paths from 'does-not-exist': ",
         ));
-    for never in ["first", "one", "x"] {
+    for never in ["first", "two", "t", "x"] {
         assert!(
             !t.path().join(never).exists(),
             "{never} must not be created on a usage error"
         );
     }
+    // A bad --from entry stops the list there: the paths before it were made.
+    assert!(t.path().join("one").is_dir());
 }
 
 #[test]

@@ -6,5 +6,6 @@ mod ident;
 mod makedirs;
 mod makedirs_modes;
 mod makedirs_output;
+mod makedirs_streams;
 mod stress;
 mod util;

@@ -489,3 +489,14 @@ fn a_symlink_loop_is_reported_as_one() {
         assert_eq!(err.to_string(), want, "{walk}");
     }
 }
+
+#[test]
+fn workers_are_bounded_by_the_paths_and_the_cores() {
+    use super::cmd::worker_count;
+    assert_eq!(worker_count(Some(20_000), 3, 2), 3);
+    assert_eq!(worker_count(Some(20_000), 100_000, 2), 64);
+    assert_eq!(worker_count(Some(20_000), 100_000, 32), 128);
+    assert_eq!(worker_count(None, 10_000, 2), 2);
+    assert_eq!(worker_count(None, 1, 16), 1);
+    assert_eq!(worker_count(Some(4), 0, 2), 1);
+}
