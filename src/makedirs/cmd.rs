@@ -58,7 +58,11 @@ pub struct Args {
     pub no_symlinks: bool,
 
     /// Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH):
-    /// '..' and symlinks that would escape are errors
+    /// '..' and symlinks that would escape are errors. Each new directory is resolved
+    /// again from DIR after mkdir; if a directory the walk held was moved out of DIR
+    /// meanwhile, the one just made (outside) is removed again and the PATH fails:
+    /// no directory this call made is left outside DIR, unless something was put into
+    /// it in that instant (the error then says so)
     #[arg(long, value_name = "DIR")]
     pub beneath: Option<PathBuf>,
 

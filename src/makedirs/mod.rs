@@ -111,6 +111,13 @@ pub enum Error {
     AlreadyExists {
         path: PathBuf,
     },
+    /// `--beneath`: a directory this call made turned out not to be beneath DIR any
+    /// more (a directory the walk held was renamed out of DIR). `removed`: the
+    /// directory made out there was removed again.
+    MovedOut {
+        component: PathBuf,
+        removed: bool,
+    },
     /// The tree changed under the walk more often than `Options::attempts` allows.
     KeptChanging {
         attempts: u32,
@@ -162,6 +169,17 @@ impl fmt::Display for Error {
                     quote(component)
                 )
             }
+            Error::MovedOut { component, removed } => write!(
+                f,
+                "{} was made outside the --beneath directory (a directory the walk \
+                 held was moved out of it); {}",
+                quote(component),
+                if *removed {
+                    "it was removed again"
+                } else {
+                    "it could not be removed (no longer empty, or replaced)"
+                }
+            ),
             Error::AbsoluteBeneath => write!(
                 f,
                 "an absolute path cannot be resolved --beneath a directory"
@@ -600,6 +618,7 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             });
             let errno = match mkdirat(at, name, mode) {
                 Ok(()) => {
+                    self.check_still_beneath(at, name, level)?;
                     self.fix_mode(at, name, leaf, &path)?;
                     self.made.created.push(path);
                     return Ok(Level::Created);
@@ -657,6 +676,56 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                 }
             }
         }
+    }
+
+    /// `--beneath`: `mkdirat` named the new directory relative to a parent the walk
+    /// holds, and that parent may have been renamed out of DIR since it was opened.
+    /// So resolve the new directory again from DIR itself (openat2 RESOLVE_BENEATH,
+    /// never through a magic link) and check it is the very directory just made. If
+    /// not, it was made outside: remove it (rmdir relative to the held parent, only
+    /// while it is still the one we made and empty) and fail.
+    fn check_still_beneath(&self, at: At, name: &CString, level: usize) -> Result<(), Error> {
+        let Some(root) = &self.opts.beneath else {
+            return Ok(());
+        };
+        let made = match sys::identity_at(at, name) {
+            Ok(id) => id,
+            // Already gone (a concurrent remover): nothing of ours is left anywhere.
+            Err(_) => return Ok(()),
+        };
+        let mut tries = 0;
+        let found = loop {
+            match self.resolve_beneath(root, level) {
+                // A rename raced the resolution itself: ask again, a bounded number of times.
+                Err(Errno::EAGAIN) if tries < self.opts.attempts => tries += 1,
+                Ok(fd) => break sys::identity(&fd).ok(),
+                Err(_) => break None,
+            }
+        };
+        if found == Some(made) {
+            return Ok(());
+        }
+        let removed = sys::identity_at(at, name) == Ok(made) && sys::rmdir_at(at, name).is_ok();
+        Err(Error::MovedOut {
+            component: self.plan.display(level),
+            removed,
+        })
+    }
+
+    /// Opens level `level` from DIR, never leaving it: the whole prefix in one
+    /// openat2, or past PATH_MAX one component at a time from DIR, each step beneath
+    /// the one before (stricter, never looser).
+    fn resolve_beneath(&self, root: &OwnedFd, level: usize) -> Result<OwnedFd, Errno> {
+        let follow = self.opts.follow_symlinks;
+        let prefix = self.plan.prefix(level);
+        if prefix.len() < PATH_MAX {
+            return open_dir_beneath(At::of(root), &c(prefix), follow);
+        }
+        let mut fd = open_dir_beneath(At::of(root), c".", follow)?;
+        for i in 0..=level {
+            fd = open_dir_beneath(At::of(&fd), &c(self.plan.name(i)), follow)?;
+        }
+        Ok(fd)
     }
 
     /// mkdir applies the umask and cannot set setuid/setgid; where `-m` (or an
