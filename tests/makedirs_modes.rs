@@ -158,7 +158,7 @@ fn every_mode_matches_gnu_mkdir_under_several_umasks() {
     let t = tempfile::tempdir().unwrap();
     // Neither tree may hand a setgid bit down to the directories under test.
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let mkdir = Path::new("/usr/bin/mkdir");
+    let mkdir = Path::new("mkdir");
     let racefree = racefree_path();
     let mut mismatches = Vec::new();
     let (mut accepted, mut refused) = (0, 0);
