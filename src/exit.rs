@@ -104,12 +104,10 @@ pub fn status_of(err: &anyhow::Error) -> Exit {
     Exit::Failure
 }
 
-/// Prints a fatal error as one line and returns its status. A broken pipe on stdout
-/// is not an error worth a word: the reader stopped listening (`racefree ... | head`).
+/// Prints a fatal error as one line and returns its status. A broken pipe is no
+/// exception: the command stopped with its work undone, so it must not exit 0
+/// (`racefree ... | head` under `set -o pipefail` has to see that).
 pub fn report_fatal(err: &anyhow::Error) -> Exit {
-    if is_broken_pipe(err) {
-        return Exit::Success;
-    }
     print_error(format_args!("{err:#}"));
     status_of(err)
 }
@@ -131,8 +129,8 @@ pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
     let mut v = vec![(0, "success")];
     match command {
         "makedirs" => v.extend([
-            (1, "at least one PATH failed (it is not a directory afterwards); the others were still made"),
-            (2, "usage error: bad option, no PATH, an empty PATH or a NUL inside one; nothing was touched"),
+            (1, "at least one PATH failed (it is not a directory afterwards), or stdout could not be written (a closed pipe, a full disk); every other PATH was still made"),
+            (2, "usage error: bad option or MODE, no PATH, an empty PATH or a NUL inside one; nothing was touched, except that a bad --from entry stops the list after the paths before it"),
             (3, "--exclusive: a leaf already existed, so this call did not create it"),
         ]),
         "ident lookup" => v.extend([
@@ -204,6 +202,12 @@ mod tests {
         let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert!(is_broken_pipe(&e));
         assert!(!is_broken_pipe(&anyhow::anyhow!("no")));
+    }
+
+    #[test]
+    fn a_broken_pipe_is_a_failure_not_success() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert_eq!(report_fatal(&e), Exit::Failure);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod exit;
 pub mod ident;
 pub mod makedirs;
+pub mod quote;
 pub mod stress;
 
 use cli::{Cli, Command};

@@ -283,20 +283,20 @@ fn usage_errors_exit_2_and_touch_nothing() {
         .args(["makedirs", "--from", "list"])
         .assert()
         .code(2)
-        .stderr("racefree: error: list, entry 2: empty path\n");
+        .stderr("racefree: error: 'list', entry 2: empty path\n");
     fs::write(t.path().join("nul"), b"one\nt\0wo\n").unwrap();
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "--from", "nul"])
         .assert()
         .code(2)
-        .stderr("racefree: error: nul, entry 2: path contains a NUL byte\n");
+        .stderr("racefree: error: 'nul', entry 2: path contains a NUL byte\n");
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "-m", "u+q", "x"])
         .assert()
         .code(2)
-        .stderr("racefree: error: invalid mode 'u+q': unknown permission 'q' in clause 'u+q'\n");
+        .stderr("racefree: error: invalid mode 'u+q': unexpected 'q' at byte 3\n");
     racefree()
         .current_dir(t.path())
         .args(["makedirs", "--from", "does-not-exist"])
@@ -305,12 +305,14 @@ fn usage_errors_exit_2_and_touch_nothing() {
         .stderr(predicate::str::starts_with(
             "racefree: error: reading paths from 'does-not-exist': ",
         ));
-    for never in ["first", "one", "x"] {
+    for never in ["first", "two", "t", "x"] {
         assert!(
             !t.path().join(never).exists(),
             "{never} must not be created on a usage error"
         );
     }
+    // A bad --from entry stops the list there: the paths before it were made.
+    assert!(t.path().join("one").is_dir());
 }
 
 #[test]
@@ -528,4 +530,28 @@ fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure
             "round {round}: a directory announced twice: {announced:?}"
         );
     }
+}
+
+#[test]
+fn a_symlink_loop_says_so() {
+    let t = tmp();
+    symlink("loop", t.path().join("loop")).unwrap();
+    symlink("b", t.path().join("a")).unwrap();
+    symlink("a", t.path().join("b")).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["makedirs", "loop", "a/x"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            "racefree: error: cannot create directory 'loop': stat 'loop': too many levels of symbolic links\n\
+             racefree: error: cannot create directory 'a/x': stat 'a/x': too many levels of symbolic links\n",
+        );
+    racefree()
+        .current_dir(t.path())
+        .args(["makedirs", "--no-symlinks", "loop/x"])
+        .assert()
+        .code(1)
+        .stderr("racefree: error: cannot create directory 'loop/x': 'loop' is a symbolic link, refused by --no-symlinks\n");
 }

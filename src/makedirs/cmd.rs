@@ -2,9 +2,9 @@
 //! in input order.
 
 use std::ffi::OsString;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::{Error, Made, Options, make_dirs, mode};
 use crate::exit::{self, Exit};
+use crate::quote::{json_path, quote};
 
 #[derive(Debug, ClapArgs)]
 #[command(
@@ -39,11 +40,14 @@ pub struct Args {
     #[arg(value_name = "PATH", value_hint = clap::ValueHint::DirPath, value_parser = clap::builder::ValueParser::os_string())]
     pub paths: Vec<OsString>,
 
-    /// Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)
-    #[arg(short, long, value_name = "MODE")]
+    /// Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755,
+    /// 00755) or chmod(1)'s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t);
+    /// a clause without u/g/o/a is limited by the umask, and '=' grants only what it names
+    #[arg(short, long, value_name = "MODE", allow_hyphen_values = true)]
     pub mode: Option<String>,
 
-    /// Print "racefree: created directory 'P'" for each directory this process created
+    /// Print "racefree: created directory 'P'" for each directory this process created.
+    /// Names are quoted as GNU mkdir -v quotes them in the C locale: 'nl'$'\n''x'
     #[arg(short, long)]
     pub verbose: bool,
 
@@ -54,7 +58,11 @@ pub struct Args {
     pub no_symlinks: bool,
 
     /// Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH):
-    /// '..' and symlinks that would escape are errors
+    /// '..' and symlinks that would escape are errors. Each new directory is resolved
+    /// again from DIR after mkdir; if a directory the walk held was moved out of DIR
+    /// meanwhile, the one just made (outside) is removed again and the PATH fails:
+    /// no directory this call made is left outside DIR, unless something was put into
+    /// it in that instant (the error then says so)
     #[arg(long, value_name = "DIR")]
     pub beneath: Option<PathBuf>,
 
@@ -63,8 +71,11 @@ pub struct Args {
     #[arg(long)]
     pub exclusive: bool,
 
-    /// Read paths from FILE ('-' for standard input), one per line, in addition to
-    /// any PATH arguments
+    /// Read paths from FILE ('-' for standard input), one per line, after any PATH
+    /// arguments. Read as a stream, 4096 paths at a time, so memory stays flat however
+    /// long the list; an entry is at most 1 MiB. The first bad entry (empty, holding a
+    /// NUL, too long) is a usage error naming its position: the paths before it are
+    /// made and reported, none after it
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
 
@@ -72,11 +83,13 @@ pub struct Args {
     #[arg(short = '0', long = "null", requires = "from")]
     pub null: bool,
 
-    /// How many paths to work on at once [default: the number of cores]
+    /// How many paths to work on at once [default: the number of cores]. Never more
+    /// threads than there are paths, nor than 4 per core (at least 64)
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 
-    /// Print one JSON object per path on stdout: path, directory, created, retries, error
+    /// Print one JSON object per path on stdout: path, directory, created, retries, error.
+    /// Lossless: a path that is not UTF-8 is written as {"bytes_hex": "<its bytes in hex>"}
     #[arg(long)]
     pub json: bool,
 
@@ -86,9 +99,23 @@ pub struct Args {
     pub attempts: u32,
 }
 
-/// Paths per batch: each batch runs in parallel and is reported before the next
-/// starts, so output streams in input order with bounded memory for huge lists.
+/// Paths per batch: each batch runs in parallel and is reported before the next is
+/// read, so output streams in input order and memory stays flat for any list length.
 const BATCH: usize = 4096;
+/// A batch also ends once its paths hold this many bytes.
+const BATCH_BYTES: usize = 4 << 20;
+/// The longest entry `--from` accepts. Paths longer than PATH_MAX work (the walk
+/// goes one component at a time), so the limit is generous, but it is a limit: an
+/// input with no separator (`--from /dev/zero`) ends with an error, not with memory.
+pub const MAX_ENTRY: usize = 1 << 20;
+
+/// How many worker threads to start: never more than the paths in hand, nor a
+/// cap of 4 per core (at least 64), whatever `-j` said.
+pub fn worker_count(requested: Option<u16>, paths: usize, cores: usize) -> usize {
+    let cap = (4 * cores).max(64);
+    let wanted = requested.map_or(cores, usize::from);
+    wanted.min(paths).min(cap).max(1)
+}
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     // Read the umask before any worker thread exists (see mode::umask).
@@ -97,7 +124,26 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Some(spec) => Some(mode::parse_mode(spec, umask).map_err(exit::usage)?),
         None => None,
     };
-    let paths = gather_paths(&args)?;
+    // PATH arguments are checked before anything is touched.
+    for p in &args.paths {
+        super::validate(Path::new(p))
+            .map_err(|e| exit::usage(format!("invalid PATH {}: {e}", quote(p))))?;
+    }
+    if args.paths.is_empty() && args.from.is_none() {
+        return Err(exit::usage("no PATH given (as arguments or with --from)"));
+    }
+    let mut input = Input {
+        args: args
+            .paths
+            .iter()
+            .map(PathBuf::from)
+            .collect::<Vec<_>>()
+            .into_iter(),
+        list: match &args.from {
+            Some(from) => Some(List::open(from, args.null)?),
+            None => None,
+        },
+    };
     let beneath = match &args.beneath {
         Some(dir) => Some(open_beneath(dir)?),
         None => None,
@@ -109,22 +155,27 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         exclusive: args.exclusive,
         attempts: args.attempts,
     };
-    // One path (the common shell case) or -j 1 runs on this thread: no pool to start.
-    let pool = if paths.len() > 1 && args.jobs != Some(1) {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(args.jobs.map_or(0, usize::from))
-            .build()
-            .context("starting worker threads")?;
-        Some(pool)
-    } else {
-        None
-    };
 
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = Output {
+        w: BufWriter::new(io::stdout().lock()),
+        lost: None,
+    };
     let mut status = Exit::Success;
-    for batch in paths.chunks(BATCH) {
-        let results: Vec<Result<Made, Error>> = match &pool {
+    let mut pool: Option<Option<rayon::ThreadPool>> = None;
+    let mut total = 0usize;
+    loop {
+        let (batch, stop) = input.next_batch();
+        total += batch.len();
+        if total == 0 && stop.is_none() {
+            return Err(exit::usage("no PATH given (as arguments or with --from)"));
+        }
+        // The first batch is all the paths there are, or BATCH of them: enough to
+        // know how many threads the work can use.
+        let pool = match &mut pool {
+            Some(p) => p,
+            None => pool.insert(start_workers(args.jobs, batch.len())?),
+        };
+        let results: Vec<Result<Made, Error>> = match pool {
             Some(pool) => pool.install(|| batch.par_iter().map(|p| make_dirs(p, &opts)).collect()),
             None => batch.iter().map(|p| make_dirs(p, &opts)).collect(),
         };
@@ -132,100 +183,245 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             if let Err(e) = &result {
                 status = status.worst(e.exit());
             }
-            report(&mut out, &args, path, &result)?;
+            report(&mut out, &args, path, &result);
         }
         // Errors go to stderr as they happen; keep stdout in step with them.
-        out.flush()?;
+        out.flush();
+        if let Some(err) = stop {
+            out.finish();
+            return Err(err);
+        }
+        if input.is_done() {
+            break;
+        }
     }
-    Ok(status)
+    Ok(status.worst(out.finish()))
 }
 
-fn report(
-    out: &mut impl Write,
-    args: &Args,
-    path: &Path,
-    result: &Result<Made, Error>,
-) -> io::Result<()> {
+/// The worker pool for `paths` paths, or none when one thread is all the work can use.
+fn start_workers(jobs: Option<u16>, paths: usize) -> anyhow::Result<Option<rayon::ThreadPool>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = worker_count(jobs, paths, cores);
+    if n == 1 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map(Some)
+        // rayon's error repeats the io::Error's own text; say it once, without
+        // "(os error N)", like every other message here.
+        .map_err(|e| {
+            let why = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<io::Error>())
+                .map_or_else(|| e.to_string(), os_desc);
+            anyhow::anyhow!("starting {n} worker threads: {why}")
+        })
+}
+
+/// An I/O error as strerror words it, without Rust's "(os error N)".
+fn os_desc(e: &io::Error) -> String {
+    let s = e.to_string();
+    match e.raw_os_error() {
+        Some(n) => s
+            .strip_suffix(&format!(" (os error {n})"))
+            .map_or(s.clone(), str::to_owned),
+        None => s,
+    }
+}
+
+/// stdout, written until it fails. A failed write (the reader went away, the disk
+/// is full) stops the output, never the work: the directories are what was asked
+/// for. The failure is reported once at the end and makes the exit status 1.
+struct Output<W: Write> {
+    w: BufWriter<W>,
+    lost: Option<io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    fn line(&mut self, line: std::fmt::Arguments<'_>) {
+        if self.lost.is_none() {
+            if let Err(e) = writeln!(self.w, "{line}") {
+                self.lost = Some(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.lost.is_none() {
+            if let Err(e) = self.w.flush() {
+                self.lost = Some(e);
+            }
+        }
+    }
+
+    /// Flushes, and says whether all of the output got out.
+    fn finish(&mut self) -> Exit {
+        self.flush();
+        match &self.lost {
+            None => Exit::Success,
+            Some(e) => {
+                let why = os_desc(e);
+                exit::print_error(format_args!(
+                    "writing to stdout: {why} (output stopped there; every PATH was still worked on)"
+                ));
+                Exit::Failure
+            }
+        }
+    }
+}
+
+fn report<W: Write>(out: &mut Output<W>, args: &Args, path: &Path, result: &Result<Made, Error>) {
     if args.json {
         let (created, retries, error) = match result {
             Ok(made) => (made.created.as_slice(), made.retries, None),
             Err(e) => (&[][..], 0, Some(e.to_string())),
         };
         let obj = serde_json::json!({
-            "path": path.to_string_lossy(),
+            "path": json_path(path),
             "directory": result.is_ok(),
-            "created": created.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+            "created": created.iter().map(json_path).collect::<Vec<_>>(),
             "retries": retries,
             "error": error,
         });
-        writeln!(out, "{obj}")?;
+        out.line(format_args!("{obj}"));
     } else if let Ok(made) = result {
         if args.verbose {
             for p in &made.created {
-                writeln!(out, "racefree: created directory '{}'", p.display())?;
+                out.line(format_args!("racefree: created directory {}", quote(p)));
             }
         }
     }
     if let Err(e) = result {
-        out.flush()?;
-        exit::print_error(format_args!(
-            "cannot create directory '{}': {e}",
-            path.display()
-        ));
+        out.flush();
+        exit::print_error(format_args!("cannot create directory {}: {e}", quote(path)));
     }
-    Ok(())
 }
 
-/// Every path to make, from the arguments and `--from`, checked before anything is
-/// touched: an empty path or a NUL inside one is a usage error for the whole run.
-fn gather_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = args.paths.iter().map(PathBuf::from).collect();
-    if let Some(from) = &args.from {
-        let data = read_list(from)?;
-        let sep = if args.null { b'\0' } else { b'\n' };
-        let mut items: Vec<&[u8]> = data.split(|&b| b == sep).collect();
-        // A final separator ends the last path rather than starting an empty one.
-        if items.last().is_some_and(|last| last.is_empty()) {
-            items.pop();
-        }
-        for (i, item) in items.into_iter().enumerate() {
-            let item = if args.null {
-                item
-            } else {
-                item.strip_suffix(b"\r").unwrap_or(item)
+/// The paths to make: the PATH arguments, then `--from`'s entries as they are read.
+struct Input {
+    args: std::vec::IntoIter<PathBuf>,
+    list: Option<List>,
+}
+
+impl Input {
+    /// Up to BATCH paths (or BATCH_BYTES), and the error that ended the input early
+    /// if one did: the paths before a bad entry are made, none after it.
+    fn next_batch(&mut self) -> (Vec<PathBuf>, Option<anyhow::Error>) {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while batch.len() < BATCH && bytes < BATCH_BYTES {
+            let next = match self.args.next() {
+                Some(p) => Some(p),
+                None => match &mut self.list {
+                    Some(list) => match list.next_entry() {
+                        Ok(p) => p,
+                        Err(e) => return (batch, Some(e)),
+                    },
+                    None => None,
+                },
             };
-            let p = PathBuf::from(OsString::from_vec(item.to_vec()));
-            super::validate(&p)
-                .map_err(|e| exit::usage(format!("{}, entry {}: {e}", from.display(), i + 1)))?;
-            paths.push(p);
+            let Some(p) = next else { break };
+            bytes += p.as_os_str().len();
+            batch.push(p);
         }
+        (batch, None)
     }
-    if paths.is_empty() {
-        return Err(exit::usage("no PATH given (as arguments or with --from)"));
+
+    fn is_done(&self) -> bool {
+        self.args.len() == 0 && self.list.as_ref().is_none_or(|l| l.done)
     }
-    for p in &args.paths {
-        super::validate(Path::new(p)).map_err(|e| {
-            exit::usage(format!(
-                "invalid PATH '{}': {e}",
-                String::from_utf8_lossy(p.as_bytes())
-            ))
-        })?;
-    }
-    Ok(paths)
 }
 
-fn read_list(from: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    if from == Path::new("-") {
-        io::stdin()
-            .lock()
-            .read_to_end(&mut data)
-            .context("reading paths from standard input")?;
-    } else {
-        data = std::fs::read(from)
-            .with_context(|| format!("reading paths from '{}'", from.display()))?;
+/// `--from FILE`: entries separated by newlines (a trailing `\r` dropped) or NULs,
+/// read one at a time through a buffer, each at most MAX_ENTRY bytes.
+struct List {
+    reader: Box<dyn BufRead>,
+    /// How the list is named in messages.
+    name: String,
+    sep: u8,
+    /// Entries read so far.
+    entries: u64,
+    done: bool,
+}
+
+impl List {
+    fn open(from: &Path, null: bool) -> anyhow::Result<List> {
+        let (reader, name): (Box<dyn BufRead>, String) = if from == Path::new("-") {
+            (Box::new(io::stdin().lock()), "standard input".into())
+        } else {
+            let f = std::fs::File::open(from)
+                .with_context(|| format!("reading paths from {}", quote(from)))?;
+            (
+                Box::new(io::BufReader::with_capacity(64 << 10, f)),
+                quote(from),
+            )
+        };
+        Ok(List {
+            reader,
+            name,
+            sep: if null { b'\0' } else { b'\n' },
+            entries: 0,
+            done: false,
+        })
     }
-    Ok(data)
+
+    /// The next entry as a path, `None` at the end, or the error (a bad entry is a
+    /// usage error naming its position).
+    fn next_entry(&mut self) -> anyhow::Result<Option<PathBuf>> {
+        if self.done {
+            return Ok(None);
+        }
+        let entry = self.entries + 1;
+        let mut item = Vec::new();
+        let ended = loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.done = true;
+                    let e = anyhow::Error::new(e);
+                    return Err(e.context(format!("reading paths from {}", self.name)));
+                }
+            };
+            if buf.is_empty() {
+                break true;
+            }
+            let (take, found) = match memchr::memchr(self.sep, buf) {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+            if item.len() + take > MAX_ENTRY {
+                self.done = true;
+                return Err(exit::usage(format!(
+                    "{}, entry {entry}: longer than {MAX_ENTRY} bytes",
+                    self.name
+                )));
+            }
+            item.extend_from_slice(&buf[..take]);
+            self.reader.consume(take + usize::from(found));
+            if found {
+                break false;
+            }
+        };
+        if ended {
+            self.done = true;
+            // A final separator ends the last path rather than starting an empty one.
+            if item.is_empty() {
+                return Ok(None);
+            }
+        }
+        self.entries = entry;
+        if self.sep == b'\n' && item.last() == Some(&b'\r') {
+            item.pop();
+        }
+        let p = PathBuf::from(OsString::from_vec(item));
+        if let Err(e) = super::validate(&p) {
+            self.done = true;
+            return Err(exit::usage(format!("{}, entry {entry}: {e}", self.name)));
+        }
+        Ok(Some(p))
+    }
 }
 
 fn open_beneath(dir: &Path) -> anyhow::Result<OwnedFd> {
@@ -233,6 +429,6 @@ fn open_beneath(dir: &Path) -> anyhow::Result<OwnedFd> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
         .open(dir)
-        .with_context(|| format!("cannot open --beneath directory '{}'", dir.display()))?;
+        .with_context(|| format!("cannot open --beneath directory {}", quote(dir)))?;
     Ok(OwnedFd::from(f))
 }

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::exit::Exit;
+use crate::quote::quote;
 pub use sys::Kind;
 use sys::{At, kind_at, mkdirat, open_dir, open_dir_beneath};
 
@@ -48,8 +49,9 @@ pub struct Options {
     pub follow_symlinks: bool,
     /// `--beneath DIR`: resolve the path relative to this directory and never leave it.
     pub beneath: Option<OwnedFd>,
-    /// `-m MODE`: the exact mode of a leaf this call creates. `None`: `0777 & ~umask`.
-    pub leaf_mode: Option<u32>,
+    /// `-m MODE`: the mode of a leaf this call creates, as GNU `mkdir -m` gives it.
+    /// `None`: `0777 & ~umask`.
+    pub leaf_mode: Option<mode::LeafMode>,
     /// `--exclusive`: the leaf must be created by this call.
     pub exclusive: bool,
     /// Bound on restarts and per-level retries when the tree changes under the walk.
@@ -109,6 +111,13 @@ pub enum Error {
     AlreadyExists {
         path: PathBuf,
     },
+    /// `--beneath`: a directory this call made turned out not to be beneath DIR any
+    /// more (a directory the walk held was renamed out of DIR). `removed`: the
+    /// directory made out there was removed again.
+    MovedOut {
+        component: PathBuf,
+        removed: bool,
+    },
     /// The tree changed under the walk more often than `Options::attempts` allows.
     KeptChanging {
         attempts: u32,
@@ -139,27 +148,38 @@ impl fmt::Display for Error {
             Error::NulInPath => write!(f, "path contains a NUL byte"),
             Error::NotADirectory { component, kind } => write!(
                 f,
-                "'{}' exists and is not a directory (it is a {})",
-                component.display(),
+                "{} exists and is not a directory (it is a {})",
+                quote(component),
                 kind.describe()
             ),
             Error::DanglingSymlink { component } => write!(
                 f,
-                "'{}' is a dangling symbolic link (not a directory)",
-                component.display()
+                "{} is a dangling symbolic link (not a directory)",
+                quote(component)
             ),
             Error::SymlinkRefused { component } => write!(
                 f,
-                "'{}' is a symbolic link, refused by --no-symlinks",
-                component.display()
+                "{} is a symbolic link, refused by --no-symlinks",
+                quote(component)
             ),
             Error::Escapes { component } => {
                 write!(
                     f,
-                    "'{}' leads outside the --beneath directory",
-                    component.display()
+                    "{} leads outside the --beneath directory",
+                    quote(component)
                 )
             }
+            Error::MovedOut { component, removed } => write!(
+                f,
+                "{} was made outside the --beneath directory (a directory the walk \
+                 held was moved out of it); {}",
+                quote(component),
+                if *removed {
+                    "it was removed again"
+                } else {
+                    "it could not be removed (no longer empty, or replaced)"
+                }
+            ),
             Error::AbsoluteBeneath => write!(
                 f,
                 "an absolute path cannot be resolved --beneath a directory"
@@ -170,8 +190,8 @@ impl fmt::Display for Error {
             Error::AlreadyExists { path } => {
                 write!(
                     f,
-                    "'{}' already exists (--exclusive wants to create it)",
-                    path.display()
+                    "{} already exists (--exclusive wants to create it)",
+                    quote(path)
                 )
             }
             Error::KeptChanging { attempts } => write!(
@@ -183,7 +203,13 @@ impl fmt::Display for Error {
                 component,
                 errno,
             } => {
-                write!(f, "{op} '{}': {}", component.display(), errno.desc())
+                // nix words ELOOP "Too many symbolic links encountered"; say it
+                // as strerror and GNU do.
+                let why = match errno {
+                    Errno::ELOOP => "too many levels of symbolic links",
+                    _ => errno.desc(),
+                };
+                write!(f, "{op} {}: {why}", quote(component))
             }
         }
     }
@@ -198,6 +224,10 @@ pub trait Hook {
     /// missing (its probe said ENOENT). Creating or removing things here is exactly
     /// what a concurrent process could do at that instant.
     fn before_mkdir(&self, _step: &Step<'_>) {}
+
+    /// Called when the descriptor walk failed to open a level (a symlink under
+    /// `--no-symlinks`, a file, ...), before it looks at what is there to say why.
+    fn after_open_failed(&self, _step: &Step<'_>) {}
 }
 
 /// Where the walk is when [`Hook::before_mkdir`] runs.
@@ -251,7 +281,9 @@ pub fn make_dirs_with_hook<H: Hook + ?Sized>(
         opts,
         hook,
         umask,
-        leaf_mode: opts.leaf_mode.unwrap_or(mode::default_leaf_mode(umask)),
+        leaf_mode: opts
+            .leaf_mode
+            .map_or(mode::default_leaf_mode(umask), mode::LeafMode::mkdir_mode),
         ancestor_mode: mode::ancestor_mode(umask),
         made: Made::default(),
     };
@@ -482,7 +514,25 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                     }
                     // openat2 asks for a retry when a rename raced its ".." checks.
                     Err(Errno::EAGAIN) => self.spend_retry()?,
-                    Err(errno) => return Err(self.open_error(at, &name, level, errno)),
+                    Err(errno) => {
+                        let path = self.plan.display(level);
+                        self.hook.after_open_failed(&Step {
+                            level,
+                            levels: n,
+                            path: &path,
+                            retries: self.made.retries,
+                        });
+                        // Refused as a symlink or non-directory a moment ago, a
+                        // directory now: it changed under us. Open it again rather
+                        // than call a directory "not a directory".
+                        if matches!(errno, Errno::ENOTDIR | Errno::ELOOP)
+                            && kind_at(at, &name, self.opts.follow_symlinks) == Ok(Kind::Directory)
+                        {
+                            self.spend_retry()?;
+                            continue;
+                        }
+                        return Err(self.open_error(at, &name, level, errno));
+                    }
                 }
             };
             held = Some(fd);
@@ -568,7 +618,8 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             });
             let errno = match mkdirat(at, name, mode) {
                 Ok(()) => {
-                    self.fix_mode(at, name, mode, &path)?;
+                    self.check_still_beneath(at, name, level)?;
+                    self.fix_mode(at, name, leaf, &path)?;
                     self.made.created.push(path);
                     return Ok(Level::Created);
                 }
@@ -607,6 +658,14 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
                         });
                     }
                 },
+                // A symlink loop: mkdir said EEXIST, but it is no directory.
+                Err(Errno::ELOOP) => {
+                    return Err(Error::Io {
+                        op: "stat",
+                        component: path,
+                        errno: Errno::ELOOP,
+                    });
+                }
                 // We can neither create nor see it: mkdir's own errno is the story.
                 Err(_) => {
                     return Err(Error::Io {
@@ -619,10 +678,72 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
         }
     }
 
-    /// mkdir applies the umask; where that took bits the mode must have, put them
-    /// back on the directory we just made (never by changing the process umask).
-    fn fix_mode(&self, at: At, name: &CString, mode: u32, path: &Path) -> Result<(), Error> {
-        if !mode::needs_chmod(mode, self.umask) {
+    /// `--beneath`: `mkdirat` named the new directory relative to a parent the walk
+    /// holds, and that parent may have been renamed out of DIR since it was opened.
+    /// So resolve the new directory again from DIR itself (openat2 RESOLVE_BENEATH,
+    /// never through a magic link) and check it is the very directory just made. If
+    /// not, it was made outside: remove it (rmdir relative to the held parent, only
+    /// while it is still the one we made and empty) and fail.
+    fn check_still_beneath(&self, at: At, name: &CString, level: usize) -> Result<(), Error> {
+        let Some(root) = &self.opts.beneath else {
+            return Ok(());
+        };
+        let made = match sys::identity_at(at, name) {
+            Ok(id) => id,
+            // Already gone (a concurrent remover): nothing of ours is left anywhere.
+            Err(_) => return Ok(()),
+        };
+        let mut tries = 0;
+        let found = loop {
+            match self.resolve_beneath(root, level) {
+                // A rename raced the resolution itself: ask again, a bounded number of times.
+                Err(Errno::EAGAIN) if tries < self.opts.attempts => tries += 1,
+                Ok(fd) => break sys::identity(&fd).ok(),
+                Err(_) => break None,
+            }
+        };
+        if found == Some(made) {
+            return Ok(());
+        }
+        let removed = sys::identity_at(at, name) == Ok(made) && sys::rmdir_at(at, name).is_ok();
+        Err(Error::MovedOut {
+            component: self.plan.display(level),
+            removed,
+        })
+    }
+
+    /// Opens level `level` from DIR, never leaving it: the whole prefix in one
+    /// openat2, or past PATH_MAX one component at a time from DIR, each step beneath
+    /// the one before (stricter, never looser).
+    fn resolve_beneath(&self, root: &OwnedFd, level: usize) -> Result<OwnedFd, Errno> {
+        let follow = self.opts.follow_symlinks;
+        let prefix = self.plan.prefix(level);
+        if prefix.len() < PATH_MAX {
+            return open_dir_beneath(At::of(root), &c(prefix), follow);
+        }
+        let mut fd = open_dir_beneath(At::of(root), c".", follow)?;
+        for i in 0..=level {
+            fd = open_dir_beneath(At::of(&fd), &c(self.plan.name(i)), follow)?;
+        }
+        Ok(fd)
+    }
+
+    /// mkdir applies the umask and cannot set setuid/setgid; where `-m` (or an
+    /// ancestor's u+wx) asks for what mkdir did not give, put it right on the directory we just made (never by
+    /// changing the process umask). Only the bits MODE mentions are changed, so a
+    /// setgid bit inherited from the parent stays unless MODE clears it, as in GNU.
+    fn fix_mode(&self, at: At, name: &CString, leaf: bool, path: &Path) -> Result<(), Error> {
+        let want = match self.opts.leaf_mode {
+            Some(want) if leaf => want,
+            // No -m: the umask decides, as for mkdir.
+            None if leaf => return Ok(()),
+            // An ancestor must stay u+wx, or the walk could not go on below it.
+            _ => mode::LeafMode {
+                mode: self.ancestor_mode,
+                mentioned: 0o777,
+            },
+        };
+        if !want.needs_fixing(self.umask) {
             return Ok(());
         }
         let io = |op, errno| Error::Io {
@@ -630,12 +751,21 @@ impl<H: Hook + ?Sized> Walk<'_, H> {
             component: path.to_path_buf(),
             errno,
         };
-        match open_dir(at, name, false) {
-            Ok(fd) => sys::chmod_dir(&fd, at, name, mode).map_err(|e| io("chmod", e)),
+        let fd = match open_dir(at, name, false) {
+            Ok(fd) => fd,
             // Removed already by someone else: nothing left to fix.
-            Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(io("open", e)),
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(io("open", e)),
+        };
+        let now = sys::mode_of(&fd).map_err(|e| io("stat", e))?;
+        // What GNU's mkdir would have left: the asked bits, whatever our umask took,
+        // plus a setgid bit the kernel copied from the parent.
+        let created = want.mkdir_mode() | (now & 0o2000);
+        let target = want.final_mode(created);
+        if now & 0o7777 == target {
+            return Ok(());
         }
+        sys::chmod_dir(&fd, at, name, target).map_err(|e| io("chmod", e))
     }
 }
 

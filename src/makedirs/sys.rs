@@ -80,6 +80,48 @@ pub fn kind_at(at: At, name: &CStr, follow: bool) -> Result<Kind, Errno> {
     Ok(Kind::from_mode(unsafe { st.assume_init() }.st_mode))
 }
 
+/// The mode bits (st_mode) of what `fd` refers to; O_PATH descriptors work.
+pub fn mode_of(fd: &OwnedFd) -> Result<u32, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is written by the kernel on success before we read it.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    Ok(unsafe { st.assume_init() }.st_mode)
+}
+
+/// Which file a name or descriptor refers to: (st_dev, st_ino).
+pub type Identity = (u64, u64);
+
+/// The identity of what `name` names, without following a symlink.
+pub fn identity_at(at: At, name: &CStr) -> Result<Identity, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is written by the kernel on success before we read it.
+    check(unsafe {
+        libc::fstatat(
+            at.0,
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The identity of what `fd` refers to.
+pub fn identity(fd: &OwnedFd) -> Result<Identity, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as above.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Removes the empty directory `name` in `at` (rmdir relative to a held descriptor).
+pub fn rmdir_at(at: At, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: valid C string and descriptor.
+    check(unsafe { libc::unlinkat(at.0, name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
+}
+
 /// Opens a directory for use as an anchor (O_PATH: needs only search permission).
 pub fn open_dir(at: At, name: &CStr, follow: bool) -> Result<OwnedFd, Errno> {
     let mut flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;

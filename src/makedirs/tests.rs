@@ -422,3 +422,205 @@ fn plan_keeps_prefixes_as_given() {
     assert!(plan.absolute);
     assert_eq!(Plan::parse(b".").levels(), 0);
 }
+
+/// Runs `act` once, the first time an open of `target` fails, before the walk looks at
+/// what is there: the moment a symlink could be swapped for a directory.
+struct AfterRefusedOpen<F: Fn(&Path)> {
+    target: PathBuf,
+    fired: Cell<bool>,
+    act: F,
+}
+
+impl<F: Fn(&Path)> Hook for AfterRefusedOpen<F> {
+    fn after_open_failed(&self, step: &Step<'_>) {
+        if step.path == self.target && !self.fired.get() {
+            self.fired.set(true);
+            (self.act)(step.path);
+        }
+    }
+}
+
+#[test]
+fn a_symlink_swapped_for_a_directory_after_the_open_is_looked_at_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::create_dir(t.join("elsewhere")).unwrap();
+    let s = t.join("s");
+    symlink(t.join("elsewhere"), &s).unwrap();
+    let opts = Options {
+        follow_symlinks: false,
+        ..Options::default()
+    };
+    let hook = AfterRefusedOpen {
+        target: s.clone(),
+        fired: Cell::new(false),
+        act: |p: &Path| {
+            std::fs::remove_file(p).unwrap();
+            std::fs::create_dir(p).unwrap();
+        },
+    };
+    // It was a symlink when opened (refused), and is a directory now: the walk does
+    // not say "Not a directory" about a directory; it opens it again.
+    let made = make_dirs_with_hook(&s.join("leaf"), &opts, &hook).unwrap();
+    assert!(hook.fired.get());
+    assert_eq!(made.created, vec![s.join("leaf")]);
+    assert_eq!(made.retries, 1);
+    assert!(!t.join("elsewhere/leaf").exists());
+}
+
+#[test]
+fn a_symlink_loop_is_reported_as_one() {
+    for (walk, opts) in walks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        symlink("loop", t.join("loop")).unwrap();
+        let err = make_dirs(&t.join("loop"), &opts).unwrap_err();
+        let want = if opts.follow_symlinks {
+            format!(
+                "stat {}: too many levels of symbolic links",
+                crate::quote::quote(t.join("loop"))
+            )
+        } else {
+            format!(
+                "{} is a symbolic link, refused by --no-symlinks",
+                crate::quote::quote(t.join("loop"))
+            )
+        };
+        assert_eq!(err.to_string(), want, "{walk}");
+    }
+}
+
+#[test]
+fn workers_are_bounded_by_the_paths_and_the_cores() {
+    use super::cmd::worker_count;
+    assert_eq!(worker_count(Some(20_000), 3, 2), 3);
+    assert_eq!(worker_count(Some(20_000), 100_000, 2), 64);
+    assert_eq!(worker_count(Some(20_000), 100_000, 32), 128);
+    assert_eq!(worker_count(None, 10_000, 2), 2);
+    assert_eq!(worker_count(None, 1, 16), 1);
+    assert_eq!(worker_count(Some(4), 0, 2), 1);
+}
+
+/// `--beneath`: the walk holds a directory, the directory is renamed out of DIR, and
+/// the next mkdir lands outside. The hook does the rename at the worst moment.
+fn renamed_out_before(
+    target: &str,
+    exclusive: bool,
+    path: &str,
+    moved: &str,
+) -> (tempfile::TempDir, Result<Made, Error>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let inside = tmp.path().join("inside");
+    std::fs::create_dir(&inside).unwrap();
+    let opts = Options {
+        beneath: Some(sys::open_dir(At::CWD, &c(inside.as_os_str().as_bytes()), true).unwrap()),
+        exclusive,
+        ..Options::default()
+    };
+    let (from, to) = (inside.join(moved), tmp.path().join("outside"));
+    // at_level checks the parent by path from the cwd; these paths are relative to
+    // DIR, so fire on the path alone.
+    struct Once<F: Fn()>(PathBuf, Cell<bool>, F);
+    impl<F: Fn()> Hook for Once<F> {
+        fn before_mkdir(&self, step: &Step<'_>) {
+            if step.path == self.0 && !self.1.replace(true) {
+                (self.2)();
+            }
+        }
+    }
+    let hook = Once(PathBuf::from(target), Cell::new(false), move || {
+        std::fs::rename(&from, &to).unwrap()
+    });
+    let result = make_dirs_with_hook(Path::new(path), &opts, &hook);
+    assert!(hook.1.get(), "the rename never happened");
+    (tmp, result)
+}
+
+#[test]
+fn beneath_removes_a_directory_made_in_a_parent_renamed_out_mid_walk() {
+    for exclusive in [false, true] {
+        for (target, moved) in [("a/b", "a"), ("a/b/c", "a"), ("a/b/c", "a/b")] {
+            let (tmp, result) = renamed_out_before(target, exclusive, "a/b/c", moved);
+            assert_eq!(
+                result.unwrap_err(),
+                Error::MovedOut {
+                    component: PathBuf::from(target),
+                    removed: true,
+                },
+                "{target} after {moved} moved, exclusive {exclusive}"
+            );
+            // What was made outside is gone again; what was moved stays where it was put.
+            let outside = tmp.path().join("outside");
+            assert!(outside.is_dir());
+            let leftover: Vec<_> = walk_all(&outside);
+            assert!(
+                leftover
+                    .iter()
+                    .all(|p| !p.ends_with(Path::new(target).file_name().unwrap())),
+                "{target}: {leftover:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_directory_made_outside_beneath_is_reported_in_one_line() {
+    let (_tmp, result) = renamed_out_before("a/b", false, "a/b", "a");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "'a/b' was made outside the --beneath directory (a directory the walk held was \
+         moved out of it); it was removed again"
+    );
+}
+
+#[test]
+fn beneath_checks_paths_beyond_path_max_component_by_component() {
+    let deep = format!("{}leaf", "dddd/".repeat(1000));
+    let parent = deep.strip_suffix("/leaf").unwrap().to_owned();
+    let (tmp, result) = renamed_out_before(&deep, false, &deep, "dddd");
+    assert_eq!(
+        result.unwrap_err(),
+        Error::MovedOut {
+            component: PathBuf::from(&deep),
+            removed: true,
+        }
+    );
+    // Too long for a path from the cwd: walk there one component at a time.
+    let mut fd = sys::open_dir(
+        At::CWD,
+        &c(tmp.path().join("outside").as_os_str().as_bytes()),
+        true,
+    )
+    .unwrap();
+    for name in parent.split('/').skip(1) {
+        fd = sys::open_dir(At::of(&fd), &c(name.as_bytes()), false).unwrap();
+    }
+    assert_eq!(kind_at(At::of(&fd), c"leaf", false), Err(Errno::ENOENT));
+}
+
+#[test]
+fn beneath_without_a_rename_creates_as_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inside = tmp.path().join("inside");
+    std::fs::create_dir(&inside).unwrap();
+    let opts = Options {
+        beneath: Some(sys::open_dir(At::CWD, &c(inside.as_os_str().as_bytes()), true).unwrap()),
+        ..Options::default()
+    };
+    let deep = format!("{}leaf", "dddd/".repeat(1000));
+    let made = make_dirs(Path::new(&deep), &opts).unwrap();
+    assert_eq!(made.created.len(), 1001);
+    assert_eq!(made.retries, 0);
+}
+
+fn walk_all(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        out.push(p.clone());
+        if p.is_dir() {
+            out.extend(walk_all(&p));
+        }
+    }
+    out
+}
