@@ -52,9 +52,11 @@ pub struct Args {
 pub const NAMED_TEMP_ENV: &str = "RACEFREE_WRITE_NAMED_TEMP";
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let umask = crate::makedirs::mode::umask();
     let mode = match &args.mode {
-        Some(spec) => Some(crate::makedirs::mode::parse_mode(spec, umask).map_err(exit::usage)?),
+        Some(spec) => Some(
+            crate::makedirs::mode::parse_mode(spec, crate::makedirs::mode::umask())
+                .map_err(exit::usage)?,
+        ),
         None => None,
     };
     let opts = Options {
