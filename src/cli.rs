@@ -36,9 +36,44 @@ pub enum Command {
     /// Run parallel racers against makedirs and ident and verify every answer
     #[command(after_long_help = exit::help_text("stress"))]
     Stress(crate::stress::Args),
+    /// Run a command while holding a file lock (flock(1) without its traps)
+    #[command(after_long_help = exit::help_text("lock"))]
+    Lock(crate::lock::cmd::Args),
+    /// Add to a number stored in a file, atomically, and print the new value
+    #[command(after_long_help = exit::help_text("counter"))]
+    Counter(crate::counter::cmd::Args),
+    /// Replace a file's content with standard input, atomically and durably
+    #[command(after_long_help = exit::help_text("write"))]
+    Write(crate::write::cmd::Args),
 }
 
 /// The full clap command, for docs generation and tests.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// The primitives scripts call once per item (`lock`, `counter`, `write`) pay for
+/// start-up on every call, and building clap's whole command tree costs more than
+/// flock(1) takes in all (bench/RESULTS-primitives.md). This parses such a command
+/// line against its own subcommand alone. Anything it does not accept cleanly
+/// (help, version, any error) gives `None`, and the full parser then handles it, so
+/// every message stays exactly as the full tree makes it.
+pub fn parse_primitive_fast(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    use clap::{Args, FromArgMatches};
+    fn one<A: Args + FromArgMatches>(name: &'static str, rest: &[std::ffi::OsString]) -> Option<A> {
+        let cmd = A::augment_args(clap::Command::new(name))
+            .no_binary_name(true)
+            .disable_version_flag(true)
+            .disable_help_flag(true);
+        let matches = cmd.try_get_matches_from(rest).ok()?;
+        A::from_arg_matches(&matches).ok()
+    }
+    let rest = argv.get(2..)?;
+    let command = match argv.get(1)?.to_str()? {
+        "lock" => Command::Lock(one("lock", rest)?),
+        "counter" => Command::Counter(one("counter", rest)?),
+        "write" => Command::Write(one("write", rest)?),
+        _ => return None,
+    };
+    Some(Cli { command })
 }

@@ -1,8 +1,10 @@
 //! The one integration-test binary (ripgrep's layout): each module tests one
 //! subcommand through the built binary, in its own temporary directory.
 
+mod counter;
 mod docs;
 mod ident;
+mod lock;
 mod makedirs;
 mod props;
 mod makedirs_modes;
@@ -11,3 +13,4 @@ mod makedirs_streams;
 mod stress;
 mod testenv;
 mod util;
+mod write;
