@@ -120,8 +120,8 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress' {
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Seconds for each of the two modes')
-            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'Racers per mode [default: 4 x cores]')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Seconds for each arm')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'Racers per arm [default: 4 x cores]')
             [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary instead of threads')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -130,15 +130,15 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'racefree;stress;makedirs' {
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]')
             [CompletionResult]::new('--depth', '--depth', [CompletionResultType]::ParameterName, 'Levels below each round''s directory')
-            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'Subdirectories per level (fanout^depth leaf paths per round)')
+            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
             [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run exactly R rounds')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round)')
@@ -186,55 +186,17 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress;worker' {
+            [CompletionResult]::new('--racer', '--racer', [CompletionResultType]::ParameterName, 'racer')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'racefree;stress;worker;makedirs' {
-            [CompletionResult]::new('--arm', '--arm', [CompletionResultType]::ParameterName, 'arm')
-            [CompletionResult]::new('--round-dir', '--round-dir', [CompletionResultType]::ParameterName, 'round-dir')
-            [CompletionResult]::new('--depth', '--depth', [CompletionResultType]::ParameterName, 'depth')
-            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'fanout')
-            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'racefree;stress;worker;ident' {
-            [CompletionResult]::new('--spec', '--spec', [CompletionResultType]::ParameterName, 'spec')
-            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'racefree;stress;worker;help' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'racefree;stress;worker;help;makedirs' {
-            break
-        }
-        'racefree;stress;worker;help;ident' {
-            break
-        }
-        'racefree;stress;worker;help;help' {
             break
         }
         'racefree;stress;help' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -249,14 +211,6 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress;help;worker' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            break
-        }
-        'racefree;stress;help;worker;makedirs' {
-            break
-        }
-        'racefree;stress;help;worker;ident' {
             break
         }
         'racefree;stress;help;help' {
@@ -290,7 +244,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help;stress' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             break
         }
@@ -304,14 +258,6 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;stress;worker' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            break
-        }
-        'racefree;help;stress;worker;makedirs' {
-            break
-        }
-        'racefree;help;stress;worker;ident' {
             break
         }
         'racefree;help;help' {

@@ -61,12 +61,6 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,worker)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker"
                 ;;
-            racefree__subcmd__help__subcmd__stress__subcmd__worker,ident)
-                cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__help__subcmd__stress__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__makedirs"
-                ;;
             racefree__subcmd__ident,help)
                 cmd="racefree__subcmd__ident__subcmd__help"
                 ;;
@@ -120,30 +114,6 @@ _racefree() {
                 ;;
             racefree__subcmd__stress__subcmd__help,worker)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker"
-                ;;
-            racefree__subcmd__stress__subcmd__help__subcmd__worker,ident)
-                cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__help__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__makedirs"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,help)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,ident)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__makedirs"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,help)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__help"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,ident)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__makedirs"
                 ;;
             *)
                 ;;
@@ -320,36 +290,8 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress__subcmd__worker)
-            opts="makedirs ident"
+            opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__ident)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__makedirs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -670,36 +612,8 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__worker)
-            opts="makedirs ident"
+            opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__ident)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__makedirs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -762,21 +676,21 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__makedirs)
-            opts="-h -V --dir --depth --fanout --churn --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --depth)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --fanout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -830,121 +744,13 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --help --version makedirs ident help"
+            opts="-h -V --racer --help --version makedirs ident"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help)
-            opts="makedirs ident help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__ident)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__makedirs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__ident)
-            opts="-h -V --spec --seed --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --spec)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --seed)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__makedirs)
-            opts="-h -V --arm --round-dir --depth --fanout --seed --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --arm)
-                    COMPREPLY=($(compgen -W "racefree naive" -- "${cur}"))
-                    return 0
-                    ;;
-                --round-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --depth)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --fanout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --seed)
+                --racer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -106,8 +106,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;ident;help;help'= {
         }
         &'racefree;stress'= {
-            cand --duration 'Seconds for each of the two modes'
-            cand --racers 'Racers per mode [default: 4 x cores]'
+            cand --duration 'Seconds for each arm'
+            cand --racers 'Racers per arm [default: 4 x cores]'
             cand --processes 'Racers are separate processes of this binary instead of threads'
             cand --json 'Print the report as JSON on stdout'
             cand -h 'Print help (see more with ''--help'')'
@@ -116,14 +116,14 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;stress;makedirs'= {
-            cand --dir 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]'
             cand --depth 'Levels below each round''s directory'
-            cand --fanout 'Subdirectories per level (fanout^depth leaf paths per round)'
+            cand --fanout 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
             cand --racers 'How many racers [default: 4 x cores]'
             cand --rounds 'Run exactly R rounds'
             cand --duration 'Run rounds until S seconds have passed (at least one round)'
@@ -168,48 +168,16 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
         }
         &'racefree;stress;worker'= {
+            cand --racer 'racer'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'racefree;stress;worker;makedirs'= {
-            cand --arm 'arm'
-            cand --round-dir 'round-dir'
-            cand --depth 'depth'
-            cand --fanout 'fanout'
-            cand --seed 'seed'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'racefree;stress;worker;ident'= {
-            cand --spec 'spec'
-            cand --seed 'seed'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'racefree;stress;worker;help'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'racefree;stress;worker;help;makedirs'= {
-        }
-        &'racefree;stress;worker;help;ident'= {
-        }
-        &'racefree;stress;worker;help;help'= {
         }
         &'racefree;stress;help'= {
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -220,12 +188,6 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;stress;help;report'= {
         }
         &'racefree;stress;help;worker'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-        }
-        &'racefree;stress;help;worker;makedirs'= {
-        }
-        &'racefree;stress;help;worker;ident'= {
         }
         &'racefree;stress;help;help'= {
         }
@@ -251,7 +213,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress'= {
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
         }
         &'racefree;help;stress;makedirs'= {
@@ -261,12 +223,6 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress;report'= {
         }
         &'racefree;help;stress;worker'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-        }
-        &'racefree;help;stress;worker;makedirs'= {
-        }
-        &'racefree;help;stress;worker;ident'= {
         }
         &'racefree;help;help'= {
         }

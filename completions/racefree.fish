@@ -84,20 +84,20 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l duration -d 'Seconds for each of the two modes' -r
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l racers -d 'Racers per mode [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l duration -d 'Seconds for each arm' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l racers -d 'Racers per arm [default: 4 x cores]' -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l processes -d 'Racers are separate processes of this binary instead of threads'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l json -d 'Print the report as JSON on stdout'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l dir -d 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l depth -d 'Levels below each round\'s directory' -r
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l fanout -d 'Subdirectories per level (fanout^depth leaf paths per round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l fanout -d 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l dir -d 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l racers -d 'How many racers [default: 4 x cores]' -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l rounds -d 'Run exactly R rounds' -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
@@ -132,14 +132,12 @@ complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_see
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -l json -d 'Print the merged verdict as JSON'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -l racer -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s h -l help -d 'Print help'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s V -l version -d 'Print version'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "makedirs" -d 'The body of a racer process (`racefree stress worker makedirs`)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "ident"
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
@@ -151,5 +149,5 @@ complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
