@@ -28,6 +28,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Create directories and their missing ancestors, safely under concurrency')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one')
             [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against makedirs and ident and verify every answer')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Run a command while holding a file lock (flock(1) without its traps)')
+            [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Add to a number stored in a file, atomically, and print the new value')
+            [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Replace a file''s content with standard input, atomically and durably')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -216,10 +219,61 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;stress;help;help' {
             break
         }
+        'racefree;lock' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does')
+            [CompletionResult]::new('--command', '--command', [CompletionResultType]::ParameterName, 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
+            [CompletionResult]::new('-E', '-E ', [CompletionResultType]::ParameterName, 'Exit status when the lock is not acquired (held, with -n or -w)')
+            [CompletionResult]::new('--conflict-exit-code', '--conflict-exit-code', [CompletionResultType]::ParameterName, 'Exit status when the lock is not acquired (held, with -n or -w)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Take a shared lock: any number of shared holders, no exclusive one')
+            [CompletionResult]::new('--shared', '--shared', [CompletionResultType]::ParameterName, 'Take a shared lock: any number of shared holders, no exclusive one')
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Take an exclusive lock (the default)')
+            [CompletionResult]::new('--exclusive', '--exclusive', [CompletionResultType]::ParameterName, 'Take an exclusive lock (the default)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
+            [CompletionResult]::new('--nonblock', '--nonblock', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
+            [CompletionResult]::new('--nb', '--nb', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock')
+            [CompletionResult]::new('--close', '--close', [CompletionResultType]::ParameterName, 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock')
+            [CompletionResult]::new('--nfs', '--nfs', [CompletionResultType]::ParameterName, 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on standard error how long the lock took and what runs')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;counter' {
+            [CompletionResult]::new('--add', '--add', [CompletionResultType]::ParameterName, 'Add N (may be negative)')
+            [CompletionResult]::new('--init', '--init', [CompletionResultType]::ParameterName, 'The value a new counter starts from, before the first --add')
+            [CompletionResult]::new('--sync', '--sync', [CompletionResultType]::ParameterName, 'fsync the file and its directory before printing the new value')
+            [CompletionResult]::new('--get', '--get', [CompletionResultType]::ParameterName, 'Print the current value without changing it or taking the lock (a counter that does not exist yet reads as --init)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object: file, value, previous (null when this call created FILE) and created')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;write' {
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file')
+            [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file')
+            [CompletionResult]::new('--no-follow', '--no-follow', [CompletionResultType]::ParameterName, 'A symlink at FILE is replaced by a regular file, instead of replacing its target')
+            [CompletionResult]::new('--no-sync', '--no-sync', [CompletionResultType]::ParameterName, 'Skip both fsyncs: still atomic for readers, but a crash may lose the new content')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;help' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Create directories and their missing ancestors, safely under concurrency')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one')
             [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against makedirs and ident and verify every answer')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Run a command while holding a file lock (flock(1) without its traps)')
+            [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Add to a number stored in a file, atomically, and print the new value')
+            [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Replace a file''s content with standard input, atomically and durably')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -258,6 +312,15 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;stress;worker' {
+            break
+        }
+        'racefree;help;lock' {
+            break
+        }
+        'racefree;help;counter' {
+            break
+        }
+        'racefree;help;write' {
             break
         }
         'racefree;help;help' {

@@ -16,11 +16,17 @@ _racefree() {
             ",$1")
                 cmd="racefree"
                 ;;
+            racefree,counter)
+                cmd="racefree__subcmd__counter"
+                ;;
             racefree,help)
                 cmd="racefree__subcmd__help"
                 ;;
             racefree,ident)
                 cmd="racefree__subcmd__ident"
+                ;;
+            racefree,lock)
+                cmd="racefree__subcmd__lock"
                 ;;
             racefree,makedirs)
                 cmd="racefree__subcmd__makedirs"
@@ -28,17 +34,29 @@ _racefree() {
             racefree,stress)
                 cmd="racefree__subcmd__stress"
                 ;;
+            racefree,write)
+                cmd="racefree__subcmd__write"
+                ;;
+            racefree__subcmd__help,counter)
+                cmd="racefree__subcmd__help__subcmd__counter"
+                ;;
             racefree__subcmd__help,help)
                 cmd="racefree__subcmd__help__subcmd__help"
                 ;;
             racefree__subcmd__help,ident)
                 cmd="racefree__subcmd__help__subcmd__ident"
                 ;;
+            racefree__subcmd__help,lock)
+                cmd="racefree__subcmd__help__subcmd__lock"
+                ;;
             racefree__subcmd__help,makedirs)
                 cmd="racefree__subcmd__help__subcmd__makedirs"
                 ;;
             racefree__subcmd__help,stress)
                 cmd="racefree__subcmd__help__subcmd__stress"
+                ;;
+            racefree__subcmd__help,write)
+                cmd="racefree__subcmd__help__subcmd__write"
                 ;;
             racefree__subcmd__help__subcmd__ident,lookup)
                 cmd="racefree__subcmd__help__subcmd__ident__subcmd__lookup"
@@ -122,7 +140,7 @@ _racefree() {
 
     case "${cmd}" in
         racefree)
-            opts="-h -V --help --version makedirs ident stress help"
+            opts="-h -V --help --version makedirs ident stress lock counter write help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,9 +153,45 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__help)
-            opts="makedirs ident stress help"
+        racefree__subcmd__counter)
+            opts="-h -V --add --init --sync --get --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --add)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --init)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help)
+            opts="makedirs ident stress lock counter write help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -208,6 +262,20 @@ _racefree() {
         racefree__subcmd__help__subcmd__ident__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__lock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -292,6 +360,20 @@ _racefree() {
         racefree__subcmd__help__subcmd__stress__subcmd__worker)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__write)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -468,6 +550,48 @@ _racefree() {
                     ;;
                 --log)
                     COMPREPLY=($(compgen -W "syslog stderr none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__lock)
+            opts="-c -s -x -n -w -E -o -h -V --command --shared --exclusive --nb --nonblock --wait --timeout --conflict-exit-code --close --nfs --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --conflict-exit-code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -E)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -751,6 +875,28 @@ _racefree() {
             fi
             case "${prev}" in
                 --racer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__write)
+            opts="-m -h -V --mode --no-follow --no-sync --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --mode)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

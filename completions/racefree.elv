@@ -25,6 +25,9 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand makedirs 'Create directories and their missing ancestors, safely under concurrency'
             cand ident 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one'
             cand stress 'Run parallel racers against makedirs and ident and verify every answer'
+            cand lock 'Run a command while holding a file lock (flock(1) without its traps)'
+            cand counter 'Add to a number stored in a file, atomically, and print the new value'
+            cand write 'Replace a file''s content with standard input, atomically and durably'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;makedirs'= {
@@ -191,10 +194,58 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;stress;help;help'= {
         }
+        &'racefree;lock'= {
+            cand -c 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does'
+            cand --command 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does'
+            cand -w 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
+            cand --timeout 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
+            cand --wait 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
+            cand -E 'Exit status when the lock is not acquired (held, with -n or -w)'
+            cand --conflict-exit-code 'Exit status when the lock is not acquired (held, with -n or -w)'
+            cand -s 'Take a shared lock: any number of shared holders, no exclusive one'
+            cand --shared 'Take a shared lock: any number of shared holders, no exclusive one'
+            cand -x 'Take an exclusive lock (the default)'
+            cand --exclusive 'Take an exclusive lock (the default)'
+            cand -n 'Fail at once if the lock is held, instead of waiting'
+            cand --nonblock 'Fail at once if the lock is held, instead of waiting'
+            cand --nb 'Fail at once if the lock is held, instead of waiting'
+            cand -o 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
+            cand --close 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
+            cand --nfs 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)'
+            cand --verbose 'Say on standard error how long the lock took and what runs'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;counter'= {
+            cand --add 'Add N (may be negative)'
+            cand --init 'The value a new counter starts from, before the first --add'
+            cand --sync 'fsync the file and its directory before printing the new value'
+            cand --get 'Print the current value without changing it or taking the lock (a counter that does not exist yet reads as --init)'
+            cand --json 'Print one JSON object: file, value, previous (null when this call created FILE) and created'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;write'= {
+            cand -m 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file'
+            cand --mode 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file'
+            cand --no-follow 'A symlink at FILE is replaced by a regular file, instead of replacing its target'
+            cand --no-sync 'Skip both fsyncs: still atomic for readers, but a crash may lose the new content'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;help'= {
             cand makedirs 'Create directories and their missing ancestors, safely under concurrency'
             cand ident 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one'
             cand stress 'Run parallel racers against makedirs and ident and verify every answer'
+            cand lock 'Run a command while holding a file lock (flock(1) without its traps)'
+            cand counter 'Add to a number stored in a file, atomically, and print the new value'
+            cand write 'Replace a file''s content with standard input, atomically and durably'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;help;makedirs'= {
@@ -223,6 +274,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress;report'= {
         }
         &'racefree;help;stress;worker'= {
+        }
+        &'racefree;help;lock'= {
+        }
+        &'racefree;help;counter'= {
+        }
+        &'racefree;help;write'= {
         }
         &'racefree;help;help'= {
         }

@@ -29,6 +29,9 @@ complete -c racefree -n "__fish_racefree_needs_command" -s V -l version -d 'Prin
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
+complete -c racefree -n "__fish_racefree_needs_command" -f -a "lock" -d 'Run a command while holding a file lock (flock(1) without its traps)'
+complete -c racefree -n "__fish_racefree_needs_command" -f -a "counter" -d 'Add to a number stored in a file, atomically, and print the new value'
+complete -c racefree -n "__fish_racefree_needs_command" -f -a "write" -d 'Replace a file\'s content with standard input, atomically and durably'
 complete -c racefree -n "__fish_racefree_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -s m -l mode -d 'Mode of each leaf this call creates: octal (755) or symbolic (u=rwx,g=rx,o=)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand makedirs" -l beneath -d 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): \'..\' and symlinks that would escape are errors' -r -F
@@ -140,10 +143,36 @@ complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_see
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s c -l command -d 'Run COMMAND_STRING with \'sh -c\', as flock(1) -c does' -r
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail' -r
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s E -l conflict-exit-code -d 'Exit status when the lock is not acquired (held, with -n or -w)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s s -l shared -d 'Take a shared lock: any number of shared holders, no exclusive one'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s x -l exclusive -d 'Take an exclusive lock (the default)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s n -l nonblock -l nb -d 'Fail at once if the lock is held, instead of waiting'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s o -l close -d 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -l nfs -d 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -l verbose -d 'Say on standard error how long the lock took and what runs'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -l add -d 'Add N (may be negative)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -l init -d 'The value a new counter starts from, before the first --add' -r
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -l sync -d 'fsync the file and its directory before printing the new value'
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -l get -d 'Print the current value without changing it or taking the lock (a counter that does not exist yet reads as --init)'
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -l json -d 'Print one JSON object: file, value, previous (null when this call created FILE) and created'
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand counter" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand write" -s m -l mode -d 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE\'s current mode, or 0666 & ~umask for a new file' -r
+complete -c racefree -n "__fish_racefree_using_subcommand write" -l no-follow -d 'A symlink at FILE is replaced by a regular file, instead of replacing its target'
+complete -c racefree -n "__fish_racefree_using_subcommand write" -l no-sync -d 'Skip both fsyncs: still atomic for readers, but a crash may lose the new content'
+complete -c racefree -n "__fish_racefree_using_subcommand write" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand write" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "makedirs" -d 'Create directories and their missing ancestors, safely under concurrency'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "ident" -d 'RFC 1413 ident: look up a connection\'s owner, serve identd, or query one'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "stress" -d 'Run parallel racers against makedirs and ident and verify every answer'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "lock" -d 'Run a command while holding a file lock (flock(1) without its traps)'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "counter" -d 'Add to a number stored in a file, atomically, and print the new value'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "write" -d 'Replace a file\'s content with standard input, atomically and durably'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and not __fish_seen_subcommand_from makedirs ident stress lock counter write help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "query" -d 'Ask a host\'s identd who owns a connection'

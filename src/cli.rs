@@ -36,6 +36,15 @@ pub enum Command {
     /// Run parallel racers against makedirs and ident and verify every answer
     #[command(after_long_help = exit::help_text("stress"))]
     Stress(crate::stress::Args),
+    /// Run a command while holding a file lock (flock(1) without its traps)
+    #[command(after_long_help = exit::help_text("lock"))]
+    Lock(crate::lock::cmd::Args),
+    /// Add to a number stored in a file, atomically, and print the new value
+    #[command(after_long_help = exit::help_text("counter"))]
+    Counter(crate::counter::cmd::Args),
+    /// Replace a file's content with standard input, atomically and durably
+    #[command(after_long_help = exit::help_text("write"))]
+    Write(crate::write::cmd::Args),
 }
 
 /// The full clap command, for docs generation and tests.

@@ -12,18 +12,27 @@ use std::io::{self, Write};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Everything asked for holds.
-    Success = 0,
+    Success,
     /// The operation failed (at least one item did, or a verification did).
-    Failure = 1,
+    Failure,
     /// The command line was wrong; nothing was touched. clap uses 2 as well.
-    Usage = 2,
+    Usage,
     /// `makedirs --exclusive`: the leaf already existed, so this call did not create it.
-    Exists = 3,
+    Exists,
+    /// A status documented by one command alone: `lock` passes COMMAND's status
+    /// through and has its own (125, 126, 127, 128+N, -E N).
+    Code(u8),
 }
 
 impl Exit {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Exists => 3,
+            Exit::Code(c) => c,
+        }
     }
 
     /// The worse of two statuses, for folding per-item results.
@@ -39,7 +48,7 @@ impl Exit {
         match self {
             Exit::Success => 0,
             Exit::Exists => 1,
-            Exit::Failure => 2,
+            Exit::Failure | Exit::Code(_) => 2,
             Exit::Usage => 3,
         }
     }
@@ -125,10 +134,68 @@ pub fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
+/// A name as a person should read it in a message: in single quotes, like GNU
+/// coreutils' diagnostics, with anything unprintable or not UTF-8 written the way a
+/// shell would accept it back (`'a'$'\n''b'`), so one message stays one line.
+pub fn quote(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    let mut open = false;
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                if open {
+                    out.push('\'');
+                    open = false;
+                }
+                match c {
+                    '\n' => out.push_str("$'\\n'"),
+                    '\t' => out.push_str("$'\\t'"),
+                    c if (c as u32) < 0x80 => out.push_str(&format!("$'\\x{:02x}'", c as u32)),
+                    c => out.push_str(&format!("$'\\u{:04x}'", c as u32)),
+                }
+                continue;
+            }
+            if !open {
+                out.push('\'');
+                open = true;
+            }
+            if c == '\'' {
+                out.push_str("'\\''");
+            } else {
+                out.push(c);
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            if open {
+                out.push('\'');
+                open = false;
+            }
+            out.push_str("$'");
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+            out.push('\'');
+        }
+    }
+    if open {
+        out.push('\'');
+    }
+    if out.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
 /// The exit statuses of each command, as documented in `--help` and the man pages.
 /// Keyed by the command path below `racefree` ("makedirs", "ident lookup", ...).
 pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
-    let mut v = vec![(0, "success")];
+    // lock's 0 is COMMAND's: its own table says so.
+    let mut v = if command == "lock" {
+        vec![]
+    } else {
+        vec![(0, "success")]
+    };
     match command {
         "makedirs" => v.extend([
             (1, "at least one PATH failed (it is not a directory afterwards); the others were still made"),
@@ -146,6 +213,23 @@ pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
         "ident serve" => v.extend([
             (1, "the server could not start (bind, privilege drop) or its listening socket failed"),
             (2, "usage error, including: nothing to serve (no --listen, stdin not a socket) or --mode not matching how it was started"),
+        ]),
+        "lock" => v.extend([
+            (0, "COMMAND's own status is passed through: 0 and any other status below 125 come from COMMAND"),
+            (1, "the lock was held and -n was given or -w expired (another status with -E N); COMMAND did not run"),
+            (2, "usage error; nothing was locked"),
+            (125, "the lock could not be taken: LOCKFILE cannot be opened or created, is a symbolic link, or locking failed"),
+            (126, "COMMAND was found but could not be run"),
+            (127, "COMMAND was not found"),
+            (128, "plus N: COMMAND was killed by signal N (130 for SIGINT, 143 for SIGTERM)"),
+        ]),
+        "counter" => v.extend([
+            (1, "FILE does not hold a number, the sum leaves the 64-bit range, or FILE or FILE.lock cannot be read or replaced; FILE is left as it was"),
+            (2, "usage error: bad option or an empty FILE"),
+        ]),
+        "write" => v.extend([
+            (1, "FILE could not be replaced (its directory is not writable, it is a directory, reading input failed, its owner cannot be kept); FILE is left as it was and no temporary file remains"),
+            (2, "usage error: bad option, bad -m MODE or an empty FILE"),
         ]),
         "stress" | "stress makedirs" | "stress ident" | "stress report" => v.extend([
             (1, "a verification of racefree's arm failed (the control arm's failures do not count)"),
@@ -204,6 +288,17 @@ mod tests {
         let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert!(is_broken_pipe(&e));
         assert!(!is_broken_pipe(&anyhow::anyhow!("no")));
+    }
+
+    #[test]
+    fn names_are_quoted_so_a_shell_reads_them_back() {
+        use std::os::unix::ffi::OsStrExt;
+        let q = |b: &[u8]| quote(std::ffi::OsStr::from_bytes(b));
+        assert_eq!(q(b"a/b c"), "'a/b c'");
+        assert_eq!(q(b""), "''");
+        assert_eq!(q(b"it's"), "'it'\\''s'");
+        assert_eq!(q(b"a\nb"), "'a'$'\\n''b'");
+        assert_eq!(q(b"x\xffy"), "'x'$'\\xff''y'");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The one integration-test binary (ripgrep's layout): each module tests one
 //! subcommand through the built binary, in its own temporary directory.
 
+mod counter;
 mod docs;
 mod ident;
+mod lock;
 mod makedirs;
 mod stress;
 mod util;
+mod write;

@@ -1,0 +1,274 @@
+//! The `racefree lock` command line: take the lock, run COMMAND, pass its status on.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args as ClapArgs;
+
+use super::{Busy, Options, acquire};
+use crate::exit::{self, Exit, quote};
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    long_about = "Take a lock on LOCKFILE, run COMMAND while holding it, and exit with COMMAND's \
+        status: util-linux flock(1)'s interface, without its traps.\n\n\
+        LOCKFILE is created if missing (mode 0666 & ~umask) and never removed: removing a lock \
+        file while others wait on it lets two processes hold 'the' lock. A symbolic link at \
+        LOCKFILE is refused, not followed. The lock is flock(2) on LOCKFILE; on a filesystem \
+        without flock (ENOLCK, EOPNOTSUPP), or with --nfs, it is the link(2) lock \
+        LOCKFILE.nfslock instead, which records its owner (host, pid, boot id, start time) and \
+        is broken only when that owner is provably dead (same host, and its process is gone or \
+        the host rebooted); a lock held from another host is never broken. A link lock is always \
+        exclusive.\n\n\
+        By default COMMAND inherits the lock, as with flock(1): it stays locked until COMMAND \
+        and every process it started that kept the descriptor have exited, even if racefree \
+        itself is killed. With -o the descriptor is close-on-exec: only racefree holds the lock, \
+        until COMMAND exits, and a daemon COMMAND starts cannot keep it locked forever. No \
+        other child ever inherits the descriptor.\n\n\
+        While COMMAND runs, racefree ignores SIGINT and SIGQUIT (a terminal sends them to \
+        COMMAND too, which decides) and passes SIGTERM and SIGHUP on to COMMAND, so the lock \
+        is never released while COMMAND still runs.",
+    after_help = "Example: racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/"
+)]
+pub struct Args {
+    /// The file to lock (created if missing, never removed)
+    #[arg(value_name = "LOCKFILE", value_hint = clap::ValueHint::FilePath,
+          value_parser = clap::builder::ValueParser::os_string())]
+    pub lockfile: OsString,
+
+    /// The command to run while holding the lock, and its arguments
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true,
+          value_hint = clap::ValueHint::CommandWithArguments,
+          value_parser = clap::builder::ValueParser::os_string(),
+          required_unless_present = "command_string")]
+    pub command: Vec<OsString>,
+
+    /// Run COMMAND_STRING with 'sh -c', as flock(1) -c does
+    #[arg(short = 'c', long = "command", value_name = "COMMAND_STRING", conflicts_with = "command",
+          value_parser = clap::builder::ValueParser::os_string())]
+    pub command_string: Option<OsString>,
+
+    /// Take a shared lock: any number of shared holders, no exclusive one
+    #[arg(short, long, conflicts_with = "exclusive")]
+    pub shared: bool,
+
+    /// Take an exclusive lock (the default)
+    #[arg(short = 'x', long)]
+    pub exclusive: bool,
+
+    /// Fail at once if the lock is held, instead of waiting
+    #[arg(short = 'n', long, visible_alias = "nb")]
+    pub nonblock: bool,
+
+    /// Wait at most SECS seconds (fractions allowed; 0 is -n), then fail
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = parse_secs, visible_alias = "wait")]
+    pub timeout: Option<Duration>,
+
+    /// Exit status when the lock is not acquired (held, with -n or -w)
+    #[arg(short = 'E', long, value_name = "N", default_value_t = 1)]
+    pub conflict_exit_code: u8,
+
+    /// COMMAND does not inherit the lock descriptor; racefree alone holds the lock
+    #[arg(short = 'o', long)]
+    pub close: bool,
+
+    /// Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)
+    #[arg(long)]
+    pub nfs: bool,
+
+    /// Say on standard error how long the lock took and what runs
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(v).map_err(|_| format!("'{s}' is not a number of seconds >= 0"))
+}
+
+/// racefree's own failure before COMMAND ran (lock file unusable): like env(1) and
+/// timeout(1), 125, so it is never mistaken for COMMAND's own status.
+pub const CANNOT_LOCK: u8 = 125;
+/// COMMAND exists but could not be run.
+pub const CANNOT_RUN: u8 = 126;
+/// COMMAND was not found.
+pub const NOT_FOUND: u8 = 127;
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let lockfile = PathBuf::from(&args.lockfile);
+    let (program, rest) = match &args.command_string {
+        Some(s) => (OsString::from("sh"), vec![OsString::from("-c"), s.clone()]),
+        None => match args.command.split_first() {
+            Some((p, rest)) => (p.clone(), rest.to_vec()),
+            None => return Err(exit::usage("no COMMAND given")),
+        },
+    };
+    let opts = Options {
+        shared: args.shared,
+        nonblock: args.nonblock,
+        timeout: args.timeout,
+        nfs: args.nfs,
+    };
+    let started = Instant::now();
+    let held = match acquire(&lockfile, &opts) {
+        Ok(h) => h,
+        Err(e) if e.downcast_ref::<Busy>().is_some() => {
+            // Silent by default, as flock(1): scripts test the status.
+            if args.verbose {
+                verbose(format_args!("{e}"));
+            }
+            return Ok(Exit::Code(args.conflict_exit_code));
+        }
+        Err(e) => return Err(with_status(CANNOT_LOCK, e)),
+    };
+    if args.verbose {
+        verbose(format_args!(
+            "took the {} {} lock on {} in {:.6} s",
+            if args.shared && held.method() == "flock" {
+                "shared"
+            } else {
+                "exclusive"
+            },
+            held.method(),
+            quote(lockfile.as_os_str()),
+            started.elapsed().as_secs_f64()
+        ));
+        verbose(format_args!("running {}", quote(&program)));
+    }
+
+    let mut cmd = Command::new(&program);
+    cmd.args(&rest);
+    let inherit = if args.close { None } else { held.fd() };
+    let saved = ignore_interrupts();
+    // SAFETY: the closure only calls fcntl and sigaction, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = inherit {
+                // Only in this child, after fork: no other child can inherit it.
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            restore(&saved);
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            restore(&saved);
+            let status = if e.kind() == io::ErrorKind::NotFound {
+                NOT_FOUND
+            } else {
+                CANNOT_RUN
+            };
+            let why = match e.raw_os_error() {
+                Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+                None => e.to_string(),
+            };
+            return Err(with_status(
+                status,
+                anyhow::anyhow!("cannot run {}: {why}", quote(&program)),
+            ));
+        }
+    };
+    forward_terminations_to(child.id() as i32);
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(with_status(
+                    CANNOT_RUN,
+                    anyhow::Error::new(e).context("waiting for COMMAND"),
+                ));
+            }
+        }
+    };
+    drop(held);
+    Ok(Exit::Code(match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        (None, None) => 1,
+    }))
+}
+
+fn verbose(msg: std::fmt::Arguments<'_>) {
+    eprintln!("racefree: lock: {msg}");
+}
+
+fn with_status(code: u8, e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(exit::WithStatus {
+        status: Exit::Code(code),
+        message: format!("{e:#}"),
+    })
+}
+
+/// The dispositions of SIGINT and SIGQUIT before we ignored them.
+#[derive(Clone, Copy)]
+struct Saved([libc::sigaction; 2]);
+
+const INTERRUPTS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGQUIT];
+
+/// Ignores SIGINT and SIGQUIT, as system(3) does while its child runs: the terminal
+/// delivers them to COMMAND as well, and if racefree died of them first, a lock
+/// held by racefree alone (-o, link locks) would be released while COMMAND runs.
+fn ignore_interrupts() -> Saved {
+    // SAFETY: plain sigaction calls with valid structures.
+    unsafe {
+        let mut saved: [libc::sigaction; 2] = std::mem::zeroed();
+        for (i, sig) in INTERRUPTS.into_iter().enumerate() {
+            let mut ign: libc::sigaction = std::mem::zeroed();
+            ign.sa_sigaction = libc::SIG_IGN;
+            libc::sigaction(sig, &ign, &mut saved[i]);
+        }
+        Saved(saved)
+    }
+}
+
+/// Puts SIGINT and SIGQUIT back as they were (in the child: as racefree found them).
+fn restore(saved: &Saved) {
+    for (i, sig) in INTERRUPTS.into_iter().enumerate() {
+        // SAFETY: async-signal-safe; a structure sigaction itself filled in.
+        unsafe { libc::sigaction(sig, &saved.0[i], std::ptr::null_mut()) };
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// SIGTERM and SIGHUP sent to racefree go to COMMAND; racefree waits for it to
+/// exit and reports its status, releasing the lock only then.
+fn forward_terminations_to(pid: i32) {
+    CHILD.store(pid, Ordering::Relaxed);
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: querying and installing dispositions; the handler is signal-safe.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `racefree lock`: util-linux flock(1) with the mistakes users hit taken out.
+//!
+//! The lock file is opened with O_CREAT but not O_EXCL (whoever comes first creates
+//! it, nobody fails), O_NOFOLLOW (a symlink planted at LOCKFILE is refused rather
+//! than followed to a file of the planter's choosing) and O_CLOEXEC (no unrelated
+//! child inherits the lock by accident). It is never unlinked: a process blocked in
+//! flock on an unlinked file would get its lock at the same time as a newcomer who
+//! created a fresh file at the name, two holders.
+//!
+//! flock locks belong to an open file description, so every [`acquire`] opens its
+//! own: two threads of one process exclude each other exactly like two processes.
+//!
+//! Where flock is not supported (ENOLCK, EOPNOTSUPP: an NFS mount without a lock
+//! manager, some FUSE filesystems) or `nfs` is asked for, [`nfs`] takes a link(2)
+//! based lock instead.
+
+pub mod cmd;
+pub mod nfs;
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use nix::errno::Errno;
+
+use crate::exit::quote;
+
+/// How [`acquire`] locks.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// A shared (read) lock instead of an exclusive one.
+    pub shared: bool,
+    /// Fail at once with [`Busy`] instead of waiting.
+    pub nonblock: bool,
+    /// Wait at most this long, then fail with [`Busy`]. Zero means `nonblock`.
+    pub timeout: Option<Duration>,
+    /// Use the link(2) lock of [`nfs`] instead of flock.
+    pub nfs: bool,
+}
+
+/// A held lock. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct Held {
+    kind: HeldKind,
+}
+
+#[derive(Debug)]
+enum HeldKind {
+    Flock(OwnedFd),
+    // Held for its Drop, which removes the link.
+    Link(#[allow(dead_code)] nfs::LinkHeld),
+}
+
+impl Held {
+    /// The descriptor holding a flock lock (`None` for a link lock, which a
+    /// descriptor cannot carry). A child that inherits it holds the lock too.
+    pub fn fd(&self) -> Option<RawFd> {
+        match &self.kind {
+            HeldKind::Flock(fd) => Some(fd.as_raw_fd()),
+            HeldKind::Link(_) => None,
+        }
+    }
+
+    /// "flock" or "link", for --verbose.
+    pub fn method(&self) -> &'static str {
+        match &self.kind {
+            HeldKind::Flock(_) => "flock",
+            HeldKind::Link(_) => "link",
+        }
+    }
+}
+
+/// The lock is held by someone else and we were told not to wait (longer).
+#[derive(Debug)]
+pub struct Busy {
+    pub path: PathBuf,
+    /// `Some` when a timeout expired, `None` for a non-blocking attempt.
+    pub waited: Option<Duration>,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.waited {
+            None => write!(
+                f,
+                "{} is locked by another process",
+                quote(self.path.as_os_str())
+            ),
+            Some(d) => write!(
+                f,
+                "timed out after {} s waiting for the lock on {}",
+                d.as_secs_f64(),
+                quote(self.path.as_os_str())
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// Takes the lock on `path`, creating the file if needed. Safe from many threads.
+pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
+    if opts.nfs {
+        return nfs::acquire(path, opts);
+    }
+    let fd = open_lock_file(path)?;
+    let op = if opts.shared {
+        libc::LOCK_SH
+    } else {
+        libc::LOCK_EX
+    };
+    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
+    let result = if nonblock {
+        flock(&fd, op | libc::LOCK_NB)
+    } else if let Some(limit) = opts.timeout {
+        flock_until(&fd, op, limit)
+    } else {
+        flock(&fd, op)
+    };
+    match result {
+        Ok(()) => Ok(Held {
+            kind: HeldKind::Flock(fd),
+        }),
+        Err(Errno::EWOULDBLOCK) => Err(Busy {
+            path: path.to_path_buf(),
+            waited: if nonblock { None } else { opts.timeout },
+        }
+        .into()),
+        // No flock here: fall back to the lock that works on any filesystem with
+        // link(2). It is exclusive only, which is stricter, never weaker.
+        Err(Errno::ENOLCK | Errno::EOPNOTSUPP) => nfs::acquire(path, opts),
+        Err(e) => bail!("cannot lock {}: {}", quote(path.as_os_str()), e.desc()),
+    }
+}
+
+fn flock(fd: &OwnedFd, op: libc::c_int) -> Result<(), Errno> {
+    loop {
+        // SAFETY: plain syscall on an owned fd.
+        if unsafe { libc::flock(fd.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// flock with a deadline. flock(1) uses alarm(2), which is process-wide and so
+/// unusable from a library that many threads call: this polls with LOCK_NB,
+/// backing off from 1 ms to 20 ms, so a release is noticed within 20 ms.
+fn flock_until(fd: &OwnedFd, op: libc::c_int, limit: Duration) -> Result<(), Errno> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match flock(fd, op | libc::LOCK_NB) {
+            Err(Errno::EWOULDBLOCK) => {}
+            other => return other,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Errno::EWOULDBLOCK);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Opens (creating if needed) the file to lock. See the module comment for the flags.
+pub fn open_lock_file(path: &Path) -> anyhow::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| crate::exit::usage("a NUL byte inside LOCKFILE"))?;
+    if path.as_os_str().is_empty() {
+        return Err(crate::exit::usage("LOCKFILE is empty"));
+    }
+    // O_NONBLOCK: a FIFO planted at the name must not hang the open.
+    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
+    let open = |flags: libc::c_int| {
+        // SAFETY: a valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), base | flags, 0o666 as libc::c_uint) };
+        if fd >= 0 {
+            // SAFETY: fd was just returned by open.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        } else {
+            Err(Errno::last())
+        }
+    };
+    let first = match open(libc::O_RDONLY | libc::O_CREAT) {
+        Ok(fd) => return Ok(fd),
+        // A directory can be locked too (flock(1) allows it); no O_CREAT for it.
+        Err(Errno::EISDIR) => match open(libc::O_RDONLY | libc::O_DIRECTORY) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => e,
+        },
+        // A file we may write but not read locks just as well.
+        Err(Errno::EACCES) => match open(libc::O_WRONLY) {
+            Ok(fd) => return Ok(fd),
+            Err(_) => Errno::EACCES,
+        },
+        Err(e) => e,
+    };
+    if first == Errno::ELOOP {
+        bail!(
+            "refusing to lock {}: it is a symbolic link (a lock file is never followed through a link someone else may have planted)",
+            quote(path.as_os_str())
+        );
+    }
+    bail!(
+        "cannot open lock file {}: {}",
+        quote(path.as_os_str()),
+        first.desc()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nonblock(shared: bool) -> Options {
+        Options {
+            shared,
+            nonblock: true,
+            ..Options::default()
+        }
+    }
+
+    fn is_busy(r: &anyhow::Result<Held>) -> bool {
+        matches!(r, Err(e) if e.downcast_ref::<Busy>().is_some())
+    }
+
+    #[test]
+    fn each_acquire_has_its_own_description_so_threads_exclude_each_other() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        let held = acquire(&l, &Options::default()).unwrap();
+        assert_eq!(held.method(), "flock");
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(is_busy(&acquire(&l, &nonblock(false)))));
+            s.spawn(|| assert!(is_busy(&acquire(&l, &nonblock(true)))));
+        });
+        drop(held);
+        let a = acquire(&l, &nonblock(true)).unwrap();
+        let b = acquire(&l, &nonblock(true)).unwrap();
+        assert!(is_busy(&acquire(&l, &nonblock(false))));
+        drop((a, b));
+        assert!(l.is_file(), "the lock file is never removed");
+    }
+
+    #[test]
+    fn a_timeout_gives_up_with_busy_after_roughly_that_long() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        let _held = acquire(&l, &Options::default()).unwrap();
+        let opts = Options {
+            timeout: Some(Duration::from_millis(30)),
+            ..Options::default()
+        };
+        let err = acquire(&l, &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "timed out after 0.03 s waiting for the lock on '{}'",
+                l.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_symlink_at_the_lock_file_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), &l).unwrap();
+        let err = acquire(&l, &Options::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "refusing to lock '{}': it is a symbolic link (a lock file is never followed through a link someone else may have planted)",
+                l.display()
+            )
+        );
+        assert!(!t.path().join("elsewhere").exists());
+    }
+}

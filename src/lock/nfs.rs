@@ -1,0 +1,423 @@
+//! A lock made with link(2), for filesystems without flock (NFS without a lock
+//! manager): the dotlockfile approach, made safe to break.
+//!
+//! The lock for LOCKFILE is the name `LOCKFILE.nfslock`; whoever links a file to it
+//! holds it. The file is written completely (host, pid, boot id, process start
+//! time, a random token) under a unique temporary name before it is linked, so a
+//! lock that exists always names its owner. link(2) is atomic on NFS too; a reply
+//! lost in transit is caught by checking the temporary file's link count.
+//!
+//! Stale holders: a lock is broken only when its owner is provably dead: same host
+//! and boot, and its pid is gone or now belongs to a process with another start
+//! time; or same host and a different boot id. A lock from another host, or one
+//! that cannot be read, is never broken: its owner might be alive.
+//!
+//! Breaking is itself race-free. Two breakers that both judged the lock with token
+//! T stale must not both remove "the lock": the second would remove a live lock a
+//! third process took in between. So a breaker first takes the breaker lock
+//! `LOCKFILE.nfslock.break-T` (the same kind of link lock, so a breaker that dies
+//! holding it is judged and broken in turn), then re-reads the lock: only if it
+//! still holds token T is it removed. Nothing else can remove a lock with token T
+//! while we hold the breaker lock: its owner is dead, and every other breaker of T
+//! waits for the breaker lock.
+
+use std::ffi::CString;
+use std::fmt;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::errno::Errno;
+
+use super::{Busy, Held, HeldKind, Options};
+use crate::exit::quote;
+
+/// Who holds a link lock, as written in the lock file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub host: String,
+    pub pid: i32,
+    pub boot: String,
+    /// Process start time, in clock ticks after boot (field 22 of /proc/PID/stat).
+    pub start: u64,
+    /// Unique to this one acquisition.
+    pub token: String,
+}
+
+const MAGIC: &str = "racefree-lock 1";
+
+impl Owner {
+    pub fn to_text(&self) -> String {
+        format!(
+            "{MAGIC}\nhost {}\npid {}\nboot {}\nstart {}\ntoken {}\n",
+            self.host, self.pid, self.boot, self.start, self.token
+        )
+    }
+
+    /// Parses what [`Owner::to_text`] wrote; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Owner> {
+        let mut lines = text.lines();
+        if lines.next()? != MAGIC {
+            return None;
+        }
+        let mut field = |key: &str| -> Option<String> {
+            let line = lines.next()?;
+            let v = line.strip_prefix(key)?.strip_prefix(' ')?;
+            (!v.is_empty()).then(|| v.to_string())
+        };
+        let owner = Owner {
+            host: field("host")?,
+            pid: field("pid")?.parse().ok()?,
+            boot: field("boot")?,
+            start: field("start")?.parse().ok()?,
+            token: field("token")?,
+        };
+        (owner.pid > 0).then_some(owner)
+    }
+}
+
+/// This process, as an [`Owner`] with a fresh token.
+pub fn me() -> anyhow::Result<Owner> {
+    let here = here()?;
+    Ok(Owner {
+        host: here.host.clone(),
+        pid: std::process::id() as i32,
+        boot: here.boot.clone(),
+        start: here.start,
+        token: format!("{:016x}", crate::write::random_u64()),
+    })
+}
+
+/// The facts about this host and process a verdict compares against.
+#[derive(Clone, Debug)]
+pub struct Here {
+    pub host: String,
+    pub boot: String,
+    /// This process's own start time.
+    pub start: u64,
+}
+
+fn here() -> anyhow::Result<&'static Here> {
+    static HERE: OnceLock<Result<Here, String>> = OnceLock::new();
+    HERE.get_or_init(|| {
+        let host = nix::sys::utsname::uname()
+            .map_err(|e| format!("cannot read the host name: {}", e.desc()))?
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map_err(|e| format!("cannot read /proc/sys/kernel/random/boot_id: {e}"))?
+            .trim()
+            .to_string();
+        let start = process(std::process::id() as i32)
+            .ok_or("cannot read /proc/self/stat")?
+            .start;
+        Ok(Here { host, boot, start })
+    })
+    .as_ref()
+    .map_err(|e| anyhow::anyhow!("a link lock needs its owner's identity: {e}"))
+}
+
+/// What /proc says about a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub start: u64,
+    pub zombie: bool,
+}
+
+/// Reads /proc/PID/stat; `None` when there is no such process.
+pub fn process(pid: i32) -> Option<Process> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// The state and start time from a /proc/PID/stat line. The command name in
+/// parentheses may itself hold spaces and parentheses: fields start after the last ')'.
+pub fn parse_stat(stat: &[u8]) -> Option<Process> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is field 3 (state); starttime is field 22.
+    Some(Process {
+        zombie: matches!(*fields.first()?, "Z" | "X"),
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether a lock's owner can be proven dead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Live,
+    /// Provably dead owner, and why.
+    Stale(String),
+    /// Cannot be judged from here (another host): treated as live.
+    Unknown(String),
+}
+
+/// Judges an owner. Pure: `probe` is how processes are looked up.
+pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>) -> Verdict {
+    if owner.host != here.host {
+        return Verdict::Unknown(format!(
+            "held by pid {} on host {}, whose processes cannot be seen from here",
+            owner.pid, owner.host
+        ));
+    }
+    if owner.boot != here.boot {
+        return Verdict::Stale(format!(
+            "held by pid {} before this host rebooted",
+            owner.pid
+        ));
+    }
+    match probe(owner.pid) {
+        None => Verdict::Stale(format!("held by pid {}, which no longer exists", owner.pid)),
+        Some(p) if p.start != owner.start => Verdict::Stale(format!(
+            "held by pid {}, which no longer exists (the pid now belongs to another process)",
+            owner.pid
+        )),
+        Some(p) if p.zombie => {
+            Verdict::Stale(format!("held by pid {}, which has exited", owner.pid))
+        }
+        Some(_) => Verdict::Live,
+    }
+}
+
+/// The seam for tests: runs between "judged stale" and the break.
+pub trait Hook {
+    fn judged_stale(&self, _lock: &Path, _owner: &Owner) {}
+}
+
+/// The hook production code uses.
+pub struct NoHook;
+impl Hook for NoHook {}
+
+/// The name whose existence is the lock: `LOCKFILE.nfslock`.
+pub fn dotlock_path(lockfile: &Path) -> PathBuf {
+    let mut s = lockfile.as_os_str().to_os_string();
+    s.push(".nfslock");
+    PathBuf::from(s)
+}
+
+/// A held link lock; dropping it removes the name, if it is still ours.
+#[derive(Debug)]
+pub struct LinkHeld {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for LinkHeld {
+    fn drop(&mut self) {
+        // Only our own file is removed: nothing else can stand at the name while
+        // we live (a breaker removes only a dead owner's lock).
+        if let Ok(m) = std::fs::symlink_metadata(&self.path)
+            && (m.dev(), m.ino()) == (self.dev, self.ino)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Takes the link lock for `lockfile`. Always exclusive: `shared` is honoured as
+/// exclusive, which is stricter, never weaker.
+pub fn acquire(lockfile: &Path, opts: &Options) -> anyhow::Result<Held> {
+    acquire_with_hook(lockfile, opts, &NoHook)
+}
+
+/// [`acquire`] with a seam between judging a lock stale and breaking it.
+pub fn acquire_with_hook(lockfile: &Path, opts: &Options, hook: &dyn Hook) -> anyhow::Result<Held> {
+    if lockfile.as_os_str().is_empty() {
+        return Err(crate::exit::usage("LOCKFILE is empty"));
+    }
+    let lock = dotlock_path(lockfile);
+    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(held) = try_lock(&lock, hook, 0)? {
+            return Ok(Held {
+                kind: HeldKind::Link(held),
+            });
+        }
+        let now = Instant::now();
+        if nonblock || deadline.is_some_and(|d| now >= d) {
+            return Err(Busy {
+                path: lockfile.to_path_buf(),
+                waited: if nonblock { None } else { opts.timeout },
+            }
+            .into());
+        }
+        // No way to sleep until a link lock is released: poll, backing off to 100 ms.
+        let wait = match deadline {
+            Some(d) => pause.min(d - now),
+            None => pause,
+        };
+        std::thread::sleep(wait);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Breaker locks of breaker locks: a chain this deep means something else is wrong.
+const MAX_BREAK_DEPTH: usize = 3;
+
+/// A few attempts at `lock`, breaking a stale one; `None` when it is held.
+fn try_lock(lock: &Path, hook: &dyn Hook, depth: usize) -> anyhow::Result<Option<LinkHeld>> {
+    for _ in 0..4 {
+        if let Some(held) = link_lock(lock)? {
+            return Ok(Some(held));
+        }
+        let Some(owner) = read_owner(lock)? else {
+            // Released between our link and our read: try again at once.
+            continue;
+        };
+        match judge(&owner, here()?, process) {
+            Verdict::Live | Verdict::Unknown(_) => return Ok(None),
+            Verdict::Stale(_) => {
+                hook.judged_stale(lock, &owner);
+                break_stale(lock, &owner.token, hook, depth)?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Removes `lock` if, under the breaker lock for `token`, it still holds `token`.
+fn break_stale(lock: &Path, token: &str, hook: &dyn Hook, depth: usize) -> anyhow::Result<()> {
+    if depth >= MAX_BREAK_DEPTH {
+        bail!(
+            "cannot break the stale lock {}: its breaker locks are stale too, {depth} deep",
+            quote(lock.as_os_str())
+        );
+    }
+    let mut name = lock.as_os_str().to_os_string();
+    name.push(format!(".break-{token}"));
+    let breaker = PathBuf::from(name);
+    let Some(_held) = try_lock(&breaker, hook, depth + 1)? else {
+        // Another breaker is at it; the caller tries the lock again.
+        return Ok(());
+    };
+    if read_owner(lock)?.is_some_and(|o| o.token == token) {
+        match std::fs::remove_file(lock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot break the stale lock {}", quote(lock.as_os_str()))
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who holds `lock`, or `None` if nobody does. An unreadable owner is reported
+/// as an owner that can never be judged stale.
+fn read_owner(lock: &Path) -> anyhow::Result<Option<Owner>> {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nofollow()
+        .open(lock)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the lock {}", quote(lock.as_os_str())));
+        }
+    };
+    let mut text = String::new();
+    let _ = f.take(4096).read_to_string(&mut text);
+    Ok(Some(Owner::parse(&text).unwrap_or_else(|| Owner {
+        host: "(unreadable lock file)".into(),
+        pid: 0,
+        boot: String::new(),
+        start: 0,
+        token: String::new(),
+    })))
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+    }
+}
+
+/// One link(2) attempt: write our owner file under a unique name, link it to
+/// `lock`, remove the unique name. `None` if `lock` exists.
+fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
+    let me = me()?;
+    let mut tmp_name = lock.as_os_str().to_os_string();
+    tmp_name.push(format!(".{}.tmp", me.token));
+    let tmp = PathBuf::from(tmp_name);
+    let ctmp = CString::new(tmp.as_os_str().as_bytes()).expect("checked for NUL");
+    let clock = CString::new(lock.as_os_str().as_bytes())
+        .map_err(|_| crate::exit::usage("a NUL byte inside LOCKFILE"))?;
+    // SAFETY: a valid C string.
+    let fd = unsafe {
+        libc::open(
+            ctmp.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        bail!(
+            "cannot create {} to take the lock: {}",
+            quote(tmp.as_os_str()),
+            Errno::last().desc()
+        );
+    }
+    // SAFETY: fd was just returned by open.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    struct Unlink<'a>(&'a CString);
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            // SAFETY: a valid C string.
+            unsafe { libc::unlink(self.0.as_ptr()) };
+        }
+    }
+    let _unlink_tmp = Unlink(&ctmp);
+    crate::write::write_all(&fd, me.to_text().as_bytes())
+        .with_context(|| format!("cannot write {}", quote(tmp.as_os_str())))?;
+    // SAFETY: valid C strings.
+    let r = unsafe { libc::link(ctmp.as_ptr(), clock.as_ptr()) };
+    let err = (r != 0).then(Errno::last);
+    let st = nix::sys::stat::fstat(&fd)
+        .with_context(|| format!("cannot examine {}", quote(tmp.as_os_str())))?;
+    // NFS: a link whose reply was lost reports failure but did happen; the link
+    // count tells the truth either way.
+    if err.is_none() || st.st_nlink == 2 {
+        return Ok(Some(LinkHeld {
+            path: lock.to_path_buf(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }));
+    }
+    match err {
+        Some(Errno::EEXIST) => Ok(None),
+        Some(e) => bail!(
+            "cannot take the lock {}: {}",
+            quote(lock.as_os_str()),
+            e.desc()
+        ),
+        None => unreachable!(),
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,481 @@
+//! `racefree write`: replace a file's content atomically (Go's renameio, the
+//! atomic-write-file crate, moreutils sponge made crash-safe).
+//!
+//! The new content goes to a temporary file in FILE's own directory (so the final
+//! rename can never cross a device), is made durable, and is renamed over FILE.
+//! Readers see the old content or the new one, never a mixture or an empty file,
+//! and a crash at any point leaves one of the two.
+//!
+//! Where the kernel and filesystem allow it the temporary file is created with
+//! O_TMPFILE: it has no name while the content is written, so nothing can be left
+//! behind even by SIGKILL; it gets a random name only for the instant between
+//! linkat and rename. Elsewhere it is a random name made with O_EXCL. Either way
+//! the name is registered with [`cleanup`] while it exists, so the command's
+//! signal handler can unlink it.
+
+pub mod cleanup;
+pub mod cmd;
+
+use std::ffi::{CString, OsStr};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use nix::errno::Errno;
+
+use crate::exit::quote;
+
+/// How [`replace`] treats FILE.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Mode bits for the new content; `None` keeps the existing file's, or gives a
+    /// new file `0666 & ~umask`.
+    pub mode: Option<u32>,
+    /// A symlink at FILE: replace the file it points to (true) or the link itself.
+    pub follow: bool,
+    /// fsync the content before the rename and the directory after it.
+    pub sync: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: None,
+            follow: true,
+            sync: true,
+        }
+    }
+}
+
+/// How the temporary file is made. `Auto` is O_TMPFILE where it works, else a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempKind {
+    Auto,
+    /// Always a named O_EXCL file: the path filesystems without O_TMPFILE take.
+    Named,
+}
+
+/// Replaces the content of `path` with everything `content` yields.
+pub fn replace(path: &Path, content: &mut dyn Read, opts: &Options) -> anyhow::Result<()> {
+    replace_with(path, content, opts, TempKind::Auto)
+}
+
+/// [`replace`], choosing how the temporary file is made (tests force `Named`).
+pub fn replace_with(
+    path: &Path,
+    content: &mut dyn Read,
+    opts: &Options,
+    kind: TempKind,
+) -> anyhow::Result<()> {
+    let target = Target::open(path, opts.follow)?;
+    let existing = target.existing()?;
+    let mode = opts.mode.unwrap_or_else(|| match &existing {
+        Some(st) => st.st_mode & 0o7777,
+        None => 0o666 & !crate::makedirs::mode::umask(),
+    });
+    let mut temp = target.create_temp(kind)?;
+    copy_all(content, &temp.fd)
+        .with_context(|| format!("cannot write new content for {}", quote(path.as_os_str())))?;
+    target.publish(&mut temp, existing.as_ref(), mode, opts.sync)
+}
+
+/// The file to replace, resolved: its directory (held open) and its name there.
+pub(crate) struct Target {
+    /// The path as the user gave it, for messages.
+    shown: PathBuf,
+    /// The directory that will hold the new file.
+    dir_path: PathBuf,
+    dir: OwnedFd,
+    name: CString,
+}
+
+/// Symlink hops followed before giving up, as the kernel's own limit (ELOOP).
+const MAX_SYMLINKS: usize = 40;
+
+/// Follows symlinks at `path` (only the last component, hop by hop, as open(2)
+/// would) to the file that should be replaced. A dangling link resolves to the
+/// path it names, which is then created, as `echo > link` would.
+pub(crate) fn resolve(path: &Path) -> anyhow::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_SYMLINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p).with_context(|| {
+                    format!("cannot read symbolic link {}", quote(p.as_os_str()))
+                })?;
+                p = match p.parent() {
+                    Some(parent) if t.is_relative() => parent.join(t),
+                    _ => t,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    bail!(
+        "cannot resolve {}: too many levels of symbolic links",
+        quote(path.as_os_str())
+    )
+}
+
+impl Target {
+    pub(crate) fn open(path: &Path, follow: bool) -> anyhow::Result<Target> {
+        if path.as_os_str().is_empty() {
+            return Err(crate::exit::usage("FILE is empty"));
+        }
+        let real = if follow {
+            resolve(path)?
+        } else {
+            path.to_path_buf()
+        };
+        let name = match real.file_name() {
+            Some(n) if !real.as_os_str().as_bytes().ends_with(b"/") => n.to_os_string(),
+            _ => bail!(
+                "cannot replace {}: it names a directory",
+                quote(path.as_os_str())
+            ),
+        };
+        let dir_path = match real.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let cdir = cstring(dir_path.as_os_str())?;
+        // SAFETY: a valid C string; the fd is owned below.
+        let fd = unsafe {
+            libc::open(
+                cdir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = Errno::last();
+            bail!(
+                "cannot open directory {}: {}",
+                quote(dir_path.as_os_str()),
+                e.desc()
+            );
+        }
+        Ok(Target {
+            shown: path.to_path_buf(),
+            dir_path,
+            // SAFETY: fd was just returned by open.
+            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            name: cstring(&name)?,
+        })
+    }
+
+    fn shown(&self) -> String {
+        quote(self.shown.as_os_str())
+    }
+
+    /// The file being replaced, if there is one. A symlink here means --no-follow:
+    /// the link itself is replaced by a new regular file.
+    pub(crate) fn existing(&self) -> anyhow::Result<Option<libc::stat>> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd, C string and out pointer.
+        let r = unsafe {
+            libc::fstatat(
+                self.dir.as_raw_fd(),
+                self.name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            let e = Errno::last();
+            if e == Errno::ENOENT {
+                return Ok(None);
+            }
+            bail!("cannot examine {}: {}", self.shown(), e.desc());
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Ok(Some(st)),
+            libc::S_IFLNK => Ok(None),
+            libc::S_IFDIR => bail!("cannot replace {}: it is a directory", self.shown()),
+            _ => bail!("cannot replace {}: it is not a regular file", self.shown()),
+        }
+    }
+
+    /// A new, empty temporary file in the target's directory, mode 0600 until
+    /// publish sets the real mode (so no one reads a half-written file).
+    pub(crate) fn create_temp(&self, kind: TempKind) -> anyhow::Result<Temp> {
+        if kind == TempKind::Auto && proc_fd_usable() {
+            // SAFETY: valid fd and C string.
+            let fd = unsafe {
+                libc::openat(
+                    self.dir.as_raw_fd(),
+                    c".".as_ptr(),
+                    libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o600 as libc::c_uint,
+                )
+            };
+            if fd >= 0 {
+                return Ok(Temp {
+                    // SAFETY: fd was just returned by openat.
+                    fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                    name: None,
+                    dir: self.dir.as_raw_fd(),
+                });
+            }
+            let e = Errno::last();
+            // Filesystems and kernels without O_TMPFILE say so in several ways.
+            if !matches!(
+                e,
+                Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT
+            ) {
+                return Err(self.dir_error(e));
+            }
+        }
+        loop {
+            let name = temp_name(&self.name);
+            let slot = cleanup::register(&self.dir_path, &name);
+            // SAFETY: valid fd and C string.
+            let fd = unsafe {
+                libc::openat(
+                    self.dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o600 as libc::c_uint,
+                )
+            };
+            if fd >= 0 {
+                return Ok(Temp {
+                    // SAFETY: fd was just returned by openat.
+                    fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                    name: Some((name, slot)),
+                    dir: self.dir.as_raw_fd(),
+                });
+            }
+            let e = Errno::last();
+            // Not ours: the slot must not unlink someone else's file.
+            drop(slot);
+            if e != Errno::EEXIST {
+                return Err(self.dir_error(e));
+            }
+        }
+    }
+
+    fn dir_error(&self, e: Errno) -> anyhow::Error {
+        anyhow!(
+            "cannot create a temporary file in {} to replace {}: {}",
+            quote(self.dir_path.as_os_str()),
+            self.shown(),
+            e.desc()
+        )
+    }
+
+    /// Gives the temporary file FILE's owner, group and `mode`, makes it durable if
+    /// asked, and renames it over FILE. On any error the temporary file is gone and
+    /// FILE is as it was.
+    pub(crate) fn publish(
+        &self,
+        temp: &mut Temp,
+        existing: Option<&libc::stat>,
+        mode: u32,
+        sync: bool,
+    ) -> anyhow::Result<()> {
+        let fd = temp.fd.as_raw_fd();
+        if let Some(st) = existing {
+            let mine = fstat(fd).context("cannot examine the temporary file")?;
+            if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) {
+                // chown before chmod: chown clears setuid and setgid bits.
+                // SAFETY: plain syscall on an owned fd.
+                if unsafe { libc::fchown(fd, st.st_uid, st.st_gid) } != 0 {
+                    bail!(
+                        "cannot keep the owner and group of {} ({}:{}): {}; it was left as it was",
+                        self.shown(),
+                        st.st_uid,
+                        st.st_gid,
+                        Errno::last().desc()
+                    );
+                }
+            }
+        }
+        // SAFETY: plain syscall on an owned fd.
+        if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
+            bail!(
+                "cannot set mode {mode:04o} for {}: {}",
+                self.shown(),
+                Errno::last().desc()
+            );
+        }
+        if sync {
+            // SAFETY: plain syscall on an owned fd.
+            if unsafe { libc::fsync(fd) } != 0 {
+                bail!(
+                    "cannot sync the new content of {}: {}",
+                    self.shown(),
+                    Errno::last().desc()
+                );
+            }
+        }
+        if temp.name.is_none() {
+            self.link_tmpfile(temp)?;
+        }
+        let (name, _) = temp.name.as_ref().expect("named by now");
+        // SAFETY: valid fds and C strings.
+        let r = unsafe {
+            libc::renameat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                self.dir.as_raw_fd(),
+                self.name.as_ptr(),
+            )
+        };
+        if r != 0 {
+            bail!(
+                "cannot rename the new content over {}: {}",
+                self.shown(),
+                Errno::last().desc()
+            );
+        }
+        // The name now belongs to FILE: nothing to clean up any more.
+        temp.name.take();
+        if sync {
+            // SAFETY: plain syscall on an owned fd.
+            if unsafe { libc::fsync(self.dir.as_raw_fd()) } != 0 {
+                bail!(
+                    "replaced {}, but cannot sync its directory {}: {}",
+                    self.shown(),
+                    quote(self.dir_path.as_os_str()),
+                    Errno::last().desc()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives an O_TMPFILE file a random name, through /proc/self/fd: linkat with
+    /// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
+    fn link_tmpfile(&self, temp: &mut Temp) -> anyhow::Result<()> {
+        let proc = CString::new(format!("/proc/self/fd/{}", temp.fd.as_raw_fd())).expect("no NUL");
+        loop {
+            let name = temp_name(&self.name);
+            // Registered before the link exists: a signal right after linkat
+            // still finds it. A random 64-bit name is never someone else's.
+            let slot = cleanup::register(&self.dir_path, &name);
+            // SAFETY: valid fds and C strings.
+            let r = unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    proc.as_ptr(),
+                    self.dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            };
+            if r == 0 {
+                temp.name = Some((name, slot));
+                return Ok(());
+            }
+            let e = Errno::last();
+            drop(slot);
+            if e != Errno::EEXIST {
+                return Err(self.dir_error(e));
+            }
+        }
+    }
+}
+
+/// A temporary file being filled. Dropping it before publish unlinks its name.
+pub(crate) struct Temp {
+    pub(crate) fd: OwnedFd,
+    name: Option<(CString, cleanup::Slot)>,
+    dir: RawFd,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some((name, slot)) = self.name.take() {
+            // SAFETY: the directory fd outlives every Temp made from its Target.
+            unsafe { libc::unlinkat(self.dir, name.as_ptr(), 0) };
+            drop(slot);
+        }
+    }
+}
+
+/// `.NAME.rf-<16 hex>`: hidden, next to FILE, and random so names never collide.
+fn temp_name(file: &CString) -> CString {
+    let mut bytes = b".".to_vec();
+    // Keep room for the suffix within NAME_MAX (255).
+    let stem = file.as_bytes();
+    bytes.extend_from_slice(&stem[..stem.len().min(200)]);
+    bytes.extend_from_slice(format!(".rf-{:016x}", random_u64()).as_bytes());
+    CString::new(bytes).expect("no NUL in a file name")
+}
+
+pub(crate) fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: buf is valid for 8 bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
+    if n != 8 {
+        // No getrandom (very old kernel): time and pid still make a unique-enough
+        // name, and O_EXCL catches the rest.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_ne_bytes(buf)
+}
+
+fn proc_fd_usable() -> bool {
+    use std::sync::OnceLock;
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn cstring(s: &OsStr) -> anyhow::Result<CString> {
+    CString::new(s.as_bytes().to_vec())
+        .map_err(|_| crate::exit::usage(format!("{}: a NUL byte inside a path", quote(s))))
+}
+
+/// Copies everything from `from` into the file, retrying short writes.
+fn copy_all(from: &mut dyn Read, to: &OwnedFd) -> io::Result<u64> {
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        write_all(to, &buf[..n])?;
+        total += n as u64;
+    }
+}
+
+pub(crate) fn write_all(to: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: data is valid for its length.
+        let n = unsafe { libc::write(to.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+use super::*;
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_new_file_gets_its_content_and_nothing_else_is_left() {
+    for kind in [TempKind::Auto, TempKind::Named] {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        replace_with(&f, &mut &b"hello\n"[..], &Options::default(), kind).unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"hello\n");
+        assert_eq!(names(t.path()), ["f"], "{kind:?}");
+        let umask = crate::makedirs::mode::umask();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o666 & !umask);
+    }
+}
+
+#[test]
+fn an_existing_file_keeps_its_mode_unless_one_is_given() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    fs::write(&f, "old").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let before = fs::metadata(&f).unwrap().ino();
+    replace(&f, &mut &b"new"[..], &Options::default()).unwrap();
+    let m = fs::metadata(&f).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o640);
+    assert_ne!(
+        m.ino(),
+        before,
+        "replaced by rename, not rewritten in place"
+    );
+    let opts = Options {
+        mode: Some(0o600),
+        ..Options::default()
+    };
+    replace(&f, &mut &b"newer"[..], &opts).unwrap();
+    assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o600);
+    assert_eq!(fs::read(&f).unwrap(), b"newer");
+}
+
+#[test]
+fn a_symlink_is_followed_by_default_and_replaced_with_no_follow() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("real")).unwrap();
+    fs::write(t.path().join("real/target"), "old").unwrap();
+    symlink("real/target", t.path().join("link")).unwrap();
+    replace(
+        &t.path().join("link"),
+        &mut &b"via link"[..],
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(
+        fs::symlink_metadata(t.path().join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(t.path().join("real/target")).unwrap(), b"via link");
+    assert_eq!(names(&t.path().join("real")), ["target"]);
+
+    let opts = Options {
+        follow: false,
+        ..Options::default()
+    };
+    replace(&t.path().join("link"), &mut &b"own"[..], &opts).unwrap();
+    assert!(
+        fs::symlink_metadata(t.path().join("link"))
+            .unwrap()
+            .is_file()
+    );
+    assert_eq!(fs::read(t.path().join("real/target")).unwrap(), b"via link");
+}
+
+#[test]
+fn a_failing_reader_leaves_the_file_and_no_temporary() {
+    struct Fails;
+    impl Read for Fails {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("input broke"))
+        }
+    }
+    for kind in [TempKind::Auto, TempKind::Named] {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "old").unwrap();
+        let err = replace_with(&f, &mut Fails, &Options::default(), kind).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "cannot write new content for '{}': input broke",
+                f.display()
+            )
+        );
+        assert_eq!(fs::read(&f).unwrap(), b"old");
+        assert_eq!(names(t.path()), ["f"], "{kind:?}");
+    }
+}
+
+#[test]
+fn a_directory_at_file_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let err = replace(t.path(), &mut &b"x"[..], &Options::default()).unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        format!("cannot replace '{}': it is a directory", t.path().display())
+    );
+}
+
+#[test]
+fn resolve_follows_relative_links_hop_by_hop() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("d")).unwrap();
+    symlink("../b", t.path().join("d/a")).unwrap();
+    symlink("c", t.path().join("b")).unwrap();
+    assert_eq!(
+        resolve(&t.path().join("d/a")).unwrap(),
+        t.path().join("d/../c")
+    );
+    symlink("loop", t.path().join("loop")).unwrap();
+    let err = resolve(&t.path().join("loop")).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("too many levels of symbolic links")
+    );
+}

@@ -1,0 +1,347 @@
+//! `racefree lock` through the built binary: flock(1)'s interface and statuses,
+//! inheritance of the lock, every error, and real contention checked by a witness.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+
+use predicates::prelude::*;
+
+use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
+
+/// A process holding the lock on `lockfile` (with extra options) until dropped.
+/// Returns once it holds it: it says "ready" from inside the lock.
+struct Holder(Child);
+
+impl Holder {
+    fn new(dir: &Path, opts: &[&str]) -> Holder {
+        let mut child = StdCommand::new(racefree_path())
+            .arg("lock")
+            .args(opts)
+            .args(["l", "--", "sh", "-c", "echo ready; read x"])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.stdin.take().unwrap().write_all(b"\n");
+        let _ = self.0.wait();
+    }
+}
+
+fn lock_in(dir: &Path) -> assert_cmd::Command {
+    let mut c = racefree();
+    c.current_dir(dir).arg("lock");
+    c
+}
+
+#[test]
+fn commands_status_is_passed_through_and_a_signal_is_128_plus_n() {
+    let t = tempfile::tempdir().unwrap();
+    lock_in(t.path())
+        .args(["l", "true"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    lock_in(t.path())
+        .args(["l", "--", "sh", "-c", "exit 7"])
+        .assert()
+        .code(7);
+    lock_in(t.path())
+        .args(["l", "sh", "-c", "echo out; echo err >&2; exit 0"])
+        .assert()
+        .success()
+        .stdout("out\n")
+        .stderr("err\n");
+    lock_in(t.path())
+        .args(["l", "sh", "-c", "kill -KILL $$"])
+        .assert()
+        .code(137);
+    lock_in(t.path())
+        .args(["-c", "exit 4", "l"])
+        .assert()
+        .code(4);
+    assert!(t.path().join("l").is_file(), "created, and never removed");
+}
+
+#[test]
+fn a_held_lock_gives_the_conflict_status_with_n_and_w() {
+    let t = tempfile::tempdir().unwrap();
+    let _holder = Holder::new(t.path(), &[]);
+    // Silent, as flock(1): scripts test the status.
+    lock_in(t.path())
+        .args(["-n", "l", "echo", "ran"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("");
+    lock_in(t.path())
+        .args(["-n", "-E", "42", "l", "true"])
+        .assert()
+        .code(42);
+    let started = std::time::Instant::now();
+    lock_in(t.path())
+        .args(["-w", "0.3", "l", "true"])
+        .assert()
+        .code(1)
+        .stdout("");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    lock_in(t.path())
+        .args(["--verbose", "-w", "0.05", "l", "true"])
+        .assert()
+        .code(1)
+        .stderr("racefree: lock: timed out after 0.05 s waiting for the lock on 'l'\n");
+    lock_in(t.path())
+        .args(["--verbose", "-n", "l", "true"])
+        .assert()
+        .code(1)
+        .stderr("racefree: lock: 'l' is locked by another process\n");
+}
+
+#[test]
+fn shared_holders_coexist_and_keep_an_exclusive_one_out() {
+    let t = tempfile::tempdir().unwrap();
+    let _holder = Holder::new(t.path(), &["-s"]);
+    lock_in(t.path())
+        .args(["-s", "-n", "l", "true"])
+        .assert()
+        .code(0);
+    lock_in(t.path())
+        .args(["-x", "-n", "l", "true"])
+        .assert()
+        .code(1);
+    lock_in(t.path()).args(["-n", "l", "true"]).assert().code(1);
+}
+
+#[test]
+fn command_inherits_the_lock_unless_close() {
+    let t = tempfile::tempdir().unwrap();
+    let list = "for f in /proc/$$/fd/*; do readlink \"$f\"; done";
+    let out = lock_in(t.path())
+        .args(["l", "sh", "-c", list])
+        .output()
+        .unwrap();
+    let fds = String::from_utf8(out.stdout).unwrap();
+    let lockfile = fs::canonicalize(t.path()).unwrap().join("l");
+    assert!(
+        fds.lines().any(|l| Path::new(l) == lockfile),
+        "inherited: {fds}"
+    );
+    let out = lock_in(t.path())
+        .args(["-o", "l", "sh", "-c", list])
+        .output()
+        .unwrap();
+    let fds = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !fds.lines().any(|l| Path::new(l) == lockfile),
+        "not with -o: {fds}"
+    );
+}
+
+#[test]
+fn a_background_child_keeps_an_inherited_lock_but_not_with_close() {
+    let t = tempfile::tempdir().unwrap();
+    let bg = "sleep 60 >/dev/null 2>&1 & echo $!";
+    for (opts, held_after) in [(&[][..], true), (&["-o"][..], false)] {
+        let out = lock_in(t.path())
+            .args(opts)
+            .args(["l", "sh", "-c", bg])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let pid: i32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let code = if held_after { 1 } else { 0 };
+        lock_in(t.path())
+            .args(["-n", "l", "true"])
+            .assert()
+            .code(code);
+        // SAFETY: killing the background child this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn sigterm_to_racefree_reaches_command_and_its_status_comes_back() {
+    let t = tempfile::tempdir().unwrap();
+    let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut child = StdCommand::new(racefree_path())
+        .args(["lock", "l", "sh", "-c", script])
+        .current_dir(t.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling our own child (racefree, not the shell).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}
+
+#[test]
+fn a_symlink_at_lockfile_is_refused_and_not_followed() {
+    let t = tempfile::tempdir().unwrap();
+    symlink("target", t.path().join("l")).unwrap();
+    lock_in(t.path())
+        .args(["l", "echo", "ran"])
+        .assert()
+        .code(125)
+        .stdout("")
+        .stderr(
+            "racefree: error: refusing to lock 'l': it is a symbolic link (a lock file is never \
+             followed through a link someone else may have planted)\n",
+        );
+    assert!(!t.path().join("target").exists());
+}
+
+#[test]
+fn a_directory_can_be_locked() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("l")).unwrap();
+    let _holder = Holder::new(t.path(), &[]);
+    lock_in(t.path()).args(["-n", "l", "true"]).assert().code(1);
+}
+
+#[test]
+fn command_not_found_is_127_and_not_executable_is_126() {
+    let t = tempfile::tempdir().unwrap();
+    lock_in(t.path())
+        .args(["l", "no-such-command-racefree"])
+        .assert()
+        .code(127)
+        .stderr(
+            "racefree: error: cannot run 'no-such-command-racefree': No such file or directory\n",
+        );
+    fs::write(t.path().join("script"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(t.path().join("script"), fs::Permissions::from_mode(0o644)).unwrap();
+    lock_in(t.path())
+        .args(["l", "./script"])
+        .assert()
+        .code(126)
+        .stderr("racefree: error: cannot run './script': Permission denied\n");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    racefree()
+        .args(["lock", "l"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "error: the following required arguments were not provided",
+        ));
+    racefree()
+        .args(["lock", "-w", "soon", "l", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid value 'soon' for '--timeout <SECS>': 'soon' is not a number of seconds",
+        ));
+    racefree()
+        .args(["lock", "-w", "-1", "l", "true"])
+        .assert()
+        .code(2);
+    racefree()
+        .args(["lock", "-s", "-x", "l", "true"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_lock_file_nobody_may_create_is_status_125() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("ro")).unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        t.path().join("ro"),
+        fs::Permissions::from_mode(if is_root() { 0o755 } else { 0o555 }),
+    )
+    .unwrap();
+    let out = racefree_as_nobody(t.path())
+        .args(["lock", "ro/l", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: cannot open lock file 'ro/l': Permission denied\n"
+    );
+}
+
+/// Many processes run a critical section that a witness checks: mkdir of a
+/// directory that must not exist (it does if two holders overlap), then rmdir.
+fn contend(extra: &[&str]) {
+    let t = tempfile::tempdir().unwrap();
+    let racers = 8;
+    let per = 15;
+    let opts = extra.join(" ");
+    let script = format!(
+        "for i in $(seq {per}); do \
+           \"$0\" lock {opts} l -- sh -c 'mkdir w || exit 99; echo x >> log; rmdir w' || exit $?; \
+         done"
+    );
+    let children: Vec<_> = (0..racers)
+        .map(|_| {
+            StdCommand::new("sh")
+                .args(["-c", &script])
+                .arg(racefree_path())
+                .current_dir(t.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "99 means two holders at once ({extra:?})"
+        );
+    }
+    let log = fs::read_to_string(t.path().join("log")).unwrap();
+    assert_eq!(log.lines().count(), racers * per);
+}
+
+#[test]
+fn eight_processes_never_hold_the_exclusive_lock_at_once() {
+    contend(&[]);
+}
+
+#[test]
+fn eight_processes_never_hold_the_nfs_link_lock_at_once() {
+    contend(&["--nfs"]);
+}
+
+#[test]
+fn help_documents_the_exit_statuses() {
+    racefree()
+        .args(["lock", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  125  the lock could not be taken",
+        ));
+}

@@ -1,0 +1,328 @@
+//! `racefree write` through the built binary: content, modes, owners, symlinks,
+//! every error, and signals that arrive while it waits for input.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+
+use predicates::prelude::*;
+
+use crate::util::{NOBODY, is_root, racefree, racefree_as_nobody, racefree_path};
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn mode_of(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn stdin_becomes_the_new_content_and_nothing_else_is_left() {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(t.path().join("f"), "old content that is longer\n").unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "f"])
+        .write_stdin("new\n")
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    assert_eq!(fs::read_to_string(t.path().join("f")).unwrap(), "new\n");
+    // Empty input is a legitimate empty file.
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "f", "--no-sync"])
+        .write_stdin("")
+        .assert()
+        .success();
+    assert_eq!(fs::read(t.path().join("f")).unwrap(), b"");
+    assert_eq!(names(t.path()), ["f"]);
+}
+
+#[test]
+fn a_new_file_gets_0666_minus_umask_and_an_old_one_keeps_its_mode() {
+    let t = tempfile::tempdir().unwrap();
+    let status = StdCommand::new("sh")
+        .args([
+            "-c",
+            "umask 027; echo hi | \"$0\" write new",
+            &racefree_path().to_string_lossy(),
+        ])
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(mode_of(&t.path().join("new")), 0o640);
+
+    let old = t.path().join("old");
+    fs::write(&old, "x").unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o604)).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "old"])
+        .write_stdin("y")
+        .assert()
+        .success();
+    assert_eq!(mode_of(&old), 0o604);
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "-m", "u=rw,go=", "old"])
+        .write_stdin("z")
+        .assert()
+        .success();
+    assert_eq!(mode_of(&old), 0o600);
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "-m", "9", "old"])
+        .write_stdin("z")
+        .assert()
+        .code(2)
+        .stderr("racefree: error: invalid mode '9': octal modes are at most 4 digits 0-7\n");
+}
+
+#[test]
+fn a_symlink_target_is_replaced_unless_no_follow() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("dotfiles")).unwrap();
+    fs::write(t.path().join("dotfiles/rc"), "old").unwrap();
+    symlink("dotfiles/rc", t.path().join("rc")).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "rc"])
+        .write_stdin("new")
+        .assert()
+        .success();
+    assert!(
+        fs::symlink_metadata(t.path().join("rc"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::read_to_string(t.path().join("dotfiles/rc")).unwrap(),
+        "new"
+    );
+    assert_eq!(names(&t.path().join("dotfiles")), ["rc"]);
+
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "--no-follow", "rc"])
+        .write_stdin("own")
+        .assert()
+        .success();
+    assert!(fs::symlink_metadata(t.path().join("rc")).unwrap().is_file());
+    assert_eq!(fs::read_to_string(t.path().join("rc")).unwrap(), "own");
+    assert_eq!(
+        fs::read_to_string(t.path().join("dotfiles/rc")).unwrap(),
+        "new"
+    );
+
+    // A dangling link creates the file it names, as `echo > link` does.
+    symlink("made-by-write", t.path().join("dangling")).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "dangling"])
+        .write_stdin("x")
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(t.path().join("made-by-write")).unwrap(),
+        "x"
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_leave_it_as_it_was() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir(t.path().join("d")).unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "d"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr("racefree: error: cannot replace 'd': it is a directory\n");
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "missing/f"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr("racefree: error: cannot open directory 'missing': No such file or directory\n");
+    nix::unistd::mkfifo(
+        &t.path().join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "fifo"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr("racefree: error: cannot replace 'fifo': it is not a regular file\n");
+    racefree()
+        .current_dir(t.path())
+        .args(["write", ""])
+        .assert()
+        .code(2)
+        .stderr("racefree: error: FILE is empty\n");
+    assert_eq!(names(t.path()), ["d", "fifo"]);
+}
+
+#[test]
+fn an_unwritable_directory_is_a_clear_error_and_the_file_is_unchanged() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("ro");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("f"), "old").unwrap();
+    fs::set_permissions(d.join("f"), fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        &d,
+        fs::Permissions::from_mode(if is_root() { 0o755 } else { 0o555 }),
+    )
+    .unwrap();
+    let mut child = racefree_as_nobody(t.path())
+        .args(["write", "ro/f"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It may fail before reading its input at all: a broken pipe is fine here.
+    let _ = child.stdin.take().unwrap().write_all(b"new");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: cannot create a temporary file in 'ro' to replace 'ro/f': Permission denied\n"
+    );
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(fs::read_to_string(d.join("f")).unwrap(), "old");
+    assert_eq!(names(&d), ["f"]);
+}
+
+#[test]
+fn the_owner_and_group_are_kept_or_the_write_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to give files away");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let f = t.path().join("theirs");
+    fs::write(&f, "old").unwrap();
+    std::os::unix::fs::chown(&f, Some(NOBODY), Some(NOBODY)).unwrap();
+    // Root replaces nobody's file: it stays nobody's.
+    racefree()
+        .current_dir(t.path())
+        .args(["write", "theirs"])
+        .write_stdin("new")
+        .assert()
+        .success();
+    let m = fs::metadata(&f).unwrap();
+    assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY));
+    // nobody may write root's file in a world-writable directory, but could not
+    // keep its owner: refused, and the file is as it was.
+    let g = t.path().join("roots");
+    fs::write(&g, "root's").unwrap();
+    fs::set_permissions(&g, fs::Permissions::from_mode(0o666)).unwrap();
+    let mut child = racefree_as_nobody(t.path())
+        .args(["write", "roots"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"nobody's").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: cannot keep the owner and group of 'roots' (0:0): Operation not permitted; it was left as it was\n"
+    );
+    assert_eq!(fs::read_to_string(&g).unwrap(), "root's");
+    assert_eq!(names(t.path()), ["racefree-bin", "roots", "theirs"]);
+}
+
+/// Waits until `pid` has a descriptor open on a temporary file (the condition the
+/// signal must find), by looking at /proc, not by sleeping a guessed time.
+fn wait_for_temp_fd(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                fs::read_link(e.unwrap().path()).is_ok_and(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.contains(".rf-") || l.ends_with("(deleted)")
+                })
+            });
+        if found {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writer never opened its temporary file"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_signal_while_waiting_for_input_leaves_no_temporary_file() {
+    for (named, sig) in [
+        (true, libc::SIGTERM),
+        (true, libc::SIGINT),
+        (true, libc::SIGHUP),
+        (false, libc::SIGTERM),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("f"), "old").unwrap();
+        let mut cmd = StdCommand::new(racefree_path());
+        cmd.args(["write", "f"])
+            .current_dir(t.path())
+            .stdin(Stdio::piped());
+        if named {
+            cmd.env("RACEFREE_WRITE_NAMED_TEMP", "1");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"partial new content").unwrap();
+        wait_for_temp_fd(child.id());
+        if named {
+            assert_eq!(
+                names(t.path()).len(),
+                2,
+                "the named temporary file exists now"
+            );
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(sig), "dies of the signal it got");
+        assert_eq!(names(t.path()), ["f"], "named={named} sig={sig}");
+        assert_eq!(fs::read_to_string(t.path().join("f")).unwrap(), "old");
+    }
+}
+
+#[test]
+fn help_documents_the_exit_statuses() {
+    racefree()
+        .args(["write", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Exit status:\n  0  success\n  1  FILE could not be replaced",
+        ));
+}
