@@ -429,3 +429,151 @@ fn a_user_the_server_hides_is_expected_hidden_not_failed() {
     assert!(server_established["lookups"].as_u64().unwrap() > 0);
     assert_eq!(server_established["correct"], server_established["lookups"]);
 }
+
+#[test]
+fn a_dir_that_does_not_exist_is_refused_not_made() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("nonexistent/x");
+    racefree()
+        .args(["stress", "makedirs", "--rounds", "1", "--dir"])
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "racefree: error: --dir '{}': No such file or directory; the run works in a new directory it makes inside an existing one\n",
+            missing.display()
+        ));
+    assert!(!d.path().join("nonexistent").exists());
+}
+
+/// Starts `racefree stress ARGS` with its own $TMPDIR, waits until its work
+/// directory exists, sends SIGTERM, and checks it died by that signal leaving
+/// nothing in $TMPDIR. With `rounds`, waits until a round's directory exists too.
+fn sigterm_leaves_nothing(args: &[&str], rounds: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let child = StdCommand::new(racefree_path())
+        .arg("stress")
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for the run to be under way: its work directory exists. This
+    // waits for a state, it races nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let under_way = || {
+        let work: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        match work.first() {
+            Some(w) if rounds => fs::read_dir(w.as_ref().unwrap().path())
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false),
+            Some(_) => true,
+            None => false,
+        }
+    };
+    while !under_way() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got under way"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGTERM),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn sigterm_removes_the_work_directory_of_thread_racers() {
+    sigterm_leaves_nothing(
+        &["makedirs", "--duration", "60", "--racers", "4", "--control"],
+        true,
+    );
+}
+
+#[test]
+fn sigterm_removes_the_work_directory_of_process_racers() {
+    sigterm_leaves_nothing(
+        &[
+            "makedirs",
+            "--processes",
+            "--duration",
+            "60",
+            "--racers",
+            "4",
+        ],
+        true,
+    );
+    sigterm_leaves_nothing(
+        &[
+            "ident",
+            "--processes",
+            "--duration",
+            "60",
+            "--racers",
+            "2",
+            "--source",
+            "netlink",
+        ],
+        false,
+    );
+}
+
+#[test]
+fn ident_refuses_racers_it_cannot_release_within_the_duration() {
+    let out = racefree()
+        .args([
+            "stress",
+            "ident",
+            "--racers",
+            "1024",
+            "--duration",
+            "0.5",
+            "--via-server",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "racefree: error: --racers 1024 cannot be released together within --duration 0.5: one lookup by each method costs"
+        ) && stderr.contains("use at most --racers")
+            && stderr.ends_with(", a longer --duration, or --rounds\n"),
+        "{stderr}"
+    );
+    // Within what fits, the duration is honoured: racers stop at the deadline even in
+    // the middle of a pass (cheap lookups: netlink only).
+    let (code, r) = run_json(&[
+        "stress",
+        "ident",
+        "--racers",
+        "64",
+        "--duration",
+        "1",
+        "--source",
+        "netlink",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert!(seconds < 5.0, "a 1 s run took {seconds} s");
+}

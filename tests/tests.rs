@@ -7,5 +7,6 @@ mod ident;
 mod lock;
 mod makedirs;
 mod stress;
+mod stress_report;
 mod util;
 mod write;

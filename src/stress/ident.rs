@@ -334,6 +334,14 @@ impl Ident {
         } else {
             None
         };
+        if args.race.rounds.is_none() {
+            check_racers_fit(
+                &stage,
+                &methods,
+                server.as_ref().map(|s| s.addr),
+                &args.race,
+            )?;
+        }
         let hidden_uids = {
             let mut owners: Vec<u32> = stage.targets.iter().filter_map(|t| t.owner).collect();
             owners.sort_unstable();
@@ -440,6 +448,10 @@ impl Race for Ident {
 
     fn finish(&mut self, tally: &mut Tally<Counts>) {
         tally.counts.rows = rows(std::mem::take(&mut tally.counts.stats));
+        if tally.arm == Arm::Racefree && tally.calls == 0 {
+            self.problems
+                .push("no lookup was made before the deadline".into());
+        }
         if tally.arm == Arm::Racefree && !tally.counts.rows.iter().any(|r| r.state == "CHURN") {
             self.problems
                 .push("no lookup of a churning connection was made".into());
@@ -542,6 +554,58 @@ impl Race for Ident {
     }
 }
 
+/// Racers released together each start a lookup at once, and a lookup cannot be cut
+/// short at the deadline: a thousand racers on two cores would stretch a two-second
+/// run to a minute (the server's answers timing out meanwhile). So, measured here:
+/// what one lookup by each method costs this machine; if one lookup each for every
+/// racer needs more than twice the run's time (at least 2 s: the lookups in flight
+/// at the deadline may overrun it that much), the count is refused, with the number
+/// that fits.
+fn check_racers_fit(
+    stage: &Stage,
+    methods: &[Method],
+    server: Option<SocketAddr>,
+    race: &RaceArgs,
+) -> anyhow::Result<()> {
+    let Some(t) = stage.targets.iter().find(|t| t.owner.is_some()) else {
+        return Ok(());
+    };
+    let round = Round {
+        arm: Arm::Racefree,
+        targets: Vec::new(),
+        methods: methods.to_vec(),
+        server,
+        hidden_uids: Vec::new(),
+        seed: 0,
+        deadline_ns: None,
+        uid: 0,
+    };
+    let mut stats = Stats::new();
+    let begin = Instant::now();
+    const SAMPLES: u32 = 5;
+    for _ in 0..SAMPLES {
+        for &m in methods {
+            look_up(&round, &mut stats, m, t);
+        }
+    }
+    // One lookup by each method, and the work a racer adds beside it (a thread or
+    // process, the /proc table growing by its connection): counted twice.
+    let per_racer = 2.0 * begin.elapsed().as_secs_f64() / f64::from(SAMPLES);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let racers = race.racers();
+    let needed = f64::from(racers) * per_racer / cores;
+    let allowed = 2.0 * race.duration.max(1.0);
+    if needed > allowed {
+        let fits = ((allowed * cores / per_racer) as u32).max(1);
+        return Err(crate::exit::usage(format!(
+            "--racers {racers} cannot be released together within --duration {}: one lookup by each method costs {:.1} ms here, so {racers} racers released together need about {needed:.1} s on {cores} cores to finish one lookup each; use at most --racers {fits}, a longer --duration, or --rounds",
+            race.duration,
+            per_racer * 1e3 / 2.0,
+        )));
+    }
+    Ok(())
+}
+
 fn rows(all: Stats) -> Vec<Row> {
     all.into_iter()
         .map(|(key, mut cell)| {
@@ -569,23 +633,21 @@ fn rows(all: Stats) -> Vec<Row> {
         .collect()
 }
 
-/// Whether a racer should stop before its next lookup: the run's deadline passed
-/// (after at least one lookup, so every racer counts), or a signal asked.
-fn past_deadline(round: &Round, lookups: u64) -> bool {
-    stopping() || (lookups > 0 && round.deadline_ns.is_some_and(|d| gate::now_ns() >= d))
+/// Whether a racer should stop before its next lookup: the run's deadline passed,
+/// or a signal asked.
+fn past_deadline(round: &Round) -> bool {
+    stopping() || round.deadline_ns.is_some_and(|d| gate::now_ns() >= d)
 }
 
 /// One racer: look up every target, in its own order, by every method, once.
 pub fn lookup_racer(round: &Round, seed: u64) -> Stats {
     let mut stats = Stats::new();
-    let mut lookups = 0;
     for t in &shuffle(&round.targets, seed) {
         for &method in &round.methods {
-            if past_deadline(round, lookups) {
+            if past_deadline(round) {
                 return stats;
             }
             look_up(round, &mut stats, method, t);
-            lookups += 1;
         }
     }
     stats

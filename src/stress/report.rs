@@ -576,4 +576,55 @@ mod tests {
             );
         }
     }
+
+    use proptest::prelude::*;
+
+    fn good_rounds() -> String {
+        "{\"round\":0,\"record\":[\"round-0\"]}\n{\"round\":1,\"record\":[]}\n".into()
+    }
+
+    proptest! {
+        // Bounded: this runs in every `cargo test`.
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+        /// Garbage is an error, never a panic or an abort.
+        #[test]
+        fn garbage_never_panics(header in proptest::collection::vec(any::<u8>(), 0..512),
+                                rounds in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = load_report(&header, &mut rounds.as_slice());
+        }
+
+        /// A good report with bytes flipped, cut or inserted: loads or is refused,
+        /// never panics; a shape too big to hold is always refused.
+        #[test]
+        fn mutated_reports_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8),
+            in_rounds in any::<bool>(),
+        ) {
+            let mut h = header(1, 2, 3, 2).into_bytes();
+            let mut r = good_rounds().into_bytes();
+            let target = if in_rounds { &mut r } else { &mut h };
+            for (at, byte, op) in edits {
+                let at = at % (target.len() + 1);
+                match op {
+                    0 if at < target.len() => target[at] = byte,
+                    1 => target.insert(at, byte),
+                    _ => target.truncate(at),
+                }
+            }
+            let _ = load_report(&h, &mut r.as_slice());
+        }
+
+        /// Any numbers in the shape fields: refused unless within the command line's
+        /// ranges and consistent.
+        #[test]
+        fn any_shape_is_validated(depth in any::<u32>(), fanout in any::<u32>(), dirs in any::<u64>(),
+                                  rounds in 0u64..4) {
+            let h = header(depth, fanout, dirs, rounds);
+            let lines: String = (0..rounds).map(|n| format!("{{\"round\":{n},\"record\":[]}}\n")).collect();
+            let ok = load_report(h.as_bytes(), &mut lines.as_bytes()).is_ok();
+            let valid = makedirs::tree_size(depth, fanout).is_ok_and(|n| n == dirs);
+            prop_assert_eq!(ok, valid);
+        }
+    }
 }
