@@ -315,7 +315,7 @@ fn ident_racers_as_processes() {
 }
 
 #[test]
-fn the_main_job_runs_both_modes_and_passes() {
+fn the_main_job_runs_every_arm_and_passes() {
     racefree()
         .args(["stress", "--duration", "0.3", "--racers", "4"])
         .assert()
@@ -323,6 +323,9 @@ fn the_main_job_runs_both_modes_and_passes() {
         .stdout(
             predicate::str::contains("stress makedirs:")
                 .and(predicate::str::contains("stress ident:"))
+                .and(predicate::str::contains("stress counter:"))
+                .and(predicate::str::contains("stress write:"))
+                .and(predicate::str::contains("stress lock:"))
                 .and(predicate::str::ends_with("verdict: PASS\n")),
         );
 }

@@ -7,6 +7,7 @@ mod ident;
 mod lock;
 mod makedirs;
 mod stress;
+mod stress_arms;
 mod stress_report;
 mod util;
 mod write;

@@ -80,6 +80,9 @@ impl Arm {
 pub enum Subject {
     Makedirs,
     Ident,
+    Counter,
+    Write,
+    Lock,
 }
 
 impl Subject {
@@ -87,6 +90,9 @@ impl Subject {
         match self {
             Subject::Makedirs => "makedirs",
             Subject::Ident => "ident",
+            Subject::Counter => "counter",
+            Subject::Write => "write",
+            Subject::Lock => "lock",
         }
     }
 }
@@ -96,11 +102,15 @@ impl Subject {
 pub struct RoundCtx {
     pub arm: Arm,
     pub round: u64,
+    /// This instance's id (0 unless many hosts race).
+    pub instance: u32,
     /// The work directory of the whole run.
     pub work: PathBuf,
     /// This round's directory below it (`round-N` or `control-N`); not yet made.
     pub dir: PathBuf,
     pub racers: u32,
+    /// Racers are processes (`--processes`).
+    pub processes: bool,
     /// Instances on other hosts race on the same round (judged by `stress report`).
     pub shared: bool,
     /// With `--duration`: when (ns since the epoch) the run should end. A subject
@@ -448,14 +458,27 @@ pub fn run<A: Race>(
             }) else {
                 continue;
             };
+            // A round cut short at the deadline leaves the control's round of the
+            // same number its fair share of what remains, not nothing.
+            let arms_left = if arm == Arm::Racefree && race.control {
+                2
+            } else {
+                1
+            };
+            let round_deadline_ns = deadline_ns.map(|d| {
+                let now = gate::now_ns();
+                now + d.saturating_sub(now) / arms_left
+            });
             let ctx = RoundCtx {
                 arm,
                 round: n,
+                instance,
                 work: work.path.clone(),
                 dir: work.path.join(arm.round_dir(n)),
                 racers,
+                processes: race.processes,
                 shared,
-                deadline_ns,
+                deadline_ns: round_deadline_ns,
             };
             let round = subject.setup(&ctx)?;
             let (raced, churn) = run_round(subject, &round, racers, race.processes)?;

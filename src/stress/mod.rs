@@ -10,12 +10,15 @@
 //! control, then the report.
 
 pub mod cleanup;
+pub mod counter;
 pub mod engine;
 pub mod gate;
 pub mod ident;
+pub mod lock;
 pub mod makedirs;
 pub mod report;
 pub mod tree;
+pub mod write;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -83,12 +86,24 @@ pub enum StressCommand {
     /// Racers look up loopback connections held in every TCP state
     #[command(after_long_help = exit::help_text("stress ident"))]
     Ident(ident::IdentArgs),
+    /// Racers take numbers from one counter file; all distinct, exactly 1..total
+    #[command(after_long_help = exit::help_text("stress counter"))]
+    Counter(counter::CounterArgs),
+    /// Writers replace one file while readers check every read is one whole version
+    #[command(after_long_help = exit::help_text("stress write"))]
+    Write(write::WriteArgs),
+    /// Racers increment one counter, each read-modify-write under racefree lock
+    #[command(after_long_help = exit::help_text("stress lock"))]
+    Lock(lock::LockArgs),
     /// Merge the reports instances wrote to a shared tree into one verdict
     #[command(after_long_help = exit::help_text("stress report"))]
     Report(report::ReportArgs),
     /// One racer process (started by --processes; not for direct use)
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// One locked read-modify-write (the COMMAND of stress lock; not for direct use)
+    #[command(hide = true)]
+    Rmw(lock::RmwArgs),
 }
 
 /// A racer process: `racefree stress worker SUBJECT --racer N`, its round on stdin.
@@ -263,9 +278,16 @@ impl Progress {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    if let Some(StressCommand::Worker(w)) = &args.command {
-        worker(w)?;
-        return Ok(Exit::Success);
+    match &args.command {
+        Some(StressCommand::Worker(w)) => {
+            worker(w)?;
+            return Ok(Exit::Success);
+        }
+        Some(StressCommand::Rmw(a)) => {
+            lock::rmw(a)?;
+            return Ok(Exit::Success);
+        }
+        _ => {}
     }
     cleanup::install()?;
     let result = run_command(args);
@@ -286,8 +308,23 @@ fn run_command(args: Args) -> anyhow::Result<Exit> {
             emit(a.race.json, &report, |out| report::print(out, &report))?;
             Ok(verdict(report.passed()))
         }
+        Some(StressCommand::Counter(a)) => {
+            let report = run_one(&mut counter::Counter::new(&a), &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
+        Some(StressCommand::Write(a)) => {
+            let report = run_one(&mut write::WriteArm::new(&a)?, &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
+        Some(StressCommand::Lock(a)) => {
+            let report = run_one(&mut lock::Lock::new(&a), &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
         Some(StressCommand::Report(a)) => report::run(&a),
-        Some(StressCommand::Worker(_)) => unreachable!("handled before"),
+        Some(StressCommand::Worker(_) | StressCommand::Rmw(_)) => unreachable!("handled before"),
         None => run_all(&args),
     }
 }
@@ -296,6 +333,9 @@ fn worker(w: &WorkerArgs) -> anyhow::Result<()> {
     match w.subject {
         Subject::Makedirs => engine::worker::<makedirs::Makedirs>(w.racer),
         Subject::Ident => engine::worker::<ident::Ident>(w.racer),
+        Subject::Counter => engine::worker::<counter::Counter>(w.racer),
+        Subject::Write => engine::worker::<write::WriteArm>(w.racer),
+        Subject::Lock => engine::worker::<lock::Lock>(w.racer),
     }
 }
 
@@ -356,6 +396,33 @@ fn run_all(args: &Args) -> anyhow::Result<Exit> {
     )?)?;
     let id_args = ident::IdentArgs::defaults(race.clone());
     all.add(&run_one(&mut ident::Ident::new(&id_args)?, &race, &work)?)?;
+    let counter_args = counter::CounterArgs {
+        takes: counter::DEFAULT_TAKES,
+        work: work.clone(),
+        race: race.clone(),
+    };
+    all.add(&run_one(
+        &mut counter::Counter::new(&counter_args),
+        &race,
+        &work,
+    )?)?;
+    let write_args = write::WriteArgs {
+        versions: write::DEFAULT_VERSIONS,
+        reads: write::DEFAULT_READS,
+        work: work.clone(),
+        race: race.clone(),
+    };
+    all.add(&run_one(
+        &mut write::WriteArm::new(&write_args)?,
+        &race,
+        &work,
+    )?)?;
+    let lock_args = lock::LockArgs {
+        increments: lock::DEFAULT_INCREMENTS,
+        work: work.clone(),
+        race: race.clone(),
+    };
+    all.add(&run_one(&mut lock::Lock::new(&lock_args), &race, &work)?)?;
     let passed = all.passed;
     all.json.insert("passed".into(), passed.into());
     emit(args.json, &all.json, |out| {

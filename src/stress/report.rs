@@ -18,7 +18,7 @@ use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use super::engine::{Arm, PROBLEMS_KEPT, Race, Report, RoundLine, Subject, Tally};
-use super::{makedirs, tree};
+use super::{counter, lock, makedirs, tree, write};
 use crate::exit::Exit;
 
 fn micros(ns: u64) -> String {
@@ -373,6 +373,9 @@ pub fn load_report(header: &[u8], rounds: &mut dyn BufRead) -> anyhow::Result<u6
     let probe: Probe = serde_json::from_slice(header).context("not a stress report")?;
     match probe.subject {
         Subject::Makedirs => load_one::<makedirs::Makedirs>(header, rounds),
+        Subject::Counter => load_one::<counter::Counter>(header, rounds),
+        Subject::Write => load_one::<write::Write>(header, rounds),
+        Subject::Lock => load_one::<lock::Lock>(header, rounds),
         Subject::Ident => bail!("stress ident runs on one host: it writes no report to merge"),
     }
 }
@@ -401,6 +404,9 @@ pub fn merge(work: &Path) -> anyhow::Result<Merged> {
         .with_context(|| format!("report-{first}.json: not a stress report"))?;
     match probe.subject {
         Subject::Makedirs => merge_as::<makedirs::Makedirs>(work, &ids),
+        Subject::Counter => merge_as::<counter::Counter>(work, &ids),
+        Subject::Write => merge_as::<write::Write>(work, &ids),
+        Subject::Lock => merge_as::<lock::Lock>(work, &ids),
         Subject::Ident => bail!("stress ident runs on one host: it writes no report to merge"),
     }
 }
