@@ -51,3 +51,29 @@ pub enum Command {
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
+
+/// The primitives scripts call once per item (`lock`, `counter`, `write`) pay for
+/// start-up on every call, and building clap's whole command tree costs more than
+/// flock(1) takes in all (bench/RESULTS-primitives.md). This parses such a command
+/// line against its own subcommand alone. Anything it does not accept cleanly
+/// (help, version, any error) gives `None`, and the full parser then handles it, so
+/// every message stays exactly as the full tree makes it.
+pub fn parse_primitive_fast(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    use clap::{Args, FromArgMatches};
+    fn one<A: Args + FromArgMatches>(name: &'static str, rest: &[std::ffi::OsString]) -> Option<A> {
+        let cmd = A::augment_args(clap::Command::new(name))
+            .no_binary_name(true)
+            .disable_version_flag(true)
+            .disable_help_flag(true);
+        let matches = cmd.try_get_matches_from(rest).ok()?;
+        A::from_arg_matches(&matches).ok()
+    }
+    let rest = argv.get(2..)?;
+    let command = match argv.get(1)?.to_str()? {
+        "lock" => Command::Lock(one("lock", rest)?),
+        "counter" => Command::Counter(one("counter", rest)?),
+        "write" => Command::Write(one("write", rest)?),
+        _ => return None,
+    };
+    Some(Cli { command })
+}

@@ -8,7 +8,12 @@ use racefree::ident::server;
 use racefree::{cli::Cli, exit};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match racefree::cli::parse_primitive_fast(&argv) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&argv),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         // Under inetd fd 2 may be the client's socket: a usage error goes to syslog.
         Err(err) if err.use_stderr() && server::started_by_a_superserver() => {

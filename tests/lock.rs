@@ -345,3 +345,53 @@ fn help_documents_the_exit_statuses() {
             "  125  the lock could not be taken",
         ));
 }
+
+/// main takes a shortcut for lock, counter and write (their own subcommand only,
+/// not clap's whole tree); it must parse every line exactly as the full parser does,
+/// and leave to it every line it does not accept.
+#[test]
+fn the_fast_parser_agrees_with_the_full_one() {
+    use clap::Parser;
+    use racefree::cli::{Cli, parse_primitive_fast};
+    let lines: &[&[&str]] = &[
+        &["lock", "L", "true"],
+        &["lock", "-n", "-E", "3", "L", "--", "sh", "-c", "exit 1"],
+        &["lock", "-s", "-w", "0.5", "--verbose", "L", "ls", "-l"],
+        &["lock", "-o", "--nfs", "L", "cmd", "--", "x"],
+        &["lock", "-c", "echo hi", "L"],
+        &["counter", "n"],
+        &[
+            "counter", "--add", "-3", "--init", "-7", "--sync", "--json", "n",
+        ],
+        &["counter", "--get", "n"],
+        &["write", "-m", "644", "--no-follow", "--no-sync", "f"],
+        &["write", "--", "-f"],
+    ];
+    for line in lines {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("racefree")
+            .chain(line.iter().copied())
+            .map(Into::into)
+            .collect();
+        let fast =
+            parse_primitive_fast(&argv).unwrap_or_else(|| panic!("fast parse refused {line:?}"));
+        let full = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line:?}");
+    }
+    let refused: &[&[&str]] = &[
+        &["lock", "L"],
+        &["lock", "--help"],
+        &["lock", "-h"],
+        &["lock", "--version"],
+        &["lock", "-s", "-x", "L", "true"],
+        &["counter", "--get", "--add", "1", "n"],
+        &["write"],
+        &["makedirs", "d"],
+    ];
+    for line in refused {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("racefree")
+            .chain(line.iter().copied())
+            .map(Into::into)
+            .collect();
+        assert!(parse_primitive_fast(&argv).is_none(), "{line:?}");
+    }
+}

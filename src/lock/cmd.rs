@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -145,25 +145,26 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
     let mut cmd = Command::new(&program);
     cmd.args(&rest);
-    let inherit = if args.close { None } else { held.fd() };
-    let saved = ignore_interrupts();
-    // SAFETY: the closure only calls fcntl and sigaction, both async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(fd) = inherit {
-                // Only in this child, after fork: no other child can inherit it.
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            restore(&saved);
-            Ok(())
-        });
+    if let (false, Some(fd)) = (args.close, held.fd()) {
+        // COMMAND inherits the lock. Clearing close-on-exec in this process rather
+        // than in a pre_exec hook keeps std on posix_spawn (no page-table copy: see
+        // bench/RESULTS-primitives.md). Safe only because this command line is
+        // single-threaded, so no other child can be started meanwhile; the library's
+        // descriptors stay close-on-exec.
+        // SAFETY: plain fcntl on a descriptor we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return Err(with_status(
+                CANNOT_LOCK,
+                anyhow::anyhow!(
+                    "cannot pass the lock on: {}",
+                    nix::errno::Errno::last().desc()
+                ),
+            ));
+        }
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            restore(&saved);
             let status = if e.kind() == io::ErrorKind::NotFound {
                 NOT_FOUND
             } else {
@@ -179,6 +180,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
     };
+    // After the spawn, so COMMAND starts with the dispositions we were given.
+    ignore_interrupts();
     forward_terminations_to(child.id() as i32);
     let status = loop {
         match child.wait() {
@@ -211,33 +214,15 @@ fn with_status(code: u8, e: anyhow::Error) -> anyhow::Error {
     })
 }
 
-/// The dispositions of SIGINT and SIGQUIT before we ignored them.
-#[derive(Clone, Copy)]
-struct Saved([libc::sigaction; 2]);
-
 const INTERRUPTS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGQUIT];
 
-/// Ignores SIGINT and SIGQUIT, as system(3) does while its child runs: the terminal
+/// Ignores SIGINT and SIGQUIT while COMMAND runs, as system(3) does: the terminal
 /// delivers them to COMMAND as well, and if racefree died of them first, a lock
 /// held by racefree alone (-o, link locks) would be released while COMMAND runs.
-fn ignore_interrupts() -> Saved {
-    // SAFETY: plain sigaction calls with valid structures.
-    unsafe {
-        let mut saved: [libc::sigaction; 2] = std::mem::zeroed();
-        for (i, sig) in INTERRUPTS.into_iter().enumerate() {
-            let mut ign: libc::sigaction = std::mem::zeroed();
-            ign.sa_sigaction = libc::SIG_IGN;
-            libc::sigaction(sig, &ign, &mut saved[i]);
-        }
-        Saved(saved)
-    }
-}
-
-/// Puts SIGINT and SIGQUIT back as they were (in the child: as racefree found them).
-fn restore(saved: &Saved) {
-    for (i, sig) in INTERRUPTS.into_iter().enumerate() {
-        // SAFETY: async-signal-safe; a structure sigaction itself filled in.
-        unsafe { libc::sigaction(sig, &saved.0[i], std::ptr::null_mut()) };
+fn ignore_interrupts() {
+    for sig in INTERRUPTS {
+        // SAFETY: setting a disposition to SIG_IGN.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
 }
 
