@@ -52,8 +52,9 @@ pub const MAX_RACERS: u32 = 1024;
     long_about = "Spawn parallel racers (threads, or processes with --processes) that hammer \
         racefree's commands, verify every answer, and run a known-bad control arm \
         under the same load to prove the harness can see a race.\n\n\
-        With no subcommand: runs every arm (makedirs on a fresh temporary directory, ident \
-        on loopback) with its control, briefly, prints the report and cleans up. The exit \
+        With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
+        temporary directory, ident on loopback) with its control, briefly, prints the report \
+        and cleans up. The exit \
         status judges racefree's arms only. Interrupted (Ctrl-C, SIGTERM), a run removes \
         its work directory and dies by the signal."
 )]

@@ -238,6 +238,8 @@ pub const HEADER_CAP: u64 = 1 << 20;
 pub const LINE_CAP: u64 = 64 << 20;
 /// Instances one merge reads in step.
 pub const MAX_INSTANCES: usize = 4096;
+/// The lines of one round, all instances together: what a merge holds at once.
+pub const ROUND_BUDGET: u64 = 256 << 20;
 /// Rounds one instance may claim.
 pub const MAX_ROUNDS: u64 = 100_000_000;
 
@@ -320,6 +322,8 @@ pub struct Rounds<'a, A: Race> {
     reader: Box<dyn BufRead + 'a>,
     next: u64,
     claimed: u64,
+    /// The length of the last line read.
+    last_len: u64,
     _arm: std::marker::PhantomData<A>,
 }
 
@@ -329,6 +333,7 @@ impl<'a, A: Race> Rounds<'a, A> {
             reader,
             next: 0,
             claimed,
+            last_len: 0,
             _arm: std::marker::PhantomData,
         }
     }
@@ -346,6 +351,7 @@ impl<'a, A: Race> Rounds<'a, A> {
             }
             return Ok(None);
         }
+        self.last_len = line.as_ref().map_or(0, |l| l.len() as u64);
         let Some(line) = line else {
             bail!(
                 "{} round lines, the header claims {}",
@@ -480,12 +486,19 @@ fn merge_as<A: Race>(work: &Path, ids: &[u32]) -> anyhow::Result<Merged> {
     let covered = reports.iter().map(|r| r.racefree.rounds).max().unwrap_or(0);
     for n in 0..covered {
         let mut records = Vec::new();
+        let mut held = 0u64;
         for (id, s) in &mut streams {
             if let Some(rec) = s
                 .next_round()
                 .with_context(|| format!("rounds-{id}.jsonl"))?
             {
                 records.push(rec);
+                held += s.last_len;
+                if held > ROUND_BUDGET {
+                    bail!(
+                        "round {n}: the instances' lines add up to more than {ROUND_BUDGET} bytes: not what racers wrote"
+                    );
+                }
             }
         }
         let problems = A::merge_round(&params, work, n, &records)?;
