@@ -123,8 +123,8 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress' {
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Seconds for each of the two modes')
-            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'Racers per mode [default: 4 x cores]')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Seconds for each arm')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'Racers per arm [default: 4 x cores]')
             [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary instead of threads')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -133,15 +133,19 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
+            [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'racefree;stress;makedirs' {
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]')
             [CompletionResult]::new('--depth', '--depth', [CompletionResultType]::ParameterName, 'Levels below each round''s directory')
-            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'Subdirectories per level (fanout^depth leaf paths per round)')
+            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
             [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run exactly R rounds')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round)')
@@ -180,6 +184,67 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;counter' {
+            [CompletionResult]::new('--takes', '--takes', [CompletionResultType]::ParameterName, 'Numbers each racer takes per round')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run exactly R rounds')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round)')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;stress;write' {
+            [CompletionResult]::new('--versions', '--versions', [CompletionResultType]::ParameterName, 'Versions each writer writes per round')
+            [CompletionResult]::new('--reads', '--reads', [CompletionResultType]::ParameterName, 'Reads each reader makes per round at least (and more, until the writers are done)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run exactly R rounds')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round)')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'racefree;stress;lock' {
+            [CompletionResult]::new('--increments', '--increments', [CompletionResultType]::ParameterName, 'Increments each racer makes per round')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run exactly R rounds')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round)')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;report' {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the merged verdict as JSON')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -189,56 +254,30 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress;worker' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'racefree;stress;worker;makedirs' {
-            [CompletionResult]::new('--arm', '--arm', [CompletionResultType]::ParameterName, 'arm')
-            [CompletionResult]::new('--round-dir', '--round-dir', [CompletionResultType]::ParameterName, 'round-dir')
-            [CompletionResult]::new('--depth', '--depth', [CompletionResultType]::ParameterName, 'depth')
-            [CompletionResult]::new('--fanout', '--fanout', [CompletionResultType]::ParameterName, 'fanout')
-            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'racefree;stress;worker;ident' {
-            [CompletionResult]::new('--spec', '--spec', [CompletionResultType]::ParameterName, 'spec')
-            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'seed')
+            [CompletionResult]::new('--racer', '--racer', [CompletionResultType]::ParameterName, 'racer')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
-        'racefree;stress;worker;help' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'racefree;stress;worker;help;makedirs' {
-            break
-        }
-        'racefree;stress;worker;help;ident' {
-            break
-        }
-        'racefree;stress;worker;help;help' {
+        'racefree;stress;rmw' {
+            [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'read')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'racefree;stress;help' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
+            [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -248,18 +287,22 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;stress;help;ident' {
             break
         }
+        'racefree;stress;help;counter' {
+            break
+        }
+        'racefree;stress;help;write' {
+            break
+        }
+        'racefree;stress;help;lock' {
+            break
+        }
         'racefree;stress;help;report' {
             break
         }
         'racefree;stress;help;worker' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
             break
         }
-        'racefree;stress;help;worker;makedirs' {
-            break
-        }
-        'racefree;stress;help;worker;ident' {
+        'racefree;stress;help;rmw' {
             break
         }
         'racefree;stress;help;help' {
@@ -344,8 +387,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help;stress' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Racers build the same deep trees at once; every round verified exactly')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
-            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the JSON reports instances wrote to a shared tree into one verdict')
+            [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
+            [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             break
         }
         'racefree;help;stress;makedirs' {
@@ -354,18 +401,22 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help;stress;ident' {
             break
         }
+        'racefree;help;stress;counter' {
+            break
+        }
+        'racefree;help;stress;write' {
+            break
+        }
+        'racefree;help;stress;lock' {
+            break
+        }
         'racefree;help;stress;report' {
             break
         }
         'racefree;help;stress;worker' {
-            [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'The body of a racer process (`racefree stress worker makedirs`)')
-            [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'ident')
             break
         }
-        'racefree;help;stress;worker;makedirs' {
-            break
-        }
-        'racefree;help;stress;worker;ident' {
+        'racefree;help;stress;rmw' {
             break
         }
         'racefree;help;lock' {

@@ -67,8 +67,14 @@ _racefree() {
             racefree__subcmd__help__subcmd__ident,serve)
                 cmd="racefree__subcmd__help__subcmd__ident__subcmd__serve"
                 ;;
+            racefree__subcmd__help__subcmd__stress,counter)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__counter"
+                ;;
             racefree__subcmd__help__subcmd__stress,ident)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__ident"
+                ;;
+            racefree__subcmd__help__subcmd__stress,lock)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__lock"
                 ;;
             racefree__subcmd__help__subcmd__stress,makedirs)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__makedirs"
@@ -76,14 +82,14 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,report)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__report"
                 ;;
+            racefree__subcmd__help__subcmd__stress,rmw)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__rmw"
+                ;;
             racefree__subcmd__help__subcmd__stress,worker)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker"
                 ;;
-            racefree__subcmd__help__subcmd__stress__subcmd__worker,ident)
-                cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__help__subcmd__stress__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__makedirs"
+            racefree__subcmd__help__subcmd__stress,write)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__write"
                 ;;
             racefree__subcmd__ident,help)
                 cmd="racefree__subcmd__ident__subcmd__help"
@@ -109,11 +115,17 @@ _racefree() {
             racefree__subcmd__ident__subcmd__help,serve)
                 cmd="racefree__subcmd__ident__subcmd__help__subcmd__serve"
                 ;;
+            racefree__subcmd__stress,counter)
+                cmd="racefree__subcmd__stress__subcmd__counter"
+                ;;
             racefree__subcmd__stress,help)
                 cmd="racefree__subcmd__stress__subcmd__help"
                 ;;
             racefree__subcmd__stress,ident)
                 cmd="racefree__subcmd__stress__subcmd__ident"
+                ;;
+            racefree__subcmd__stress,lock)
+                cmd="racefree__subcmd__stress__subcmd__lock"
                 ;;
             racefree__subcmd__stress,makedirs)
                 cmd="racefree__subcmd__stress__subcmd__makedirs"
@@ -121,8 +133,17 @@ _racefree() {
             racefree__subcmd__stress,report)
                 cmd="racefree__subcmd__stress__subcmd__report"
                 ;;
+            racefree__subcmd__stress,rmw)
+                cmd="racefree__subcmd__stress__subcmd__rmw"
+                ;;
             racefree__subcmd__stress,worker)
                 cmd="racefree__subcmd__stress__subcmd__worker"
+                ;;
+            racefree__subcmd__stress,write)
+                cmd="racefree__subcmd__stress__subcmd__write"
+                ;;
+            racefree__subcmd__stress__subcmd__help,counter)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__counter"
                 ;;
             racefree__subcmd__stress__subcmd__help,help)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__help"
@@ -130,38 +151,23 @@ _racefree() {
             racefree__subcmd__stress__subcmd__help,ident)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__ident"
                 ;;
+            racefree__subcmd__stress__subcmd__help,lock)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__lock"
+                ;;
             racefree__subcmd__stress__subcmd__help,makedirs)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__makedirs"
                 ;;
             racefree__subcmd__stress__subcmd__help,report)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__report"
                 ;;
+            racefree__subcmd__stress__subcmd__help,rmw)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__rmw"
+                ;;
             racefree__subcmd__stress__subcmd__help,worker)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker"
                 ;;
-            racefree__subcmd__stress__subcmd__help__subcmd__worker,ident)
-                cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__help__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__makedirs"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,help)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,ident)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__worker,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__makedirs"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,help)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__help"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,ident)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__ident"
-                ;;
-            racefree__subcmd__stress__subcmd__worker__subcmd__help,makedirs)
-                cmd="racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__makedirs"
+            racefree__subcmd__stress__subcmd__help,write)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__write"
                 ;;
             *)
                 ;;
@@ -332,7 +338,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress)
-            opts="makedirs ident report worker"
+            opts="makedirs ident counter write lock report worker rmw"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,7 +351,35 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         racefree__subcmd__help__subcmd__stress__subcmd__ident)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__lock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -387,8 +421,8 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__help__subcmd__stress__subcmd__worker)
-            opts="makedirs ident"
+        racefree__subcmd__help__subcmd__stress__subcmd__rmw)
+            opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,9 +435,9 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__ident)
+        racefree__subcmd__help__subcmd__stress__subcmd__worker)
             opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -415,9 +449,9 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__help__subcmd__stress__subcmd__worker__subcmd__makedirs)
+        racefree__subcmd__help__subcmd__stress__subcmd__write)
             opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -702,7 +736,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --json --help --version makedirs ident report worker help"
+            opts="-h -V --duration --racers --processes --json --help --version makedirs ident counter write lock report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,9 +757,73 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__help)
-            opts="makedirs ident report worker help"
+        racefree__subcmd__stress__subcmd__counter)
+            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --takes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help)
+            opts="makedirs ident counter write lock report worker rmw help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -752,6 +850,20 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__ident)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__lock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -793,8 +905,8 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__help__subcmd__worker)
-            opts="makedirs ident"
+        racefree__subcmd__stress__subcmd__help__subcmd__rmw)
+            opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -807,9 +919,9 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__ident)
+        racefree__subcmd__stress__subcmd__help__subcmd__worker)
             opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -821,9 +933,9 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__help__subcmd__worker__subcmd__makedirs)
+        racefree__subcmd__stress__subcmd__help__subcmd__write)
             opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -885,22 +997,72 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__makedirs)
-            opts="-h -V --dir --depth --fanout --churn --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+        racefree__subcmd__stress__subcmd__lock)
+            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --increments)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__makedirs)
+            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --depth)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --fanout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -953,8 +1115,8 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --help --version makedirs ident help"
+        racefree__subcmd__stress__subcmd__rmw)
+            opts="-h -V --read --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -967,74 +1129,14 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help)
-            opts="makedirs ident help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+        racefree__subcmd__stress__subcmd__worker)
+            opts="-h -V --racer --help --version makedirs ident counter write lock"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__ident)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__help__subcmd__makedirs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__ident)
-            opts="-h -V --spec --seed --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --spec)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --seed)
+                --racer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1045,30 +1147,50 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        racefree__subcmd__stress__subcmd__worker__subcmd__makedirs)
-            opts="-h -V --arm --round-dir --depth --fanout --seed --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+        racefree__subcmd__stress__subcmd__write)
+            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --arm)
-                    COMPREPLY=($(compgen -W "racefree naive" -- "${cur}"))
-                    return 0
-                    ;;
-                --round-dir)
+                --versions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --depth)
+                --reads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --fanout)
+                --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --seed)
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -109,8 +109,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;ident;help;help'= {
         }
         &'racefree;stress'= {
-            cand --duration 'Seconds for each of the two modes'
-            cand --racers 'Racers per mode [default: 4 x cores]'
+            cand --duration 'Seconds for each arm'
+            cand --racers 'Racers per arm [default: 4 x cores]'
             cand --processes 'Racers are separate processes of this binary instead of threads'
             cand --json 'Print the report as JSON on stdout'
             cand -h 'Print help (see more with ''--help'')'
@@ -119,14 +119,18 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+            cand write 'Writers replace one file while readers check every read is one whole version'
+            cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;stress;makedirs'= {
-            cand --dir 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]'
             cand --depth 'Levels below each round''s directory'
-            cand --fanout 'Subdirectories per level (fanout^depth leaf paths per round)'
+            cand --fanout 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
             cand --racers 'How many racers [default: 4 x cores]'
             cand --rounds 'Run exactly R rounds'
             cand --duration 'Run rounds until S seconds have passed (at least one round)'
@@ -163,6 +167,64 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;counter'= {
+            cand --takes 'Numbers each racer takes per round'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run exactly R rounds'
+            cand --duration 'Run rounds until S seconds have passed (at least one round)'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;write'= {
+            cand --versions 'Versions each writer writes per round'
+            cand --reads 'Reads each reader makes per round at least (and more, until the writers are done)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run exactly R rounds'
+            cand --duration 'Run rounds until S seconds have passed (at least one round)'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'racefree;stress;lock'= {
+            cand --increments 'Increments each racer makes per round'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run exactly R rounds'
+            cand --duration 'Run rounds until S seconds have passed (at least one round)'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;report'= {
             cand --json 'Print the merged verdict as JSON'
             cand -h 'Print help (see more with ''--help'')'
@@ -171,64 +233,45 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
         }
         &'racefree;stress;worker'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'racefree;stress;worker;makedirs'= {
-            cand --arm 'arm'
-            cand --round-dir 'round-dir'
-            cand --depth 'depth'
-            cand --fanout 'fanout'
-            cand --seed 'seed'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'racefree;stress;worker;ident'= {
-            cand --spec 'spec'
-            cand --seed 'seed'
+            cand --racer 'racer'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
-        &'racefree;stress;worker;help'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'racefree;stress;worker;help;makedirs'= {
-        }
-        &'racefree;stress;worker;help;ident'= {
-        }
-        &'racefree;stress;worker;help;help'= {
+        &'racefree;stress;rmw'= {
+            cand --read 'read'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'racefree;stress;help'= {
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+            cand write 'Writers replace one file while readers check every read is one whole version'
+            cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'racefree;stress;help;makedirs'= {
         }
         &'racefree;stress;help;ident'= {
         }
+        &'racefree;stress;help;counter'= {
+        }
+        &'racefree;stress;help;write'= {
+        }
+        &'racefree;stress;help;lock'= {
+        }
         &'racefree;stress;help;report'= {
         }
         &'racefree;stress;help;worker'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
         }
-        &'racefree;stress;help;worker;makedirs'= {
-        }
-        &'racefree;stress;help;worker;ident'= {
+        &'racefree;stress;help;rmw'= {
         }
         &'racefree;stress;help;help'= {
         }
@@ -302,22 +345,28 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress'= {
             cand makedirs 'Racers build the same deep trees at once; every round verified exactly'
             cand ident 'Racers look up loopback connections held in every TCP state'
-            cand report 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+            cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+            cand write 'Writers replace one file while readers check every read is one whole version'
+            cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
         }
         &'racefree;help;stress;makedirs'= {
         }
         &'racefree;help;stress;ident'= {
         }
+        &'racefree;help;stress;counter'= {
+        }
+        &'racefree;help;stress;write'= {
+        }
+        &'racefree;help;stress;lock'= {
+        }
         &'racefree;help;stress;report'= {
         }
         &'racefree;help;stress;worker'= {
-            cand makedirs 'The body of a racer process (`racefree stress worker makedirs`)'
-            cand ident 'ident'
         }
-        &'racefree;help;stress;worker;makedirs'= {
-        }
-        &'racefree;help;stress;worker;ident'= {
+        &'racefree;help;stress;rmw'= {
         }
         &'racefree;help;lock'= {
         }

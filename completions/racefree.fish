@@ -87,20 +87,24 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve RFC 1413 ident under inetd, systemd socket activation, or standalone'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l duration -d 'Seconds for each of the two modes' -r
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l racers -d 'Racers per mode [default: 4 x cores]' -r
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l processes -d 'Racers are separate processes of this binary instead of threads'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -l json -d 'Print the report as JSON on stdout'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -s V -l version -d 'Print version'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident report worker help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l dir -d 'The tree under test (any mount, network filesystems included). The run works in a new subdirectory it creates there [default: a fresh temporary directory]' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -l duration -d 'Seconds for each arm' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -l racers -d 'Racers per arm [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -l processes -d 'Racers are separate processes of this binary instead of threads'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "counter" -d 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "write" -d 'Writers replace one file while readers check every read is one whole version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "lock" -d 'Racers increment one counter, each read-modify-write under racefree lock'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "rmw" -d 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and not __fish_seen_subcommand_from makedirs ident counter write lock report worker rmw help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l depth -d 'Levels below each round\'s directory' -r
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l fanout -d 'Subdirectories per level (fanout^depth leaf paths per round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l fanout -d 'Subdirectories per level (fanout^depth leaf paths per round, at most 100000)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l dir -d 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l racers -d 'How many racers [default: 4 x cores]' -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l rounds -d 'Run exactly R rounds' -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from makedirs" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
@@ -132,18 +136,69 @@ complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_see
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -l json -d 'Print the report as JSON on stdout'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from ident" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l takes -d 'Numbers each racer takes per round' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l dir -d 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l racers -d 'How many racers [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l rounds -d 'Run exactly R rounds' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l barrier-file -d 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance\'s report-ID.json, for `racefree stress report`. Use a fresh PATH per run' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l expect -d 'With --barrier-file: how many instances to wait for' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l id -d 'This instance\'s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l barrier-timeout -d 'With --barrier-file: seconds to wait for the others before giving up' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l keep -d 'Keep the work directory instead of removing it at the end'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l processes -d 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l control -d 'Also run the known-bad control arm under the same load and report its failures beside racefree\'s (the exit status ignores them)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from counter" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l versions -d 'Versions each writer writes per round' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l reads -d 'Reads each reader makes per round at least (and more, until the writers are done)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l dir -d 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l racers -d 'How many racers [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l rounds -d 'Run exactly R rounds' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l barrier-file -d 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance\'s report-ID.json, for `racefree stress report`. Use a fresh PATH per run' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l expect -d 'With --barrier-file: how many instances to wait for' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l id -d 'This instance\'s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l barrier-timeout -d 'With --barrier-file: seconds to wait for the others before giving up' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l keep -d 'Keep the work directory instead of removing it at the end'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l processes -d 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l control -d 'Also run the known-bad control arm under the same load and report its failures beside racefree\'s (the exit status ignores them)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from write" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l increments -d 'Increments each racer makes per round' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l dir -d 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l racers -d 'How many racers [default: 4 x cores]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l rounds -d 'Run exactly R rounds' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l duration -d 'Run rounds until S seconds have passed (at least one round)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l barrier-file -d 'Across hosts: wait at this file on the shared tree until --expect instances have arrived, then start together. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance\'s report-ID.json, for `racefree stress report`. Use a fresh PATH per run' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l expect -d 'With --barrier-file: how many instances to wait for' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l id -d 'This instance\'s id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l barrier-timeout -d 'With --barrier-file: seconds to wait for the others before giving up' -r
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l keep -d 'Keep the work directory instead of removing it at the end'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l processes -d 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l control -d 'Also run the known-bad control arm under the same load and report its failures beside racefree\'s (the exit status ignores them)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -l json -d 'Print the report as JSON on stdout'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from lock" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -l json -d 'Print the merged verdict as JSON'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -l racer -r
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s h -l help -d 'Print help'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -s V -l version -d 'Print version'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "makedirs" -d 'The body of a racer process (`racefree stress worker makedirs`)'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "ident"
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from worker" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from rmw" -l read
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from rmw" -s h -l help -d 'Print help'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from rmw" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "counter" -d 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "write" -d 'Writers replace one file while readers check every read is one whole version'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "lock" -d 'Racers increment one counter, each read-modify-write under racefree lock'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "rmw" -d 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s c -l command -d 'Run COMMAND_STRING with \'sh -c\', as flock(1) -c does' -r
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail' -r
@@ -180,5 +235,9 @@ complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from ident" -f -a "query" -d 'Ask a host\'s identd who owns a connection'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "makedirs" -d 'Racers build the same deep trees at once; every round verified exactly'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "ident" -d 'Racers look up loopback connections held in every TCP state'
-complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "report" -d 'Merge the JSON reports instances wrote to a shared tree into one verdict'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "counter" -d 'Racers take numbers from one counter file; all distinct, exactly 1..total'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "write" -d 'Writers replace one file while readers check every read is one whole version'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "lock" -d 'Racers increment one counter, each read-modify-write under racefree lock'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "report" -d 'Merge the reports instances wrote to a shared tree into one verdict'
 complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "worker" -d 'One racer process (started by --processes; not for direct use)'
+complete -c racefree -n "__fish_racefree_using_subcommand help; and __fish_seen_subcommand_from stress" -f -a "rmw" -d 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'

@@ -229,9 +229,11 @@ pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
             (1, "FILE could not be replaced (its directory is not writable, it is a directory, reading input failed, its owner cannot be kept); FILE is left as it was and no temporary file remains"),
             (2, "usage error: bad option, bad -m MODE or an empty FILE"),
         ]),
-        "stress" | "stress makedirs" | "stress ident" | "stress report" => v.extend([
+        "stress" | "stress makedirs" | "stress ident" | "stress counter" | "stress write"
+        | "stress lock" | "stress report" => v.extend([
             (1, "a verification of racefree's arm failed (the control arm's failures do not count)"),
-            (2, "usage error"),
+            (2, "usage error, including a --dir that does not exist, and for stress ident more racers than can be released within --duration"),
+            (128, "plus N: interrupted by signal N (130 for SIGINT, 143 for SIGTERM), after removing its work directory"),
         ]),
         _ => v.extend([
             (1, "the operation failed"),

@@ -60,7 +60,7 @@ fn the_naive_control_arm_fails_under_the_same_load() {
     assert_eq!(code, Some(0));
     assert_eq!(r["racefree"]["failed_calls"], 0);
     let naive = &r["control"];
-    assert_eq!(naive["arm"], "naive");
+    assert_eq!(naive["arm"], "control");
     assert!(
         naive["failed_calls"].as_u64().unwrap() > 0,
         "the harness saw no race: {naive}"
@@ -222,8 +222,9 @@ fn a_barrier_that_never_fills_times_out_clearly() {
         ));
 }
 
-fn ident_rows(r: &Value) -> Vec<Value> {
-    r["rows"].as_array().unwrap().clone()
+/// The rows of one arm ("racefree" or "control").
+fn ident_rows(r: &Value, arm: &str) -> Vec<Value> {
+    r[arm]["rows"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -247,7 +248,8 @@ fn ident_every_state_is_answered_right_by_every_source_and_the_control_misses() 
         "{}",
         r["setup_problems"]
     );
-    let rows = ident_rows(&r);
+    let rows = ident_rows(&r, "racefree");
+    let control = ident_rows(&r, "control");
     let states: std::collections::BTreeSet<&str> = rows
         .iter()
         .map(|row| row["state"].as_str().unwrap())
@@ -269,18 +271,16 @@ fn ident_every_state_is_answered_right_by_every_source_and_the_control_misses() 
     {
         assert!(states.contains(st), "no lookups of {st}: {states:?}");
     }
-    for row in rows.iter().filter(|row| row["arm"] == "racefree") {
+    for row in &rows {
         assert!(row["lookups"].as_u64().unwrap() > 0);
         assert_eq!(row["wrong"], 0, "{row}");
         assert_eq!(row["missed"], 0, "{row}");
         assert_eq!(row["errors"], 0, "{row}");
     }
     for method in ["proc", "server"] {
-        let half_closed = rows
+        let half_closed = control
             .iter()
-            .find(|row| {
-                row["arm"] == "control" && row["method"] == method && row["state"] == "FIN_WAIT2"
-            })
+            .find(|row| row["method"] == method && row["state"] == "FIN_WAIT2")
             .unwrap();
         assert_eq!(
             half_closed["missed"], half_closed["lookups"],
@@ -305,9 +305,9 @@ fn ident_racers_as_processes() {
     ]);
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["processes"], true);
-    let established = ident_rows(&r)
+    let established = ident_rows(&r, "racefree")
         .into_iter()
-        .find(|row| row["arm"] == "racefree" && row["state"] == "ESTABLISHED")
+        .find(|row| row["state"] == "ESTABLISHED")
         .unwrap();
     // 3 racers x 2 passes x 4 connections x 2 ends.
     assert_eq!(established["lookups"], 3 * 2 * 4 * 2);
@@ -315,7 +315,7 @@ fn ident_racers_as_processes() {
 }
 
 #[test]
-fn the_main_job_runs_both_modes_and_passes() {
+fn the_main_job_runs_every_arm_and_passes() {
     racefree()
         .args(["stress", "--duration", "0.3", "--racers", "4"])
         .assert()
@@ -323,6 +323,9 @@ fn the_main_job_runs_both_modes_and_passes() {
         .stdout(
             predicate::str::contains("stress makedirs:")
                 .and(predicate::str::contains("stress ident:"))
+                .and(predicate::str::contains("stress counter:"))
+                .and(predicate::str::contains("stress write:"))
+                .and(predicate::str::contains("stress lock:"))
                 .and(predicate::str::ends_with("verdict: PASS\n")),
         );
 }
@@ -362,7 +365,7 @@ fn stress_usage_errors() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "--barrier-file is for stress makedirs",
+            "--barrier-file is for the filesystem arms",
         ));
 }
 
@@ -420,12 +423,158 @@ fn a_user_the_server_hides_is_expected_hidden_not_failed() {
         "{r:#}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let server_established = ident_rows(&r)
+    let server_established = ident_rows(&r, "racefree")
         .into_iter()
-        .find(|row| {
-            row["arm"] == "racefree" && row["method"] == "server" && row["state"] == "ESTABLISHED"
-        })
+        .find(|row| row["method"] == "server" && row["state"] == "ESTABLISHED")
         .unwrap();
     assert!(server_established["lookups"].as_u64().unwrap() > 0);
     assert_eq!(server_established["correct"], server_established["lookups"]);
+}
+
+#[test]
+fn a_dir_that_does_not_exist_is_refused_not_made() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("nonexistent/x");
+    racefree()
+        .args(["stress", "makedirs", "--rounds", "1", "--dir"])
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "racefree: error: --dir '{}': No such file or directory; the run works in a new directory it makes inside an existing one\n",
+            missing.display()
+        ));
+    assert!(!d.path().join("nonexistent").exists());
+}
+
+/// Starts `racefree stress ARGS` with its own $TMPDIR, waits until its work
+/// directory exists, sends SIGTERM, and checks it died by that signal leaving
+/// nothing in $TMPDIR. With `rounds`, waits until a round's directory exists too.
+fn sigterm_leaves_nothing(args: &[&str], rounds: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let child = StdCommand::new(racefree_path())
+        .arg("stress")
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for the run to be under way: its work directory exists. This
+    // waits for a state, it races nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let under_way = || {
+        let work: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        match work.first() {
+            Some(w) if rounds => fs::read_dir(w.as_ref().unwrap().path())
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false),
+            Some(_) => true,
+            None => false,
+        }
+    };
+    while !under_way() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got under way"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGTERM),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn sigterm_removes_the_work_directory_of_thread_racers() {
+    sigterm_leaves_nothing(
+        &["makedirs", "--duration", "60", "--racers", "4", "--control"],
+        true,
+    );
+}
+
+#[test]
+fn sigterm_removes_the_work_directory_of_process_racers() {
+    sigterm_leaves_nothing(
+        &[
+            "makedirs",
+            "--processes",
+            "--duration",
+            "60",
+            "--racers",
+            "4",
+        ],
+        true,
+    );
+    sigterm_leaves_nothing(
+        &[
+            "ident",
+            "--processes",
+            "--duration",
+            "60",
+            "--racers",
+            "2",
+            "--source",
+            "netlink",
+        ],
+        false,
+    );
+}
+
+#[test]
+fn ident_refuses_racers_it_cannot_release_within_the_duration() {
+    let out = racefree()
+        .args([
+            "stress",
+            "ident",
+            "--racers",
+            "1024",
+            "--duration",
+            "0.5",
+            "--via-server",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "racefree: error: --racers 1024 cannot be released together within --duration 0.5: one lookup by each method costs"
+        ) && stderr.contains("use at most --racers")
+            && stderr.ends_with(", a longer --duration, or --rounds\n"),
+        "{stderr}"
+    );
+    // Within what fits, the duration is honoured: racers stop at the deadline even in
+    // the middle of a pass (cheap lookups: netlink only).
+    let (code, r) = run_json(&[
+        "stress",
+        "ident",
+        "--racers",
+        "64",
+        "--duration",
+        "1",
+        "--source",
+        "netlink",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert!(seconds < 5.0, "a 1 s run took {seconds} s");
 }

@@ -12,5 +12,7 @@ mod makedirs_output;
 mod makedirs_streams;
 mod stress;
 mod testenv;
+mod stress_arms;
+mod stress_report;
 mod util;
 mod write;

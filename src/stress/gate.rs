@@ -1,19 +1,21 @@
 //! Releasing racers together, and measuring how closely they started.
 //!
-//! Threads wait on a `std::sync::Barrier`. Processes block reading their stdin until
-//! the parent, having started every one of them, closes all the pipes. Instances on
+//! Threads wait at a [`StartLine`]. Processes read their round from stdin and block
+//! there until the parent, having started every one of them, closes all the pipes. Instances on
 //! different hosts meet at a barrier file on the shared tree. Each racer notes the
 //! wall-clock instant it was released, so the report can say how close the start was.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Barrier, Once};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+
+use super::cleanup::{ChildGuard, interrupted, stopping};
 
 /// Nanoseconds since the epoch: comparable across threads, processes and (with
 /// synchronised clocks) hosts.
@@ -23,40 +25,46 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// For a worker process: block until the parent closes our stdin, then return the
-/// release instant.
-pub fn wait_for_stdin_close() -> io::Result<u64> {
-    let mut sink = Vec::new();
-    io::stdin().lock().read_to_end(&mut sink)?;
-    Ok(now_ns())
+/// For a racer process: read the round (all of stdin: the parent writes it, then
+/// closes the pipe to release every racer at once) and return it with the release
+/// instant.
+pub fn read_round_and_wait() -> io::Result<(Vec<u8>, u64)> {
+    let mut round = Vec::new();
+    io::stdin().lock().read_to_end(&mut round)?;
+    Ok((round, now_ns()))
 }
 
-/// Releases a barrier exactly once: when asked, or at the latest when dropped. Those
-/// waiting on it (churners) are never left behind when a run returns early because,
-/// say, a racer process could not be started.
-pub struct ReleaseOnce<'a> {
-    barrier: &'a Barrier,
-    once: Once,
+/// Where threads wait to be released together: opened once, to go or to give up
+/// (when a racer could not be started, those already waiting must not wait forever).
+pub struct StartLine {
+    state: Mutex<Option<bool>>,
+    opened: Condvar,
 }
 
-impl<'a> ReleaseOnce<'a> {
-    pub fn new(barrier: &'a Barrier) -> Self {
-        ReleaseOnce {
-            barrier,
-            once: Once::new(),
+impl Default for StartLine {
+    fn default() -> Self {
+        StartLine {
+            state: Mutex::new(None),
+            opened: Condvar::new(),
+        }
+    }
+}
+
+impl StartLine {
+    /// Blocks until the line is opened; true to go, false to give up.
+    pub fn wait(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(go) = *state {
+                return go;
+            }
+            state = self.opened.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    pub fn go(&self) {
-        self.once.call_once(|| {
-            self.barrier.wait();
-        });
-    }
-}
-
-impl Drop for ReleaseOnce<'_> {
-    fn drop(&mut self) {
-        self.go();
+    pub fn open(&self, go: bool) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(go);
+        self.opened.notify_all();
     }
 }
 
@@ -78,13 +86,15 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
 /// Racer processes of this binary, each blocked reading its stdin. Dropped before
 /// they were all waited for (an error on the way), the rest are killed and reaped.
 pub struct Racers {
-    children: Vec<Child>,
+    children: Vec<(Child, ChildGuard)>,
 }
 
 impl Racers {
-    /// Starts one process per argument list: `racefree <args...>`.
+    /// Starts one process per argument list, `racefree <args...>`, and writes `round`
+    /// to each one's stdin (it blocks reading until [`Racers::release`]).
     pub fn spawn(
         arg_lists: impl IntoIterator<Item = Vec<std::ffi::OsString>>,
+        round: &[u8],
     ) -> anyhow::Result<Racers> {
         let exe =
             std::env::current_exe().context("finding this binary to start racer processes")?;
@@ -92,21 +102,32 @@ impl Racers {
             children: Vec::new(),
         };
         for args in arg_lists {
-            let child = die_with_parent(&mut Command::new(&exe))
+            if stopping() {
+                return Err(interrupted());
+            }
+            let mut child = die_with_parent(&mut Command::new(&exe))
                 .args(args)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
                 .context("starting a racer process")?;
-            racers.children.push(child);
+            let guard = ChildGuard::new(child.id());
+            let written = child
+                .stdin
+                .as_mut()
+                .expect("piped")
+                .write_all(round)
+                .context("handing a racer process its round");
+            racers.children.push((child, guard));
+            written?;
         }
         Ok(racers)
     }
 
     /// Closes every stdin at once: the racers start.
     pub fn release(&mut self) {
-        for c in &mut self.children {
+        for (c, _) in &mut self.children {
             drop(c.stdin.take());
         }
     }
@@ -115,10 +136,14 @@ impl Racers {
     pub fn wait_all(mut self) -> anyhow::Result<Vec<Output>> {
         let mut outputs = Vec::with_capacity(self.children.len());
         while !self.children.is_empty() {
-            let child = self.children.remove(0);
+            let (child, guard) = self.children.remove(0);
             let out = child
                 .wait_with_output()
                 .context("waiting for a racer process")?;
+            drop(guard);
+            if stopping() {
+                return Err(interrupted());
+            }
             if !out.status.success() {
                 bail!("a racer process failed: {}", out.status);
             }
@@ -130,7 +155,7 @@ impl Racers {
 
 impl Drop for Racers {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for (c, _) in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -204,6 +229,9 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
         }
         if arrived == expect {
             return Ok(now_ns());
+        }
+        if stopping() {
+            return Err(interrupted());
         }
         if Instant::now() >= deadline {
             bail!(

@@ -3,17 +3,18 @@
 //!
 //! Each held socket has one right answer: this process's uid while we hold its
 //! descriptor, "no owner" once the kernel alone holds it (TIME_WAIT, or LAST_ACK
-//! after close). Churners open, half-close and close connections continuously and
-//! look each one up while its state changes: the blog post's scenario. `--control`
-//! runs the classic matcher that demands ESTABLISHED, under the same load.
+//! after close). A churner opens, half-closes and closes connections continuously
+//! and looks each one up while its state changes: the blog post's scenario. The
+//! control arm runs the classic matcher that demands ESTABLISHED, under the same
+//! load. One round is one pass of every racer over every target; with `--duration`
+//! a racer stops at the deadline even in the middle of a pass, so a thousand racers
+//! cannot stretch a two-second run.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,8 +22,9 @@ use clap::Args as ClapArgs;
 use nix::sys::socket::{setsockopt, sockopt};
 use serde::{Deserialize, Serialize};
 
-use super::gate;
-use super::{Progress, RaceArgs, shuffle};
+use super::cleanup::{ChildGuard, stopping};
+use super::engine::{Arm, Race, Report, RoundCtx, Subject, Tally};
+use super::{RaceArgs, gate, shuffle};
 use crate::ident::lookup::{
     Matcher, Source, TcpState, Tuple, lookup_owner_with, parse_hex_endpoint, resolve,
 };
@@ -31,7 +33,7 @@ use crate::ident::{ReplyKind, query};
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IdentArgs {
     /// Connection pairs held in each TCP state
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    #[arg(long, value_name = "N", default_value_t = defaults::CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_CONNECTIONS as i64))]
     pub connections: u32,
 
     /// Which lookup the racers use
@@ -47,6 +49,10 @@ pub struct IdentArgs {
     pub race: RaceArgs,
 }
 
+use super::defaults;
+
+pub const MAX_CONNECTIONS: u32 = 2000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceChoice {
     Proc,
@@ -58,7 +64,7 @@ impl IdentArgs {
     /// What `racefree stress` with no subcommand runs.
     pub fn defaults(race: RaceArgs) -> IdentArgs {
         IdentArgs {
-            connections: 4,
+            connections: defaults::CONNECTIONS,
             source: SourceChoice::Both,
             via_server: true,
             race,
@@ -76,6 +82,16 @@ pub enum Method {
     Server,
 }
 
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Proc => "proc",
+            Method::Netlink => "netlink",
+            Method::Server => "server",
+        }
+    }
+}
+
 /// One socket to look up and its one right answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Target {
@@ -90,19 +106,27 @@ pub struct Target {
     pub owner: Option<u32>,
 }
 
-/// What the racers need: shared with worker processes as a JSON file.
+/// The run's shape, echoed in the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub connections_per_state: u32,
+    pub methods: Vec<Method>,
+}
+
+/// What the racers need for one round.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Spec {
+pub struct Round {
+    pub arm: Arm,
     pub targets: Vec<Target>,
     pub methods: Vec<Method>,
-    pub control: bool,
+    /// The identd this arm's server lookups go to (racefree's, or the control's).
     pub server: Option<SocketAddr>,
-    pub control_server: Option<SocketAddr>,
-    pub rounds: Option<u64>,
-    pub duration: f64,
-    /// Owners the server must answer HIDDEN-USER for (a home it cannot check, or a
-    /// ~/.noident): for them HIDDEN-USER is the right answer, not a failure.
+    /// Owners the server must answer HIDDEN-USER for: see [`expected_answer`].
     pub hidden_uids: Vec<u32>,
+    pub seed: u64,
+    pub deadline_ns: Option<u64>,
+    /// The uid churn connections belong to.
+    pub uid: u32,
 }
 
 /// How a HIDDEN-USER reply is recorded: a uid no user can have ((uid_t)-1).
@@ -118,7 +142,23 @@ fn server_hides(uid: u32) -> bool {
     }
 }
 
-/// Lookups of one (arm, method, state): counts and latency samples.
+/// The one right answer for a lookup of `owner`'s socket by `method`: the owner,
+/// except that the server answers HIDDEN-USER for the owners it hides.
+fn expected_answer(owner: Option<u32>, method: Method, hidden_uids: &[u32]) -> Option<u32> {
+    match owner {
+        Some(uid) if method == Method::Server && hidden_uids.contains(&uid) => Some(HIDDEN),
+        owner => owner,
+    }
+}
+
+/// Which row a lookup counts in (the arm is the tally it belongs to).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key {
+    pub method: Method,
+    pub state: String,
+}
+
+/// Lookups of one (method, state): counts and latency samples.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cell {
     pub lookups: u64,
@@ -189,27 +229,35 @@ impl Cell {
         }
     }
 
+    fn failures(&self) -> u64 {
+        self.wrong + self.missed + self.errors
+    }
+
     fn merge(&mut self, other: Cell) {
         self.lookups += other.lookups;
         self.correct += other.correct;
         self.wrong += other.wrong;
         self.missed += other.missed;
         self.errors += other.errors;
-        self.latencies_ns.extend(other.latencies_ns);
+        if self.latencies_ns.len() < SAMPLES {
+            self.latencies_ns.extend(other.latencies_ns);
+            self.latencies_ns.truncate(SAMPLES);
+        }
         if self.first_problem.is_none() {
             self.first_problem = other.first_problem;
         }
     }
 }
 
-/// Keyed by "arm/method/state".
-pub type Stats = BTreeMap<String, Cell>;
+pub type Stats = BTreeMap<Key, Cell>;
+
+/// Stats as they travel from a racer process: a JSON object's keys must be strings.
+pub type StatsList = Vec<(Key, Cell)>;
 
 /// One row of the report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
-    pub arm: String,
-    pub method: String,
+    pub method: Method,
     pub state: String,
     pub lookups: u64,
     pub correct: u64,
@@ -218,173 +266,349 @@ pub struct Row {
     pub errors: u64,
     pub p50_us: f64,
     pub p99_us: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_problem: Option<String>,
 }
 
+/// Figures per arm: the rows, made from the cells when the run ends.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct IdentReport {
-    pub racers: u32,
-    pub processes: bool,
-    pub connections_per_state: u32,
-    pub methods: Vec<Method>,
-    pub start_spread_ns: u64,
-    pub seconds: f64,
+pub struct Counts {
     pub rows: Vec<Row>,
-    /// Problems setting the stage (a state that could not be reached): the run
-    /// cannot vouch for what it did not test.
-    pub setup_problems: Vec<String>,
+    #[serde(skip)]
+    stats: Stats,
 }
 
-impl IdentReport {
-    /// racefree's arm held: every lookup of every state right, and every state tested.
-    pub fn passed(&self) -> bool {
-        let ours: Vec<&Row> = self.rows.iter().filter(|r| r.arm == "racefree").collect();
-        self.setup_problems.is_empty()
-            && ours.iter().any(|r| r.state == "CHURN")
-            && ours
-                .iter()
-                .all(|r| r.lookups > 0 && r.wrong == 0 && r.missed == 0 && r.errors == 0)
-    }
+/// The ident arm: the stage of held sockets and the servers, for the whole run.
+pub struct Ident {
+    params: Params,
+    stage: Stage,
+    uid: u32,
+    server: Option<ServeProcess>,
+    control_server: Option<crate::ident::ServerHandle>,
+    hidden_uids: Vec<u32>,
+    problems: Vec<String>,
 }
 
-pub fn run(args: &IdentArgs, progress: &Progress) -> anyhow::Result<IdentReport> {
-    if args.race.barrier_file.is_some() {
-        bail!("stress ident runs on loopback, on one host: --barrier-file is for stress makedirs");
-    }
-    let mut methods = match args.source {
-        SourceChoice::Proc => vec![Method::Proc],
-        SourceChoice::Netlink => vec![Method::Netlink],
-        SourceChoice::Both => vec![Method::Proc, Method::Netlink],
-    };
-    if methods.contains(&Method::Netlink) && resolve(Source::Netlink).is_err() {
-        if args.source == SourceChoice::Netlink {
-            resolve(Source::Netlink).context("--source netlink")?;
-        }
-        methods.retain(|m| *m != Method::Netlink);
-    }
-    if args.via_server {
-        methods.push(Method::Server);
-    }
-    // Sockets belong to the effective (file-system) uid that made them.
-    let uid = nix::unistd::geteuid().as_raw();
-    let mut stage =
-        Stage::build(args.connections as usize, uid).context("holding loopback connections")?;
-
-    let racers = args.race.racers() as usize;
-    // Each racer holds at most one query connection, and a slot frees only when the
-    // server sees the close: room for two per racer, plus the churner's.
-    let max_conns = 2 * racers + 8;
-    let server = if args.via_server {
-        Some(ServeProcess::start(max_conns)?)
-    } else {
-        None
-    };
-    let control_server = if args.via_server && args.race.control {
-        let config = crate::ident::ServerConfig {
-            matcher: Matcher::EstablishedOnly,
-            max_conns,
-            ..Default::default()
+impl Ident {
+    pub fn new(args: &IdentArgs) -> anyhow::Result<Ident> {
+        let mut methods = match args.source {
+            SourceChoice::Proc => vec![Method::Proc],
+            SourceChoice::Netlink => vec![Method::Netlink],
+            SourceChoice::Both => vec![Method::Proc, Method::Netlink],
         };
-        let server = crate::ident::Server::new(
-            config,
-            crate::ident::Logger::new(crate::ident::LogTarget::None),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the control identd")?;
-        Some(server.spawn(vec![listener])?)
-    } else {
-        None
-    };
-
-    let spec = Spec {
-        targets: stage.targets.clone(),
-        methods: methods.clone(),
-        control: args.race.control,
-        server: server.as_ref().map(|s| s.addr),
-        control_server: control_server.as_ref().map(|h| h.local_addrs()[0]),
-        rounds: args.race.rounds,
-        duration: args.race.duration,
-        hidden_uids: {
+        if methods.contains(&Method::Netlink) && resolve(Source::Netlink).is_err() {
+            if args.source == SourceChoice::Netlink {
+                resolve(Source::Netlink).context("--source netlink")?;
+            }
+            methods.retain(|m| *m != Method::Netlink);
+        }
+        if args.via_server {
+            methods.push(Method::Server);
+        }
+        // Sockets belong to the effective (file-system) uid that made them.
+        let uid = nix::unistd::geteuid().as_raw();
+        let stage =
+            Stage::build(args.connections as usize, uid).context("holding loopback connections")?;
+        let racers = args.race.racers() as usize;
+        // Each racer holds at most one query connection, and a slot frees only when the
+        // server sees the close: room for two per racer, plus the churner's.
+        let max_conns = 2 * racers + 8;
+        let server = if args.via_server {
+            Some(ServeProcess::start(max_conns)?)
+        } else {
+            None
+        };
+        let control_server = if args.via_server && args.race.control {
+            let config = crate::ident::ServerConfig {
+                matcher: Matcher::EstablishedOnly,
+                max_conns,
+                ..Default::default()
+            };
+            let server = crate::ident::Server::new(
+                config,
+                crate::ident::Logger::new(crate::ident::LogTarget::None),
+            );
+            let listener =
+                TcpListener::bind("127.0.0.1:0").context("binding the control identd")?;
+            Some(server.spawn(vec![listener])?)
+        } else {
+            None
+        };
+        if args.race.rounds.is_none() {
+            check_racers_fit(
+                &stage,
+                &methods,
+                server.as_ref().map(|s| s.addr),
+                &args.race,
+            )?;
+        }
+        let hidden_uids = {
             let mut owners: Vec<u32> = stage.targets.iter().filter_map(|t| t.owner).collect();
             owners.sort_unstable();
             owners.dedup();
             owners.retain(|&u| server_hides(u));
             owners
-        },
-    };
-    let begin = Instant::now();
-    let stop = AtomicBool::new(false);
-    let churn_stats = Mutex::new(Stats::new());
-    // The churner: the scenario from the post, continuously, while the racers run.
-    let churn_barrier = Barrier::new(2);
-    let (racer_results, spread) = std::thread::scope(|s| -> anyhow::Result<(Vec<Stats>, u64)> {
-        let churner = {
-            let (spec, stop, churn_stats, churn_start) =
-                (&spec, &stop, &churn_stats, &churn_barrier);
-            s.spawn(move || {
-                churn_start.wait();
-                let stats = churn(spec, uid, stop);
-                *churn_stats.lock().expect("churn stats") = stats;
-            })
         };
-        let ticker = s.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                progress.tick(begin);
-                std::thread::park_timeout(Duration::from_millis(100));
-            }
-        });
-        // If the racers never start, the guard still releases the churner.
-        let churn_start = gate::ReleaseOnce::new(&churn_barrier);
-        let results = if args.race.processes {
-            race_processes(&spec, racers, &churn_start)
-        } else {
-            race_threads(&spec, racers, &churn_start)
-        };
-        churn_start.go();
-        stop.store(true, Ordering::Relaxed);
-        ticker.thread().unpark();
-        churner.join().expect("the churner panicked");
-        ticker.join().expect("the progress ticker panicked");
-        results
-    })?;
-    let seconds = begin.elapsed().as_secs_f64();
+        Ok(Ident {
+            params: Params {
+                connections_per_state: args.connections,
+                methods,
+            },
+            stage,
+            uid,
+            server,
+            control_server,
+            hidden_uids,
+            problems: Vec::new(),
+        })
+    }
+}
 
-    let mut all = Stats::new();
-    for stats in racer_results
-        .into_iter()
-        .chain([churn_stats.into_inner().expect("churn stats")])
-    {
-        for (k, cell) in stats {
-            all.entry(k).or_default().merge(cell);
+impl Race for Ident {
+    const SUBJECT: Subject = Subject::Ident;
+    const SHARED: bool = false;
+    type Params = Params;
+    type Round = Round;
+    type Outcome = StatsList;
+    type Churn = StatsList;
+    type Counts = Counts;
+    type Record = ();
+
+    fn params(&self) -> Params {
+        self.params.clone()
+    }
+
+    fn validate(p: &Params) -> anyhow::Result<()> {
+        if !(1..=MAX_CONNECTIONS).contains(&p.connections_per_state) {
+            bail!("connections_per_state must be 1..={MAX_CONNECTIONS}");
+        }
+        if p.methods.is_empty() {
+            bail!("no lookup method to test");
+        }
+        Ok(())
+    }
+
+    fn setup(&mut self, ctx: &RoundCtx) -> anyhow::Result<Round> {
+        Ok(Round {
+            arm: ctx.arm,
+            targets: self.stage.targets.clone(),
+            methods: self.params.methods.clone(),
+            server: match ctx.arm {
+                Arm::Racefree => self.server.as_ref().map(|s| s.addr),
+                Arm::Control => self.control_server.as_ref().map(|h| h.local_addrs()[0]),
+            },
+            hidden_uids: self.hidden_uids.clone(),
+            seed: ctx.round * 1_000,
+            deadline_ns: ctx.deadline_ns,
+            uid: self.uid,
+        })
+    }
+
+    fn race(round: &Round, racer: u32) -> StatsList {
+        lookup_racer(round, round.seed + u64::from(racer))
+            .into_iter()
+            .collect()
+    }
+
+    fn churners(&self, _round: &Round) -> usize {
+        1
+    }
+
+    fn churn(round: &Round, _index: usize, stop: &AtomicBool) -> Option<StatsList> {
+        Some(churn(round, stop).into_iter().collect())
+    }
+
+    fn judge(
+        &mut self,
+        ctx: &RoundCtx,
+        _round: &Round,
+        outcomes: &[StatsList],
+        churn: Vec<StatsList>,
+        tally: &mut Tally<Counts>,
+    ) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for (key, cell) in outcomes
+            .iter()
+            .flatten()
+            .cloned()
+            .chain(churn.into_iter().flatten())
+        {
+            tally.calls += cell.lookups;
+            tally.failed_calls += cell.failures();
+            if let Some(p) = &cell.first_problem
+                && problems.len() < 3
+            {
+                problems.push(p.clone());
+            }
+            tally.counts.stats.entry(key).or_default().merge(cell);
+        }
+        tally.bad_round(ctx.round, problems);
+        Ok(())
+    }
+
+    fn finish(&mut self, tally: &mut Tally<Counts>) {
+        tally.counts.rows = rows(std::mem::take(&mut tally.counts.stats));
+        if tally.arm == Arm::Racefree && tally.calls == 0 {
+            self.problems
+                .push("no lookup was made before the deadline".into());
+        }
+        if tally.arm == Arm::Racefree && !tally.counts.rows.iter().any(|r| r.state == "CHURN") {
+            self.problems
+                .push("no lookup of a churning connection was made".into());
         }
     }
-    // Re-check the stage: a socket that left its state mid-run was tested in two.
-    stage.recheck();
-    drop(server);
-    if let Some(h) = control_server {
-        h.stop()?;
+
+    fn setup_problems(&mut self) -> Vec<String> {
+        // Re-check the stage: a socket that left its state mid-run was tested in two.
+        self.stage.recheck();
+        self.server = None;
+        if let Some(h) = self.control_server.take()
+            && let Err(e) = h.stop()
+        {
+            self.problems
+                .push(format!("stopping the control identd: {e:#}"));
+        }
+        let mut problems = std::mem::take(&mut self.stage.problems);
+        problems.append(&mut self.problems);
+        problems
     }
-    Ok(IdentReport {
-        racers: racers as u32,
-        processes: args.race.processes,
-        connections_per_state: args.connections,
-        methods,
-        start_spread_ns: spread,
-        seconds,
-        rows: rows(all),
-        setup_problems: stage.problems,
-    })
+
+    fn record(_ctx: &RoundCtx, _round: &Round, _outcomes: &[StatsList]) {}
+
+    fn merge_round(
+        _params: &Params,
+        _work: &std::path::Path,
+        _n: u64,
+        _records: &[()],
+    ) -> anyhow::Result<Vec<String>> {
+        bail!("stress ident runs on one host: there is nothing to merge")
+    }
+
+    fn columns() -> &'static [&'static str] {
+        &["wrong", "missed", "errors"]
+    }
+
+    fn cells(c: &Counts) -> Vec<String> {
+        let sum = |f: fn(&Row) -> u64| c.rows.iter().map(f).sum::<u64>().to_string();
+        vec![sum(|r| r.wrong), sum(|r| r.missed), sum(|r| r.errors)]
+    }
+
+    fn describe(p: &Params) -> String {
+        format!(
+            "{} connections per state; lookups by {}",
+            p.connections_per_state,
+            p.methods
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn print_more(out: &mut dyn Write, r: &Report<Self>) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "  {:<9} {:<8} {:<20} {:>9} {:>9} {:>6} {:>8} {:>6} {:>9} {:>9}",
+            "arm",
+            "method",
+            "state",
+            "lookups",
+            "correct",
+            "wrong",
+            "missed",
+            "errors",
+            "p50",
+            "p99"
+        )?;
+        for tally in std::iter::once(&r.racefree).chain(&r.control) {
+            for row in &tally.counts.rows {
+                writeln!(
+                    out,
+                    "  {:<9} {:<8} {:<20} {:>9} {:>9} {:>6} {:>8} {:>6} {:>6.0} µs {:>6.0} µs",
+                    tally.arm.name(),
+                    row.method.name(),
+                    row.state,
+                    row.lookups,
+                    row.correct,
+                    row.wrong,
+                    row.missed,
+                    row.errors,
+                    row.p50_us,
+                    row.p99_us
+                )?;
+            }
+        }
+        if let Some(c) = &r.control {
+            let missed: u64 = c.counts.rows.iter().map(|row| row.missed).sum();
+            writeln!(
+                out,
+                "  control (demands ESTABLISHED): {missed} lookups missed an owner{}",
+                if missed == 0 {
+                    "; no race seen"
+                } else {
+                    ", as expected"
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Racers released together each start a lookup at once, and a lookup cannot be cut
+/// short at the deadline: a thousand racers on two cores would stretch a two-second
+/// run to a minute (the server's answers timing out meanwhile). So, measured here:
+/// what one lookup by each method costs this machine; if one lookup each for every
+/// racer needs more than twice the run's time (at least 2 s: the lookups in flight
+/// at the deadline may overrun it that much), the count is refused, with the number
+/// that fits.
+fn check_racers_fit(
+    stage: &Stage,
+    methods: &[Method],
+    server: Option<SocketAddr>,
+    race: &RaceArgs,
+) -> anyhow::Result<()> {
+    let Some(t) = stage.targets.iter().find(|t| t.owner.is_some()) else {
+        return Ok(());
+    };
+    let round = Round {
+        arm: Arm::Racefree,
+        targets: Vec::new(),
+        methods: methods.to_vec(),
+        server,
+        hidden_uids: Vec::new(),
+        seed: 0,
+        deadline_ns: None,
+        uid: 0,
+    };
+    let mut stats = Stats::new();
+    let begin = Instant::now();
+    const SAMPLES: u32 = 5;
+    for _ in 0..SAMPLES {
+        for &m in methods {
+            look_up(&round, &mut stats, m, t);
+        }
+    }
+    // One lookup by each method, and the work a racer adds beside it (a thread or
+    // process, the /proc table growing by its connection): counted twice.
+    let per_racer = 2.0 * begin.elapsed().as_secs_f64() / f64::from(SAMPLES);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let racers = race.racers();
+    let needed = f64::from(racers) * per_racer / cores;
+    let allowed = 2.0 * race.duration.max(1.0);
+    if needed > allowed {
+        let fits = ((allowed * cores / per_racer) as u32).max(1);
+        return Err(crate::exit::usage(format!(
+            "--racers {racers} cannot be released together within --duration {}: one lookup by each method costs {:.1} ms here, so {racers} racers released together need about {needed:.1} s on {cores} cores to finish one lookup each; use at most --racers {fits}, a longer --duration, or --rounds",
+            race.duration,
+            per_racer * 1e3 / 2.0,
+        )));
+    }
+    Ok(())
 }
 
 fn rows(all: Stats) -> Vec<Row> {
     all.into_iter()
         .map(|(key, mut cell)| {
-            let mut parts = key.splitn(3, '/');
-            let (arm, method, state) = (
-                parts.next().unwrap_or_default().to_string(),
-                parts.next().unwrap_or_default().to_string(),
-                parts.next().unwrap_or_default().to_string(),
-            );
             cell.latencies_ns.sort_unstable();
             let pct = |p: f64| -> f64 {
                 if cell.latencies_ns.is_empty() {
@@ -394,9 +618,8 @@ fn rows(all: Stats) -> Vec<Row> {
                 cell.latencies_ns[i] as f64 / 1000.0
             };
             Row {
-                arm,
-                method,
-                state,
+                method: key.method,
+                state: key.state,
                 lookups: cell.lookups,
                 correct: cell.correct,
                 wrong: cell.wrong,
@@ -410,39 +633,31 @@ fn rows(all: Stats) -> Vec<Row> {
         .collect()
 }
 
-/// One racer: look up every target, in its own order, by every method, until done.
-pub fn lookup_racer(spec: &Spec, seed: u64) -> Stats {
+/// Whether a racer should stop before its next lookup: the run's deadline passed,
+/// or a signal asked.
+fn past_deadline(round: &Round) -> bool {
+    stopping() || round.deadline_ns.is_some_and(|d| gate::now_ns() >= d)
+}
+
+/// One racer: look up every target, in its own order, by every method, once.
+pub fn lookup_racer(round: &Round, seed: u64) -> Stats {
     let mut stats = Stats::new();
-    let order = shuffle(&spec.targets, seed);
-    let begin = Instant::now();
-    let mut pass = 0u64;
-    loop {
-        let more = match spec.rounds {
-            Some(r) => pass < r,
-            None => pass == 0 || begin.elapsed().as_secs_f64() < spec.duration,
-        };
-        if !more {
-            break;
-        }
-        for t in &order {
-            for &method in &spec.methods {
-                look_up(spec, &mut stats, "racefree", method, t, false);
-                if spec.control {
-                    look_up(spec, &mut stats, "control", method, t, true);
-                }
+    for t in &shuffle(&round.targets, seed) {
+        for &method in &round.methods {
+            if past_deadline(round) {
+                return stats;
             }
+            look_up(round, &mut stats, method, t);
         }
-        pass += 1;
     }
     stats
 }
 
-fn look_up(spec: &Spec, stats: &mut Stats, arm: &str, method: Method, t: &Target, control: bool) {
+fn look_up(round: &Round, stats: &mut Stats, method: Method, t: &Target) {
     let tuple = Tuple::new(t.local, t.remote);
-    let matcher = if control {
-        Matcher::EstablishedOnly
-    } else {
-        Matcher::FourTuple
+    let matcher = match round.arm {
+        Arm::Racefree => Matcher::FourTuple,
+        Arm::Control => Matcher::EstablishedOnly,
     };
     let t0 = Instant::now();
     let got: Result<Option<u32>, String> = match method {
@@ -452,28 +667,19 @@ fn look_up(spec: &Spec, stats: &mut Stats, arm: &str, method: Method, t: &Target
         Method::Netlink => lookup_owner_with(&tuple, Source::Netlink, matcher)
             .map(|o| o.map(|o| o.uid))
             .map_err(|e| format!("{e:#}")),
-        Method::Server => {
-            let server = if control {
-                spec.control_server
-            } else {
-                spec.server
-            };
-            match server {
-                Some(addr) => via_server(addr, &tuple),
-                None => Err("no server".into()),
-            }
-        }
+        Method::Server => match round.server {
+            Some(addr) => via_server(addr, &tuple),
+            None => Err("no server".into()),
+        },
     };
     let ns = t0.elapsed().as_nanos() as u64;
-    let method_name = format!("{method:?}").to_lowercase();
-    let key = format!("{arm}/{method_name}/{}", t.label);
-    let what = || format!("{} {} ({})", method_name, tuple, t.label);
-    let expected = match t.owner {
-        Some(uid) if method == Method::Server && spec.hidden_uids.contains(&uid) => Some(HIDDEN),
-        owner => owner,
-    };
+    let what = || format!("{} {} ({})", method.name(), tuple, t.label);
+    let expected = expected_answer(t.owner, method, &round.hidden_uids);
     stats
-        .entry(key)
+        .entry(Key {
+            method,
+            state: t.label.clone(),
+        })
         .or_default()
         .record(expected, got, ns, &what);
 }
@@ -501,96 +707,18 @@ fn via_server(server: SocketAddr, tuple: &Tuple) -> Result<Option<u32>, String> 
     }
 }
 
-fn race_threads(
-    spec: &Spec,
-    racers: usize,
-    churn_start: &gate::ReleaseOnce,
-) -> anyhow::Result<(Vec<Stats>, u64)> {
-    let barrier = Barrier::new(racers);
-    let starts = Mutex::new(Vec::with_capacity(racers));
-    let results = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..racers)
-            .map(|i| {
-                let (barrier, starts) = (&barrier, &starts);
-                s.spawn(move || {
-                    if barrier.wait().is_leader() {
-                        churn_start.go();
-                    }
-                    starts.lock().expect("starts").push(gate::now_ns());
-                    lookup_racer(spec, i as u64)
-                })
-            })
-            .collect::<Vec<_>>();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a racer thread panicked"))
-            .collect::<Vec<_>>()
-    });
-    let spread = gate::spread_ns(starts.into_inner().expect("starts"));
-    Ok((results, spread))
-}
-
-/// The result a racer process prints.
-#[derive(Serialize, Deserialize)]
-pub struct WorkerResult {
-    pub started_ns: u64,
-    pub stats: Stats,
-}
-
-fn race_processes(
-    spec: &Spec,
-    racers: usize,
-    churn_start: &gate::ReleaseOnce,
-) -> anyhow::Result<(Vec<Stats>, u64)> {
-    let spec_file = tempfile::NamedTempFile::new().context("writing the racers' spec")?;
-    serde_json::to_writer(spec_file.as_file(), spec)?;
-    let mut procs = gate::Racers::spawn((0..racers).map(|i| {
-        let mut a: Vec<std::ffi::OsString> = vec!["stress".into(), "worker".into(), "ident".into()];
-        a.extend(["--spec".into(), spec_file.path().into()]);
-        a.extend(["--seed".into(), i.to_string().into()]);
-        a
-    }))?;
-    procs.release();
-    churn_start.go();
-    let mut results = Vec::with_capacity(racers);
-    let mut starts = Vec::with_capacity(racers);
-    for out in procs.wait_all()? {
-        let r: WorkerResult =
-            serde_json::from_slice(&out.stdout).context("reading a racer process's result")?;
-        starts.push(r.started_ns);
-        results.push(r.stats);
-    }
-    Ok((results, gate::spread_ns(starts)))
-}
-
-#[derive(Debug, Clone, ClapArgs)]
-pub struct WorkerArgs {
-    #[arg(long)]
-    pub spec: PathBuf,
-    #[arg(long)]
-    pub seed: u64,
-}
-
-/// The body of a racer process (`racefree stress worker ident`).
-pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
-    let spec: Spec =
-        serde_json::from_slice(&std::fs::read(&args.spec).context("reading the spec")?)?;
-    let started_ns = gate::wait_for_stdin_close().context("waiting for the start signal")?;
-    let stats = lookup_racer(&spec, args.seed);
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &WorkerResult { started_ns, stats })?;
-    out.flush()?;
-    Ok(())
-}
-
 /// Opens a connection, half-closes it at once (`shutdown(SHUT_WR)`, as the print
 /// script in the post did), looks it up from both ends while the FIN is in flight,
 /// then closes it: over and over until told to stop, and at least once.
-fn churn(spec: &Spec, uid: u32, stop: &AtomicBool) -> Stats {
+fn churn(round: &Round, stop: &AtomicBool) -> Stats {
     let mut stats = Stats::new();
+    let uid = round.uid;
     let fail = |stats: &mut Stats, what: &str, e: std::io::Error| {
         stats
-            .entry("racefree/setup/CHURN".into())
+            .entry(Key {
+                method: Method::Proc,
+                state: "CHURN".into(),
+            })
             .or_default()
             .record(Some(uid), Err(e.to_string()), 0, &|| what.to_string());
     };
@@ -623,16 +751,13 @@ fn churn(spec: &Spec, uid: u32, stop: &AtomicBool) -> Stats {
                         label: "CHURN".into(),
                         owner: Some(uid),
                     };
-                    for &method in &spec.methods {
-                        look_up(spec, &mut stats, "racefree", method, &t, false);
-                        if spec.control {
-                            look_up(spec, &mut stats, "control", method, &t, true);
-                        }
+                    for &method in &round.methods {
+                        look_up(round, &mut stats, method, &t);
                     }
                 }
             }
         }
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || stopping() {
             break;
         }
     }
@@ -912,6 +1037,7 @@ fn read_states() -> anyhow::Result<BTreeMap<(SocketAddr, SocketAddr), TcpState>>
 struct ServeProcess {
     child: Child,
     addr: SocketAddr,
+    _guard: ChildGuard,
 }
 
 impl ServeProcess {
@@ -926,6 +1052,7 @@ impl ServeProcess {
             .spawn()
             .context("starting racefree ident serve")?;
         let mut server = ServeProcess {
+            _guard: ChildGuard::new(child.id()),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };

@@ -7,36 +7,28 @@
 //! as created by them add up to the tree, each created once, by exactly one racer.
 //! With `--churn`, removers rmdir directories while the racers build, and the check
 //! becomes: no call failed, and created minus removed equals what is left.
-//! `--control` runs the naive check-then-create pattern under the same load.
+//! The control arm runs the naive check-then-create pattern under the same load.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::gate;
-use super::{Progress, RaceArgs, shuffle};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::{RaceArgs, WorkArgs, defaults, shuffle, tree};
 use crate::makedirs::{Options, make_dirs};
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct MakedirsArgs {
-    /// The tree under test (any mount, network filesystems included). The run works in
-    /// a new subdirectory it creates there [default: a fresh temporary directory]
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-
     /// Levels below each round's directory
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    #[arg(long, default_value_t = defaults::DEPTH, value_parser = clap::value_parser!(u32).range(1..=MAX_DEPTH as i64))]
     pub depth: u32,
 
-    /// Subdirectories per level (fanout^depth leaf paths per round)
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    /// Subdirectories per level (fanout^depth leaf paths per round, at most 100000)
+    #[arg(long, default_value_t = defaults::FANOUT, value_parser = clap::value_parser!(u32).range(1..=MAX_FANOUT as i64))]
     pub fanout: u32,
 
     /// Also run removers that rmdir directories while the racers create them;
@@ -44,28 +36,65 @@ pub struct MakedirsArgs {
     #[arg(long)]
     pub churn: bool,
 
-    /// Keep the work directory instead of removing it at the end
-    #[arg(long)]
-    pub keep: bool,
+    #[command(flatten)]
+    pub work: WorkArgs,
 
     #[command(flatten)]
     pub race: RaceArgs,
 }
 
-/// Which implementation a racer runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    /// racefree's makedirs.
-    Racefree,
-    /// The known-bad control: check, then create each missing level, EEXIST fatal.
-    Naive,
+pub const MAX_DEPTH: u32 = 32;
+pub const MAX_FANOUT: u32 = 16;
+/// Leaf paths per round at most: every racer holds them all, shuffled.
+pub const MAX_LEAVES: u64 = 100_000;
+
+/// The run's shape, echoed in the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub depth: u32,
+    pub fanout: u32,
+    pub dirs_per_round: u64,
+    pub churn: bool,
 }
 
-/// What one racer did in one round. Also the JSON a worker process prints.
+/// The directories a tree of this shape holds, or an error when the shape is out of
+/// the command line's ranges (from a tampered report, say) or too big to hold.
+pub fn tree_size(depth: u32, fanout: u32) -> anyhow::Result<u64> {
+    if !(1..=MAX_DEPTH).contains(&depth) || !(1..=MAX_FANOUT).contains(&fanout) {
+        bail!(
+            "depth {depth}, fanout {fanout}: depth must be 1..={MAX_DEPTH}, fanout 1..={MAX_FANOUT}"
+        );
+    }
+    let (mut level, mut total) = (1u64, 1u64);
+    for _ in 0..depth {
+        level = level.saturating_mul(u64::from(fanout));
+        total = total.saturating_add(level);
+    }
+    if level > MAX_LEAVES {
+        bail!(
+            "depth {depth}, fanout {fanout}: {fanout}^{depth} leaf paths per round; at most {MAX_LEAVES}"
+        );
+    }
+    Ok(total)
+}
+
+/// One round, as every racer gets it.
+#[derive(Serialize, Deserialize)]
+pub struct Round {
+    pub arm: Arm,
+    /// The round's directory (absolute) and the work directory it lies in.
+    pub dir: PathBuf,
+    pub work: PathBuf,
+    pub depth: u32,
+    pub fanout: u32,
+    pub seed: u64,
+    /// Removers running beside the racers (racefree's arm, with `--churn`).
+    pub churners: usize,
+}
+
+/// What one racer did in one round.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RacerOutcome {
-    pub started_ns: u64,
+pub struct Outcome {
     pub calls: u64,
     pub failed: u64,
     /// The first few failure messages, for the report.
@@ -74,72 +103,263 @@ pub struct RacerOutcome {
     pub retries: u64,
 }
 
-/// The per-round verdict for one arm.
+/// Figures per arm.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ArmReport {
-    pub arm: String,
-    pub rounds: u64,
-    pub calls: u64,
-    pub failed_calls: u64,
+pub struct Counts {
     pub retries: u64,
     pub created: u64,
     pub removed_by_churn: u64,
-    /// Rounds whose tree or accounting did not check out.
-    pub bad_rounds: u64,
-    /// The first few problems found, in words.
-    pub problems: Vec<String>,
 }
 
-impl ArmReport {
-    fn new(arm: Arm) -> Self {
-        ArmReport {
-            arm: format!("{arm:?}").to_lowercase(),
-            ..Default::default()
+pub struct Makedirs {
+    params: Params,
+}
+
+impl Makedirs {
+    pub fn new(args: &MakedirsArgs) -> anyhow::Result<Makedirs> {
+        let dirs_per_round = tree_size(args.depth, args.fanout).map_err(|e| {
+            crate::exit::usage(format!(
+                "--depth {} --fanout {}: {e:#}",
+                args.depth, args.fanout
+            ))
+        })?;
+        Ok(Makedirs {
+            params: Params {
+                depth: args.depth,
+                fanout: args.fanout,
+                dirs_per_round,
+                churn: args.churn,
+            },
+        })
+    }
+}
+
+impl Race for Makedirs {
+    const SUBJECT: Subject = Subject::Makedirs;
+    const SHARED: bool = true;
+    type Params = Params;
+    type Round = Round;
+    type Outcome = Outcome;
+    type Churn = u64;
+    type Counts = Counts;
+    /// Every directory a racer on this host created, relative to the work directory.
+    type Record = Vec<PathBuf>;
+
+    fn params(&self) -> Params {
+        self.params.clone()
+    }
+
+    fn validate(p: &Params) -> anyhow::Result<()> {
+        let size = tree_size(p.depth, p.fanout)?;
+        if size != p.dirs_per_round {
+            bail!(
+                "dirs_per_round {} does not match depth {}, fanout {} ({size})",
+                p.dirs_per_round,
+                p.depth,
+                p.fanout
+            );
         }
+        Ok(())
     }
 
-    pub fn held(&self) -> bool {
-        self.failed_calls == 0 && self.bad_rounds == 0 && self.rounds > 0
+    fn setup(&mut self, ctx: &RoundCtx) -> anyhow::Result<Round> {
+        Ok(Round {
+            arm: ctx.arm,
+            dir: ctx.dir.clone(),
+            work: ctx.work.clone(),
+            depth: self.params.depth,
+            fanout: self.params.fanout,
+            seed: ctx.round * 1_000,
+            // Removers scale with the racers they work against: a quarter of them.
+            churners: if self.params.churn && ctx.arm == Arm::Racefree {
+                (ctx.racers as usize / 4).max(1)
+            } else {
+                0
+            },
+        })
     }
 
-    fn note(&mut self, problem: String) {
-        if self.problems.len() < 10 {
-            self.problems.push(problem);
+    fn race(round: &Round, racer: u32) -> Outcome {
+        let order = shuffle(
+            &leaf_paths(&round.dir, round.depth, round.fanout),
+            round.seed + u64::from(racer),
+        );
+        race(round.arm, &order)
+    }
+
+    fn churners(&self, round: &Round) -> usize {
+        round.churners
+    }
+
+    fn churn(round: &Round, index: usize, stop: &AtomicBool) -> Option<u64> {
+        let expected: Vec<PathBuf> = expected_dirs(&round.dir, round.depth, round.fanout)
+            .into_iter()
+            .collect();
+        Some(churn_loop(&expected, index as u64 + round.seed, stop))
+    }
+
+    fn judge(
+        &mut self,
+        ctx: &RoundCtx,
+        round: &Round,
+        outcomes: &[Outcome],
+        churn: Vec<u64>,
+        tally: &mut Tally<Counts>,
+    ) -> anyhow::Result<()> {
+        let removed: u64 = churn.iter().sum();
+        tally.counts.removed_by_churn += removed;
+        for r in outcomes {
+            tally.calls += r.calls;
+            tally.failed_calls += r.failed;
+            tally.counts.retries += r.retries;
+            tally.counts.created += r.created.len() as u64;
+            for f in &r.failures {
+                tally.note(format!("round {}: {f}", ctx.round));
+            }
         }
+        if ctx.shared {
+            // Other hosts build the same round: `stress report` judges the tree.
+            return Ok(());
+        }
+        let created = Self::record(ctx, round, outcomes);
+        let rel = Path::new(ctx.dir.file_name().expect("round-N"));
+        let problems = judge_tree(&ctx.work, rel, &self.params, &created, removed)?;
+        tally.bad_round(ctx.round, problems);
+        Ok(())
+    }
+
+    fn record(_ctx: &RoundCtx, round: &Round, outcomes: &[Outcome]) -> Vec<PathBuf> {
+        outcomes
+            .iter()
+            .flat_map(|r| &r.created)
+            .map(|p| p.strip_prefix(&round.work).unwrap_or(p).to_path_buf())
+            .collect()
+    }
+
+    fn merge_round(
+        params: &Params,
+        work: &Path,
+        n: u64,
+        records: &[Vec<PathBuf>],
+    ) -> anyhow::Result<Vec<String>> {
+        let created: Vec<PathBuf> = records.iter().flatten().cloned().collect();
+        judge_tree(
+            work,
+            Path::new(&Arm::Racefree.round_dir(n)),
+            params,
+            &created,
+            0,
+        )
+    }
+
+    fn columns() -> &'static [&'static str] {
+        &["retries", "created", "removed"]
+    }
+
+    fn cells(c: &Counts) -> Vec<String> {
+        vec![
+            c.retries.to_string(),
+            c.created.to_string(),
+            c.removed_by_churn.to_string(),
+        ]
+    }
+
+    fn describe(p: &Params) -> String {
+        format!(
+            "each round: depth {}, fanout {}: {} directories; churn {}",
+            p.depth,
+            p.fanout,
+            p.dirs_per_round,
+            if p.churn { "on" } else { "off" }
+        )
     }
 }
 
-/// The whole `stress makedirs` report.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct MakedirsReport {
-    pub instance: u32,
-    pub racers: u32,
-    pub processes: bool,
-    pub depth: u32,
-    pub fanout: u32,
-    pub dirs_per_round: u64,
-    pub churn: bool,
-    /// Largest and median distance between the first and last racer's release.
-    pub start_spread_max_ns: u64,
-    pub start_spread_median_ns: u64,
-    pub seconds: f64,
-    /// When this instance was released (ns since the epoch): across hosts, the
-    /// merge compares these to show how closely the hosts started.
-    pub released_ns: u64,
-    pub work_dir: PathBuf,
-    pub racefree: ArmReport,
-    pub control: Option<ArmReport>,
-    /// Per round, every directory each racer created, relative to the work
-    /// directory (multi-host runs only: hosts may mount the share at different
-    /// places; the accounting across hosts is done by `stress report`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rounds_created: Vec<Vec<PathBuf>>,
-}
-
-impl MakedirsReport {
-    pub fn passed(&self) -> bool {
-        self.racefree.held()
+/// Judges one round's tree, `work/rel`, against what the racers (on every host)
+/// report they created, relative to `work`. With churn, directories come and go:
+/// what is left must be what was made minus what was removed, exactly.
+pub fn judge_tree(
+    work: &Path,
+    rel: &Path,
+    params: &Params,
+    created: &[PathBuf],
+    removed: u64,
+) -> anyhow::Result<Vec<String>> {
+    let expected = expected_dirs(rel, params.depth, params.fanout);
+    let (present, strays) = tree::scan(work, rel)?;
+    let mut bad = Vec::new();
+    if let Some(s) = strays.first() {
+        bad.push(format!(
+            "{} entries that are not directories, such as '{}'",
+            strays.len(),
+            s.display()
+        ));
     }
+    let unexpected: Vec<&PathBuf> = present.difference(&expected).collect();
+    if let Some(u) = unexpected.first() {
+        bad.push(format!(
+            "{} unexpected directories, such as '{}'",
+            unexpected.len(),
+            u.display()
+        ));
+    }
+    if removed > 0 {
+        if created.len() as u64 != present.len() as u64 + removed {
+            bad.push(format!(
+                "created {} - removed {removed} != {} left",
+                created.len(),
+                present.len()
+            ));
+        }
+        return Ok(bad);
+    }
+    if present != expected {
+        let missing: Vec<&PathBuf> = expected.difference(&present).collect();
+        bad.push(format!(
+            "the tree has {} directories, expected {} (missing {}, unexpected {}){}",
+            present.len(),
+            expected.len(),
+            missing.len(),
+            unexpected.len(),
+            missing
+                .first()
+                .map_or(String::new(), |m| format!("; missing '{}'", m.display()))
+        ));
+    }
+    let mut claims: HashMap<&Path, u32> = HashMap::new();
+    for c in created {
+        *claims.entry(c.as_path()).or_default() += 1;
+    }
+    let mut twice: Vec<String> = claims
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(p, n)| format!("'{}' ({n} times)", p.display()))
+        .collect();
+    twice.sort();
+    if !twice.is_empty() {
+        bad.push(format!(
+            "created more than once: {}",
+            twice.into_iter().take(3).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if let Some(stranger) = claims.keys().find(|p| !expected.contains(**p)) {
+        bad.push(format!(
+            "'{}' reported created, but it is not part of the tree",
+            stranger.display()
+        ));
+    }
+    let unclaimed = expected
+        .iter()
+        .filter(|d| !claims.contains_key(d.as_path()))
+        .count();
+    if unclaimed > 0 {
+        bad.push(format!(
+            "{} directories claimed by racers, {} in the tree: {unclaimed} in the tree that no racer reports creating",
+            claims.len(),
+            expected.len()
+        ));
+    }
+    Ok(bad)
 }
 
 /// The leaf paths of one round's tree, under `round_dir`.
@@ -173,15 +393,9 @@ pub fn expected_dirs(round_dir: &Path, depth: u32, fanout: u32) -> BTreeSet<Path
 }
 
 /// One racer's work after release: make every path, in `order`.
-pub fn race(arm: Arm, paths: &[PathBuf], started_ns: u64, attempts: u32) -> RacerOutcome {
-    let opts = Options {
-        attempts,
-        ..Options::default()
-    };
-    let mut out = RacerOutcome {
-        started_ns,
-        ..Default::default()
-    };
+pub fn race(arm: Arm, paths: &[PathBuf]) -> Outcome {
+    let opts = Options::default();
+    let mut out = Outcome::default();
     for p in paths {
         out.calls += 1;
         let result = match arm {
@@ -193,7 +407,7 @@ pub fn race(arm: Arm, paths: &[PathBuf], started_ns: u64, attempts: u32) -> Race
                 }
                 Err(e) => Err(e.to_string()),
             },
-            Arm::Naive => naive_makedirs(p, &mut out.created).map_err(|e| e.to_string()),
+            Arm::Control => naive_makedirs(p, &mut out.created).map_err(|e| e.to_string()),
         };
         if let Err(e) = result {
             out.failed += 1;
@@ -205,11 +419,11 @@ pub fn race(arm: Arm, paths: &[PathBuf], started_ns: u64, attempts: u32) -> Race
     out
 }
 
-/// The pattern from the DWiki post (and Python 2's os.makedirs under it): check
-/// whether the directory exists, and if not, create each missing level, treating
-/// "already exists" as fatal. Between the existence check and the mkdir of a level
-/// there are other system calls (the checks and mkdirs of its ancestors), and a
-/// concurrent creator that lands in that window makes this fail.
+/// The control: the pattern from the DWiki post (and Python 2's os.makedirs under
+/// it): check whether the directory exists, and if not, create each missing level,
+/// treating "already exists" as fatal. Between the existence check and the mkdir of
+/// a level there are other system calls (the checks and mkdirs of its ancestors),
+/// and a concurrent creator that lands in that window makes this fail.
 pub fn naive_makedirs(path: &Path, created: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
         return Ok(());
@@ -229,197 +443,11 @@ fn naive_create(path: &Path, created: &mut Vec<PathBuf>) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Runs `stress makedirs`.
-pub fn run(args: &MakedirsArgs, progress: &Progress) -> anyhow::Result<MakedirsReport> {
-    let race_args = &args.race;
-    let racers = race_args.racers();
-    let instance = gate::instance_id(race_args.id)?;
-    let shared = race_args.barrier_file.is_some();
-    if shared && race_args.control {
-        bail!("--control runs on one host; leave it out with --barrier-file");
-    }
-    if shared && args.dir.is_none() {
-        return Err(crate::exit::usage(
-            "--barrier-file needs --dir: the shared tree every instance races on",
-        ));
-    }
-
-    // The work directory: ours alone, created exclusively; or, across hosts, one
-    // name every instance agrees on (from the barrier file), created tolerantly.
-    let (base, _temp) = match &args.dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("racefree-stress-")
-                .tempdir()
-                .context("making a temporary directory")?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    let work = match &race_args.barrier_file {
-        Some(b) => base.join(format!(
-            "racefree-stress-{}",
-            b.file_name()
-                .map_or("shared".into(), |n| n.to_string_lossy())
-        )),
-        None => base.join(format!(
-            "racefree-stress-{}-{}",
-            std::process::id(),
-            gate::now_ns() % 1_000_000_007
-        )),
-    };
-    let opts = Options {
-        exclusive: !shared,
-        ..Options::default()
-    };
-    make_dirs(&work, &opts)
-        .map_err(|e| anyhow::anyhow!("cannot create work directory '{}': {e}", work.display()))?;
-
-    let mut report = MakedirsReport {
-        instance,
-        racers,
-        processes: race_args.processes,
-        depth: args.depth,
-        fanout: args.fanout,
-        churn: args.churn,
-        work_dir: work.clone(),
-        racefree: ArmReport::new(Arm::Racefree),
-        control: race_args.control.then(|| ArmReport::new(Arm::Naive)),
-        ..Default::default()
-    };
-    report.dirs_per_round = expected_dirs(&work.join("r"), args.depth, args.fanout).len() as u64;
-
-    report.released_ns = match &race_args.barrier_file {
-        Some(b) => gate::barrier_file(
-            b,
-            instance,
-            race_args.expect.unwrap_or(1),
-            race_args.barrier_timeout(),
-        )?,
-        None => gate::now_ns(),
-    };
-
-    let begin = Instant::now();
-    let mut spreads = Vec::new();
-    let mut round = 0u64;
-    while race_args.another_round(round, begin) {
-        progress.tick(begin);
-        let mut arms = vec![Arm::Racefree];
-        if race_args.control {
-            arms.push(Arm::Naive);
-        }
-        for arm in arms {
-            let round_dir = match arm {
-                Arm::Racefree => work.join(format!("round-{round}")),
-                Arm::Naive => work.join(format!("control-{round}")),
-            };
-            let churn = args.churn && arm == Arm::Racefree;
-            let outcome = run_round(args, arm, &round_dir, round, churn)?;
-            spreads.push(gate::spread_ns(outcome.racers.iter().map(|r| r.started_ns)));
-            let arm_report = match arm {
-                Arm::Racefree => &mut report.racefree,
-                Arm::Naive => report.control.as_mut().expect("control arm requested"),
-            };
-            if shared {
-                // Other hosts build the same round: only calls are judged here;
-                // `stress report` checks the tree and the accounting across hosts.
-                tally(arm_report, &outcome, round);
-                report.rounds_created.push(
-                    outcome
-                        .racers
-                        .iter()
-                        .flat_map(|r| &r.created)
-                        .map(|p| p.strip_prefix(&work).unwrap_or(p).to_path_buf())
-                        .collect(),
-                );
-            } else {
-                verify_round(arm_report, &outcome, &round_dir, args, round)?;
-                if !args.keep {
-                    std::fs::remove_dir_all(&round_dir).with_context(|| {
-                        format!("removing round directory '{}'", round_dir.display())
-                    })?;
-                }
-            }
-        }
-        round += 1;
-    }
-    report.seconds = begin.elapsed().as_secs_f64();
-    spreads.sort_unstable();
-    report.start_spread_max_ns = spreads.last().copied().unwrap_or(0);
-    report.start_spread_median_ns = spreads.get(spreads.len() / 2).copied().unwrap_or(0);
-
-    if shared {
-        let path = work.join(format!("report-{instance}.json"));
-        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing report '{}'", path.display()))?;
-    } else if !args.keep {
-        std::fs::remove_dir_all(&work)
-            .with_context(|| format!("removing work directory '{}'", work.display()))?;
-    }
-    Ok(report)
-}
-
-/// What happened in one round of one arm.
-pub struct RoundOutcome {
-    pub racers: Vec<RacerOutcome>,
-    pub removed: u64,
-}
-
-fn run_round(
-    args: &MakedirsArgs,
-    arm: Arm,
-    round_dir: &Path,
-    round: u64,
-    churn: bool,
-) -> anyhow::Result<RoundOutcome> {
-    let racers = args.race.racers() as usize;
-    let paths = leaf_paths(round_dir, args.depth, args.fanout);
-    let orders: Vec<Vec<PathBuf>> = (0..racers)
-        .map(|i| shuffle(&paths, round * 1_000 + i as u64))
-        .collect();
-    let expected: Vec<PathBuf> = expected_dirs(round_dir, args.depth, args.fanout)
-        .into_iter()
-        .collect();
-    let done = AtomicBool::new(false);
-    let removed = AtomicU64::new(0);
-    let churners = if churn { (racers / 4).max(1) } else { 0 };
-
-    let start = Barrier::new(churners + 1);
-    let outcomes = std::thread::scope(|s| -> anyhow::Result<Vec<RacerOutcome>> {
-        let remover_handles: Vec<_> = (0..churners)
-            .map(|c| {
-                let (start, done, removed, expected) = (&start, &done, &removed, &expected);
-                s.spawn(move || {
-                    start.wait();
-                    churn_loop(expected, c as u64 + round, done, removed)
-                })
-            })
-            .collect();
-        // The churners start with the racers; if the racers never start (a process
-        // could not be spawned), the guard still lets the churners go, and stop.
-        let release = gate::ReleaseOnce::new(&start);
-        let outcomes = if args.race.processes {
-            race_processes(arm, round_dir, args, round, racers, &release)
-        } else {
-            race_threads(arm, &orders, &release)
-        };
-        release.go();
-        done.store(true, Ordering::Relaxed);
-        for h in remover_handles {
-            h.join().expect("a churner panicked");
-        }
-        outcomes
-    })?;
-    Ok(RoundOutcome {
-        racers: outcomes,
-        removed: removed.load(Ordering::Relaxed),
-    })
-}
-
 /// Removes directories of the round's tree (any level: rmdir only takes empty ones)
 /// until the racers are done. This is load, not a racer under test.
-fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool, removed: &AtomicU64) {
+fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool) -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut removed = 0;
     while !done.load(Ordering::Relaxed) {
         s ^= s << 13;
         s ^= s >> 7;
@@ -429,226 +457,10 @@ fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool, removed: &Atom
         if let Some(p) = expected.get(idx)
             && std::fs::remove_dir(p).is_ok()
         {
-            removed.fetch_add(1, Ordering::Relaxed);
+            removed += 1;
         }
     }
-}
-
-fn race_threads(
-    arm: Arm,
-    orders: &[Vec<PathBuf>],
-    churn_start: &gate::ReleaseOnce,
-) -> anyhow::Result<Vec<RacerOutcome>> {
-    let barrier = Barrier::new(orders.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = orders
-            .iter()
-            .map(|order| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    // One racer also releases the churners: they start with the racers.
-                    if barrier.wait().is_leader() {
-                        churn_start.go();
-                    }
-                    race(
-                        arm,
-                        order,
-                        gate::now_ns(),
-                        crate::makedirs::DEFAULT_ATTEMPTS,
-                    )
-                })
-            })
-            .collect();
-        Ok(handles
-            .into_iter()
-            .map(|h| h.join().expect("a racer thread panicked"))
-            .collect())
-    })
-}
-
-/// Starts every racer as a process of this binary, blocked on its stdin; once all are
-/// running, closes every pipe at once to release them.
-fn race_processes(
-    arm: Arm,
-    round_dir: &Path,
-    args: &MakedirsArgs,
-    round: u64,
-    racers: usize,
-    churn_start: &gate::ReleaseOnce,
-) -> anyhow::Result<Vec<RacerOutcome>> {
-    let arm_name = format!("{arm:?}").to_lowercase();
-    let mut procs = gate::Racers::spawn((0..racers).map(|i| {
-        let mut a: Vec<std::ffi::OsString> = [
-            "stress",
-            "worker",
-            "makedirs",
-            "--arm",
-            &arm_name,
-            "--round-dir",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        a.push(round_dir.into());
-        for (k, v) in [
-            ("--depth", args.depth.to_string()),
-            ("--fanout", args.fanout.to_string()),
-            ("--seed", (round * 1_000 + i as u64).to_string()),
-        ] {
-            a.push(k.into());
-            a.push(v.into());
-        }
-        a
-    }))?;
-    procs.release();
-    churn_start.go();
-    procs
-        .wait_all()?
-        .into_iter()
-        .map(|out| serde_json::from_slice(&out.stdout).context("reading a racer process's result"))
-        .collect()
-}
-
-/// The body of a racer process (`racefree stress worker makedirs`).
-#[derive(Debug, Clone, ClapArgs)]
-pub struct WorkerArgs {
-    #[arg(long, value_enum)]
-    pub arm: Arm,
-    #[arg(long)]
-    pub round_dir: PathBuf,
-    #[arg(long)]
-    pub depth: u32,
-    #[arg(long)]
-    pub fanout: u32,
-    #[arg(long)]
-    pub seed: u64,
-}
-
-pub fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
-    let order = shuffle(
-        &leaf_paths(&args.round_dir, args.depth, args.fanout),
-        args.seed,
-    );
-    let started = gate::wait_for_stdin_close().context("waiting for the start signal")?;
-    let outcome = race(args.arm, &order, started, crate::makedirs::DEFAULT_ATTEMPTS);
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, &outcome)?;
-    out.flush()?;
-    Ok(())
-}
-
-fn tally(arm: &mut ArmReport, outcome: &RoundOutcome, round: u64) {
-    arm.rounds += 1;
-    arm.removed_by_churn += outcome.removed;
-    for r in &outcome.racers {
-        arm.calls += r.calls;
-        arm.failed_calls += r.failed;
-        arm.retries += r.retries;
-        arm.created += r.created.len() as u64;
-        for f in &r.failures {
-            arm.note(format!("round {round}: {f}"));
-        }
-    }
-}
-
-/// Checks one round: calls, the tree on disk, and who created what.
-fn verify_round(
-    arm: &mut ArmReport,
-    outcome: &RoundOutcome,
-    round_dir: &Path,
-    args: &MakedirsArgs,
-    round: u64,
-) -> anyhow::Result<()> {
-    tally(arm, outcome, round);
-    let expected = expected_dirs(round_dir, args.depth, args.fanout);
-    let (present, strays) = scan_tree(round_dir)?;
-    let mut problems = Vec::new();
-    for s in &strays {
-        problems.push(format!("unexpected entry '{}'", s.display()));
-    }
-    for p in present.difference(&expected) {
-        problems.push(format!("unexpected directory '{}'", p.display()));
-    }
-    let mut creators: HashMap<&Path, u32> = HashMap::new();
-    for r in &outcome.racers {
-        for c in &r.created {
-            *creators.entry(c.as_path()).or_default() += 1;
-        }
-    }
-    let created: u64 = creators.values().map(|&n| u64::from(n)).sum();
-    if args.churn && outcome.removed > 0 {
-        // Directories come and go: what is left must be what was made minus what
-        // was removed, exactly.
-        if created != present.len() as u64 + outcome.removed {
-            problems.push(format!(
-                "created {created} - removed {} != {} left",
-                outcome.removed,
-                present.len()
-            ));
-        }
-    } else {
-        for missing in expected.difference(&present) {
-            problems.push(format!("missing directory '{}'", missing.display()));
-        }
-        for (dir, n) in &creators {
-            if *n > 1 {
-                problems.push(format!(
-                    "'{}' reported created by {n} racers",
-                    dir.display()
-                ));
-            }
-            if !expected.contains(*dir) {
-                problems.push(format!(
-                    "'{}' reported created, but it is not part of the tree",
-                    dir.display()
-                ));
-            }
-        }
-        for unclaimed in expected
-            .iter()
-            .filter(|d| !creators.contains_key(d.as_path()))
-        {
-            problems.push(format!(
-                "'{}' is in the tree, but no racer reports creating it",
-                unclaimed.display()
-            ));
-        }
-        if created != expected.len() as u64 {
-            problems.push(format!(
-                "racers report {created} directories created, the tree has {}",
-                expected.len()
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        arm.bad_rounds += 1;
-        for p in problems.into_iter().take(3) {
-            arm.note(format!("round {round}: {p}"));
-        }
-    }
-    Ok(())
-}
-
-/// Every directory under (and including) `root`, and anything that is not one.
-pub fn scan_tree(root: &Path) -> anyhow::Result<(BTreeSet<PathBuf>, Vec<PathBuf>)> {
-    let mut dirs = BTreeSet::new();
-    let mut strays = Vec::new();
-    if !root.exists() {
-        return Ok((dirs, strays));
-    }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("reading '{}'", d.display()))? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else {
-                strays.push(entry.path());
-            }
-        }
-        dirs.insert(d);
-    }
-    Ok((dirs, strays))
+    removed
 }
 
 #[cfg(test)]
@@ -661,6 +473,16 @@ mod tests {
         assert_eq!(leaf_paths(root, 2, 3).len(), 9);
         // 1 + 3 + 9
         assert_eq!(expected_dirs(root, 2, 3).len(), 13);
+        assert_eq!(tree_size(2, 3).unwrap(), 13);
+    }
+
+    #[test]
+    fn a_tree_too_big_to_hold_is_refused_before_anything_is_allocated() {
+        assert!(tree_size(32, 3).is_err());
+        assert!(tree_size(32, 16).is_err());
+        assert!(tree_size(0, 3).is_err());
+        assert!(tree_size(4, 17).is_err());
+        assert_eq!(tree_size(1, 16).unwrap(), 17);
     }
 
     #[test]

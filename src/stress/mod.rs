@@ -1,43 +1,73 @@
-//! `racefree stress`: parallel racers that hammer makedirs and ident and verify every
-//! answer, each beside a known-bad control arm that proves the harness can see a race.
+//! `racefree stress`: parallel racers that hammer racefree's commands and verify
+//! every answer, each beside a known-bad control arm that proves the harness can see
+//! a race.
 //!
-//! With no subcommand it is racefree's main job on a fresh machine: both modes for a
-//! few seconds each, on a temporary directory and on loopback, then the report.
+//! One engine ([`engine`]) runs every arm: the subject (makedirs, ident, ...)
+//! supplies a round's setup, one racer's work and the round's verdict; the engine
+//! releases the racers together ([`gate`]), keeps the tally and writes the report
+//! ([`report`]), which `stress report` merges across hosts. With no subcommand it is
+//! racefree's main job on a fresh machine: every arm briefly, racefree's and the
+//! control, then the report.
 
+pub mod cleanup;
+pub mod counter;
+pub mod engine;
 pub mod gate;
 pub mod ident;
+pub mod lock;
 pub mod makedirs;
 pub mod report;
+pub mod tree;
+pub mod write;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args as ClapArgs, Subcommand};
-use serde::Serialize;
 
 use crate::exit::{self, Exit};
+use engine::{Race, Report, Subject};
+
+/// Defaults, named once: the command line and `racefree stress` use these.
+pub mod defaults {
+    /// Levels of each makedirs round's tree.
+    pub const DEPTH: u32 = 4;
+    /// Subdirectories per level.
+    pub const FANOUT: u32 = 3;
+    /// Seconds an instance waits at a barrier file for the others.
+    pub const BARRIER_TIMEOUT: u64 = 300;
+    /// Seconds per arm.
+    pub const DURATION: f64 = 3.0;
+    /// Connection pairs held in each TCP state by `stress ident`.
+    pub const CONNECTIONS: u32 = 4;
+}
+
+/// Racers at most, whatever is asked: each is a thread or a process.
+pub const MAX_RACERS: u32 = 1024;
 
 #[derive(Debug, ClapArgs)]
 #[command(
     args_conflicts_with_subcommands = true,
     long_about = "Spawn parallel racers (threads, or processes with --processes) that hammer \
-        racefree's makedirs and ident, verify every answer, and run a known-bad control arm \
+        racefree's commands, verify every answer, and run a known-bad control arm \
         under the same load to prove the harness can see a race.\n\n\
-        With no subcommand: runs 'stress makedirs --control' on a fresh temporary directory and \
-        'stress ident --control' on loopback, a few seconds each, prints the report and cleans \
-        up. The exit status judges racefree's arms only."
+        With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
+        temporary directory, ident on loopback) with its control, briefly, prints the report \
+        and cleans up. The exit \
+        status judges racefree's arms only. Interrupted (Ctrl-C, SIGTERM), a run removes \
+        its work directory and dies by the signal."
 )]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<StressCommand>,
 
-    /// Seconds for each of the two modes
-    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
+    /// Seconds for each arm
+    #[arg(long, value_name = "S", default_value_t = defaults::DURATION, value_parser = positive_seconds)]
     pub duration: f64,
 
-    /// Racers per mode [default: 4 x cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Racers per arm [default: 4 x cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_RACERS as i64))]
     pub racers: Option<u32>,
 
     /// Racers are separate processes of this binary instead of threads
@@ -57,25 +87,53 @@ pub enum StressCommand {
     /// Racers look up loopback connections held in every TCP state
     #[command(after_long_help = exit::help_text("stress ident"))]
     Ident(ident::IdentArgs),
-    /// Merge the JSON reports instances wrote to a shared tree into one verdict
+    /// Racers take numbers from one counter file; all distinct, exactly 1..total
+    #[command(after_long_help = exit::help_text("stress counter"))]
+    Counter(counter::CounterArgs),
+    /// Writers replace one file while readers check every read is one whole version
+    #[command(after_long_help = exit::help_text("stress write"))]
+    Write(write::WriteArgs),
+    /// Racers increment one counter, each read-modify-write under racefree lock
+    #[command(after_long_help = exit::help_text("stress lock"))]
+    Lock(lock::LockArgs),
+    /// Merge the reports instances wrote to a shared tree into one verdict
     #[command(after_long_help = exit::help_text("stress report"))]
     Report(report::ReportArgs),
     /// One racer process (started by --processes; not for direct use)
-    #[command(hide = true, subcommand)]
-    Worker(WorkerCommand),
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+    /// One locked read-modify-write (the COMMAND of stress lock; not for direct use)
+    #[command(hide = true)]
+    Rmw(lock::RmwArgs),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum WorkerCommand {
-    Makedirs(makedirs::WorkerArgs),
-    Ident(ident::WorkerArgs),
+/// A racer process: `racefree stress worker SUBJECT --racer N`, its round on stdin.
+#[derive(Debug, ClapArgs)]
+pub struct WorkerArgs {
+    #[arg(value_enum)]
+    pub subject: Subject,
+    #[arg(long)]
+    pub racer: u32,
+}
+
+/// Where a filesystem arm works.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct WorkArgs {
+    /// The tree under test (any mount, network filesystems included); it must exist.
+    /// The run works in a new subdirectory it creates there [default: $TMPDIR]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Keep the work directory instead of removing it at the end
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Options every racing mode shares.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct RaceArgs {
     /// How many racers [default: 4 x cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_RACERS as i64))]
     pub racers: Option<u32>,
 
     /// Racers are separate processes of this binary, released together by closing
@@ -88,7 +146,7 @@ pub struct RaceArgs {
     pub rounds: Option<u64>,
 
     /// Run rounds until S seconds have passed (at least one round)
-    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = positive_seconds)]
+    #[arg(long, value_name = "S", default_value_t = defaults::DURATION, value_parser = positive_seconds)]
     pub duration: f64,
 
     /// Also run the known-bad control arm under the same load and report its failures
@@ -119,7 +177,7 @@ pub struct RaceArgs {
     #[arg(
         long,
         value_name = "S",
-        default_value_t = 300,
+        default_value_t = defaults::BARRIER_TIMEOUT,
         requires = "barrier_file"
     )]
     pub barrier_timeout: u64,
@@ -153,7 +211,7 @@ impl RaceArgs {
             barrier_file: None,
             expect: None,
             id: None,
-            barrier_timeout: 300,
+            barrier_timeout: defaults::BARRIER_TIMEOUT,
         }
     }
 }
@@ -220,77 +278,156 @@ impl Progress {
     }
 }
 
-#[derive(Serialize)]
-struct Combined {
-    makedirs: makedirs::MakedirsReport,
-    ident: ident::IdentReport,
-    passed: bool,
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    match &args.command {
+        Some(StressCommand::Worker(w)) => {
+            worker(w)?;
+            return Ok(Exit::Success);
+        }
+        Some(StressCommand::Rmw(a)) => {
+            lock::rmw(a)?;
+            return Ok(Exit::Success);
+        }
+        _ => {}
+    }
+    cleanup::install()?;
+    let result = run_command(args);
+    // The run's guards have removed what it made: now die by the signal, if one came.
+    cleanup::die_if_caught();
+    result
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+fn run_command(args: Args) -> anyhow::Result<Exit> {
     match args.command {
         Some(StressCommand::Makedirs(a)) => {
-            let progress =
-                Progress::new("stress makedirs", a.race.duration, a.race.rounds.is_none());
-            let report = makedirs::run(&a, &progress)?;
-            progress.finish();
-            emit(a.race.json, &report, |out| {
-                report::print_makedirs(out, &report)
-            })?;
+            let report = run_one(&mut makedirs::Makedirs::new(&a)?, &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
             Ok(verdict(report.passed()))
         }
         Some(StressCommand::Ident(a)) => {
-            let progress = Progress::new("stress ident", a.race.duration, a.race.rounds.is_none());
-            let report = ident::run(&a, &progress)?;
-            progress.finish();
-            emit(a.race.json, &report, |out| {
-                report::print_ident(out, &report)
-            })?;
+            let report = run_one(&mut ident::Ident::new(&a)?, &a.race, &WorkArgs::default())?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
+        Some(StressCommand::Counter(a)) => {
+            let report = run_one(&mut counter::Counter::new(&a), &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
+        Some(StressCommand::Write(a)) => {
+            let report = run_one(&mut write::WriteArm::new(&a)?, &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
+            Ok(verdict(report.passed()))
+        }
+        Some(StressCommand::Lock(a)) => {
+            let report = run_one(&mut lock::Lock::new(&a), &a.race, &a.work)?;
+            emit(a.race.json, &report, |out| report::print(out, &report))?;
             Ok(verdict(report.passed()))
         }
         Some(StressCommand::Report(a)) => report::run(&a),
-        Some(StressCommand::Worker(WorkerCommand::Makedirs(a))) => {
-            makedirs::worker(&a)?;
-            Ok(Exit::Success)
-        }
-        Some(StressCommand::Worker(WorkerCommand::Ident(a))) => {
-            ident::worker(&a)?;
-            Ok(Exit::Success)
-        }
-        None => run_both(&args),
+        Some(StressCommand::Worker(_) | StressCommand::Rmw(_)) => unreachable!("handled before"),
+        None => run_all(&args),
     }
 }
 
-/// The main job: both modes, with their control arms, on a temporary directory and
-/// on loopback.
-fn run_both(args: &Args) -> anyhow::Result<Exit> {
+fn worker(w: &WorkerArgs) -> anyhow::Result<()> {
+    match w.subject {
+        Subject::Makedirs => engine::worker::<makedirs::Makedirs>(w.racer),
+        Subject::Ident => engine::worker::<ident::Ident>(w.racer),
+        Subject::Counter => engine::worker::<counter::Counter>(w.racer),
+        Subject::Write => engine::worker::<write::WriteArm>(w.racer),
+        Subject::Lock => engine::worker::<lock::Lock>(w.racer),
+    }
+}
+
+fn run_one<A: Race>(
+    subject: &mut A,
+    race: &RaceArgs,
+    work: &WorkArgs,
+) -> anyhow::Result<Report<A>> {
+    let progress = Progress::new(
+        &format!("stress {}", A::SUBJECT.name()),
+        race.duration,
+        race.rounds.is_none(),
+    );
+    let report = engine::run(subject, race, work, &progress);
+    progress.finish();
+    report
+}
+
+/// Every arm's report, for `racefree stress` with no subcommand.
+struct All {
+    json: serde_json::Map<String, serde_json::Value>,
+    text: Vec<u8>,
+    passed: bool,
+}
+
+impl All {
+    fn add<A: Race>(&mut self, report: &Report<A>) -> anyhow::Result<()> {
+        self.passed &= report.passed();
+        self.json
+            .insert(A::SUBJECT.name().into(), serde_json::to_value(report)?);
+        report::print(&mut self.text, report)?;
+        writeln!(self.text)?;
+        Ok(())
+    }
+}
+
+/// The main job: every arm with its control, on a temporary directory and on
+/// loopback.
+fn run_all(args: &Args) -> anyhow::Result<Exit> {
     let race = RaceArgs::new(args.racers, args.processes, args.duration, args.json);
+    let work = WorkArgs::default();
+    let mut all = All {
+        json: serde_json::Map::new(),
+        text: Vec::new(),
+        passed: true,
+    };
     let md_args = makedirs::MakedirsArgs {
-        dir: None,
-        depth: 4,
-        fanout: 3,
+        depth: defaults::DEPTH,
+        fanout: defaults::FANOUT,
         churn: false,
-        keep: false,
+        work: work.clone(),
         race: race.clone(),
     };
-    let progress = Progress::new("stress makedirs", args.duration, true);
-    let md = makedirs::run(&md_args, &progress)?;
-    progress.finish();
-    let id_args = ident::IdentArgs::defaults(race);
-    let progress = Progress::new("stress ident", args.duration, true);
-    let id = ident::run(&id_args, &progress)?;
-    progress.finish();
-    let passed = md.passed() && id.passed();
-    let combined = Combined {
-        makedirs: md,
-        ident: id,
-        passed,
+    all.add(&run_one(
+        &mut makedirs::Makedirs::new(&md_args)?,
+        &race,
+        &work,
+    )?)?;
+    let id_args = ident::IdentArgs::defaults(race.clone());
+    all.add(&run_one(&mut ident::Ident::new(&id_args)?, &race, &work)?)?;
+    let counter_args = counter::CounterArgs {
+        takes: counter::DEFAULT_TAKES,
+        work: work.clone(),
+        race: race.clone(),
     };
-    emit(args.json, &combined, |out| {
-        report::print_makedirs(out, &combined.makedirs)?;
-        writeln!(out)?;
-        report::print_ident(out, &combined.ident)?;
-        writeln!(out)?;
+    all.add(&run_one(
+        &mut counter::Counter::new(&counter_args),
+        &race,
+        &work,
+    )?)?;
+    let write_args = write::WriteArgs {
+        versions: write::DEFAULT_VERSIONS,
+        reads: write::DEFAULT_READS,
+        work: work.clone(),
+        race: race.clone(),
+    };
+    all.add(&run_one(
+        &mut write::WriteArm::new(&write_args)?,
+        &race,
+        &work,
+    )?)?;
+    let lock_args = lock::LockArgs {
+        increments: lock::DEFAULT_INCREMENTS,
+        work: work.clone(),
+        race: race.clone(),
+    };
+    all.add(&run_one(&mut lock::Lock::new(&lock_args), &race, &work)?)?;
+    let passed = all.passed;
+    all.json.insert("passed".into(), passed.into());
+    emit(args.json, &all.json, |out| {
+        out.write_all(&all.text)?;
         writeln!(out, "verdict: {}", if passed { "PASS" } else { "FAIL" })
     })?;
     Ok(verdict(passed))
@@ -300,7 +437,7 @@ fn verdict(passed: bool) -> Exit {
     if passed { Exit::Success } else { Exit::Failure }
 }
 
-fn emit<T: Serialize>(
+fn emit<T: serde::Serialize>(
     json: bool,
     value: &T,
     table: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,

@@ -1,0 +1,312 @@
+//! `racefree stress lock`: racers increment one shared counter file, each
+//! read-modify-write under `racefree lock`.
+//!
+//! Per round, a fresh counter and lock file: every racer does `--increments`
+//! read-modify-writes. With threads, each takes the lock with
+//! `racefree::lock::acquire`; with `--processes`, each increment really runs
+//! `racefree lock LOCKFILE -- racefree stress rmw COUNTER`, the I/O inside the lock.
+//! The verdict is exact: the counter ends at racers x increments. The control arm
+//! is seed 003's shape: the decision is taken under the lock (the value read), the
+//! write is performed after releasing it, and updates are lost.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use clap::Args as ClapArgs;
+use serde::{Deserialize, Serialize};
+
+use super::counter::{make_round_dir, read_value, store_atomically};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::{RaceArgs, WorkArgs, gate, tree};
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct LockArgs {
+    /// Increments each racer makes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_INCREMENTS, value_parser = clap::value_parser!(u32).range(1..=MAX_INCREMENTS as i64))]
+    pub increments: u32,
+
+    #[command(flatten)]
+    pub work: WorkArgs,
+
+    #[command(flatten)]
+    pub race: RaceArgs,
+}
+
+pub const DEFAULT_INCREMENTS: u32 = 10;
+pub const MAX_INCREMENTS: u32 = 1000;
+pub const COUNTER: &str = "counter";
+pub const LOCKFILE: &str = "lock";
+
+/// `racefree stress rmw FILE`: the COMMAND racers run under `racefree lock`: read
+/// the number in FILE (absent: 0) and write it back plus one, in place; with
+/// `--read`, only print it.
+#[derive(Debug, ClapArgs)]
+pub struct RmwArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub read: bool,
+}
+
+pub fn rmw(args: &RmwArgs) -> anyhow::Result<()> {
+    let value = read_value(&args.file)?;
+    if args.read {
+        println!("{value}");
+        return Ok(());
+    }
+    write_in_place(&args.file, value + 1)
+}
+
+/// Under the lock, an in-place write is safe: nobody else reads or writes.
+fn write_in_place(file: &Path, value: i64) -> anyhow::Result<()> {
+    std::fs::write(file, format!("{value}\n"))
+        .with_context(|| format!("writing '{}'", file.display()))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub increments: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Round {
+    pub arm: Arm,
+    pub counter: PathBuf,
+    pub lockfile: PathBuf,
+    pub increments: u32,
+    /// Each increment runs `racefree lock` as a process.
+    pub processes: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub done: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Increments made that the counter does not show.
+    pub lost: u64,
+}
+
+pub struct Lock {
+    params: Params,
+}
+
+impl Lock {
+    pub fn new(args: &LockArgs) -> Lock {
+        Lock {
+            params: Params {
+                increments: args.increments,
+            },
+        }
+    }
+}
+
+/// `racefree lock LOCKFILE -- racefree stress rmw COUNTER [--read]`.
+fn locked_rmw(round: &Round, read: bool) -> anyhow::Result<std::process::Output> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("lock")
+        .arg(&round.lockfile)
+        .arg("--")
+        .arg(&exe)
+        .args(["stress", "rmw"])
+        .arg(&round.counter);
+    if read {
+        cmd.arg("--read");
+    }
+    let out = gate::die_with_parent(&mut cmd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .context("running racefree lock")?;
+    if !out.status.success() {
+        bail!(
+            "racefree lock exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+fn increment(round: &Round) -> anyhow::Result<()> {
+    let opts = crate::lock::Options::default();
+    match (round.arm, round.processes) {
+        (Arm::Racefree, false) => {
+            let _held = crate::lock::acquire(&round.lockfile, &opts)?;
+            write_in_place(&round.counter, read_value(&round.counter)? + 1)
+        }
+        (Arm::Racefree, true) => locked_rmw(round, false).map(drop),
+        (Arm::Control, false) => {
+            let held = crate::lock::acquire(&round.lockfile, &opts)?;
+            let value = read_value(&round.counter)?;
+            drop(held);
+            // Seed 003: the I/O the locked decision called for, after the unlock.
+            store_atomically(&round.counter, value + 1)
+        }
+        (Arm::Control, true) => {
+            let out = locked_rmw(round, true)?;
+            let value: i64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .context("reading the value racefree lock's command printed")?;
+            store_atomically(&round.counter, value + 1)
+        }
+    }
+}
+
+fn judge_value(work: &Path, rel: &Path, expected: u64, counts: &mut Counts) -> Vec<String> {
+    let value = tree::read_file(work, rel, crate::counter::MAX_LEN as u64).and_then(|b| {
+        crate::counter::parse(&b)
+            .map_err(|why| anyhow::anyhow!("'{}' does not hold a number: {why}", rel.display()))
+    });
+    match value {
+        Ok(v) if v >= 0 && v as u64 == expected => Vec::new(),
+        Ok(v) => {
+            counts.lost += expected.saturating_sub(v.max(0) as u64);
+            vec![format!(
+                "the counter ends at {v}, expected {expected}: {} updates lost",
+                expected as i64 - v
+            )]
+        }
+        Err(e) => vec![format!("{e:#}")],
+    }
+}
+
+impl Race for Lock {
+    const SUBJECT: Subject = Subject::Lock;
+    const SHARED: bool = true;
+    type Params = Params;
+    type Round = Round;
+    type Outcome = Outcome;
+    type Churn = ();
+    type Counts = Counts;
+    /// Increments this host's racers completed.
+    type Record = u64;
+
+    fn params(&self) -> Params {
+        self.params.clone()
+    }
+
+    fn validate(p: &Params) -> anyhow::Result<()> {
+        if !(1..=MAX_INCREMENTS).contains(&p.increments) {
+            bail!(
+                "increments {} is out of range 1..={MAX_INCREMENTS}",
+                p.increments
+            );
+        }
+        Ok(())
+    }
+
+    fn setup(&mut self, ctx: &RoundCtx) -> anyhow::Result<Round> {
+        make_round_dir(ctx)?;
+        Ok(Round {
+            arm: ctx.arm,
+            counter: ctx.dir.join(COUNTER),
+            lockfile: ctx.dir.join(LOCKFILE),
+            increments: self.params.increments,
+            processes: ctx.processes,
+        })
+    }
+
+    fn race(round: &Round, _racer: u32) -> Outcome {
+        let mut out = Outcome::default();
+        for _ in 0..round.increments {
+            match increment(round) {
+                Ok(()) => out.done += 1,
+                Err(e) => {
+                    out.failed += 1;
+                    if out.failures.len() < 3 {
+                        out.failures.push(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn judge(
+        &mut self,
+        ctx: &RoundCtx,
+        round: &Round,
+        outcomes: &[Outcome],
+        _churn: Vec<()>,
+        tally: &mut Tally<Counts>,
+    ) -> anyhow::Result<()> {
+        for o in outcomes {
+            tally.calls += u64::from(round.increments);
+            tally.failed_calls += o.failed;
+            for f in &o.failures {
+                tally.note(format!("round {}: {f}", ctx.round));
+            }
+        }
+        if !ctx.shared {
+            let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(COUNTER);
+            let done = Self::record(ctx, round, outcomes);
+            let problems = judge_value(&ctx.work, &rel, done, &mut tally.counts);
+            tally.bad_round(ctx.round, problems);
+        }
+        Ok(())
+    }
+
+    fn record(_ctx: &RoundCtx, _round: &Round, outcomes: &[Outcome]) -> u64 {
+        outcomes.iter().map(|o| o.done).sum()
+    }
+
+    fn merge_round(
+        _params: &Params,
+        work: &Path,
+        n: u64,
+        records: &[u64],
+    ) -> anyhow::Result<Vec<String>> {
+        let rel = Path::new(&Arm::Racefree.round_dir(n)).join(COUNTER);
+        let expected = records.iter().fold(0u64, |a, &b| a.saturating_add(b));
+        Ok(judge_value(work, &rel, expected, &mut Counts::default()))
+    }
+
+    fn columns() -> &'static [&'static str] {
+        &["lost"]
+    }
+
+    fn cells(c: &Counts) -> Vec<String> {
+        vec![c.lost.to_string()]
+    }
+
+    fn describe(p: &Params) -> String {
+        format!(
+            "each round: a fresh counter; every racer makes {} read-modify-writes under the lock; it must end at racers x {}",
+            p.increments, p.increments
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_loses_an_update_when_a_write_lands_after_the_unlock() {
+        // Forced: A decides under the lock and releases; B takes the lock, reads the
+        // same value, and writes; then A's late write lands. One update is lost.
+        let t = tempfile::tempdir().unwrap();
+        let (counter, lockfile) = (t.path().join("c"), t.path().join("l"));
+        let opts = crate::lock::Options::default();
+        let held = crate::lock::acquire(&lockfile, &opts).unwrap();
+        let a = read_value(&counter).unwrap();
+        drop(held);
+        let held = crate::lock::acquire(&lockfile, &opts).unwrap();
+        write_in_place(&counter, read_value(&counter).unwrap() + 1).unwrap();
+        drop(held);
+        store_atomically(&counter, a + 1).unwrap();
+        assert_eq!(
+            read_value(&counter).unwrap(),
+            1,
+            "two increments, one survives"
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! `racefree stress write`: writers replace one file while readers read it.
+//!
+//! Half the racers are writers: each replaces FILE with `--versions` whole versions
+//! of different lengths (1 to 64 KiB), each carrying its own length and checksum in
+//! its first line. The other half are readers: they read FILE over and over, at
+//! least `--reads` times and until every writer is done, and verify that each read
+//! is exactly one complete version. racefree's writers use `racefree::write::replace`
+//! (a temporary file renamed over FILE); the control writes in place, truncating
+//! then writing as `cat > FILE` does, and readers see empty and torn files.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args as ClapArgs;
+use serde::{Deserialize, Serialize};
+
+use super::cleanup::stopping;
+use super::counter::make_round_dir;
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::{RaceArgs, WorkArgs, tree};
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct WriteArgs {
+    /// Versions each writer writes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERSIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_VERSIONS as i64))]
+    pub versions: u32,
+
+    /// Reads each reader makes per round at least (and more, until the writers are done)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, value_parser = clap::value_parser!(u32).range(1..=MAX_READS as i64))]
+    pub reads: u32,
+
+    #[command(flatten)]
+    pub work: WorkArgs,
+
+    #[command(flatten)]
+    pub race: RaceArgs,
+}
+
+pub const DEFAULT_VERSIONS: u32 = 5;
+pub const MAX_VERSIONS: u32 = 1000;
+pub const DEFAULT_READS: u32 = 20;
+pub const MAX_READS: u32 = 100_000;
+/// A reader stops after this many reads whatever happens (a writer that died
+/// never says it is done).
+const READ_LIMIT: u64 = 1_000_000;
+/// The largest version: its first line and 64 KiB.
+const VERSION_CAP: u64 = 65 * 1024;
+/// The name of each round's file.
+pub const FILE: &str = "file";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub versions: u32,
+    pub reads: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Round {
+    pub arm: Arm,
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub round: u64,
+    pub instance: u32,
+    pub writers: u32,
+    pub versions: u32,
+    pub reads: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub writes: u64,
+    pub write_failures: u64,
+    pub reads: u64,
+    /// Reads that were not one complete version, by what they were.
+    pub empty: u64,
+    pub torn: u64,
+    pub missing: u64,
+    pub read_errors: u64,
+    pub failures: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counts {
+    pub writes: u64,
+    pub reads: u64,
+    pub empty: u64,
+    pub torn: u64,
+}
+
+pub struct WriteArm {
+    params: Params,
+}
+
+/// The type `stress report` names.
+pub type Write = WriteArm;
+
+impl WriteArm {
+    pub fn new(args: &WriteArgs) -> anyhow::Result<WriteArm> {
+        if args.race.racers() < 2 {
+            return Err(crate::exit::usage(
+                "stress write needs at least 2 racers: half of them write, the others read",
+            ));
+        }
+        Ok(WriteArm {
+            params: Params {
+                versions: args.versions,
+                reads: args.reads,
+            },
+        })
+    }
+}
+
+/// FNV-1a, 64 bits: enough to tell one version from a torn mixture.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One whole version: `racefree-stress-write ID LEN SUM\n`, then LEN bytes.
+pub fn version(id: &str) -> Vec<u8> {
+    let seed = checksum(id.as_bytes());
+    let len = 1024 * (1 + (seed % 64) as usize);
+    let mut s = seed | 1;
+    let body: Vec<u8> = (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            b'a' + (s % 26) as u8
+        })
+        .collect();
+    let mut v = format!(
+        "racefree-stress-write {id} {len} {:016x}\n",
+        checksum(&body)
+    )
+    .into_bytes();
+    v.extend(body);
+    v
+}
+
+/// What a read found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    Complete,
+    Empty,
+    Torn(String),
+}
+
+/// Whether `bytes` is exactly one complete version.
+pub fn verify(bytes: &[u8]) -> Seen {
+    if bytes.is_empty() {
+        return Seen::Empty;
+    }
+    let Some(nl) = bytes.iter().take(200).position(|&b| b == b'\n') else {
+        return Seen::Torn(format!("{} bytes with no header line", bytes.len()));
+    };
+    let header = String::from_utf8_lossy(&bytes[..nl]);
+    let body = &bytes[nl + 1..];
+    let fields: Vec<&str> = header.split(' ').collect();
+    let (len, sum) = match fields.as_slice() {
+        ["racefree-stress-write", _, len, sum] => {
+            (len.parse::<usize>(), u64::from_str_radix(sum, 16))
+        }
+        _ => return Seen::Torn(format!("a header that is not one: {header:?}")),
+    };
+    match (len, sum) {
+        (Ok(len), _) if len != body.len() => Seen::Torn(format!(
+            "version {} says {len} bytes, {} follow",
+            fields[1],
+            body.len()
+        )),
+        (Ok(_), Ok(sum)) if sum == checksum(body) => Seen::Complete,
+        _ => Seen::Torn(format!("version {}: checksum mismatch", fields[1])),
+    }
+}
+
+/// The control writer: truncate FILE, then write the new content into it through
+/// a buffer, the way `cat > FILE` or `File::create` + `write_all` do.
+pub fn write_in_place(file: &Path, content: &[u8]) -> anyhow::Result<()> {
+    let f =
+        std::fs::File::create(file).with_context(|| format!("creating '{}'", file.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    w.write_all(content)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("writing '{}'", file.display()))
+}
+
+fn replace(file: &Path, content: &[u8]) -> anyhow::Result<()> {
+    // Durability is not under test (readers see atomicity, not crashes): no fsync.
+    let opts = crate::write::Options {
+        sync: false,
+        ..crate::write::Options::default()
+    };
+    crate::write::replace(file, &mut &content[..], &opts)
+}
+
+fn done_marker(round: &Round, writer: u32) -> PathBuf {
+    round.dir.join(format!("done-{}-{writer}", round.instance))
+}
+
+fn writer(round: &Round, w: u32) -> Outcome {
+    let mut out = Outcome::default();
+    for k in 0..round.versions {
+        let id = format!("{}.{}.{w}.{k}", round.round, round.instance);
+        let content = version(&id);
+        let written = match round.arm {
+            Arm::Racefree => replace(&round.file, &content),
+            Arm::Control => write_in_place(&round.file, &content),
+        };
+        out.writes += 1;
+        if let Err(e) = written {
+            out.write_failures += 1;
+            if out.failures.len() < 3 {
+                out.failures.push(format!("writing version {id}: {e:#}"));
+            }
+        }
+    }
+    if let Err(e) = std::fs::File::create(done_marker(round, w)) {
+        out.write_failures += 1;
+        out.failures.push(format!("marking writer {w} done: {e}"));
+    }
+    out
+}
+
+fn reader(round: &Round) -> Outcome {
+    let mut out = Outcome::default();
+    let mut writers_done = 0;
+    loop {
+        // Readers go on until every writer of this instance is done, so every
+        // write is read against.
+        if writers_done < round.writers && done_marker(round, writers_done).exists() {
+            writers_done += 1;
+            continue;
+        }
+        if (writers_done == round.writers && out.reads >= u64::from(round.reads))
+            || out.reads >= READ_LIMIT
+            || stopping()
+        {
+            return out;
+        }
+        out.reads += 1;
+        let problem = match std::fs::read(&round.file) {
+            Ok(bytes) => match verify(&bytes) {
+                Seen::Complete => None,
+                Seen::Empty => {
+                    out.empty += 1;
+                    Some("read an empty file".to_string())
+                }
+                Seen::Torn(why) => {
+                    out.torn += 1;
+                    Some(format!("read a torn file: {why}"))
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.missing += 1;
+                Some("the file was missing".to_string())
+            }
+            Err(e) => {
+                out.read_errors += 1;
+                Some(format!("reading: {e}"))
+            }
+        };
+        if let Some(p) = problem
+            && out.failures.len() < 3
+        {
+            out.failures.push(p);
+        }
+    }
+}
+
+fn judge_file(work: &Path, rel: &Path) -> Option<String> {
+    match tree::read_file(work, rel, VERSION_CAP) {
+        Ok(bytes) => match verify(&bytes) {
+            Seen::Complete => None,
+            Seen::Empty => Some(format!("'{}' was left empty", rel.display())),
+            Seen::Torn(why) => Some(format!("'{}' was left torn: {why}", rel.display())),
+        },
+        Err(e) => Some(format!("{e:#}")),
+    }
+}
+
+impl Race for WriteArm {
+    const SUBJECT: Subject = Subject::Write;
+    const SHARED: bool = true;
+    type Params = Params;
+    type Round = Round;
+    type Outcome = Outcome;
+    type Churn = ();
+    type Counts = Counts;
+    /// Nothing beyond the header's counts: the merge checks the file on disk.
+    type Record = ();
+
+    fn params(&self) -> Params {
+        self.params.clone()
+    }
+
+    fn validate(p: &Params) -> anyhow::Result<()> {
+        if !(1..=MAX_VERSIONS).contains(&p.versions) || !(1..=MAX_READS).contains(&p.reads) {
+            bail!(
+                "versions {} and reads {} must be 1..={MAX_VERSIONS} and 1..={MAX_READS}",
+                p.versions,
+                p.reads
+            );
+        }
+        Ok(())
+    }
+
+    fn setup(&mut self, ctx: &RoundCtx) -> anyhow::Result<Round> {
+        make_round_dir(ctx)?;
+        let round = Round {
+            arm: ctx.arm,
+            dir: ctx.dir.clone(),
+            file: ctx.dir.join(FILE),
+            round: ctx.round,
+            instance: ctx.instance,
+            writers: (ctx.racers / 2).max(1),
+            versions: self.params.versions,
+            reads: self.params.reads,
+        };
+        // The file exists, complete, before anyone reads it (not under test).
+        replace(
+            &round.file,
+            &version(&format!("{}.{}.initial", ctx.round, ctx.instance)),
+        )?;
+        Ok(round)
+    }
+
+    fn race(round: &Round, racer: u32) -> Outcome {
+        if racer < round.writers {
+            writer(round, racer)
+        } else {
+            reader(round)
+        }
+    }
+
+    fn judge(
+        &mut self,
+        ctx: &RoundCtx,
+        _round: &Round,
+        outcomes: &[Outcome],
+        _churn: Vec<()>,
+        tally: &mut Tally<Counts>,
+    ) -> anyhow::Result<()> {
+        for o in outcomes {
+            tally.calls += o.writes + o.reads;
+            tally.failed_calls += o.write_failures + o.empty + o.torn + o.missing + o.read_errors;
+            tally.counts.writes += o.writes;
+            tally.counts.reads += o.reads;
+            tally.counts.empty += o.empty;
+            tally.counts.torn += o.torn;
+            for f in &o.failures {
+                tally.note(format!("round {}: {f}", ctx.round));
+            }
+        }
+        if !ctx.shared {
+            let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(FILE);
+            tally.bad_round(ctx.round, judge_file(&ctx.work, &rel).into_iter().collect());
+        }
+        Ok(())
+    }
+
+    fn record(_ctx: &RoundCtx, _round: &Round, _outcomes: &[Outcome]) {}
+
+    fn merge_round(
+        _params: &Params,
+        work: &Path,
+        n: u64,
+        _records: &[()],
+    ) -> anyhow::Result<Vec<String>> {
+        let rel = Path::new(&Arm::Racefree.round_dir(n)).join(FILE);
+        Ok(judge_file(work, &rel).into_iter().collect())
+    }
+
+    fn columns() -> &'static [&'static str] {
+        &["writes", "reads", "empty", "torn"]
+    }
+
+    fn cells(c: &Counts) -> Vec<String> {
+        vec![
+            c.writes.to_string(),
+            c.reads.to_string(),
+            c.empty.to_string(),
+            c.torn.to_string(),
+        ]
+    }
+
+    fn describe(p: &Params) -> String {
+        format!(
+            "each round: half the racers write {} versions each (1-64 KiB, checksummed), the others read at least {} times; every read must be one whole version",
+            p.versions, p.reads
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_verifies_and_any_cut_or_mixture_does_not() {
+        let a = version("1.0.0.0");
+        let b = version("1.0.1.3");
+        assert_eq!(verify(&a), Seen::Complete);
+        assert_eq!(verify(&[]), Seen::Empty);
+        assert!(matches!(verify(&a[..a.len() - 1]), Seen::Torn(_)));
+        let mut mixed = b[..b.len().min(a.len())].to_vec();
+        mixed.extend_from_slice(&a[mixed.len()..]);
+        if mixed != a {
+            assert!(matches!(verify(&mixed), Seen::Torn(_)));
+        }
+        let mut flipped = a.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(verify(&flipped), Seen::Torn(_)));
+    }
+
+    #[test]
+    fn an_in_place_write_is_seen_empty_between_its_truncate_and_its_write() {
+        // Forced: what a reader sees after the control's truncate, before its write.
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        write_in_place(&f, &version("a")).unwrap();
+        std::fs::File::create(&f).unwrap();
+        assert_eq!(verify(&std::fs::read(&f).unwrap()), Seen::Empty);
+        // racefree's replace never leaves that state: old or new content.
+        replace(&f, &version("b")).unwrap();
+        assert_eq!(verify(&std::fs::read(&f).unwrap()), Seen::Complete);
+    }
+}
