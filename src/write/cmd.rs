@@ -55,7 +55,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mode = match &args.mode {
         Some(spec) => Some(
             crate::makedirs::mode::parse_mode(spec, crate::makedirs::mode::umask())
-                .map_err(exit::usage)?,
+                .map_err(exit::usage)?
+                .mode,
         ),
         None => None,
     };
