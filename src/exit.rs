@@ -132,59 +132,6 @@ pub fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// A name as a person should read it in a message: in single quotes, like GNU
-/// coreutils' diagnostics, with anything unprintable or not UTF-8 written the way a
-/// shell would accept it back (`'a'$'\n''b'`), so one message stays one line.
-pub fn quote(name: &std::ffi::OsStr) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    let mut open = false;
-    for chunk in name.as_bytes().utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                if open {
-                    out.push('\'');
-                    open = false;
-                }
-                match c {
-                    '\n' => out.push_str("$'\\n'"),
-                    '\t' => out.push_str("$'\\t'"),
-                    c if (c as u32) < 0x80 => out.push_str(&format!("$'\\x{:02x}'", c as u32)),
-                    c => out.push_str(&format!("$'\\u{:04x}'", c as u32)),
-                }
-                continue;
-            }
-            if !open {
-                out.push('\'');
-                open = true;
-            }
-            if c == '\'' {
-                out.push_str("'\\''");
-            } else {
-                out.push(c);
-            }
-        }
-        if !chunk.invalid().is_empty() {
-            if open {
-                out.push('\'');
-                open = false;
-            }
-            out.push_str("$'");
-            for b in chunk.invalid() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-            out.push('\'');
-        }
-    }
-    if open {
-        out.push('\'');
-    }
-    if out.is_empty() {
-        out.push_str("''");
-    }
-    out
-}
-
 /// The exit statuses of each command, as documented in `--help` and the man pages.
 /// Keyed by the command path below `racefree` ("makedirs", "ident lookup", ...).
 pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
@@ -294,17 +241,6 @@ mod tests {
     fn a_broken_pipe_is_a_failure_not_success() {
         let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert_eq!(report_fatal(&e), Exit::Failure);
-    }
-
-    #[test]
-    fn names_are_quoted_so_a_shell_reads_them_back() {
-        use std::os::unix::ffi::OsStrExt;
-        let q = |b: &[u8]| quote(std::ffi::OsStr::from_bytes(b));
-        assert_eq!(q(b"a/b c"), "'a/b c'");
-        assert_eq!(q(b""), "''");
-        assert_eq!(q(b"it's"), "'it'\\''s'");
-        assert_eq!(q(b"a\nb"), "'a'$'\\n''b'");
-        assert_eq!(q(b"x\xffy"), "'x'$'\\xff''y'");
     }
 
     #[test]

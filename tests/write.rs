@@ -87,7 +87,7 @@ fn a_new_file_gets_0666_minus_umask_and_an_old_one_keeps_its_mode() {
         .write_stdin("z")
         .assert()
         .code(2)
-        .stderr("racefree: error: invalid mode '9': octal modes are at most 4 digits 0-7\n");
+        .stderr("racefree: error: invalid mode '9': '9' at byte 1 is not u, g, o, a, +, - or =\n");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::exit::quote;
+use crate::quote::quote;
 use crate::write::{Target, TempKind};
 
 /// How [`add`] changes the counter.

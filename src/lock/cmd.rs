@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 
 use super::{Busy, Options, acquire};
-use crate::exit::{self, Exit, quote};
+use crate::exit::{self, Exit};
+use crate::quote::quote;
 
 #[derive(Debug, ClapArgs)]
 #[command(

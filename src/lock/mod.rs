@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use nix::errno::Errno;
 
-use crate::exit::quote;
+use crate::quote::quote;
 
 /// How [`acquire`] locks.
 #[derive(Clone, Debug, Default)]

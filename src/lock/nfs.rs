@@ -35,7 +35,7 @@ use anyhow::{Context, bail};
 use nix::errno::Errno;
 
 use super::{Busy, Held, HeldKind, Options};
-use crate::exit::quote;
+use crate::quote::quote;
 
 /// Who holds a link lock, as written in the lock file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use nix::errno::Errno;
 
-use crate::exit::quote;
+use crate::quote::quote;
 
 /// How [`replace`] treats FILE.
 #[derive(Clone, Debug)]

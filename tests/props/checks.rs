@@ -411,8 +411,16 @@ pub fn mode(spec: &str, umask: u32) {
     let umask = umask & 0o777;
     let parsed = racefree::makedirs::mode::parse_mode(spec, umask);
     if let Ok(m) = parsed {
-        assert!(m.mode <= 0o7777, "{spec:?} under {umask:03o} gave {:o}", m.mode);
-        assert!(m.mentioned <= 0o7777, "{spec:?} under {umask:03o} names {:o}", m.mentioned);
+        assert!(
+            m.mode <= 0o7777,
+            "{spec:?} under {umask:03o} gave {:o}",
+            m.mode
+        );
+        assert!(
+            m.mentioned <= 0o7777,
+            "{spec:?} under {umask:03o} names {:o}",
+            m.mentioned
+        );
     }
     if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         assert_eq!(
