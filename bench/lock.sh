@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 PYTHONPATH="$here" python3 - "$root/target/release/racefree" "$rounds" "$here/RESULTS-primitives.md" <<'PY'
-import subprocess, sys
+import shutil, subprocess, sys
 from interleave import *
 rf, rounds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 start = machine()
@@ -35,8 +35,33 @@ unc = interleave({n: (lambda a=a: batch(a, N)) for n, a in cmds.items()}
 con = interleave({n: (lambda a=a: batch(a, 8 * 20, workers=8)) for n, a in cmds.items()}
                  | {"racefree lock --nfs": lambda: batch(resolve([rf, "lock", "--nfs", "L", "true"]), 8 * 20, workers=8)},
                  rounds)
-ver = subprocess.run(["flock", "--version"], capture_output=True, text=True).stdout.strip()
 def ratio(a, b): return f"{med(a) / med(b):.2f}x"
+ver = subprocess.run(["flock", "--version"], capture_output=True, text=True).stdout.strip()
+# CPU time and page faults per call (the tool and its `true`), from perf stat: not
+# inflated by waiting for a CPU, so it shows the cost itself on a loaded machine.
+def perf(argv):
+    r = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock,page-faults", "-r", "50"] + argv,
+                       capture_output=True, text=True)
+    vals = {}
+    for line in r.stderr.splitlines():
+        f = line.split(",")
+        if len(f) > 3 and f[0].replace(".", "").isdigit():
+            vals[f[2]] = float(f[0])
+    return vals.get("task-clock"), vals.get("page-faults")
+cpu = {"racefree lock": [], "flock": []}
+faults = {}
+if shutil.which("perf") and perf(["true"])[0] is not None:
+    for r in range(rounds):
+        for n in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):
+            ms, pf = perf(cmds[n])
+            cpu[n].append(ms / 1000)
+            faults[n] = pf
+if cpu["flock"]:
+    cpu_row = (f"| CPU time per call (perf stat task-clock, tool + `true`) | {cell(cpu['racefree lock'])} "
+               f"| {cell(cpu['flock'])} | {ratio(cpu['racefree lock'], cpu['flock'])} | |\n"
+               f"| page faults per call | {faults['racefree lock']:.0f} | {faults['flock']:.0f} | | |\n")
+else:
+    cpu_row = "| CPU time per call | (perf not available) | | | |\n"
 body = f"""## lock: racefree lock vs flock(1)
 
 `bash bench/lock.sh` — racefree release build vs {ver}; {start}.
@@ -49,13 +74,13 @@ racefree / flock: below 1 means racefree is faster. Target: within 1.2x unconten
 |---|---:|---:|---:|---|
 | uncontended, {N} calls per round | {cell(unc["racefree lock"])} | {cell(unc["flock"])} | {ratio(unc["racefree lock"], unc["flock"])} | <= 1.2x |
 | 8 contenders, time per call (8 x 20 per round) | {cell(con["racefree lock"])} | {cell(con["flock"])} | {ratio(con["racefree lock"], con["flock"])} | |
-
+{cpu_row}
 Where the time goes (same rounds, uncontended):
 
 | what | time per call |
 |---|---:|
 | `true` alone (the command both run) | {cell(unc["true alone"])} |
-| `racefree --version` (start-up and argument parsing only) | {cell(unc["racefree --version"])} |
+| `racefree --version` (start-up and clap's whole command tree, which lock skips) | {cell(unc["racefree --version"])} |
 | `flock --version` | {cell(unc["flock --version"])} |
 | `racefree lock -o` (lock fd not inherited) | {cell(unc["racefree lock -o"])} |
 | `racefree lock --nfs` (link(2) lock, uncontended) | {cell(unc["racefree lock --nfs"])} |
