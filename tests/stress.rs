@@ -523,6 +523,11 @@ fn sigterm_removes_the_work_directory_of_process_racers() {
         ],
         true,
     );
+    // Racer processes that each start `racefree lock ... -- racefree stress rmw`.
+    sigterm_leaves_nothing(
+        &["lock", "--processes", "--duration", "60", "--racers", "4"],
+        true,
+    );
     sigterm_leaves_nothing(
         &[
             "ident",

@@ -291,6 +291,25 @@ struct WorkDir {
     temp: Option<tempfile::TempDir>,
 }
 
+impl Drop for WorkDir {
+    /// Removes the work directory (unless kept). A racer's last step may still be
+    /// landing in it (a `racefree lock` child finishing its write after its racer
+    /// was killed by a signal): if removal meets a new entry, it tries again, a
+    /// bounded number of times.
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            for _ in 0..50 {
+                match std::fs::remove_dir_all(t.path()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
 impl WorkDir {
     fn make(race: &RaceArgs, work: &WorkArgs) -> anyhow::Result<WorkDir> {
         if let Some(dir) = &work.dir {

@@ -224,7 +224,7 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-fn default_racers() -> u32 {
+pub fn default_racers() -> u32 {
     4 * std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
