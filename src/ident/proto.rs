@@ -234,7 +234,9 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
             if os.is_empty() || user.is_empty() {
                 return Err(BadReply("USERID reply has an empty field"));
             }
-            if [os, user].iter().any(|v| v.contains('\t')) {
+            // The charset too: it is a value like the others (found by fuzz/ident_reply).
+            let charset_tab = charset.as_deref().is_some_and(|c| c.contains('\t'));
+            if charset_tab || [os, user].iter().any(|v| v.contains('\t')) {
                 return Err(BadReply(CONTROL));
             }
             ReplyKind::UserId {

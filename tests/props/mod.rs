@@ -197,3 +197,16 @@ proptest! {
         checks::mode(&spec, umask);
     }
 }
+
+/// Inputs the fuzzers found, kept as regression tests of the property they broke.
+#[test]
+fn fuzz_findings_stay_fixed() {
+    // ident_reply: a tab inside the charset was accepted, though a tab inside any
+    // other value is refused (fuzz/artifacts/ident_reply/crash-bbd5e731...).
+    let line = b"1,2:USERID:OTH(>OT UT-1,3\t\t619269 :TF-5,23 :953 ";
+    checks::reply(line);
+    assert_eq!(
+        racefree::ident::proto::parse_reply(line).map_err(|e| e.to_string()),
+        Err("reply contains a control character".to_string())
+    );
+}
