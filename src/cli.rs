@@ -38,6 +38,20 @@ pub enum Command {
     Stress(crate::stress::Args),
 }
 
+/// The command line, or the exit status of a usage error already reported: on
+/// stderr as clap does, or, when inetd or systemd may have started us (fd 2 may be
+/// the client's socket), to syslog only.
+pub fn parse() -> Result<Cli, std::process::ExitCode> {
+    match <Cli as Parser>::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) if err.use_stderr() && crate::ident::server::started_by_a_superserver() => {
+            crate::ident::server::log_usage_error_quietly(&err.to_string());
+            Err(exit::Exit::Usage.into())
+        }
+        Err(err) => err.exit(),
+    }
+}
+
 /// The full clap command, for docs generation and tests.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
