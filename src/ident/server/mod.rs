@@ -18,7 +18,8 @@ mod accept;
 mod conn;
 mod launch;
 mod log;
-mod policy;
+mod owner;
+pub mod policy;
 mod privdrop;
 
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
-use super::lookup::{self, Matcher, Source, Tuple};
+use super::lookup::{Matcher, Source, Tuple};
 use super::proto::{self, Answer, ErrorToken};
 
 pub use accept::ServerHandle;
@@ -36,8 +37,7 @@ pub use launch::{
     started_by_a_superserver, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
-use policy::is_hidden;
-pub use policy::noident_hides;
+pub use owner::check_home;
 pub use privdrop::drop_privileges;
 
 /// `--timeout`'s default, in seconds: RFC 1413 suggests 60 to 180.
@@ -74,6 +74,17 @@ impl Default for ServerConfig {
             hide_all: false,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             max_conns: DEFAULT_MAX_CONNS as usize,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The operator's part of the disclosure policy.
+    pub fn rules(&self) -> policy::Rules<'_> {
+        policy::Rules {
+            hide_all: self.hide_all,
+            hide_uids: &self.hide_uids,
+            numeric: self.numeric,
         }
     }
 }
@@ -125,31 +136,8 @@ impl Server {
             with_port(local, request.server_port),
             with_port(peer, request.client_port),
         );
-        let owner = match lookup::lookup_owner_with(&tuple, config.source, config.matcher) {
-            Ok(Some(owner)) => owner,
-            Ok(None) => return Answer::Error(ErrorToken::NoUser),
-            Err(e) => {
-                self.shared.log.error(&format!("looking up {tuple}: {e:#}"));
-                return Answer::Error(ErrorToken::UnknownError);
-            }
-        };
-        let entry = lookup::user_entry(owner.uid);
-        if let Err(e) = &entry {
-            self.shared.log.error(&format!(
-                "reading the password entry of uid {}: {e}; answering HIDDEN-USER",
-                owner.uid
-            ));
-        }
-        if is_hidden(config, owner.uid, &entry) {
-            return Answer::Error(ErrorToken::HiddenUser);
-        }
-        match entry {
-            Ok(Some(user)) if !config.numeric && proto::is_wire_safe(&user.name) => {
-                Answer::User(user.name)
-            }
-            // A uid with no password entry, or a name that cannot go on the wire.
-            _ => Answer::Uid(owner.uid),
-        }
+        let found = owner::find(&tuple, config.source, config.matcher, &self.shared.log);
+        policy::decide(config.rules(), &found)
     }
 
     /// The reply line to one request line.
@@ -174,6 +162,7 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ident::lookup;
     use nix::unistd::Uid;
     use std::net::{TcpListener, TcpStream};
 
@@ -191,9 +180,8 @@ mod tests {
         let here: SocketAddr = "127.0.0.1:113".parse().unwrap();
         let querier: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let me = lookup::user_name(Uid::effective().as_raw());
-        let got = server.answer(here, querier, req);
         let hidden = Answer::Error(ErrorToken::HiddenUser);
-        assert!(got == Answer::User(me.clone()) || got == hidden, "{got:?}");
+        assert_eq!(server.answer(here, querier, req), Answer::User(me));
         // The same ports asked from another address: not the querier's connection.
         let elsewhere: SocketAddr = "127.0.0.5:5000".parse().unwrap();
         assert_eq!(
@@ -214,10 +202,9 @@ mod tests {
             },
             Logger::new(LogTarget::None),
         );
-        let got = numeric.answer(here, querier, req);
-        assert!(
-            got == Answer::Uid(Uid::effective().as_raw()) || got == hidden,
-            "{got:?}"
+        assert_eq!(
+            numeric.answer(here, querier, req),
+            Answer::Uid(Uid::effective().as_raw())
         );
         let hide_me = Server::new(
             ServerConfig {

@@ -1,115 +1,225 @@
-//! Who may be named: the hide policy.
+//! Who may be named: the disclosure policy, as pure functions over what the lookup,
+//! the password database and the home check found. No I/O here: [`super::owner`]
+//! gathers the facts (in the privileged helper under `--user`), these decide.
+//!
+//! The rules, like oidentd's and pidentd's:
+//! - `--hide-all` and `--hide USER` hide, whatever else is true.
+//! - A `~/.noident` (any kind of file, even a dangling symlink) hides its owner.
+//! - A home that does not exist, or is not a directory, cannot hold a `.noident`:
+//!   its user is named (nobody, home `/nonexistent`, is `USERID : UNIX : nobody`).
+//! - Fail closed, answering HIDDEN-USER, only when a check could not be made: the
+//!   password database could not be read, or the home or its `.noident` could not
+//!   be examined (EACCES, EIO, ELOOP, ...), or the home is not an absolute path.
+//! - A uid with no password entry has no home that could ask to be hidden: it is
+//!   answered by number, as is a name that cannot go on the wire, and every owner
+//!   under `--numeric`.
 
-use std::fs;
-use std::io;
-use std::path::Path;
+use super::super::proto::{self, Answer, ErrorToken};
 
-use nix::unistd::User;
+/// What looking in a home for `.noident` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HomeCheck {
+    /// The home is a directory we could search, and it holds no `.noident`.
+    NoNoident,
+    /// `.noident` exists in the home.
+    Noident,
+    /// The home does not exist or is not a directory: nothing there can ask to be hidden.
+    NoHome,
+    /// The home or its `.noident` could not be examined (EACCES, EIO, ELOOP, a
+    /// relative home path): we do not know.
+    CouldNotCheck,
+}
 
-use super::ServerConfig;
-
-/// Whether the owner `uid` is answered HIDDEN-USER, given what the password database
-/// said about it (`Ok(None)`: no entry; `Err`: it could not be read).
-pub(crate) fn is_hidden(
-    config: &ServerConfig,
-    uid: u32,
-    entry: &nix::Result<Option<User>>,
-) -> bool {
-    if config.hide_all || config.hide_uids.contains(&uid) {
-        return true;
-    }
-    match entry {
-        Ok(Some(user)) => noident_hides(&user.dir),
-        // No entry, no home: nothing could have asked to be hidden.
-        Ok(None) => false,
-        // An unreadable database (NSS down, say) hides a home that may hold a
-        // .noident: fail closed, as for a home that cannot be checked.
-        Err(_) => true,
+/// Whether a home check lets its user be named.
+pub fn home_allows_naming(home: HomeCheck) -> bool {
+    match home {
+        HomeCheck::NoNoident | HomeCheck::NoHome => true,
+        HomeCheck::Noident | HomeCheck::CouldNotCheck => false,
     }
 }
 
-/// True when `~/.noident` exists in `home`, or when that cannot be checked: a home
-/// that is missing, relative, not a directory, or unreadable to us hides its user
-/// (fail closed).
-pub fn noident_hides(home: &Path) -> bool {
-    if !home.is_absolute() {
-        return true;
+/// What the password database said about the owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Passwd {
+    /// An entry: its name, and whether its home check allows naming
+    /// ([`home_allows_naming`]).
+    Entry { name: String, may_be_named: bool },
+    /// No entry for this uid.
+    NoEntry,
+    /// The database could not be read (NSS down, say).
+    Unreadable,
+}
+
+/// Everything the policy needs to answer one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Findings {
+    /// No socket with that 4-tuple has an owner.
+    NoOwner,
+    /// The lookup itself failed (already logged where it happened).
+    LookupFailed,
+    Owner {
+        uid: u32,
+        passwd: Passwd,
+    },
+}
+
+/// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub hide_all: bool,
+    pub hide_uids: &'a [u32],
+    pub numeric: bool,
+}
+
+/// The answer to a request, from the operator's rules and what was found.
+pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
+    let (uid, passwd) = match found {
+        Findings::NoOwner => return Answer::Error(ErrorToken::NoUser),
+        Findings::LookupFailed => return Answer::Error(ErrorToken::UnknownError),
+        Findings::Owner { uid, passwd } => (*uid, passwd),
+    };
+    if rules.hide_all || rules.hide_uids.contains(&uid) {
+        return Answer::Error(ErrorToken::HiddenUser);
     }
-    match fs::metadata(home) {
-        Ok(m) if m.is_dir() => {}
-        _ => return true,
-    }
-    match fs::symlink_metadata(home.join(".noident")) {
-        Ok(_) => true,
-        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    match passwd {
+        Passwd::Unreadable
+        | Passwd::Entry {
+            may_be_named: false,
+            ..
+        } => Answer::Error(ErrorToken::HiddenUser),
+        Passwd::Entry {
+            name,
+            may_be_named: true,
+        } if !rules.numeric && proto::is_wire_safe(name) => Answer::User(name.clone()),
+        // No entry, --numeric, or a name that cannot go on the wire.
+        Passwd::Entry { .. } | Passwd::NoEntry => Answer::Uid(uid),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::unistd::Uid;
-    use std::os::unix::fs::PermissionsExt;
+
+    const HOMES: [HomeCheck; 4] = [
+        HomeCheck::NoNoident,
+        HomeCheck::Noident,
+        HomeCheck::NoHome,
+        HomeCheck::CouldNotCheck,
+    ];
 
     #[test]
-    fn noident_hides_its_owner_and_fails_closed() {
-        let home = tempfile::tempdir().unwrap();
-        assert!(!noident_hides(home.path()));
-        fs::write(home.path().join(".noident"), "").unwrap();
-        assert!(noident_hides(home.path()));
-        // A dangling symlink is still a .noident the user made.
-        fs::remove_file(home.path().join(".noident")).unwrap();
-        std::os::unix::fs::symlink("/nonexistent-target", home.path().join(".noident")).unwrap();
-        assert!(noident_hides(home.path()));
-
-        assert!(
-            noident_hides(&home.path().join("missing")),
-            "a missing home fails closed"
+    fn only_a_noident_or_a_failed_check_keeps_a_home_from_naming_its_user() {
+        let table: Vec<(HomeCheck, bool)> =
+            HOMES.iter().map(|&h| (h, home_allows_naming(h))).collect();
+        assert_eq!(
+            table,
+            [
+                (HomeCheck::NoNoident, true),
+                (HomeCheck::Noident, false),
+                // nobody's /nonexistent: nothing there can ask to be hidden.
+                (HomeCheck::NoHome, true),
+                (HomeCheck::CouldNotCheck, false),
+            ]
         );
-        assert!(
-            noident_hides(Path::new("relative/home")),
-            "a relative home fails closed"
-        );
-        let file = home.path().join("file");
-        fs::write(&file, "").unwrap();
-        assert!(noident_hides(&file), "a home that is a file fails closed");
     }
 
+    /// The whole table: every rule setting against every finding, each row stating
+    /// its expected answer independently of `decide`'s own code.
     #[test]
-    fn a_password_database_error_hides_and_no_entry_does_not() {
-        let config = ServerConfig::default();
-        let uid = 4_000_000_000;
-        assert!(
-            is_hidden(&config, uid, &Err(nix::errno::Errno::EIO)),
-            "an unreadable password database must fail closed"
-        );
-        assert!(!is_hidden(&config, uid, &Ok(None)));
-        let home = tempfile::tempdir().unwrap();
-        let mut user = User::from_uid(Uid::effective()).unwrap().unwrap();
-        user.dir = home.path().to_path_buf();
-        assert!(!is_hidden(
-            &config,
-            user.uid.as_raw(),
-            &Ok(Some(user.clone()))
-        ));
-        fs::write(home.path().join(".noident"), "").unwrap();
-        assert!(is_hidden(&config, user.uid.as_raw(), &Ok(Some(user))));
-        let hide_all = ServerConfig {
-            hide_all: true,
-            ..ServerConfig::default()
+    fn every_combination_of_rules_and_findings_has_the_stated_answer() {
+        const UID: u32 = 1000;
+        let named = |name: &str, ok| Passwd::Entry {
+            name: name.into(),
+            may_be_named: ok,
         };
-        assert!(is_hidden(&hide_all, uid, &Ok(None)));
+        let findings = [
+            ("no owner", Findings::NoOwner),
+            ("lookup failed", Findings::LookupFailed),
+            (
+                "nameable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("alice", true),
+                },
+            ),
+            (
+                "not nameable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("alice", false),
+                },
+            ),
+            (
+                "unsafe name",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("a:b", true),
+                },
+            ),
+            (
+                "no entry",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: Passwd::NoEntry,
+                },
+            ),
+            (
+                "unreadable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: Passwd::Unreadable,
+                },
+            ),
+        ];
+        let hidden = Answer::Error(ErrorToken::HiddenUser);
+        let mut checked = 0;
+        for hide_all in [false, true] {
+            for hide_listed in [false, true] {
+                for numeric in [false, true] {
+                    let listed = [UID];
+                    let rules = Rules {
+                        hide_all,
+                        hide_uids: if hide_listed { &listed } else { &[7] },
+                        numeric,
+                    };
+                    for (what, found) in &findings {
+                        let hide = hide_all || hide_listed;
+                        let expected = match *what {
+                            "no owner" => Answer::Error(ErrorToken::NoUser),
+                            "lookup failed" => Answer::Error(ErrorToken::UnknownError),
+                            _ if hide => hidden.clone(),
+                            "not nameable" | "unreadable" => hidden.clone(),
+                            "nameable" if !numeric => Answer::User("alice".into()),
+                            "nameable" | "unsafe name" | "no entry" => Answer::Uid(UID),
+                            other => unreachable!("{other}"),
+                        };
+                        assert_eq!(
+                            decide(rules, found),
+                            expected,
+                            "{what}, hide_all {hide_all}, listed {hide_listed}, numeric {numeric}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 2 * 2 * findings.len());
     }
 
     #[test]
-    fn an_unsearchable_home_fails_closed() {
-        if Uid::effective().is_root() {
-            eprintln!("note: running as root, which reads any home; skipping");
-            return;
-        }
-        let home = tempfile::tempdir().unwrap();
-        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(noident_hides(home.path()));
-        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    fn nobody_with_a_missing_home_is_named() {
+        let found = Findings::Owner {
+            uid: 65534,
+            passwd: Passwd::Entry {
+                name: "nobody".into(),
+                may_be_named: home_allows_naming(HomeCheck::NoHome),
+            },
+        };
+        let rules = Rules {
+            hide_all: false,
+            hide_uids: &[],
+            numeric: false,
+        };
+        assert_eq!(decide(rules, &found), Answer::User("nobody".into()));
     }
 }
