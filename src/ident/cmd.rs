@@ -279,8 +279,9 @@ fn resolve_user(s: &str) -> anyhow::Result<u32> {
 pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between SERVER_PORT on HOST \
     and CLIENT_PORT on this host. Prints the user id on stdout; an ERROR reply prints its \
     token on stderr and exits 1. A reply that is malformed, answers for other ports, or \
-    holds control characters (which could drive the terminal it is printed on) is \
-    refused: nothing of it is printed, exit 1.";
+    holds control characters (which could drive the terminal it is printed on) or \
+    invisible Unicode format characters such as a bidi override U+202E (which make it \
+    print as something else) is refused: nothing of it is printed, exit 1.";
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {

@@ -81,6 +81,15 @@ pub fn decide_mode(
     if listen && !matches!(choice, ModeChoice::Auto | ModeChoice::Standalone) {
         return Err("--listen is only for standalone mode".into());
     }
+    if listen && choice == ModeChoice::Auto && stdin != SocketKind::NotSocket {
+        // inetd started us (stdin is a socket) with --listen in the command line:
+        // serving standalone would write to and log on the client's socket.
+        return Err(
+            "--listen with a socket on stdin (inetd?): give --mode standalone \
+                    to listen anyway"
+                .into(),
+        );
+    }
     match choice {
         ModeChoice::Auto if systemd => Ok(Mode::Systemd),
         ModeChoice::Auto if listen => Ok(Mode::Standalone),
@@ -196,7 +205,13 @@ mod tests {
         );
         assert_eq!(decide_mode(Auto, false, true, NotSocket), Ok(Mode::Systemd));
         assert_eq!(
-            decide_mode(Auto, true, false, Connected),
+            decide_mode(Auto, true, false, NotSocket),
+            Ok(Mode::Standalone)
+        );
+        assert!(decide_mode(Auto, true, false, Connected).is_err());
+        assert!(decide_mode(Auto, true, false, Listening).is_err());
+        assert_eq!(
+            decide_mode(Standalone, true, false, Connected),
             Ok(Mode::Standalone)
         );
         assert!(decide_mode(Auto, false, false, NotSocket).is_err());
