@@ -15,6 +15,7 @@
 
 mod netlink;
 mod proc_net;
+pub mod single_flight;
 
 /// One /proc/net/tcp{,6} address field back to an address (host-order words).
 pub(crate) use proc_net::parse_hex_endpoint;
@@ -269,7 +270,7 @@ pub fn lookup_owner_with(
         let found = match source {
             Source::Netlink => netlink::find(&wanted, matcher)
                 .with_context(|| format!("netlink sock_diag lookup of {wanted}"))?,
-            _ => proc_net::find(&wanted, matcher)?,
+            _ => proc_net::find_coalesced(&wanted, matcher)?,
         };
         if let Some(row) = found {
             return Ok(Some(Owner {
