@@ -4,6 +4,7 @@
 mod docs;
 mod ident;
 mod ident_hardening;
+mod ident_privsep;
 mod makedirs;
 mod stress;
 mod util;

@@ -114,7 +114,7 @@ pub struct ServeArgs {
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-    /// After binding, drop to this user (setgroups, setgid, setuid) and verify the drop
+    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Answer HIDDEN-USER for this user (name or uid); repeatable
@@ -193,8 +193,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                 .iter()
                 .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            drop_to(args)?;
-            let server = Server::new(config, log);
+            let server = start_server(args, config, log)?;
             let mut out = io::stdout().lock();
             for l in &listeners {
                 let addr = l.local_addr()?;
@@ -210,8 +209,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                 .as_fd()
                 .try_clone_to_owned()
                 .context("duplicating stdin")?;
-            drop_to(args)?;
-            serve_fds(Server::new(config, log), vec![fd])?;
+            serve_fds(start_server(args, config, log)?, vec![fd])?;
         }
         Mode::Systemd => {
             let fds = (0..systemd_fds)
@@ -226,8 +224,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            drop_to(args)?;
-            serve_fds(Server::new(config, log), fds)?;
+            serve_fds(start_server(args, config, log)?, fds)?;
         }
     }
     Ok(Exit::Success)
@@ -257,11 +254,26 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drop_to(args: &ServeArgs) -> anyhow::Result<()> {
-    match &args.user {
-        Some(name) => server::drop_privileges(name),
-        None => Ok(()),
-    }
+/// The server, once everything privileged is done. With `--user`, a privileged
+/// helper is forked first (it alone keeps root, to look in 0700 homes for
+/// `.noident`), then this process, which parses network input, drops to the user.
+fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<Server> {
+    let Some(name) = &args.user else {
+        return Ok(Server::new(config, log));
+    };
+    // Refuse an unknown user before forking anything.
+    server::privdrop_target(name).map(drop)?;
+    let helper = server::Helper::start(
+        server::HelperConfig {
+            source: config.source,
+            matcher: config.matcher,
+            log: log.target(),
+            workers: config.max_conns,
+        },
+        &log,
+    )?;
+    server::drop_privileges(name)?;
+    Ok(Server::with_helper(config, log, helper))
 }
 
 /// A `--hide` value: a user name, or a uid number.

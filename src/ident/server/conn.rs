@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::super::proto::{Framed, LineFramer, MAX_LINE};
@@ -37,7 +38,7 @@ impl Server {
             loop {
                 match framer.next_line() {
                     Framed::Line(line) => {
-                        let reply = self.respond(local, peer, &line);
+                        let reply = self.respond_on(Some(stream.as_fd()), local, peer, &line);
                         stream.write_all(reply.as_bytes())?;
                         answered += 1;
                         if answered == MAX_REQUESTS_PER_CONN {
@@ -67,7 +68,8 @@ impl Server {
                 Ok(0) => {
                     // The client half-closed after an unterminated request: still answer it.
                     if !framer.pending().is_empty() {
-                        let reply = self.respond(local, peer, framer.pending());
+                        let reply =
+                            self.respond_on(Some(stream.as_fd()), local, peer, framer.pending());
                         stream.write_all(reply.as_bytes())?;
                     }
                     return Ok(());

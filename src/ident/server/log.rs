@@ -17,6 +17,7 @@ pub enum LogTarget {
 
 /// A thread-safe log: one line per query, per refusal and per error.
 pub struct Logger {
+    target: LogTarget,
     sink: Mutex<Sink>,
 }
 
@@ -48,13 +49,24 @@ impl Logger {
             LogTarget::None => Sink::Discard,
         };
         Logger {
+            target,
             sink: Mutex::new(sink),
         }
+    }
+
+    /// A new log to the same place (its own syslog connection, for a new process).
+    pub fn clone_target(&self) -> Logger {
+        Logger::new(self.target)
+    }
+
+    pub fn target(&self) -> LogTarget {
+        self.target
     }
 
     /// A syslog log with `process` as its ident, whatever the server's `--log`.
     pub(crate) fn syslog_as(process: &str) -> Logger {
         Logger {
+            target: LogTarget::Syslog,
             sink: Mutex::new(Sink::syslog(process)),
         }
     }

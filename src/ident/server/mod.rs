@@ -21,8 +21,10 @@ mod log;
 mod owner;
 pub mod policy;
 mod privdrop;
+mod privsep;
 
 use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
@@ -38,7 +40,9 @@ pub use launch::{
 };
 pub use log::{LogTarget, Logger};
 pub use owner::check_home;
-pub use privdrop::drop_privileges;
+use policy::Findings;
+pub use privdrop::{drop_privileges, target as privdrop_target};
+pub use privsep::{Helper, HelperConfig};
 
 /// `--timeout`'s default, in seconds: RFC 1413 suggests 60 to 180.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -99,16 +103,30 @@ pub struct Server {
 struct Shared {
     config: ServerConfig,
     log: Logger,
+    /// Under `--user`: the privileged helper that looks owners up.
+    helper: Option<Helper>,
     active: AtomicUsize,
     stop: AtomicBool,
 }
 
 impl Server {
+    /// A server that looks owners up itself, with the privileges it has.
     pub fn new(config: ServerConfig, log: Logger) -> Server {
+        Server::build(config, log, None)
+    }
+
+    /// A server that asks `helper` who owns each connection and whether they may be
+    /// named (privilege separation: this process may then drop every privilege).
+    pub fn with_helper(config: ServerConfig, log: Logger, helper: Helper) -> Server {
+        Server::build(config, log, Some(helper))
+    }
+
+    fn build(config: ServerConfig, log: Logger, helper: Option<Helper>) -> Server {
         Server {
             shared: Arc::new(Shared {
                 config,
                 log,
+                helper,
                 active: AtomicUsize::new(0),
                 stop: AtomicBool::new(false),
             }),
@@ -125,27 +143,60 @@ impl Server {
 
     /// The answer to one request that arrived on an ident connection from `peer`
     /// to `local`: the owner of `local.ip():server_port` to `peer.ip():client_port`.
+    /// For a server with a helper, which needs the ident connection itself, see
+    /// [`Server::respond_on`]; asked this way it answers UNKNOWN-ERROR.
     pub fn answer(&self, local: SocketAddr, peer: SocketAddr, request: proto::Request) -> Answer {
+        self.answer_on(None, local, peer, request)
+    }
+
+    fn answer_on(
+        &self,
+        connection: Option<BorrowedFd<'_>>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        request: proto::Request,
+    ) -> Answer {
         let config = &self.shared.config;
-        // set_port keeps a link-local address's scope id, which netlink's lookup needs.
-        let with_port = |mut addr: SocketAddr, port| {
-            addr.set_port(port);
-            addr
+        let found = match (&self.shared.helper, connection) {
+            // The helper reads both addresses from the connection itself.
+            (Some(helper), Some(conn)) => {
+                helper.ask(conn, request.server_port, request.client_port)
+            }
+            (Some(_), None) => Findings::LookupFailed,
+            (None, _) => {
+                // set_port keeps a link-local address's scope id, which netlink's
+                // lookup needs.
+                let with_port = |mut addr: SocketAddr, port| {
+                    addr.set_port(port);
+                    addr
+                };
+                let tuple = Tuple::new(
+                    with_port(local, request.server_port),
+                    with_port(peer, request.client_port),
+                );
+                owner::find(&tuple, config.source, config.matcher, &self.shared.log)
+            }
         };
-        let tuple = Tuple::new(
-            with_port(local, request.server_port),
-            with_port(peer, request.client_port),
-        );
-        let found = owner::find(&tuple, config.source, config.matcher, &self.shared.log);
         policy::decide(config.rules(), &found)
     }
 
     /// The reply line to one request line.
     pub fn respond(&self, local: SocketAddr, peer: SocketAddr, line: &[u8]) -> String {
+        self.respond_on(None, local, peer, line)
+    }
+
+    /// The reply line to one request line that arrived on `connection`.
+    pub fn respond_on(
+        &self,
+        connection: Option<BorrowedFd<'_>>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        line: &[u8],
+    ) -> String {
         let (ports, answer) = match proto::parse_request(line) {
             Ok(req) => (
                 (u32::from(req.server_port), u32::from(req.client_port)),
-                self.answer(local, peer, req),
+                self.answer_on(connection, local, peer, req),
             ),
             Err(bad) => (bad.echo(), Answer::Error(ErrorToken::InvalidPort)),
         };
