@@ -73,7 +73,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --timeout 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)'
             cand --user 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
-            cand --source 'Where to read the kernel''s socket table'
+            cand --source 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
             cand --hide-all 'Answer HIDDEN-USER for everyone'
             cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'

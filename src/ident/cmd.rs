@@ -126,7 +126,7 @@ pub struct ServeArgs {
     /// Answer `USERID : OTHER : <uid>` instead of the user name
     #[arg(long)]
     numeric: bool,
-    /// Where to read the kernel's socket table
+    /// Where to read the kernel's socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)
     #[arg(long, value_enum, default_value_t = Source::Proc)]
     source: Source,
     /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
