@@ -307,27 +307,12 @@ fn the_process_holding_the_client_socket_keeps_no_privilege() {
     drop(querier);
 }
 
-#[test]
-fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
-    if !needs_root("binding port 113 and making a socket for nobody") {
-        return;
-    }
-    let has_module = Command::new("perl")
-        .args(["-MNet::Ident", "-e", "1"])
-        .output();
-    if !has_module.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Net::Ident (libnet-ident-perl) is missing, and .ci/run installs it"
-        );
-        eprintln!("note: skipped: Perl's Net::Ident is not installed");
-        return;
-    }
-    // Net::Ident always asks port 113: a loopback address no other test uses.
-    let served = Served::start("127.0.0.10:113", &["--user", "nobody"]);
-    // nobody's connection from 127.0.0.10 (the identd host) to a service on
-    // 127.0.0.1 (the host that asks), half-closed by nobody's end: FIN_WAIT2.
+/// A connection from `from` (an address of this host, as the client host) to a
+/// service on 127.0.0.1 (as the server host), whose client socket belongs to
+/// nobody and has half-closed: FIN_WAIT2. Returns (client, accepted, listener).
+fn nobody_half_closed_from(from: &str) -> (TcpStream, TcpStream, TcpListener) {
     let fd: OwnedFd = std::thread::spawn(|| {
+        // SAFETY: setfsuid changes only this thread's credentials.
         let old = unsafe { libc::setfsuid(65534) };
         let fd = sock::socket(
             AddressFamily::Inet,
@@ -341,7 +326,7 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
     .join()
     .unwrap();
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
-    let from: SocketAddr = "127.0.0.10:0".parse().unwrap();
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
     sock::bind(fd.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
     sock::connect(
         fd.as_raw_fd(),
@@ -354,6 +339,69 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
     let mut eof = [0u8; 1];
     accepted.set_read_timeout(Some(DEADLINE)).unwrap();
     assert_eq!((&accepted).read(&mut eof).unwrap(), 0, "the FIN arrived");
+    (client, accepted, service)
+}
+
+/// Skips (failing under CI) when a client this project did not write is missing.
+fn has_client(what: &str, present: bool) -> bool {
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} is missing, and .ci/run installs it"
+        );
+        eprintln!("note: skipped: {what} is not installed");
+    }
+    present
+}
+
+#[test]
+fn libidents_test_client_gets_nobody_for_a_nobody_owned_half_closed_connection() {
+    if !needs_root("binding port 113 and making a socket for nobody") {
+        return;
+    }
+    let tester = std::path::Path::new("/usr/sbin/in.identtestd");
+    if !has_client(
+        "libident's in.identtestd (Debian libident)",
+        tester.exists(),
+    ) {
+        return;
+    }
+    // in.identtestd asks port 113 of the host its client came from: 127.0.0.11.
+    let _served = Served::start("127.0.0.11:113", &["--user", "nobody"]);
+    let (mut client, accepted, _service) = nobody_half_closed_from("127.0.0.11");
+    // Started as inetd would: the accepted connection is its stdin and stdout.
+    let fd: OwnedFd = accepted.into();
+    let mut tester = Command::new(tester)
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut said = String::new();
+    client.read_to_string(&mut said).unwrap();
+    assert!(tester.wait().unwrap().success());
+    assert!(said.contains("Opsys........ UNIX"), "{said}");
+    assert!(said.contains("Identifier... nobody\r\n"), "{said}");
+}
+
+#[test]
+fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
+    if !needs_root("binding port 113 and making a socket for nobody") {
+        return;
+    }
+    let has_module = Command::new("perl")
+        .args(["-MNet::Ident", "-e", "1"])
+        .output();
+    if !has_client(
+        "Perl's Net::Ident (libnet-ident-perl)",
+        has_module.is_ok_and(|o| o.status.success()),
+    ) {
+        return;
+    }
+    // Net::Ident always asks port 113: a loopback address no other test uses.
+    let served = Served::start("127.0.0.10:113", &["--user", "nobody"]);
+    let (_client, accepted, _service) = nobody_half_closed_from("127.0.0.10");
     let script = r#"
         use Net::Ident; use Socket;
         my ($lport, $rport) = @ARGV;
