@@ -205,6 +205,41 @@ fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     );
 }
 
+#[test]
+fn under_inetd_a_server_with_user_answers_by_name_and_closes_the_connection() {
+    if !needs_root("--user") {
+        return;
+    }
+    let (root_conn, _a, _l) = connection_owned_by(0);
+    let (l, r) = (
+        root_conn.local_addr().unwrap(),
+        root_conn.peer_addr().unwrap(),
+    );
+    // inetd nowait: the accepted ident connection is stdin, stdout and stderr.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let mut child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
+    querier.shutdown(std::net::Shutdown::Write).unwrap();
+    // End of file, not a timeout: the helper holds no copy of the connection.
+    let mut got = String::new();
+    querier.read_to_string(&mut got).unwrap();
+    assert_eq!(
+        got,
+        format!("{}, {} : USERID : UNIX : root\r\n", l.port(), r.port())
+    );
+    assert!(child.wait().unwrap().success());
+}
+
 /// The pids of processes holding a descriptor for socket inode `inode`.
 fn holders_of(inode: u64) -> Vec<u32> {
     let want = format!("socket:[{inode}]");

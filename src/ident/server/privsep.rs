@@ -92,8 +92,17 @@ impl Helper {
             SockFlag::SOCK_CLOEXEC,
         )
         .context("creating the privileged helper's socketpair")?;
+        // fork copies only the calling thread: with others running, a lock one of
+        // them held would stay locked forever in the child.
+        let threads = std::fs::read_dir("/proc/self/task")
+            .context("counting this process's threads")?
+            .count();
+        anyhow::ensure!(
+            threads == 1,
+            "the privileged helper must be forked while the server has one thread, not {threads}"
+        );
         let parent = nix::unistd::getpid();
-        // SAFETY: the caller guarantees one thread, so the child may do anything.
+        // SAFETY: this process has one thread (checked above), so the child may do anything.
         match unsafe { nix::unistd::fork() }.context("forking the privileged helper")? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
