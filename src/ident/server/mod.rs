@@ -1,5 +1,14 @@
-//! The identd: how it is started (inetd nowait or wait, systemd socket activation,
-//! standalone), who may learn what, and the per-connection loop.
+//! The identd. Each job has its own file:
+//!
+//! - `launch`: how it was started (inetd nowait or wait, systemd socket activation,
+//!   standalone) and keeping fd 2 quiet when it may be the client's socket;
+//! - `policy`: who may be named, a pure function of what was found;
+//! - `owner`: finding it out (the one place an owner is looked up);
+//! - `privsep` and `privdrop`: under `--user`, a privileged helper that answers
+//!   "who owns this and may they be named", and the drop of every privilege by the
+//!   process that reads the network;
+//! - `accept` and `conn`: the accept loops and the per-connection loop;
+//! - `log`: syslog, stderr or nowhere.
 //!
 //! **Who may learn what.** The querier learns about connections between itself and
 //! this host, nothing else: the tuple looked up is built from the ident connection's
@@ -11,7 +20,7 @@
 //! fd 2 is often the client's socket: one stray diagnostic would be sent to the
 //! querier as if it were a reply. In those modes fd 2 is pointed at /dev/null before
 //! anything can be written to it and everything goes to syslog instead. The same
-//! holds for a command-line error clap finds before `serve` runs: `main` asks
+//! holds for a command-line error clap finds before `serve` runs: `cli::parse` asks
 //! [`started_by_a_superserver`] and sends it to syslog with [`log_usage_error_quietly`].
 
 mod accept;
