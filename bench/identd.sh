@@ -158,6 +158,9 @@ for level in levels:
         qps = [m["qps"] for m in got[s]]
         p99 = [m["p99_ms"] for m in got[s]]
         bad = sum(m["not_userid"] for m in got[s])
+        how = ", ".join(f"{k.replace('_', ' ')} {n}" for k in ("closed_unanswered", "other_reply", "io_error")
+                        if (n := sum(m.get(k, 0) for m in got[s])))
+        bad = f"{bad} ({how})" if how else f"{bad}"
         # Ratio per round (same round, adjacent in time), then the median round.
         ratios = sorted(a["qps"] / b["qps"] for a, b in zip(got[s], got["oidentd"]))
         rows.append(f"| {level} ({have}) | {name} | {med(qps):,.0f} "
@@ -288,7 +291,9 @@ that costs a failed send per line for both).
 
 Median of {rounds} rounds (lowest to highest); the ratio to oidentd is taken per round,
 between measurements adjacent in time, then the median round. "not USERID" counts
-replies that were not a USERID answer (must be 0).
+replies that were not a USERID answer, and how: "closed unanswered", a connection the
+server closed without a reply (racefree does so past `--max-conns`); "io error", a
+failed connect, write or read, or no reply within 30 s.
 
 | sockets held (TCP in use) | server | queries/s | p99 ms | vs oidentd | not USERID |
 |---|---|---:|---:|---:|---:|

@@ -91,7 +91,12 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     systemd socket activation (a connected socket is served once, a listening one is \
     accepted on); --listen means standalone; otherwise stdin decides: a connected socket \
     is inetd nowait (serve it, then exit), a listening socket is inetd wait. --mode \
-    insists on one.\n\n\
+    insists on one. --listen with a socket on stdin (an inetd line that asks for \
+    --listen) is a usage error, reported to syslog only, unless --mode standalone.\n\n\
+    Who is named: the owner, unless --hide or --hide-all say otherwise, or ~/.noident \
+    exists. A home that does not exist (nobody's /nonexistent) holds no .noident, so its \
+    user is named, as oidentd and pidentd name it; HIDDEN-USER is also the answer when \
+    the home or the password database cannot be read.\n\n\
     A querier learns only about connections between its own address and the address it \
     connected to; anything else is NO-USER. A connection is closed after 100 requests, \
     or when a request line is not complete within --timeout (a deadline for the whole \
