@@ -506,4 +506,120 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         assert!(tuple_of(a.as_fd(), 80, 4000).is_none(), "a Unix socket");
     }
+
+    /// A worker on one end of a socketpair, as in the helper (no fork needed).
+    fn worker() -> (OwnedFd, thread::JoinHandle<i32>) {
+        let (ours, theirs) = sock::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let config = HelperConfig {
+            source: Source::Proc,
+            matcher: Matcher::FourTuple,
+            log: LogTarget::None,
+            workers: 1,
+        };
+        let t =
+            thread::spawn(move || serve_requests(&theirs, config, &Logger::new(LogTarget::None)));
+        (ours, t)
+    }
+
+    fn request(channel: &OwnedFd, id: u64, ports: (u16, u16), fds: &[RawFd]) -> Findings {
+        let mut r = [0u8; REQUEST_LEN];
+        r[..8].copy_from_slice(&id.to_le_bytes());
+        r[8..10].copy_from_slice(&ports.0.to_le_bytes());
+        r[10..12].copy_from_slice(&ports.1.to_le_bytes());
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+        sock::sendmsg::<()>(
+            channel.as_raw_fd(),
+            &[IoSlice::new(&r)],
+            cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let mut buf = [0u8; REPLY_LEN];
+        assert_eq!(
+            sock::recv(channel.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
+            REPLY_LEN
+        );
+        let (got_id, findings) = decode_reply(&buf);
+        assert_eq!(got_id, id);
+        findings
+    }
+
+    #[test]
+    fn the_helper_answers_only_about_the_passed_connections_own_addresses() {
+        let (channel, t) = worker();
+        // A service and its client: the client's end is the connection asked about.
+        let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(service.local_addr().unwrap()).unwrap();
+        let (_served, _) = service.accept().unwrap();
+        let (sp, cp) = (
+            client.local_addr().unwrap().port(),
+            service.local_addr().unwrap().port(),
+        );
+        // An ident connection from 127.0.0.1 to 127.0.0.1: the pair matches.
+        let identd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _querier = std::net::TcpStream::connect(identd.local_addr().unwrap()).unwrap();
+        let (ident_conn, _) = identd.accept().unwrap();
+        let me = nix::unistd::Uid::effective().as_raw();
+        assert!(matches!(
+            request(&channel, 1, (sp, cp), &[ident_conn.as_raw_fd()]),
+            Findings::Owner { uid, .. } if uid == me
+        ));
+        // The same ports asked on an ident connection from 127.0.0.2: not its business.
+        let from2 = nix::sys::socket::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let two: SocketAddr = "127.0.0.2:0".parse().unwrap();
+        sock::bind(from2.as_raw_fd(), &SockaddrStorage::from(two)).unwrap();
+        sock::connect(
+            from2.as_raw_fd(),
+            &SockaddrStorage::from(identd.local_addr().unwrap()),
+        )
+        .unwrap();
+        let (ident_conn2, _) = identd.accept().unwrap();
+        assert_eq!(
+            request(&channel, 2, (sp, cp), &[ident_conn2.as_raw_fd()]),
+            Findings::NoOwner
+        );
+        // No descriptor, two, a listener, a port 0: refused, never answered.
+        assert_eq!(request(&channel, 3, (sp, cp), &[]), Findings::LookupFailed);
+        assert_eq!(
+            request(
+                &channel,
+                4,
+                (sp, cp),
+                &[ident_conn.as_raw_fd(), ident_conn2.as_raw_fd()]
+            ),
+            Findings::LookupFailed
+        );
+        assert_eq!(
+            request(&channel, 5, (sp, cp), &[identd.as_raw_fd()]),
+            Findings::LookupFailed
+        );
+        assert_eq!(
+            request(&channel, 6, (0, cp), &[ident_conn.as_raw_fd()]),
+            Findings::LookupFailed
+        );
+        // A record of the wrong size ends the helper: it trusts nothing after that.
+        sock::send(channel.as_raw_fd(), &[0u8; 3], MsgFlags::empty()).unwrap();
+        assert_eq!(t.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn the_helper_ends_when_the_network_side_closes_its_end() {
+        let (channel, t) = worker();
+        drop(channel);
+        assert_eq!(t.join().unwrap(), 0);
+    }
 }
