@@ -261,12 +261,16 @@ and oidentd:
   (`clone3`, `sigaltstack`, `rt_sigprocmask`, `munmap`), the password database read
   through NSS (`openat`, `newfstatat`, `read` of /etc/passwd) and the home check.
   It does not depend on the number of sockets.
-- **oidentd** looks the socket up with netlink sock_diag too (its socket is opened
-  at start; /proc is its fallback), and pays per connection for a forked child
-  (`clone`, `wait4`), a reverse lookup of the querier's address (reads of
-  /etc/host.conf, /etc/resolv.conf, /etc/hosts), the password database, and a log
-  line that, with no syslog daemon, goes to /dev/console (strace of one query).
-  Debian's build is also a debug build (`oidentd --version`).
+- **oidentd** forks a child per connection (`clone`, `wait4`), which reads the
+  request one byte per `read`, looks up the querier's name (reads of /etc/host.conf,
+  /etc/resolv.conf, /etc/hosts), reads the password database, and logs (with no
+  syslog daemon, it tries /dev/console). For a lone query (strace of one) the lookup
+  is one netlink sock_diag request, on a socket opened once at start and inherited by
+  every child. Under 32 concurrent clients, though, its profile is dominated by
+  reading /proc/net/tcp and parsing it with `fscanf` (`__vfscanf_internal`,
+  `strtoull`, and the kernel's `vsnprintf` and `established_get_first`): that
+  suggests its children, sharing one netlink socket, read each other's replies and
+  fall back to /proc. Debian's build is also a debug build (`oidentd --version`).
 """
 kernel = platform.release()
 cpus = os.cpu_count()
