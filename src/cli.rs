@@ -47,6 +47,24 @@ pub enum Command {
     Write(crate::write::cmd::Args),
 }
 
+/// The command line, or the exit status of a usage error already reported: on
+/// stderr as clap does, or, when inetd or systemd may have started us (fd 2 may be
+/// the client's socket), to syslog only.
+pub fn parse() -> Result<Cli, std::process::ExitCode> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(cli) = parse_primitive_fast(&argv) {
+        return Ok(cli);
+    }
+    match <Cli as Parser>::try_parse_from(&argv) {
+        Ok(cli) => Ok(cli),
+        Err(err) if err.use_stderr() && crate::ident::server::started_by_a_superserver() => {
+            crate::ident::server::log_usage_error_quietly(&err.to_string());
+            Err(exit::Exit::Usage.into())
+        }
+        Err(err) => err.exit(),
+    }
+}
+
 /// The full clap command, for docs generation and tests.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()

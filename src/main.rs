@@ -3,24 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use racefree::ident::server;
-use racefree::{cli::Cli, exit};
+use racefree::{cli, exit};
 
 fn main() -> ExitCode {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let parsed = match racefree::cli::parse_primitive_fast(&argv) {
-        Some(cli) => Ok(cli),
-        None => Cli::try_parse_from(&argv),
-    };
-    let cli = match parsed {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
-        // Under inetd fd 2 may be the client's socket: a usage error goes to syslog.
-        Err(err) if err.use_stderr() && server::started_by_a_superserver() => {
-            server::log_usage_error_quietly(&err.to_string());
-            return exit::Exit::Usage.into();
-        }
-        Err(err) => err.exit(),
+        Err(status) => return status,
     };
     match racefree::run(cli) {
         Ok(status) => status.into(),

@@ -5,6 +5,8 @@ mod counter;
 mod docs;
 mod ident;
 mod lock;
+mod ident_hardening;
+mod ident_privsep;
 mod makedirs;
 mod makedirs_modes;
 mod makedirs_output;

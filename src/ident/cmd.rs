@@ -91,7 +91,12 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     systemd socket activation (a connected socket is served once, a listening one is \
     accepted on); --listen means standalone; otherwise stdin decides: a connected socket \
     is inetd nowait (serve it, then exit), a listening socket is inetd wait. --mode \
-    insists on one.\n\n\
+    insists on one. --listen with a socket on stdin (an inetd line that asks for \
+    --listen) is a usage error, reported to syslog only, unless --mode standalone.\n\n\
+    Who is named: the owner, unless --hide or --hide-all say otherwise, or ~/.noident \
+    exists. A home that does not exist (nobody's /nonexistent) holds no .noident, so its \
+    user is named, as oidentd and pidentd name it; HIDDEN-USER is also the answer when \
+    the home or the password database cannot be read.\n\n\
     A querier learns only about connections between its own address and the address it \
     connected to; anything else is NO-USER. A connection is closed after 100 requests, \
     or when a request line is not complete within --timeout (a deadline for the whole \
@@ -109,12 +114,12 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
     mode: ModeChoice,
     /// Standalone and inetd wait: connections served at once; more are closed at once
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNS, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_conns: u32,
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-    /// After binding, drop to this user (setgroups, setgid, setuid) and verify the drop
+    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Answer HIDDEN-USER for this user (name or uid); repeatable
@@ -126,7 +131,7 @@ pub struct ServeArgs {
     /// Answer `USERID : OTHER : <uid>` instead of the user name
     #[arg(long)]
     numeric: bool,
-    /// Where to read the kernel's socket table
+    /// Where to read the kernel's socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)
     #[arg(long, value_enum, default_value_t = Source::Proc)]
     source: Source,
     /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
@@ -193,8 +198,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                 .iter()
                 .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            drop_to(args)?;
-            let server = Server::new(config, log);
+            let server = start_server(args, config, log)?;
             let mut out = io::stdout().lock();
             for l in &listeners {
                 let addr = l.local_addr()?;
@@ -210,8 +214,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                 .as_fd()
                 .try_clone_to_owned()
                 .context("duplicating stdin")?;
-            drop_to(args)?;
-            serve_fds(Server::new(config, log), vec![fd])?;
+            serve_fds(start_server(args, config, log)?, vec![fd])?;
         }
         Mode::Systemd => {
             let fds = (0..systemd_fds)
@@ -226,8 +229,7 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
                     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            drop_to(args)?;
-            serve_fds(Server::new(config, log), fds)?;
+            serve_fds(start_server(args, config, log)?, fds)?;
         }
     }
     Ok(Exit::Success)
@@ -257,11 +259,26 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drop_to(args: &ServeArgs) -> anyhow::Result<()> {
-    match &args.user {
-        Some(name) => server::drop_privileges(name),
-        None => Ok(()),
-    }
+/// The server, once everything privileged is done. With `--user`, a privileged
+/// helper is forked first (it alone keeps root, to look in 0700 homes for
+/// `.noident`), then this process, which parses network input, drops to the user.
+fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<Server> {
+    let Some(name) = &args.user else {
+        return Ok(Server::new(config, log));
+    };
+    // Refuse an unknown user before forking anything.
+    server::privdrop_target(name).map(drop)?;
+    let helper = server::Helper::start(
+        server::HelperConfig {
+            source: config.source,
+            matcher: config.matcher,
+            log: log.target(),
+            workers: config.max_conns,
+        },
+        &log,
+    )?;
+    server::drop_privileges(name)?;
+    Ok(Server::with_helper(config, log, helper))
 }
 
 /// A `--hide` value: a user name, or a uid number.
@@ -279,8 +296,9 @@ fn resolve_user(s: &str) -> anyhow::Result<u32> {
 pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between SERVER_PORT on HOST \
     and CLIENT_PORT on this host. Prints the user id on stdout; an ERROR reply prints its \
     token on stderr and exits 1. A reply that is malformed, answers for other ports, or \
-    holds control characters (which could drive the terminal it is printed on) is \
-    refused: nothing of it is printed, exit 1.";
+    holds control characters (which could drive the terminal it is printed on) or \
+    invisible Unicode format characters such as a bidi override U+202E (which make it \
+    print as something else) is refused: nothing of it is printed, exit 1.";
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {

@@ -205,6 +205,12 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
     if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(BadReply(CONTROL));
     }
+    // Nor may it send what a terminal shows as something else: a bidi override
+    // (U+202E) that prints "root" backwards, a zero-width space inside a name, a
+    // line separator. General categories Cf, Zl and Zp.
+    if text.chars().any(is_invisible_format) {
+        return Err(BadReply(FORMAT));
+    }
     let mut fields = text.splitn(3, ':');
     let ports = fields.next().unwrap_or_default();
     let kind = fields.next().ok_or(BadReply("reply has no reply type"))?;
@@ -267,6 +273,18 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, BadReply> {
 const BLANKS: &[char] = &[' ', '\t'];
 
 const CONTROL: &str = "reply contains a control character";
+
+const FORMAT: &str = "reply contains an invisible Unicode format or separator character";
+
+fn is_invisible_format(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
 
 /// Splits a byte stream into lines ended by CRLF, LF or CR, bounded in length.
 ///
@@ -567,6 +585,30 @@ mod tests {
         ] {
             assert!(parse_reply(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn replies_with_unicode_format_characters_are_refused() {
+        for bad in [
+            "1, 2 : USERID : UNIX : \u{202e}toor",
+            "1, 2 : USERID : UNIX : ro\u{200b}ot",
+            "1, 2 : USERID : UNIX : \u{feff}root",
+            "1, 2 : USERID : UNIX : root\u{2066}",
+            "1, 2 : USERID : UNIX : ro\u{ad}ot",
+            "1, 2 : USERID : UNIX : root\u{e0001}",
+            "1, 2 : USERID : UNIX : root\u{2028}",
+            "1, 2 : USERID : UNIX : root\u{2029}",
+            "1, 2 : ERROR : NO-USER\u{200d}",
+        ] {
+            assert_eq!(
+                parse_reply(bad.as_bytes()),
+                Err(BadReply(FORMAT)),
+                "{bad:?}"
+            );
+        }
+        // Letters of any script are names, not formatting.
+        let r = parse_reply("1, 2 : USERID : UNIX : jos\u{e9}\u{5d0}".as_bytes()).unwrap();
+        assert!(matches!(r.kind, ReplyKind::UserId { user, .. } if user == "jos\u{e9}\u{5d0}"));
     }
 
     #[test]

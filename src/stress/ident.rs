@@ -132,11 +132,16 @@ pub struct Round {
 /// How a HIDDEN-USER reply is recorded: a uid no user can have ((uid_t)-1).
 const HIDDEN: u32 = u32::MAX;
 
-/// Whether the server answers HIDDEN-USER for `uid`, by the server's own rule
-/// (`noident_hides`), read independently of it from the password database.
+/// Whether the server must answer HIDDEN-USER for a stage socket's owner, stated
+/// here on its own rather than by calling the server's policy, so that a wrong
+/// policy fails the run instead of agreeing with itself. Stage sockets belong to
+/// the harness's own user and, as root, to nobody. RFC 1413 practice (oidentd,
+/// pidentd): a user is hidden when `~/.noident` exists; a home that is missing
+/// (nobody's `/nonexistent`) holds none, so nobody is named; an unreadable password
+/// database hides (fail closed); a uid with no entry is answered by number.
 fn server_hides(uid: u32) -> bool {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => crate::ident::server::noident_hides(&user.dir),
+        Ok(Some(user)) => user.dir.join(".noident").symlink_metadata().is_ok(),
         Ok(None) => false,
         Err(_) => true,
     }

@@ -15,6 +15,7 @@
 
 mod netlink;
 mod proc_net;
+pub mod single_flight;
 
 /// One /proc/net/tcp{,6} address field back to an address (host-order words).
 pub(crate) use proc_net::parse_hex_endpoint;
@@ -99,9 +100,9 @@ fn mapped(v4: Ipv4Addr) -> Ipv6Addr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
-    /// `/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple.
+    /// `/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one), shared by the lookups that arrive together
     Proc,
-    /// The kernel's sock_diag exact lookup: one request, constant time.
+    /// The kernel's sock_diag exact lookup: one request, constant time whatever the number of sockets; needs the tcp_diag module, which some sandboxes block
     Netlink,
     /// Netlink, falling back to /proc when netlink sock_diag is unavailable.
     Auto,
@@ -269,7 +270,7 @@ pub fn lookup_owner_with(
         let found = match source {
             Source::Netlink => netlink::find(&wanted, matcher)
                 .with_context(|| format!("netlink sock_diag lookup of {wanted}"))?,
-            _ => proc_net::find(&wanted, matcher)?,
+            _ => proc_net::find_coalesced(&wanted, matcher)?,
         };
         if let Some(row) = found {
             return Ok(Some(Owner {

@@ -16,14 +16,17 @@
 //! of the table is most of the cost; parsing every row adds a third on top. The
 //! tests still use procfs, as a reader independent of this one, to check states.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use memchr::memmem;
 
+use super::single_flight::{ScanPanicked, SingleFlight};
 use super::{Matcher, Row, TcpState, Tuple, mapped};
 
 /// Reads happen in chunks this big: /proc/net/tcp is generated per read call, so
@@ -142,6 +145,20 @@ pub(crate) fn scan(
     matcher: Matcher,
 ) -> io::Result<Option<Row>> {
     let finder = memmem::Finder::new(needle);
+    let mut found = None;
+    for_each_rows(reader, |rows| {
+        found = finder
+            .find_iter(rows)
+            .filter_map(|hit| row_at(rows, hit, needle.len()))
+            .find(|row| matcher.accepts(row, wanted));
+        found.is_some()
+    })?;
+    Ok(found)
+}
+
+/// Feeds `on_rows` the table in runs of whole rows (the last row of the file may
+/// lack its newline), until it returns true (done) or the file ends.
+fn for_each_rows(reader: &mut impl Read, mut on_rows: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     // buf[..filled] holds unscanned bytes; everything before the last '\n' is whole rows.
     let mut filled = 0;
@@ -167,20 +184,125 @@ pub(crate) fn scan(
                 None => continue,
             }
         };
-        for hit in finder.find_iter(&buf[..whole]) {
-            if let Some(row) = row_at(&buf[..whole], hit, needle.len())
-                && matcher.accepts(&row, wanted)
-            {
-                return Ok(Some(row));
-            }
-        }
-        if n == 0 {
-            return Ok(None);
+        if on_rows(&buf[..whole]) || n == 0 {
+            return Ok(());
         }
         // Keep the partial last row, and enough of it for a needle split across reads.
         buf.copy_within(whole..filled, 0);
         filled -= whole;
     }
+}
+
+/// One lookup waiting for a coalesced scan.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Want {
+    pub tuple: Tuple,
+    pub matcher: Matcher,
+}
+
+/// Why a coalesced scan failed, shared by every lookup it was serving.
+#[derive(Clone, Debug)]
+pub(crate) struct ScanError(Arc<str>);
+
+impl From<ScanPanicked> for ScanError {
+    fn from(_: ScanPanicked) -> Self {
+        ScanError("the scan of /proc/net/tcp panicked".into())
+    }
+}
+
+type Flight =
+    SingleFlight<Want, Option<Row>, ScanError, fn(&[Want]) -> Result<Vec<Option<Row>>, ScanError>>;
+
+/// [`find`], coalesced with every other lookup of this process: one read of the
+/// tables serves every lookup that arrived before it started (see
+/// [`super::single_flight`]). A lone lookup reads for itself, as [`find`] does.
+pub(crate) fn find_coalesced(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
+    static FLIGHT: OnceLock<Flight> = OnceLock::new();
+    FLIGHT
+        .get_or_init(|| SingleFlight::new(find_all as fn(&[Want]) -> _))
+        .call(Want {
+            tuple: *wanted,
+            matcher,
+        })
+        .map_err(|e| anyhow::anyhow!("{}", e.0))
+}
+
+/// The rows of every want, in one pass over each table: `/proc/net/tcp` for the
+/// IPv4 wants, then `/proc/net/tcp6` for what is still missing (IPv4-mapped and
+/// native IPv6). One want takes [`find`]'s path, which stops at the first hit.
+fn find_all(wants: &[Want]) -> Result<Vec<Option<Row>>, ScanError> {
+    let failed = |e: anyhow::Error| ScanError(format!("{e:#}").into());
+    if let [one] = wants {
+        return Ok(vec![find(&one.tuple, one.matcher).map_err(failed)?]);
+    }
+    let mut found = vec![None; wants.len()];
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        // The wanted tuples as this table prints them, to the wants they answer.
+        let mut keys: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, w) in wants.iter().enumerate() {
+            if found[i].is_none() {
+                for (p, needle) in needles(&w.tuple) {
+                    if p == path {
+                        keys.entry(needle).or_default().push(i);
+                    }
+                }
+            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        let result = match File::open(path) {
+            Ok(mut file) => scan_many(&mut file, &keys, wants, &mut found),
+            // A missing table is an empty one (see scan_table).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        result
+            .with_context(|| format!("reading {path} for {} lookups", keys.len()))
+            .map_err(failed)?;
+    }
+    Ok(found)
+}
+
+/// One pass over a table for many wants: each row's address pair is looked up in
+/// `keys` (every key has the table's needle length), so the pass costs the same
+/// for thirty-two wants as for two. Stops when every want has its row.
+pub(crate) fn scan_many(
+    reader: &mut impl Read,
+    keys: &HashMap<Vec<u8>, Vec<usize>>,
+    wants: &[Want],
+    found: &mut [Option<Row>],
+) -> io::Result<()> {
+    let Some(len) = keys.keys().next().map(Vec::len) else {
+        return Ok(());
+    };
+    let mut missing: usize = keys.values().map(Vec::len).sum();
+    for_each_rows(reader, |rows| {
+        let mut start = 0;
+        while start < rows.len() {
+            let end = memchr::memchr(b'\n', &rows[start..]).map_or(rows.len(), |i| start + i);
+            let row = &rows[start..end];
+            // `NNN: ` then the address pair.
+            if let Some(colon) = memchr::memchr(b':', row) {
+                let hit = start + colon + 2;
+                if let Some(idxs) = rows.get(hit..hit + len).and_then(|k| keys.get(k))
+                    && let Some(r) = row_at(rows, hit, len)
+                {
+                    for &i in idxs {
+                        if found[i].is_none() && wants[i].matcher.accepts(&r, &wants[i].tuple) {
+                            found[i] = Some(r);
+                            missing -= 1;
+                        }
+                    }
+                }
+            }
+            if missing == 0 {
+                return true;
+            }
+            start = end + 1;
+        }
+        false
+    })
 }
 
 /// Parses the row in which the needle was found at `hit`, if the hit is really the
@@ -420,5 +542,94 @@ mod tests {
                 "{evil:?}"
             );
         }
+    }
+
+    #[test]
+    fn one_pass_answers_many_wants_each_with_its_own_row() {
+        let t = |l: &str, r: &str| Tuple::new(sa(l), sa(r));
+        let wants = [
+            Want {
+                tuple: t("127.0.0.1:40000", "127.0.0.1:80"),
+                matcher: Matcher::FourTuple,
+            },
+            Want {
+                tuple: t("127.0.0.1:40001", "127.0.0.1:80"),
+                matcher: Matcher::FourTuple,
+            },
+            // Asked twice: both askers are answered.
+            Want {
+                tuple: t("127.0.0.1:40001", "127.0.0.1:80"),
+                matcher: Matcher::FourTuple,
+            },
+            // Not in the table.
+            Want {
+                tuple: t("127.0.0.1:40002", "127.0.0.1:80"),
+                matcher: Matcher::FourTuple,
+            },
+            // Only a FIN_WAIT1 row: the control matcher refuses it, ours takes it.
+            Want {
+                tuple: t("127.0.0.1:40003", "127.0.0.1:80"),
+                matcher: Matcher::EstablishedOnly,
+            },
+            Want {
+                tuple: t("127.0.0.1:40003", "127.0.0.1:80"),
+                matcher: Matcher::FourTuple,
+            },
+        ];
+        let bytes = table(&[
+            v4_row(0, "0100007F:0050", "00000000:0000", "0A", 0, 100),
+            // TIME_WAIT first, then the owned row of the same tuple.
+            v4_row(1, "0100007F:9C40", "0100007F:0050", "06", 0, 0),
+            v4_row(2, "0100007F:9C41", "0100007F:0050", "01", 1001, 201),
+            v4_row(3, "0100007F:9C40", "0100007F:0050", "01", 1000, 200),
+            v4_row(4, "0100007F:9C43", "0100007F:0050", "04", 1003, 203),
+        ]);
+        let mut keys: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, w) in wants.iter().enumerate() {
+            keys.entry(needles(&w.tuple)[0].1.clone())
+                .or_default()
+                .push(i);
+        }
+        let mut found = vec![None; wants.len()];
+        scan_many(&mut &bytes[..], &keys, &wants, &mut found).unwrap();
+        let inodes: Vec<Option<u64>> = found.iter().map(|r| r.map(|r| r.inode)).collect();
+        assert_eq!(
+            inodes,
+            [Some(200), Some(201), Some(201), None, None, Some(203)]
+        );
+        // And each answer is what the one-want scan finds.
+        for (w, got) in wants.iter().zip(&found) {
+            let needle = &needles(&w.tuple)[0].1;
+            assert_eq!(
+                &scan(&mut &bytes[..], needle, &w.tuple, w.matcher).unwrap(),
+                got
+            );
+        }
+    }
+
+    #[test]
+    fn coalesced_lookups_from_many_threads_find_their_own_live_connections() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pairs: Vec<_> = (0..16)
+            .map(|_| {
+                let c = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (s, _) = listener.accept().unwrap();
+                (c, s)
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (c, s) in &pairs {
+                for end in [c, s] {
+                    scope.spawn(move || {
+                        let t = Tuple::new(end.local_addr().unwrap(), end.peer_addr().unwrap());
+                        for _ in 0..20 {
+                            let row = find_coalesced(&t, Matcher::FourTuple).unwrap().unwrap();
+                            assert_eq!(row.tuple, t);
+                            assert_eq!(row.uid, nix::unistd::Uid::effective().as_raw());
+                        }
+                    });
+                }
+            }
+        });
     }
 }

@@ -1,0 +1,225 @@
+//! Who may be named: the disclosure policy, as pure functions over what the lookup,
+//! the password database and the home check found. No I/O here: [`super::owner`]
+//! gathers the facts (in the privileged helper under `--user`), these decide.
+//!
+//! The rules, like oidentd's and pidentd's:
+//! - `--hide-all` and `--hide USER` hide, whatever else is true.
+//! - A `~/.noident` (any kind of file, even a dangling symlink) hides its owner.
+//! - A home that does not exist, or is not a directory, cannot hold a `.noident`:
+//!   its user is named (nobody, home `/nonexistent`, is `USERID : UNIX : nobody`).
+//! - Fail closed, answering HIDDEN-USER, only when a check could not be made: the
+//!   password database could not be read, or the home or its `.noident` could not
+//!   be examined (EACCES, EIO, ELOOP, ...), or the home is not an absolute path.
+//! - A uid with no password entry has no home that could ask to be hidden: it is
+//!   answered by number, as is a name that cannot go on the wire, and every owner
+//!   under `--numeric`.
+
+use super::super::proto::{self, Answer, ErrorToken};
+
+/// What looking in a home for `.noident` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HomeCheck {
+    /// The home is a directory we could search, and it holds no `.noident`.
+    NoNoident,
+    /// `.noident` exists in the home.
+    Noident,
+    /// The home does not exist or is not a directory: nothing there can ask to be hidden.
+    NoHome,
+    /// The home or its `.noident` could not be examined (EACCES, EIO, ELOOP, a
+    /// relative home path): we do not know.
+    CouldNotCheck,
+}
+
+/// Whether a home check lets its user be named.
+pub fn home_allows_naming(home: HomeCheck) -> bool {
+    match home {
+        HomeCheck::NoNoident | HomeCheck::NoHome => true,
+        HomeCheck::Noident | HomeCheck::CouldNotCheck => false,
+    }
+}
+
+/// What the password database said about the owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Passwd {
+    /// An entry: its name, and whether its home check allows naming
+    /// ([`home_allows_naming`]).
+    Entry { name: String, may_be_named: bool },
+    /// No entry for this uid.
+    NoEntry,
+    /// The database could not be read (NSS down, say).
+    Unreadable,
+}
+
+/// Everything the policy needs to answer one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Findings {
+    /// No socket with that 4-tuple has an owner.
+    NoOwner,
+    /// The lookup itself failed (already logged where it happened).
+    LookupFailed,
+    Owner {
+        uid: u32,
+        passwd: Passwd,
+    },
+}
+
+/// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub hide_all: bool,
+    pub hide_uids: &'a [u32],
+    pub numeric: bool,
+}
+
+/// The answer to a request, from the operator's rules and what was found.
+pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
+    let (uid, passwd) = match found {
+        Findings::NoOwner => return Answer::Error(ErrorToken::NoUser),
+        Findings::LookupFailed => return Answer::Error(ErrorToken::UnknownError),
+        Findings::Owner { uid, passwd } => (*uid, passwd),
+    };
+    if rules.hide_all || rules.hide_uids.contains(&uid) {
+        return Answer::Error(ErrorToken::HiddenUser);
+    }
+    match passwd {
+        Passwd::Unreadable
+        | Passwd::Entry {
+            may_be_named: false,
+            ..
+        } => Answer::Error(ErrorToken::HiddenUser),
+        Passwd::Entry {
+            name,
+            may_be_named: true,
+        } if !rules.numeric && proto::is_wire_safe(name) => Answer::User(name.clone()),
+        // No entry, --numeric, or a name that cannot go on the wire.
+        Passwd::Entry { .. } | Passwd::NoEntry => Answer::Uid(uid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOMES: [HomeCheck; 4] = [
+        HomeCheck::NoNoident,
+        HomeCheck::Noident,
+        HomeCheck::NoHome,
+        HomeCheck::CouldNotCheck,
+    ];
+
+    #[test]
+    fn only_a_noident_or_a_failed_check_keeps_a_home_from_naming_its_user() {
+        let table: Vec<(HomeCheck, bool)> =
+            HOMES.iter().map(|&h| (h, home_allows_naming(h))).collect();
+        assert_eq!(
+            table,
+            [
+                (HomeCheck::NoNoident, true),
+                (HomeCheck::Noident, false),
+                // nobody's /nonexistent: nothing there can ask to be hidden.
+                (HomeCheck::NoHome, true),
+                (HomeCheck::CouldNotCheck, false),
+            ]
+        );
+    }
+
+    /// The whole table: every rule setting against every finding, each row stating
+    /// its expected answer independently of `decide`'s own code.
+    #[test]
+    fn every_combination_of_rules_and_findings_has_the_stated_answer() {
+        const UID: u32 = 1000;
+        let named = |name: &str, ok| Passwd::Entry {
+            name: name.into(),
+            may_be_named: ok,
+        };
+        let findings = [
+            ("no owner", Findings::NoOwner),
+            ("lookup failed", Findings::LookupFailed),
+            (
+                "nameable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("alice", true),
+                },
+            ),
+            (
+                "not nameable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("alice", false),
+                },
+            ),
+            (
+                "unsafe name",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: named("a:b", true),
+                },
+            ),
+            (
+                "no entry",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: Passwd::NoEntry,
+                },
+            ),
+            (
+                "unreadable",
+                Findings::Owner {
+                    uid: UID,
+                    passwd: Passwd::Unreadable,
+                },
+            ),
+        ];
+        let hidden = Answer::Error(ErrorToken::HiddenUser);
+        let mut checked = 0;
+        for hide_all in [false, true] {
+            for hide_listed in [false, true] {
+                for numeric in [false, true] {
+                    let listed = [UID];
+                    let rules = Rules {
+                        hide_all,
+                        hide_uids: if hide_listed { &listed } else { &[7] },
+                        numeric,
+                    };
+                    for (what, found) in &findings {
+                        let hide = hide_all || hide_listed;
+                        let expected = match *what {
+                            "no owner" => Answer::Error(ErrorToken::NoUser),
+                            "lookup failed" => Answer::Error(ErrorToken::UnknownError),
+                            _ if hide => hidden.clone(),
+                            "not nameable" | "unreadable" => hidden.clone(),
+                            "nameable" if !numeric => Answer::User("alice".into()),
+                            "nameable" | "unsafe name" | "no entry" => Answer::Uid(UID),
+                            other => unreachable!("{other}"),
+                        };
+                        assert_eq!(
+                            decide(rules, found),
+                            expected,
+                            "{what}, hide_all {hide_all}, listed {hide_listed}, numeric {numeric}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 2 * 2 * findings.len());
+    }
+
+    #[test]
+    fn nobody_with_a_missing_home_is_named() {
+        let found = Findings::Owner {
+            uid: 65534,
+            passwd: Passwd::Entry {
+                name: "nobody".into(),
+                may_be_named: home_allows_naming(HomeCheck::NoHome),
+            },
+        };
+        let rules = Rules {
+            hide_all: false,
+            hide_uids: &[],
+            numeric: false,
+        };
+        assert_eq!(decide(rules, &found), Answer::User("nobody".into()));
+    }
+}

@@ -1,0 +1,625 @@
+//! Privilege separation, after OpenBSD's identd: under `--user`, the process that
+//! parses network input runs with no privilege, and a small privileged helper
+//! answers one question: who owns this tuple, and may they be named?
+//!
+//! Why a helper stays privileged: whether a user may be named depends on
+//! `~/.noident`, and a home is often 0700: only its owner, or root, can look in it.
+//! A server that dropped to `nobody` and looked itself would hide root and every
+//! user with a private home (it cannot tell "no .noident" from "cannot look").
+//!
+//! The helper is forked before the drop and keeps root; it holds nothing but its
+//! end of a socketpair (every other descriptor is closed, stdin and stdout point at
+//! /dev/null) and dies with the network side (end of file on the socketpair, and
+//! PR_SET_PDEATHSIG). Requests and replies are fixed-size binary records:
+//!
+//! - request: id (u64), server port (u16), client port (u16), and the ident
+//!   connection itself, passed as a descriptor (SCM_RIGHTS);
+//! - reply: id, what the lookup found (no owner / failed / owner / refused), the
+//!   owner's uid, whether the password database has an entry (and its name), and
+//!   whether the home check lets them be named.
+//!
+//! The helper trusts nothing the network side says beyond the two ports: it reads
+//! the querier's address and the local address from the passed ident connection
+//! itself, so it can only ever answer about a connection between the querier and
+//! the address the querier reached (the addr-pair rule, enforced here too). A
+//! request that is not exactly one record with exactly one connected TCP socket
+//! is refused.
+
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::sys::socket::{
+    self as sock, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    SockaddrStorage, sockopt,
+};
+
+use super::super::lookup::{Matcher, Source, Tuple};
+use super::log::{LogTarget, Logger};
+use super::owner;
+use super::policy::{Findings, Passwd};
+
+/// id, server port, client port, padding.
+const REQUEST_LEN: usize = 16;
+/// The longest name a reply carries: `proto::is_wire_safe`'s limit.
+const NAME_MAX: usize = 512;
+/// id, kind, passwd, may_be_named, padding, uid, name length, name.
+const REPLY_LEN: usize = 8 + 1 + 1 + 1 + 1 + 4 + 2 + NAME_MAX;
+
+const KIND_NO_OWNER: u8 = 0;
+const KIND_FAILED: u8 = 1;
+const KIND_OWNER: u8 = 2;
+const KIND_REFUSED: u8 = 3;
+
+const PASSWD_ENTRY: u8 = 0;
+const PASSWD_NONE: u8 = 1;
+const PASSWD_UNREADABLE: u8 = 2;
+
+/// What the helper needs to answer: where to look, and how to log.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperConfig {
+    pub source: Source,
+    pub matcher: Matcher,
+    pub log: LogTarget,
+    /// Requests answered at once (at most 32): the network side's connection limit.
+    pub workers: usize,
+}
+
+/// The network side's handle on the helper. Many threads may ask at once.
+pub struct Helper {
+    channel: Arc<OwnedFd>,
+    waiting: Arc<Mutex<HashMap<u64, SyncSender<Findings>>>>,
+    next_id: AtomicU64,
+    alive: Arc<AtomicBool>,
+    pid: nix::unistd::Pid,
+}
+
+impl Helper {
+    /// Forks the helper. Call while this process has one thread and still has its
+    /// privileges, then drop them; the helper keeps them.
+    pub fn start(config: HelperConfig, log: &Logger) -> anyhow::Result<Helper> {
+        let (ours, theirs) = sock::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("creating the privileged helper's socketpair")?;
+        // fork copies only the calling thread: with others running, a lock one of
+        // them held would stay locked forever in the child.
+        let threads = std::fs::read_dir("/proc/self/task")
+            .context("counting this process's threads")?
+            .count();
+        anyhow::ensure!(
+            threads == 1,
+            "the privileged helper must be forked while the server has one thread, not {threads}"
+        );
+        let parent = nix::unistd::getpid();
+        // SAFETY: this process has one thread (checked above), so the child may do anything.
+        match unsafe { nix::unistd::fork() }.context("forking the privileged helper")? {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                let code = helper_main(theirs, parent, config);
+                // Never return into the network side's code.
+                std::process::exit(code);
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(theirs);
+                let helper = Helper {
+                    channel: Arc::new(ours),
+                    waiting: Arc::new(Mutex::new(HashMap::new())),
+                    next_id: AtomicU64::new(1),
+                    alive: Arc::new(AtomicBool::new(true)),
+                    pid: child,
+                };
+                helper.start_reader(log)?;
+                Ok(helper)
+            }
+        }
+    }
+
+    /// The helper's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// Asks about the connection between `connection`'s ends, on the ports asked.
+    /// Any failure to get an answer is a failed lookup (UNKNOWN-ERROR), never a name.
+    pub fn ask(&self, connection: BorrowedFd<'_>, server_port: u16, client_port: u16) -> Findings {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Findings::LookupFailed;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.waiting).insert(id, tx);
+        let mut request = [0u8; REQUEST_LEN];
+        request[..8].copy_from_slice(&id.to_le_bytes());
+        request[8..10].copy_from_slice(&server_port.to_le_bytes());
+        request[10..12].copy_from_slice(&client_port.to_le_bytes());
+        let fds = [connection.as_raw_fd()];
+        let sent = sock::sendmsg::<()>(
+            self.channel.as_raw_fd(),
+            &[IoSlice::new(&request)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
+        if sent != Ok(REQUEST_LEN) {
+            lock(&self.waiting).remove(&id);
+            return Findings::LookupFailed;
+        }
+        // The helper answers every request; the bound only guards against a bug.
+        rx.recv_timeout(Duration::from_secs(120))
+            .unwrap_or(Findings::LookupFailed)
+    }
+
+    /// One thread reads the helper's replies and hands each to its asker. When the
+    /// helper is gone, every asker is told so (their senders are dropped).
+    fn start_reader(&self, log: &Logger) -> anyhow::Result<()> {
+        let (channel, waiting, alive) = (
+            Arc::clone(&self.channel),
+            Arc::clone(&self.waiting),
+            Arc::clone(&self.alive),
+        );
+        let log_gone = log.clone_target();
+        thread::Builder::new()
+            .name("identd-privsep".into())
+            .spawn(move || {
+                let mut buf = [0u8; REPLY_LEN];
+                loop {
+                    match sock::recv(channel.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                        Ok(REPLY_LEN) => {
+                            let (id, findings) = decode_reply(&buf);
+                            if let Some(tx) = lock(&waiting).remove(&id) {
+                                let _ = tx.send(findings);
+                            }
+                        }
+                        Err(nix::errno::Errno::EINTR) => {}
+                        other => {
+                            alive.store(false, Ordering::SeqCst);
+                            lock(&waiting).clear();
+                            log_gone.error(&format!(
+                                "the privileged helper is gone ({other:?}); answering UNKNOWN-ERROR"
+                            ));
+                            return;
+                        }
+                    }
+                }
+            })
+            .context("starting the privileged helper's reader")?;
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The helper process: answer requests until the network side goes away.
+fn helper_main(channel: OwnedFd, parent: nix::unistd::Pid, config: HelperConfig) -> i32 {
+    // Die with the network side, even if it is killed before closing its end.
+    // SAFETY: prctl with these arguments only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != parent {
+        return 0;
+    }
+    if isolate(channel.as_raw_fd()).is_err() {
+        return 1;
+    }
+    let log = Logger::new(config.log);
+    let channel = Arc::new(channel);
+    let workers = config.workers.clamp(1, 32);
+    let threads: Vec<_> = (0..workers)
+        .filter_map(|_| {
+            let channel = Arc::clone(&channel);
+            let log = log.clone_target();
+            thread::Builder::new()
+                .name("identd-helper".into())
+                .spawn(move || serve_requests(&channel, config, &log))
+                .ok()
+        })
+        .collect();
+    if threads.is_empty() {
+        return 1;
+    }
+    // Each worker returns on end of file or on a request that breaks the protocol;
+    // either way the network side is gone or not to be trusted: end the process.
+    let (done_tx, done_rx) = mpsc::channel();
+    for t in threads {
+        let done_tx = done_tx.clone();
+        thread::spawn(move || {
+            let code = t.join().unwrap_or(1);
+            let _ = done_tx.send(code);
+        });
+    }
+    done_rx.recv().unwrap_or(1)
+}
+
+/// Leaves the helper holding nothing but its channel (and fd 2, which quiet modes
+/// have already pointed at /dev/null): no listener, no client socket. Under inetd
+/// stdin is the client's connection, which must close when the network side closes it.
+fn isolate(channel: RawFd) -> nix::Result<()> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    for target in [0, 1] {
+        // SAFETY: fds 0 and 1 exist for the process's life; dup2 replaces them in
+        // place and the OwnedFd is forgotten, never closing them.
+        let mut fd = unsafe { OwnedFd::from_raw_fd(target) };
+        let r = nix::unistd::dup2(null.as_fd(), &mut fd);
+        std::mem::forget(fd);
+        r?;
+    }
+    drop(null);
+    let close_range = |first: RawFd, last: RawFd| {
+        if first <= last {
+            // SAFETY: close_range closes descriptors this process owns; the only one
+            // we keep (the channel) is outside the range.
+            unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        }
+    };
+    close_range(3, channel - 1);
+    close_range(channel + 1, RawFd::MAX);
+    Ok(())
+}
+
+/// One worker: receive a request, check it, answer it. Returns the process's exit
+/// code when the channel ends (0) or the network side broke the protocol (1).
+fn serve_requests(channel: &OwnedFd, config: HelperConfig, log: &Logger) -> i32 {
+    let mut buf = [0u8; REQUEST_LEN + 1];
+    loop {
+        let mut cmsg = nix::cmsg_space!([RawFd; 2]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = match sock::recvmsg::<()>(
+            channel.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 1,
+        };
+        let len = msg.bytes;
+        let truncated = msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+        // Take ownership of every descriptor received, so each is closed.
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: SCM_RIGHTS installed these descriptors in this process
+                    // just now; nothing else refers to them.
+                    fds.extend(
+                        raw.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+        }
+        if len == 0 {
+            return 0; // The network side closed its end.
+        }
+        if len != REQUEST_LEN || truncated {
+            log.error("privileged helper: a request of the wrong size; stopping");
+            return 1;
+        }
+        let id = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+        let server_port = u16::from_le_bytes([buf[8], buf[9]]);
+        let client_port = u16::from_le_bytes([buf[10], buf[11]]);
+        let findings = match (fds.as_slice(), server_port, client_port) {
+            ([conn], 1.., 1..) => tuple_of(conn.as_fd(), server_port, client_port)
+                .map(|tuple| owner::find(&tuple, config.source, config.matcher, log)),
+            _ => None,
+        };
+        drop(fds);
+        let reply = encode_reply(id, findings.as_ref());
+        match sock::send(channel.as_raw_fd(), &reply, MsgFlags::MSG_NOSIGNAL) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// The tuple asked about on the ident connection `conn`: this host's end of it on
+/// `server_port`, the querier's address on `client_port`. None unless `conn` is a
+/// connected TCP socket of the Internet families.
+fn tuple_of(conn: BorrowedFd<'_>, server_port: u16, client_port: u16) -> Option<Tuple> {
+    if sock::getsockopt(&conn, sockopt::SockType).ok()? != SockType::Stream
+        || so_protocol(conn)? != libc::IPPROTO_TCP
+    {
+        return None;
+    }
+    let inet = |s: SockaddrStorage| -> Option<SocketAddr> {
+        if let Some(v4) = s.as_sockaddr_in() {
+            Some(SocketAddr::V4((*v4).into()))
+        } else {
+            s.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+        }
+    };
+    let mut local = inet(sock::getsockname(conn.as_raw_fd()).ok()?)?;
+    let mut peer = inet(sock::getpeername(conn.as_raw_fd()).ok()?)?;
+    // set_port keeps a link-local address's scope id, which netlink's lookup needs.
+    local.set_port(server_port);
+    peer.set_port(client_port);
+    Some(Tuple::new(local, peer))
+}
+
+/// SO_PROTOCOL, which nix does not wrap: a stream socket may be SCTP, not TCP.
+fn so_protocol(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PROTOCOL,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(value)
+}
+
+fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
+    let mut r = [0u8; REPLY_LEN];
+    r[..8].copy_from_slice(&id.to_le_bytes());
+    let (kind, passwd, nameable, uid, name): (u8, u8, bool, u32, &[u8]) = match findings {
+        None => (KIND_REFUSED, 0, false, 0, b""),
+        Some(Findings::NoOwner) => (KIND_NO_OWNER, 0, false, 0, b""),
+        Some(Findings::LookupFailed) => (KIND_FAILED, 0, false, 0, b""),
+        Some(Findings::Owner { uid, passwd }) => match passwd {
+            Passwd::Entry { name, may_be_named } => {
+                // A name too long to carry is too long for the wire: sent empty, it
+                // is answered by number, as an unsafe name is.
+                let name = if name.len() <= NAME_MAX {
+                    name.as_bytes()
+                } else {
+                    b""
+                };
+                (KIND_OWNER, PASSWD_ENTRY, *may_be_named, *uid, name)
+            }
+            Passwd::NoEntry => (KIND_OWNER, PASSWD_NONE, false, *uid, b""),
+            Passwd::Unreadable => (KIND_OWNER, PASSWD_UNREADABLE, false, *uid, b""),
+        },
+    };
+    r[8] = kind;
+    r[9] = passwd;
+    r[10] = u8::from(nameable);
+    r[12..16].copy_from_slice(&uid.to_le_bytes());
+    r[16..18].copy_from_slice(&(name.len() as u16).to_le_bytes());
+    r[18..18 + name.len()].copy_from_slice(name);
+    r
+}
+
+/// A reply back to findings. Anything unexpected is a failed lookup, never a name.
+fn decode_reply(r: &[u8; REPLY_LEN]) -> (u64, Findings) {
+    let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+    let uid = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
+    let len = usize::from(u16::from_le_bytes([r[16], r[17]])).min(NAME_MAX);
+    let findings = match (r[8], r[9]) {
+        (KIND_NO_OWNER, _) => Findings::NoOwner,
+        (KIND_OWNER, PASSWD_ENTRY) => match std::str::from_utf8(&r[18..18 + len]) {
+            Ok(name) => Findings::Owner {
+                uid,
+                passwd: Passwd::Entry {
+                    name: name.to_string(),
+                    may_be_named: r[10] == 1,
+                },
+            },
+            // Not UTF-8: by number, like any name unfit for the wire.
+            Err(_) => Findings::Owner {
+                uid,
+                passwd: Passwd::Entry {
+                    name: String::new(),
+                    may_be_named: r[10] == 1,
+                },
+            },
+        },
+        (KIND_OWNER, PASSWD_NONE) => Findings::Owner {
+            uid,
+            passwd: Passwd::NoEntry,
+        },
+        (KIND_OWNER, PASSWD_UNREADABLE) => Findings::Owner {
+            uid,
+            passwd: Passwd::Unreadable,
+        },
+        _ => Findings::LookupFailed,
+    };
+    (id, findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_finding_crosses_the_channel_unchanged() {
+        let entry = |name: &str, ok| Findings::Owner {
+            uid: 1000,
+            passwd: Passwd::Entry {
+                name: name.into(),
+                may_be_named: ok,
+            },
+        };
+        for f in [
+            Findings::NoOwner,
+            Findings::LookupFailed,
+            entry("alice", true),
+            entry("alice", false),
+            entry(&"x".repeat(NAME_MAX), true),
+            Findings::Owner {
+                uid: 7,
+                passwd: Passwd::NoEntry,
+            },
+            Findings::Owner {
+                uid: 8,
+                passwd: Passwd::Unreadable,
+            },
+        ] {
+            assert_eq!(decode_reply(&encode_reply(42, Some(&f))), (42, f.clone()));
+        }
+        // A refusal, an overlong name, garbage: never a name.
+        assert_eq!(
+            decode_reply(&encode_reply(1, None)).1,
+            Findings::LookupFailed
+        );
+        let long = entry(&"x".repeat(NAME_MAX + 1), true);
+        assert_eq!(
+            decode_reply(&encode_reply(1, Some(&long))).1,
+            entry("", true)
+        );
+        let mut junk = [0xffu8; REPLY_LEN];
+        junk[8] = 9;
+        assert_eq!(decode_reply(&junk).1, Findings::LookupFailed);
+    }
+
+    #[test]
+    fn only_a_connected_tcp_socket_names_a_tuple_and_its_own_addresses_are_used() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let t = tuple_of(accepted.as_fd(), 80, 4000).unwrap();
+        let expect_local = SocketAddr::new(listener.local_addr().unwrap().ip(), 80);
+        assert_eq!(
+            t,
+            Tuple::new(expect_local, SocketAddr::new(peer.ip(), 4000))
+        );
+        assert!(tuple_of(listener.as_fd(), 80, 4000).is_none(), "a listener");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.connect(client.local_addr().unwrap()).unwrap();
+        assert!(tuple_of(udp.as_fd(), 80, 4000).is_none(), "UDP");
+        let file = tempfile::tempfile().unwrap();
+        assert!(tuple_of(file.as_fd(), 80, 4000).is_none(), "a file");
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(tuple_of(a.as_fd(), 80, 4000).is_none(), "a Unix socket");
+    }
+
+    /// A worker on one end of a socketpair, as in the helper (no fork needed).
+    fn worker() -> (OwnedFd, thread::JoinHandle<i32>) {
+        let (ours, theirs) = sock::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let config = HelperConfig {
+            source: Source::Proc,
+            matcher: Matcher::FourTuple,
+            log: LogTarget::None,
+            workers: 1,
+        };
+        let t =
+            thread::spawn(move || serve_requests(&theirs, config, &Logger::new(LogTarget::None)));
+        (ours, t)
+    }
+
+    fn request(channel: &OwnedFd, id: u64, ports: (u16, u16), fds: &[RawFd]) -> Findings {
+        let mut r = [0u8; REQUEST_LEN];
+        r[..8].copy_from_slice(&id.to_le_bytes());
+        r[8..10].copy_from_slice(&ports.0.to_le_bytes());
+        r[10..12].copy_from_slice(&ports.1.to_le_bytes());
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+        sock::sendmsg::<()>(
+            channel.as_raw_fd(),
+            &[IoSlice::new(&r)],
+            cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let mut buf = [0u8; REPLY_LEN];
+        assert_eq!(
+            sock::recv(channel.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
+            REPLY_LEN
+        );
+        let (got_id, findings) = decode_reply(&buf);
+        assert_eq!(got_id, id);
+        findings
+    }
+
+    #[test]
+    fn the_helper_answers_only_about_the_passed_connections_own_addresses() {
+        let (channel, t) = worker();
+        // A service and its client: the client's end is the connection asked about.
+        let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(service.local_addr().unwrap()).unwrap();
+        let (_served, _) = service.accept().unwrap();
+        let (sp, cp) = (
+            client.local_addr().unwrap().port(),
+            service.local_addr().unwrap().port(),
+        );
+        // An ident connection from 127.0.0.1 to 127.0.0.1: the pair matches.
+        let identd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _querier = std::net::TcpStream::connect(identd.local_addr().unwrap()).unwrap();
+        let (ident_conn, _) = identd.accept().unwrap();
+        let me = nix::unistd::Uid::effective().as_raw();
+        assert!(matches!(
+            request(&channel, 1, (sp, cp), &[ident_conn.as_raw_fd()]),
+            Findings::Owner { uid, .. } if uid == me
+        ));
+        // The same ports asked on an ident connection from 127.0.0.2: not its business.
+        let from2 = nix::sys::socket::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let two: SocketAddr = "127.0.0.2:0".parse().unwrap();
+        sock::bind(from2.as_raw_fd(), &SockaddrStorage::from(two)).unwrap();
+        sock::connect(
+            from2.as_raw_fd(),
+            &SockaddrStorage::from(identd.local_addr().unwrap()),
+        )
+        .unwrap();
+        let (ident_conn2, _) = identd.accept().unwrap();
+        assert_eq!(
+            request(&channel, 2, (sp, cp), &[ident_conn2.as_raw_fd()]),
+            Findings::NoOwner
+        );
+        // No descriptor, two, a listener, a port 0: refused, never answered.
+        assert_eq!(request(&channel, 3, (sp, cp), &[]), Findings::LookupFailed);
+        assert_eq!(
+            request(
+                &channel,
+                4,
+                (sp, cp),
+                &[ident_conn.as_raw_fd(), ident_conn2.as_raw_fd()]
+            ),
+            Findings::LookupFailed
+        );
+        assert_eq!(
+            request(&channel, 5, (sp, cp), &[identd.as_raw_fd()]),
+            Findings::LookupFailed
+        );
+        assert_eq!(
+            request(&channel, 6, (0, cp), &[ident_conn.as_raw_fd()]),
+            Findings::LookupFailed
+        );
+        // A record of the wrong size ends the helper: it trusts nothing after that.
+        sock::send(channel.as_raw_fd(), &[0u8; 3], MsgFlags::empty()).unwrap();
+        assert_eq!(t.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn the_helper_ends_when_the_network_side_closes_its_end() {
+        let (channel, t) = worker();
+        drop(channel);
+        assert_eq!(t.join().unwrap(), 0);
+    }
+}
