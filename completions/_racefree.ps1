@@ -65,8 +65,10 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         }
         'racefree;ident;lookup' {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')
+            [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer')
             [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Print the uid instead of the user name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print uid, user, state, inode and source as one JSON object')
+            [CompletionResult]::new('--nat', '--nat', [CompletionResultType]::ParameterName, 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -81,9 +83,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop')
             [CompletionResult]::new('--hide', '--hide', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for this user (name or uid); repeatable')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')
+            [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]')
             [CompletionResult]::new('--hide-all', '--hide-all', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for everyone')
             [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Answer `USERID : OTHER : <uid>` instead of the user name')
+            [CompletionResult]::new('--nat', '--nat', [CompletionResultType]::ParameterName, 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

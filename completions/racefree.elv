@@ -59,8 +59,10 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;ident;lookup'= {
             cand --source 'Where to read the kernel''s socket table'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
             cand --numeric 'Print the uid instead of the user name'
             cand --json 'Print uid, user, state, inode and source as one JSON object'
+            cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -74,9 +76,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --user 'After binding, drop to this user (setgroups, setgid, setuid) and verify the drop'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
             cand --source 'Where to read the kernel''s socket table'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
+            cand --proxy 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
             cand --hide-all 'Answer HIDDEN-USER for everyone'
             cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'
+            cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// Connections served at once; past it new ones are closed at once.
     pub max_conns: usize,
+    /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
+    pub nat: super::nat::NatConfig,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             hide_all: false,
             timeout: Duration::from_secs(60),
             max_conns: 64,
+            nat: super::nat::NatConfig::default(),
         }
     }
 }
@@ -191,7 +194,17 @@ impl Server {
         );
         let owner = match lookup::lookup_owner_with(&tuple, config.source, config.matcher) {
             Ok(Some(owner)) => owner,
-            Ok(None) => return Answer::Error(ErrorToken::NoUser),
+            // The NAT hook: NO-USER unless --nat or --proxy finds more.
+            Ok(None) => match super::nat::unowned(
+                &config.nat,
+                &tuple,
+                config.numeric,
+                config.hide_all,
+                |m| self.shared.log.error(m),
+            ) {
+                super::nat::Unowned::Owner(owner) => owner,
+                super::nat::Unowned::Answer(answer) => return answer,
+            },
             Err(e) => {
                 self.shared.log.error(&format!("looking up {tuple}: {e:#}"));
                 return Answer::Error(ErrorToken::UnknownError);
