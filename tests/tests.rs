@@ -3,6 +3,7 @@
 
 mod docs;
 mod ident;
+mod ident_nat;
 mod makedirs;
 mod stress;
 mod util;
