@@ -427,6 +427,10 @@ fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
     net.lookup(&["--nat", &local, &remote])
         .success()
         .stdout(format!("{CTR_NAME}\n"));
+    // ctnetlink's exact GET finds the same entry as the /proc file's scan.
+    net.lookup(&["--nat", "--source", "netlink", &local, &remote])
+        .success()
+        .stdout(format!("{CTR_NAME}\n"));
     net.lookup(&["--nat", "--numeric", &local, &remote])
         .success()
         .stdout(format!("{CTR_UID}\n"));
@@ -556,4 +560,42 @@ fn nat_forward_relays_the_answer_of_the_host_behind() {
         "racefree: error: NO-USER (identd at {lan_identd}, for {}, {IRC_PORT})\n",
         lan.port
     ));
+}
+
+#[test]
+fn nat_flags_are_checked_before_anything_runs() {
+    crate::util::racefree()
+        .args([
+            "ident",
+            "serve",
+            "--nat",
+            "--user",
+            "nobody",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "racefree: error: --nat reads conntrack and containers' tables, which --user gives up; \
+             run it as root\n",
+        );
+    crate::util::racefree()
+        .args(["ident", "lookup", "--forward", "127.0.0.1:1", "127.0.0.1:2"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--nat"));
+    crate::util::racefree()
+        .args([
+            "ident",
+            "lookup",
+            "--nat",
+            "--forward=0",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--forward"));
 }

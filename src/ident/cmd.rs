@@ -223,6 +223,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
+    if args.nat.nat && args.user.is_some() {
+        // Every query would fail quietly otherwise: conntrack and other namespaces'
+        // tables and roots are root's to read.
+        return Err(usage(
+            "--nat reads conntrack and containers' tables, which --user gives up; run it as root",
+        ));
+    }
     let config = ServerConfig {
         source: lookup::resolve(args.source)?,
         matcher: lookup::Matcher::FourTuple,

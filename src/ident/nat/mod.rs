@@ -159,17 +159,26 @@ pub fn resolve(nat: &NatConfig, tuple: &Tuple, peer: Option<IpAddr>) -> anyhow::
 }
 
 /// The conntrack entry whose reply direction is `tuple` seen from outside.
+/// `Proc` reads `/proc/net/nf_conntrack` when it exists, else asks ctnetlink;
+/// `Netlink` asks ctnetlink (an exact lookup); `Auto` asks ctnetlink and falls back
+/// to the /proc file when ctnetlink refuses.
 fn translate(
     source: Source,
     tuple: &Tuple,
 ) -> anyhow::Result<Result<conntrack::Entry, conntrack::Miss>> {
     let reply = Flow::reply_of(tuple);
-    if source != Source::Netlink
-        && let Some(found) = conntrack::lookup_proc(Path::new(conntrack::PROC_CONNTRACK), &reply)?
-    {
-        return Ok(found);
+    let proc_file = Path::new(conntrack::PROC_CONNTRACK);
+    match source {
+        Source::Netlink => conntrack::lookup_netlink(&reply),
+        Source::Proc => match conntrack::lookup_proc(proc_file, &reply)? {
+            Some(found) => Ok(found),
+            None => conntrack::lookup_netlink(&reply),
+        },
+        Source::Auto => match conntrack::lookup_netlink(&reply) {
+            Ok(found) => Ok(found),
+            Err(e) => conntrack::lookup_proc(proc_file, &reply)?.ok_or(e),
+        },
     }
-    conntrack::lookup_netlink(&reply)
 }
 
 /// What a server hook does with a tuple its lookup found no owner for.
