@@ -2,9 +2,10 @@
 //! it, and name its owner as that container names it.
 //!
 //! Each distinct network namespace (`/proc/PID/ns/net`, told apart by device and
-//! inode) is searched once, through one of its processes' `/proc/PID/net/tcp{,6}`,
-//! with the same row matcher as the host's own lookup: the 4-tuple only, any TCP
-//! state, inode 0 is no owner. The owner's name comes from the password database of
+//! inode) is searched once, with the host lookup's own rules (the 4-tuple only, any
+//! TCP state, inode 0 is no owner): by sock_diag's exact lookup from a short-lived
+//! thread that `setns`es into it, or, where sock_diag is unavailable, through one
+//! of its processes' `/proc/PID/net/tcp{,6}` and the same row matcher as the host's. The owner's name comes from the password database of
 //! the process that holds the socket (several containers can share one network
 //! namespace, as in a Kubernetes pod, each with its own `/etc/passwd`), read inside
 //! that process's root with `openat2(RESOLVE_IN_ROOT)`: a container's
@@ -14,7 +15,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
 use nix::sys::stat::Mode;
 
 use super::passwd;
-use crate::ident::lookup::{self, Matcher, Row, TcpState, Tuple};
+use crate::ident::lookup::{self, Matcher, Owner, Source, TcpState, Tuple};
 
 /// A password file bigger than this is not one we read (a container controls it).
 const MAX_PASSWD: u64 = 16 * 1024 * 1024;
@@ -55,25 +56,21 @@ pub enum Miss {
 /// Searches every network namespace of this host for the connection `tuple`.
 pub fn find(tuple: &Tuple) -> anyhow::Result<Result<Found, Miss>> {
     let wanted = tuple.canonical();
-    let mut found: Option<(Vec<u32>, Row)> = None;
-    for pids in namespaces()? {
-        // A process can exit between the listing and the read: try the next one of
-        // the same namespace.
-        let row = pids.iter().find_map(|pid| {
-            let dir = PathBuf::from(format!("/proc/{pid}/net"));
-            lookup::find_in_proc_dir(&dir, &wanted, Matcher::FourTuple).ok()
-        });
-        if let Some(Some(row)) = row {
-            if found.is_some() {
-                return Ok(Err(Miss::Ambiguous));
-            }
-            found = Some((pids, row));
-        }
-    }
-    let Some((pids, row)) = found else {
-        return Ok(Err(Miss::NotHere));
+    let spaces = namespaces()?;
+    let hits = if lookup::resolve(Source::Netlink).is_ok() {
+        search_netlink(&spaces, &wanted)
+    } else {
+        (0..spaces.len())
+            .filter_map(|i| search_proc(&spaces[i], &wanted).map(|row| (i, row)))
+            .collect()
     };
-    let pid = holder(&pids, row.inode).unwrap_or(pids[0]);
+    let (index, row) = match hits.as_slice() {
+        [] => return Ok(Err(Miss::NotHere)),
+        [hit] => *hit,
+        _ => return Ok(Err(Miss::Ambiguous)),
+    };
+    let pids = &spaces[index];
+    let pid = holder(pids, row.inode).unwrap_or(pids[0]);
     let inside_uid = fs::read_to_string(format!("/proc/{pid}/uid_map"))
         .ok()
         .and_then(|map| passwd::map_to_inside(&map, row.uid));
@@ -90,6 +87,65 @@ pub fn find(tuple: &Tuple) -> anyhow::Result<Result<Found, Miss>> {
         state: row.state,
         inode: row.inode,
     }))
+}
+
+/// One namespace's table through `/proc/PID/net/tcp{,6}` and the host lookup's row
+/// matcher. A process can exit between the listing and the read: then the next one
+/// of the same namespace is tried.
+fn search_proc(pids: &[u32], wanted: &Tuple) -> Option<Owner> {
+    let row = pids.iter().find_map(|pid| {
+        let dir = PathBuf::from(format!("/proc/{pid}/net"));
+        lookup::find_in_proc_dir(&dir, wanted, Matcher::FourTuple).ok()
+    })??;
+    Some(Owner {
+        uid: row.uid,
+        inode: row.inode,
+        state: row.state,
+        source: Source::Proc,
+    })
+}
+
+/// Every namespace's exact sock_diag lookup, from one short-lived thread that
+/// enters each namespace in turn (`setns` moves only the calling thread; the thread
+/// ends, so no other code ever runs in a container's namespace). Why not /proc:
+/// each `/proc/PID/net/tcp` read walks the machine's whole established hash (all
+/// namespaces share it), so N namespaces would cost N full walks; measured in
+/// bench/RESULTS-ident-nat.md. A namespace the thread cannot enter is read via /proc.
+fn search_netlink(spaces: &[Vec<u32>], wanted: &Tuple) -> Vec<(usize, Owner)> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut hits = Vec::new();
+                for (i, pids) in spaces.iter().enumerate() {
+                    let found = match enter_namespace_of(pids) {
+                        Some(()) => {
+                            lookup::lookup_owner_with(wanted, Source::Netlink, Matcher::FourTuple)
+                                .ok()
+                                .flatten()
+                        }
+                        None => search_proc(pids, wanted),
+                    };
+                    if let Some(owner) = found {
+                        hits.push((i, owner));
+                    }
+                }
+                hits
+            })
+            .join()
+            .unwrap_or_default()
+    })
+}
+
+/// Moves the calling thread into the network namespace of the first of `pids` that
+/// still exists. `None` when none can be entered.
+fn enter_namespace_of(pids: &[u32]) -> Option<()> {
+    pids.iter().find_map(|pid| {
+        let ns = File::open(format!("/proc/{pid}/ns/net")).ok()?;
+        // SAFETY: setns on a namespace fd we own; it changes only this thread's
+        // network namespace, and this thread runs nothing else.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        (rc == 0).then_some(())
+    })
 }
 
 /// The processes of each distinct network namespace, in /proc order. Processes we
@@ -174,8 +230,13 @@ mod tests {
         assert_eq!(found.inside_uid, Some(me));
         assert_eq!(found.pid, std::process::id());
         assert_eq!(found.name, Some(lookup::user_name(me)));
+        // The /proc path (kernels without sock_diag) finds the same socket.
+        let me_pid = std::process::id();
+        let by_proc = search_proc(&[me_pid], &t.canonical()).expect("found via /proc");
+        assert_eq!((by_proc.uid, by_proc.inode), (me, found.inode));
         drop(client);
         let gone = Tuple::new(t.local, "127.0.0.1:1".parse().unwrap());
         assert_eq!(find(&gone).unwrap(), Err(Miss::NotHere));
+        assert_eq!(search_proc(&[me_pid], &gone.canonical()), None);
     }
 }
