@@ -177,8 +177,26 @@ fn namespaces() -> anyhow::Result<Vec<Vec<u32>>> {
     Ok(order.into_iter().filter_map(|k| by_ns.remove(&k)).collect())
 }
 
-/// The process among `pids` that holds the socket `inode` open, if any does.
+/// The process among `pids` (one network namespace's) whose password database and
+/// uid map name the owner of socket `inode`: any of them when they all share one
+/// mount and one user namespace (one container, the usual case: no fd is read);
+/// otherwise the one holding the socket open, if any does (a pod's containers share
+/// a network namespace, each with its own root).
 fn holder(pids: &[u32], inode: u64) -> Option<u32> {
+    let views = |pid: &u32| -> Option<[(u64, u64); 2]> {
+        let id =
+            |ns: &str| fs::metadata(format!("/proc/{pid}/ns/{ns}")).map(|m| (m.dev(), m.ino()));
+        Some([id("mnt").ok()?, id("user").ok()?])
+    };
+    let first = views(&pids[0]);
+    if first.is_some() && pids[1..].iter().all(|p| views(p) == first) {
+        return Some(pids[0]);
+    }
+    holding(pids, inode)
+}
+
+/// The process among `pids` that holds the socket `inode` open, if any does.
+fn holding(pids: &[u32], inode: u64) -> Option<u32> {
     let wanted = format!("socket:[{inode}]");
     pids.iter().copied().find(|pid| {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
