@@ -142,7 +142,16 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
     Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
-    the server is ready, so port 0 can be used and found.";
+    the server is ready, so port 0 can be used and found.\n\n\
+    --nat answers for connections this host masquerades: the conntrack entry whose reply \
+    direction is the asked tuple gives the original connection, and the container \
+    (network namespace) of this host holding it is named from its own /etc/passwd. \
+    --forward asks the identd of a host behind this one instead (it must trust this \
+    host with --proxy). Cost: a query that misses this host's own table pays one \
+    conntrack lookup and one sock_diag lookup per network namespace; with the default \
+    --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
+    which grow with every connection on the machine (--source netlink keeps it to \
+    milliseconds). --nat needs root and refuses --user.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
