@@ -467,6 +467,18 @@ ipv4     2 tcp      6 86399 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=41000 
         assert_eq!(e.original.src, sa("[2001:db8::2]:40000"));
     }
 
+    /// Captured from a namespace's /proc/net/nf_conntrack (kernel 6.18): an IPv6
+    /// loopback connection, printed with every group zero-padded (`%pI6`).
+    const CAPTURED_V6: &str = "ipv6     10 tcp      6 431999 ESTABLISHED src=0000:0000:0000:0000:0000:0000:0000:0001 dst=0000:0000:0000:0000:0000:0000:0000:0001 sport=35254 dport=7000 src=0000:0000:0000:0000:0000:0000:0000:0001 dst=0000:0000:0000:0000:0000:0000:0000:0001 sport=7000 dport=35254 [ASSURED] mark=0 zone=0 use=2\n";
+
+    #[test]
+    fn ipv6_is_matched_in_the_kernels_uncompressed_form() {
+        let asked = Tuple::new(sa("[::1]:35254"), sa("[::1]:7000"));
+        let e = find_in_text(CAPTURED_V6.as_bytes(), &Flow::reply_of(&asked)).unwrap();
+        assert!(e.is_untranslated());
+        assert_eq!(e.original.as_tuple(), asked);
+    }
+
     #[test]
     fn the_original_direction_udp_and_prefixes_do_not_match() {
         let text = CAPTURED.as_bytes();

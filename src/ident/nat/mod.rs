@@ -217,10 +217,12 @@ pub fn unowned(
 /// answers too; `--hide` and `.noident` concern this host's users only (a
 /// container's uids are its own).
 pub fn answer(resolution: &Resolution, numeric: bool, hide_all: bool) -> Answer {
-    let named = matches!(
-        resolution,
-        Resolution::Container { .. } | Resolution::Forwarded { .. } | Resolution::Proxied(_)
-    );
+    // Only an answer that would name someone is hidden: a relayed NO-USER stays one.
+    let named = match resolution {
+        Resolution::Container { .. } | Resolution::Proxied(_) => true,
+        Resolution::Forwarded { reply, .. } => matches!(reply, ReplyKind::UserId { .. }),
+        Resolution::NoUser(_) => false,
+    };
     if hide_all && named {
         return Answer::Error(ErrorToken::HiddenUser);
     }
@@ -288,6 +290,28 @@ mod tests {
         );
         assert_eq!(
             answer(&Resolution::NoUser(Why::NotTracked), false, true),
+            Answer::Error(ErrorToken::NoUser)
+        );
+        let forwarded = |reply: ReplyKind| Resolution::Forwarded {
+            original: t("198.18.2.2:40000", "198.19.0.2:6667"),
+            identd: "198.18.2.2:113".parse().unwrap(),
+            reply,
+        };
+        let user = ReplyKind::UserId {
+            os: "UNIX".into(),
+            charset: None,
+            user: "lanuser".into(),
+        };
+        assert_eq!(
+            answer(&forwarded(user.clone()), false, false),
+            Answer::User("lanuser".into())
+        );
+        assert_eq!(
+            answer(&forwarded(user), false, true),
+            Answer::Error(ErrorToken::HiddenUser)
+        );
+        assert_eq!(
+            answer(&forwarded(ReplyKind::Error("NO-USER".into())), false, true),
             Answer::Error(ErrorToken::NoUser)
         );
     }
