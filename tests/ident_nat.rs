@@ -405,8 +405,11 @@ fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
     let named = net.client("ctr", CTR_UID, false);
     let nobody = net.client("ctr", NOBODY, false);
     let half = net.client("ctr", CTR_UID, true);
+    let nobody_half = net.client("ctr", NOBODY, true);
     named.wait_for_state("01");
+    nobody.wait_for_state("01");
     half.wait_for_state("05");
+    nobody_half.wait_for_state("05");
 
     // Masquerade keeps the source port when it is free, which it is here; the
     // IRC server sees 198.19.0.1:<port>.
@@ -419,7 +422,12 @@ fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
     net.query(&identd, IRC, half.port)
         .success()
         .stdout(format!("{CTR_NAME}\n"));
+    net.query(&identd, IRC, nobody_half.port)
+        .success()
+        .stdout("nobody\n");
+    // Still half-closed after the queries: the answers were about FIN_WAIT2 sockets.
     half.wait_for_state("05");
+    nobody_half.wait_for_state("05");
 
     // The same through `ident lookup --nat` on the host, with JSON.
     let local = format!("{HOST_IRC}:{}", half.port);
