@@ -16,18 +16,17 @@
 //!   hashes either direction, so this is an exact lookup whatever the table size.
 //!   Messages are netlink-packet-netfilter's, the socket netlink-sys's.
 //!
-//! Parsing is pure ([`parse_line`], [`entry_from_message`]) and tested on captured
-//! text and bytes; the system calls are [`lookup_proc`] and [`lookup_netlink`].
+//! This file is pure (text and bytes in, entries out: [`parse_line`],
+//! [`find_in_text`], [`get_request`], [`take_reply`]) and tested on captured text
+//! and bytes; the system calls are in `sys` ([`lookup_proc`], [`lookup_netlink`]).
+
+mod sys;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
-use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use memchr::memmem;
 use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::conntrack::{
@@ -36,10 +35,9 @@ use netlink_packet_netfilter::conntrack::{
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
-use netlink_sys::protocols::NETLINK_NETFILTER;
-use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
 use crate::ident::lookup::Tuple;
+pub use sys::{lookup_netlink, lookup_proc};
 
 /// The kernel's conntrack table when it is compiled in with its /proc view.
 pub const PROC_CONNTRACK: &str = "/proc/net/nf_conntrack";
@@ -209,7 +207,7 @@ pub fn find_in_text(text: &[u8], reply: &Flow) -> Result<Entry, Miss> {
 
 /// IPv4-mapped addresses as plain IPv4: conntrack tracks an IPv4 connection of a
 /// dual-stack socket as IPv4.
-fn canonical_flow(flow: &Flow) -> Flow {
+pub(super) fn canonical_flow(flow: &Flow) -> Flow {
     let t = flow.as_tuple().canonical();
     let strip = |a: SocketAddr| SocketAddr::new(a.ip(), a.port());
     Flow {
@@ -218,35 +216,8 @@ fn canonical_flow(flow: &Flow) -> Flow {
     }
 }
 
-/// Reads `/proc/net/nf_conntrack` whole and looks `reply` up in it. `Ok(None)`
-/// when the file does not exist (no conntrack, or a kernel without its /proc view:
-/// then ctnetlink is the way).
-pub fn lookup_proc(path: &Path, reply: &Flow) -> anyhow::Result<Option<Result<Entry, Miss>>> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    let mut text = Vec::new();
-    // One read call per page-sized chunk is how the kernel generates this file; a
-    // large buffer keeps the number of calls down.
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-    }
-    Ok(Some(find_in_text(&text, reply)))
-}
-
 /// Our request's sequence number (a fresh socket per request: one number serves).
-const SEQUENCE: u32 = 1;
-
-/// Bounds a kernel that never answers; it answers while the request is sent.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const SEQUENCE: u32 = 1;
 
 /// The `IPCTNL_MSG_CT_GET` request for the entry whose reply direction is `reply`.
 pub fn get_request(reply: &Flow) -> NetlinkMessage<NetfilterMessage> {
@@ -335,45 +306,6 @@ fn flow_of(tuple: &[CtTuple]) -> Option<Flow> {
         src: SocketAddr::new(src?, sport?),
         dst: SocketAddr::new(dst?, dport?),
     })
-}
-
-/// Asks the kernel over ctnetlink for the entry whose reply direction is `reply`.
-/// Needs CAP_NET_ADMIN in this network namespace.
-pub fn lookup_netlink(reply: &Flow) -> anyhow::Result<Result<Entry, Miss>> {
-    let wanted = canonical_flow(reply);
-    let socket = Socket::new(NETLINK_NETFILTER).context("opening a NETLINK_NETFILTER socket")?;
-    nix::sys::socket::setsockopt(
-        &socket.as_fd(),
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0),
-    )
-    .context("setting a receive timeout on the netlink socket")?;
-    let packet = get_request(&wanted);
-    let mut out = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut out);
-    loop {
-        match socket.send_to(&out, &NetlinkAddr::new(0, 0), 0) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("sending the ctnetlink request"),
-        }
-    }
-    let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        buf.clear();
-        let (n, from) = match socket.recv_from(&mut buf, 0) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading the ctnetlink reply"),
-        };
-        // Only the kernel (port id 0) answers for the kernel.
-        if from.port_number() != 0 {
-            continue;
-        }
-        if let Some(answer) = take_reply(&buf[..n], &wanted)? {
-            return Ok(answer);
-        }
-    }
 }
 
 /// Takes one datagram: the kernel's answer to our GET, if it is in it.
