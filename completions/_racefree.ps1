@@ -68,8 +68,10 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         }
         'racefree;ident;lookup' {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table')
+            [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer')
             [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Print the uid instead of the user name')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print uid, user, state, inode and source as one JSON object')
+            [CompletionResult]::new('--nat', '--nat', [CompletionResultType]::ParameterName, 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -84,9 +86,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses')
             [CompletionResult]::new('--hide', '--hide', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for this user (name or uid); repeatable')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)')
+            [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]')
             [CompletionResult]::new('--hide-all', '--hide-all', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for everyone')
             [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Answer `USERID : OTHER : <uid>` instead of the user name')
+            [CompletionResult]::new('--nat', '--nat', [CompletionResultType]::ParameterName, 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

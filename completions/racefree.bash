@@ -562,7 +562,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__lookup)
-            opts="-h -V --numeric --json --source --help --version"
+            opts="-h -V --numeric --json --source --nat --forward --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -570,6 +570,10 @@ _racefree() {
             case "${prev}" in
                 --source)
                     COMPREPLY=($(compgen -W "proc netlink auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --forward)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -606,7 +610,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-h -V --listen --mode --max-conns --timeout --user --hide --hide-all --numeric --source --log --help --version"
+            opts="-h -V --listen --mode --max-conns --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,6 +642,14 @@ _racefree() {
                     ;;
                 --source)
                     COMPREPLY=($(compgen -W "proc netlink auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --forward)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log)

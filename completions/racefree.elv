@@ -62,8 +62,10 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;ident;lookup'= {
             cand --source 'Where to read the kernel''s socket table'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
             cand --numeric 'Print the uid instead of the user name'
             cand --json 'Print uid, user, state, inode and source as one JSON object'
+            cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -77,9 +79,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --user 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
             cand --source 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
+            cand --proxy 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
             cand --hide-all 'Answer HIDDEN-USER for everyone'
             cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'
+            cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -54,8 +54,10 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and not __fish_
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l source -d 'Where to read the kernel\'s socket table' -r -f -a "proc\t'`/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one), shared by the lookups that arrive together'
 netlink\t'The kernel\'s sock_diag exact lookup: one request, constant time whatever the number of sockets; needs the tcp_diag module, which some sandboxes block'
 auto\t'Netlink, falling back to /proc when netlink sock_diag is unavailable'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l forward -d 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l numeric -d 'Print the uid instead of the user name'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l json -d 'Print uid, user, state, inode and source as one JSON object'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l nat -d 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l listen -d 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable' -r
@@ -71,11 +73,14 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l source -d 'Where to read the kernel\'s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)' -r -f -a "proc\t'`/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one), shared by the lookups that arrive together'
 netlink\t'The kernel\'s sock_diag exact lookup: one request, constant time whatever the number of sockets; needs the tcp_diag module, which some sandboxes block'
 auto\t'Netlink, falling back to /proc when netlink sock_diag is unavailable'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l forward -d 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l proxy -d 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host\'s connections by ports alone; repeatable' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l log -d 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]' -r -f -a "syslog\t'The local syslog daemon (facility daemon); silently nothing if there is none'
 stderr\t'Standard error (refused in inetd and systemd modes, where fd 2 may be the socket)'
 none\t'Nowhere'"
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide-all -d 'Answer HIDDEN-USER for everyone'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l numeric -d 'Answer `USERID : OTHER : <uid>` instead of the user name'
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l nat -d 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l port -d 'identd\'s port on HOST' -r

@@ -7,6 +7,7 @@ mod ident;
 mod lock;
 mod ident_hardening;
 mod ident_privsep;
+mod ident_nat;
 mod makedirs;
 mod makedirs_modes;
 mod makedirs_output;

@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
+use super::nat::{self, NatConfig};
 use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
 use super::{client, proto};
 use crate::exit::{self, Exit, usage};
@@ -19,7 +20,12 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
     The connection is found by its 4-tuple only: any TCP state counts (a client that \
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
     owner). A TIME_WAIT row has no owner (the kernel's uid 0 there is not root). On a \
-    miss the table is read once more before answering, since /proc is not a snapshot.";
+    miss the table is read once more before answering, since /proc is not a snapshot.\n\n\
+    With --nat, a connection that is no socket of this host is looked up as the \
+    outside face of a NAT: LOCAL is this host's translated end. Its conntrack entry \
+    gives the original connection; a container (network namespace) of this host \
+    holding it is named from its own /etc/passwd; a connection from another host is \
+    asked about at that host's identd with --forward.";
 
 #[derive(Debug, Args)]
 pub struct LookupArgs {
@@ -38,7 +44,40 @@ pub struct LookupArgs {
     /// Where to read the kernel's socket table
     #[arg(long, value_enum, default_value_t = Source::Proc)]
     source: Source,
+    #[command(flatten)]
+    nat: NatArgs,
 }
+
+/// `--nat` and `--forward`, shared by `lookup` and `serve`.
+#[derive(Debug, Args)]
+struct NatArgs {
+    /// Answer for connections this host translated (masquerade, SNAT): look the
+    /// conntrack entry up, then the container holding the original connection
+    /// (needs root)
+    #[arg(long)]
+    nat: bool,
+    /// With --nat: ask the identd of a host behind this one (not a container here)
+    /// on PORT, and relay its answer
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true,
+          default_missing_value = "113", requires = "nat",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    forward: Option<u16>,
+}
+
+impl NatArgs {
+    fn config(&self, source: Source, timeout: Duration) -> NatConfig {
+        NatConfig {
+            translate: self.nat,
+            forward: self.forward,
+            proxies: Vec::new(),
+            source,
+            timeout,
+        }
+    }
+}
+
+/// How long `lookup --nat --forward` waits for the other host's identd.
+const LOOKUP_FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Serialize)]
 struct LookupJson {
@@ -57,6 +96,11 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<Exit> {
         return Err(usage("LOCAL and REMOTE must both be IPv4 or both IPv6"));
     }
     let Some(owner) = lookup::lookup_owner(&tuple, args.source)? else {
+        if args.nat.nat {
+            let config = args.nat.config(args.source, LOOKUP_FORWARD_TIMEOUT);
+            let format = nat::Format::new(args.json, args.numeric);
+            return nat::print_lookup(&config, &tuple, format);
+        }
         exit::print_error(format_args!("no owner for the connection {tuple}"));
         return Ok(Exit::Failure);
     };
@@ -103,7 +147,16 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
     Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
-    the server is ready, so port 0 can be used and found.";
+    the server is ready, so port 0 can be used and found.\n\n\
+    --nat answers for connections this host masquerades: the conntrack entry whose reply \
+    direction is the asked tuple gives the original connection, and the container \
+    (network namespace) of this host holding it is named from its own /etc/passwd. \
+    --forward asks the identd of a host behind this one instead (it must trust this \
+    host with --proxy). Cost: a query that misses this host's own table pays one \
+    conntrack lookup and one sock_diag lookup per network namespace; with the default \
+    --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
+    which grow with every connection on the machine (--source netlink keeps it to \
+    milliseconds). --nat needs root and refuses --user.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -134,6 +187,12 @@ pub struct ServeArgs {
     /// Where to read the kernel's socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)
     #[arg(long, value_enum, default_value_t = Source::Proc)]
     source: Source,
+    #[command(flatten)]
+    nat: NatArgs,
+    /// Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward`
+    /// or oidentd -f) about this host's connections by ports alone; repeatable
+    #[arg(long, value_name = "ADDR")]
+    proxy: Vec<std::net::IpAddr>,
     /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
     #[arg(long, value_enum, value_name = "TARGET")]
     log: Option<LogTarget>,
@@ -178,6 +237,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
+    if args.nat.nat && args.user.is_some() {
+        // Every query would fail quietly otherwise: conntrack and other namespaces'
+        // tables and roots are root's to read.
+        return Err(usage(
+            "--nat reads conntrack and containers' tables, which --user gives up; run it as root",
+        ));
+    }
+    if !args.proxy.is_empty() && args.user.is_some() {
+        // The privileged helper answers for this host's sockets only; the proxy's
+        // rule (trust a gateway's ports) lives beside the NAT hook, in-process.
+        return Err(usage("--proxy cannot be combined with --user yet; run it as root"));
+    }
     let config = ServerConfig {
         source: lookup::resolve(args.source)?,
         matcher: lookup::Matcher::FourTuple,
@@ -190,6 +261,12 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
         hide_all: args.hide_all,
         timeout: Duration::from_secs(args.timeout),
         max_conns: args.max_conns as usize,
+        nat: NatConfig {
+            proxies: args.proxy.clone(),
+            ..args
+                .nat
+                .config(args.source, Duration::from_secs(args.timeout))
+        },
     };
     match mode {
         Mode::Standalone => {

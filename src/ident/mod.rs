@@ -5,11 +5,14 @@
 //!   sock_diag, matched on the 4-tuple only, never the TCP state.
 //! - [`server`]: the identd (inetd, systemd, standalone) and its disclosure policy.
 //! - [`client`]: ask an identd.
+//! - [`nat`]: `--nat`, `--forward`, `--proxy`: connections that leave through NAT
+//!   (conntrack, containers' namespaces, forwarding to hosts behind this one).
 //! - `cmd`: the three subcommands' arguments and output.
 
 pub mod client;
 mod cmd;
 pub mod lookup;
+pub mod nat;
 pub mod proto;
 pub mod server;
 

@@ -37,9 +37,20 @@ const CHUNK: usize = 256 * 1024;
 /// looking in `/proc/net/tcp` for IPv4 and in `/proc/net/tcp6` for native and
 /// IPv4-mapped IPv6 (an IPv4 client of a dual-stack listener lives there).
 pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
+    find_in(Path::new("/proc/net"), wanted, matcher)
+}
+
+/// [`find`] in the tables of another directory like `/proc/net`: `/proc/PID/net`
+/// holds the tables of PID's network namespace (`ident --nat` looks in containers).
+pub(crate) fn find_in(
+    net_dir: &Path,
+    wanted: &Tuple,
+    matcher: Matcher,
+) -> anyhow::Result<Option<Row>> {
     for (path, needle) in needles(wanted) {
-        let found = scan_table(Path::new(path), &needle, wanted, matcher)
-            .with_context(|| format!("reading {path} for {wanted}"))?;
+        let path = net_dir.join(Path::new(path).file_name().unwrap_or_default());
+        let found = scan_table(&path, &needle, wanted, matcher)
+            .with_context(|| format!("reading {} for {wanted}", path.display()))?;
         if found.is_some() {
             return Ok(found);
         }

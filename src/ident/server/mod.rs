@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// Connections served at once; past it new ones are closed at once.
     pub max_conns: usize,
+    /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
+    pub nat: super::nat::NatConfig,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +89,7 @@ impl Default for ServerConfig {
             hide_all: false,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             max_conns: DEFAULT_MAX_CONNS as usize,
+            nat: super::nat::NatConfig::default(),
         }
     }
 }
@@ -183,7 +186,23 @@ impl Server {
                     with_port(local, request.server_port),
                     with_port(peer, request.client_port),
                 );
-                owner::find(&tuple, config.source, config.matcher, &self.shared.log)
+                match owner::find(&tuple, config.source, config.matcher, &self.shared.log) {
+                    // The NAT hook: NO-USER unless --nat or --proxy finds more. It runs
+                    // only without a helper: --nat refuses --user (cmd.rs says why).
+                    Findings::NoOwner => match super::nat::unowned(
+                        &config.nat,
+                        &tuple,
+                        config.numeric,
+                        config.hide_all,
+                        |m| self.shared.log.error(m),
+                    ) {
+                        super::nat::Unowned::Owner(owner) => {
+                            owner::findings_for(owner.uid, &self.shared.log)
+                        }
+                        super::nat::Unowned::Answer(answer) => return answer,
+                    },
+                    found => found,
+                }
             }
         };
         policy::decide(config.rules(), &found)

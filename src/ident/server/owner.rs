@@ -25,7 +25,13 @@ pub fn find(tuple: &Tuple, source: Source, matcher: Matcher, log: &Logger) -> Fi
             return Findings::LookupFailed;
         }
     };
-    let passwd = match lookup::user_entry(owner.uid) {
+    findings_for(owner.uid, log)
+}
+
+/// What the policy needs to know about the owner `uid`: their password entry and
+/// whether their home lets them be named.
+pub fn findings_for(uid: u32, log: &Logger) -> Findings {
+    let passwd = match lookup::user_entry(uid) {
         Ok(Some(user)) => {
             let home = check_home(&user.dir);
             if let (HomeCheck::CouldNotCheck, Some(e)) = &home {
@@ -33,7 +39,7 @@ pub fn find(tuple: &Tuple, source: Source, matcher: Matcher, log: &Logger) -> Fi
                     "checking {}/.noident of {} (uid {}): {e}; answering HIDDEN-USER",
                     user.dir.display(),
                     user.name,
-                    owner.uid
+                    uid
                 ));
             }
             Passwd::Entry {
@@ -45,15 +51,12 @@ pub fn find(tuple: &Tuple, source: Source, matcher: Matcher, log: &Logger) -> Fi
         Err(e) => {
             log.error(&format!(
                 "reading the password entry of uid {}: {e}; answering HIDDEN-USER",
-                owner.uid
+                uid
             ));
             Passwd::Unreadable
         }
     };
-    Findings::Owner {
-        uid: owner.uid,
-        passwd,
-    }
+    Findings::Owner { uid, passwd }
 }
 
 /// Looks for `.noident` in `home`, and says why when the check could not be made.
