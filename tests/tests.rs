@@ -4,5 +4,7 @@
 mod docs;
 mod ident;
 mod makedirs;
+mod needs;
+mod package;
 mod stress;
 mod util;
