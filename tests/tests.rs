@@ -3,6 +3,7 @@
 
 mod docs;
 mod ident;
+mod launchers;
 mod makedirs;
 mod needs;
 mod package;
