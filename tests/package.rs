@@ -377,3 +377,57 @@ fn find_named(dir: &Path, part: &str) -> Vec<PathBuf> {
     }
     hits
 }
+
+#[test]
+fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
+    let test = "package::cargo_install_works...";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let missing = if needs::runs("man", &["--version"]) {
+        vec![]
+    } else {
+        vec!["man (Debian package man-db)".to_string()]
+    };
+    if needs::unmet(test, &missing) {
+        return;
+    }
+    // A scratch root stands in for ~/.cargo. The release build is shared with
+    // `cargo deb`; whichever runs first builds it.
+    let prefix = tempfile::tempdir().unwrap();
+    let begin = Instant::now();
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["install", "--locked", "--offline", "--path", "."])
+        .arg("--root")
+        .arg(prefix.path()));
+    needs::note(&format!(
+        "package: cargo install took {:.1} s",
+        begin.elapsed().as_secs_f64()
+    ));
+    let bin = prefix.path().join("bin");
+    let version = run(Command::new(bin.join("racefree")).arg("--version"));
+    assert_eq!(
+        stdout(&version),
+        format!("racefree {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    // README's step for the man pages, and man finding them from PATH alone.
+    let man1 = prefix.path().join("share/man/man1");
+    let mut install = Command::new("install");
+    install.arg("-Dm644").arg("-t").arg(&man1);
+    for page in man_pages() {
+        install.arg(root().join("man").join(page));
+    }
+    run(&mut install);
+    let path_var = format!("{}:/usr/bin:/bin", bin.display());
+    for name in ["racefree", "racefree-makedirs", "racefree-stress-report"] {
+        let found = run(Command::new("man")
+            .args(["-w", name])
+            .env("PATH", &path_var)
+            .env_remove("MANPATH"));
+        assert_eq!(
+            stdout(&found),
+            format!("{}/{name}.1\n", man1.display()),
+            "man -w {name}"
+        );
+    }
+}
