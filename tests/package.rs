@@ -335,12 +335,17 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
 
     // The units: systemd-analyze verify needs no running systemd; it checks the
     // syntax, that ExecStart exists and is executable, and that the man pages named
-    // in Documentation= exist.
+    // in Documentation= exist (not when dpkg left the man pages out: said above).
     let units = [
         "/usr/lib/systemd/system/racefree-identd.socket",
         "/usr/lib/systemd/system/racefree-identd@.service",
     ];
-    let verify = run(Command::new("systemd-analyze").arg("verify").args(units));
+    let mut verify = Command::new("systemd-analyze");
+    verify.arg("verify");
+    if !on_disk {
+        verify.arg("--man=no");
+    }
+    let verify = run(verify.args(units));
     assert_eq!(
         (
             String::from_utf8_lossy(&verify.stdout).into_owned(),
