@@ -1,0 +1,438 @@
+//! The Debian package: built with cargo-deb, installed on this machine with dpkg, and
+//! used the way a person would (man, tab completion, the binary from /usr/bin, the
+//! systemd units), then removed, pass or fail. Root only; CI runs it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use crate::needs;
+use crate::util::is_root;
+
+const PACKAGE: &str = "racefree";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Removes the package when dropped, so a failing assertion still leaves the
+/// machine as it was.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let status = Command::new("dpkg").args(["--purge", PACKAGE]).output();
+        if !status.is_ok_and(|o| o.status.success()) {
+            needs::note("package test: `dpkg --purge racefree` failed; remove it by hand");
+        }
+    }
+}
+
+/// The committed man pages, by file name (`racefree-makedirs.1`, ...).
+fn man_pages() -> Vec<String> {
+    let mut pages: Vec<String> = std::fs::read_dir(root().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    assert!(pages.len() >= 10, "{pages:?}");
+    pages
+}
+
+/// dpkg's `path-exclude` lines (Debian and Ubuntu minimal images drop
+/// /usr/share/man this way) that would keep `path` off the disk.
+fn excluded_by_dpkg(path: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/etc/dpkg/dpkg.cfg.d") else {
+        return Vec::new();
+    };
+    let mut hits = Vec::new();
+    for e in dir.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Some(pattern) = line.trim().strip_prefix("path-exclude=")
+                && glob_matches(pattern, path)
+            {
+                hits.push(format!("{}: {}", e.path().display(), line.trim()));
+            }
+        }
+    }
+    hits
+}
+
+/// dpkg's patterns as used for path-exclude: `*` matches any run of characters.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob_matches(tail, &rest[i..]))
+        }
+    }
+}
+
+#[test]
+fn dpkg_path_exclude_patterns_match_like_dpkg() {
+    assert!(glob_matches(
+        "/usr/share/man/*",
+        "/usr/share/man/man1/racefree.1.gz"
+    ));
+    assert!(glob_matches(
+        "/usr/share/*/man1/*.gz",
+        "/usr/share/man/man1/a.1.gz"
+    ));
+    assert!(!glob_matches(
+        "/usr/share/man/*",
+        "/usr/share/doc/racefree/README.md"
+    ));
+    assert!(!glob_matches(
+        "/usr/share/man",
+        "/usr/share/man/man1/a.1.gz"
+    ));
+}
+
+/// Every file the package must put on the system, for these man pages.
+fn expected_files(pages: &[String]) -> BTreeSet<String> {
+    let mut files: BTreeSet<String> = [
+        "/usr/bin/racefree",
+        "/usr/share/bash-completion/completions/racefree",
+        "/usr/share/zsh/vendor-completions/_racefree",
+        "/usr/share/fish/vendor_completions.d/racefree.fish",
+        "/usr/lib/systemd/system/racefree-identd.socket",
+        "/usr/lib/systemd/system/racefree-identd@.service",
+        "/usr/share/doc/racefree/examples/inetd.conf",
+        "/usr/share/doc/racefree/examples/xinetd.d/racefree-identd",
+        "/usr/share/doc/racefree/examples/launchers/mpirun.sh",
+        "/usr/share/doc/racefree/examples/launchers/slurm.sbatch",
+        "/usr/share/doc/racefree/examples/launchers/kubernetes-job.yaml",
+        "/usr/share/doc/racefree/copyright",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    files.extend(pages.iter().map(|p| format!("/usr/share/man/man1/{p}.gz")));
+    files
+}
+
+/// Runs the completion function bash would run for `line` (the cursor at its end)
+/// and returns the candidates it offers.
+fn bash_completes(completion: &str, line: &str) -> Vec<String> {
+    let script = format!(
+        r#"source {completion}
+COMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}
+read -ra COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('')
+COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+_racefree racefree "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}""#
+    );
+    let out = run(Command::new("bash").args(["--norc", "-c", &script]));
+    stdout(&out).lines().map(String::from).collect()
+}
+
+#[test]
+fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
+    let test = "package::the_debian_package_installs...";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root: dpkg -i installs onto this machine".to_string());
+    }
+    for (tool, package) in [
+        ("dpkg", "dpkg"),
+        ("dpkg-deb", "dpkg"),
+        ("man", "man-db"),
+        ("systemd-analyze", "systemd"),
+    ] {
+        if !needs::runs(tool, &["--version"]) {
+            missing.push(format!("{tool} (Debian package {package})"));
+        }
+    }
+    if !needs::runs(&cargo, &["deb", "--version"]) {
+        missing.push("cargo-deb (cargo install --locked cargo-deb)".into());
+    }
+    if needs::runs("dpkg", &["-s", PACKAGE]) {
+        missing.push(format!(
+            "no {PACKAGE} package installed already (the test installs, then removes it)"
+        ));
+    }
+    if needs::unmet(test, &missing) {
+        return;
+    }
+
+    // Build: cargo deb builds the release binary (reused when fresh). --fast only
+    // lowers the compression level; the package's contents are the same.
+    let out_dir = tempfile::tempdir().unwrap();
+    let begin = Instant::now();
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["deb", "--locked", "--fast", "--output"])
+        .arg(out_dir.path()));
+    needs::note(&format!(
+        "package: cargo deb took {:.1} s",
+        begin.elapsed().as_secs_f64()
+    ));
+    let debs: Vec<PathBuf> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    let deb = &debs[0];
+
+    // The package's own description: a short synopsis, the depends computed.
+    let control = stdout(&run(Command::new("dpkg-deb").arg("-f").arg(deb).args([
+        "Package",
+        "Section",
+        "Depends",
+        "Description",
+    ])));
+    assert!(control.contains("Package: racefree\n"), "{control}");
+    assert!(control.contains("Section: utils\n"), "{control}");
+    assert!(control.contains("Depends: libc6"), "{control}");
+    let synopsis = control
+        .lines()
+        .find_map(|l| l.strip_prefix("Description: "))
+        .unwrap();
+    assert!(synopsis.len() < 80, "synopsis too long: {synopsis}");
+
+    let installed = Installed;
+    run(Command::new("dpkg").arg("-i").arg(deb));
+
+    let pages = man_pages();
+    let listed: BTreeSet<String> = stdout(&run(Command::new("dpkg").args(["-L", PACKAGE])))
+        .lines()
+        .map(String::from)
+        .collect();
+    let expected = expected_files(&pages);
+    let absent: Vec<_> = expected.difference(&listed).collect();
+    assert!(absent.is_empty(), "not in the package: {absent:?}");
+
+    // The binary, from /usr/bin and as found on a plain PATH.
+    let version = run(Command::new("/usr/bin/racefree").arg("--version"));
+    assert_eq!(
+        stdout(&version),
+        format!("racefree {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let found = run(Command::new("bash")
+        .args(["--norc", "-c", "command -v racefree"])
+        .env("PATH", "/usr/bin:/bin"));
+    assert_eq!(stdout(&found), "/usr/bin/racefree\n");
+
+    // Every man page renders with man(1), without a groff warning. Minimal images
+    // may tell dpkg not to install /usr/share/man at all: then read the pages from
+    // the package itself with `man -l`, and say so.
+    let excluded = excluded_by_dpkg("/usr/share/man/man1/racefree.1.gz");
+    let on_disk = Path::new("/usr/share/man/man1/racefree.1.gz").exists();
+    let extracted = tempfile::tempdir().unwrap();
+    if !on_disk {
+        assert!(
+            !excluded.is_empty(),
+            "dpkg installed no man page and nothing excludes them"
+        );
+        needs::note(&format!(
+            "package: dpkg is told not to install man pages ({}); reading them from the .deb with man -l",
+            excluded.join(", ")
+        ));
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(deb)
+            .arg(extracted.path()));
+    }
+    for page in &pages {
+        let name = page.strip_suffix(".1").unwrap();
+        let mut man = Command::new("man");
+        man.env("MANWIDTH", "80")
+            .env("LC_ALL", "C.UTF-8")
+            .env("MANPAGER", "cat")
+            .env_remove("MANPATH");
+        if on_disk {
+            let path = run(Command::new("man").args(["-w", name]));
+            assert_eq!(
+                stdout(&path),
+                format!("/usr/share/man/man1/{page}.gz\n"),
+                "man finds another {name}"
+            );
+            man.args(["--warnings", name]);
+        } else {
+            man.args(["--warnings", "-l"]).arg(
+                extracted
+                    .path()
+                    .join(format!("usr/share/man/man1/{page}.gz")),
+            );
+        }
+        let out = run(&mut man);
+        let text = stdout(&out);
+        assert!(
+            text.starts_with(&format!("{name}(1)")),
+            "{name}: no title line:\n{text}"
+        );
+        assert!(
+            text.contains("\nNAME\n") && text.contains("\nEXIT STATUS\n"),
+            "{text}"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{name}: warnings");
+    }
+
+    // bash: the installed completion registers itself and completes subcommands.
+    let bash_completion = "/usr/share/bash-completion/completions/racefree";
+    let complete = run(Command::new("bash").args([
+        "--norc",
+        "-c",
+        &format!("source {bash_completion}; complete -p racefree"),
+    ]));
+    let line = stdout(&complete);
+    assert!(
+        line.starts_with("complete ")
+            && line.contains(" -F _racefree ")
+            && line.ends_with(" racefree\n"),
+        "{line}"
+    );
+    assert_eq!(bash_completes(bash_completion, "racefree ma"), ["makedirs"]);
+    let top = bash_completes(bash_completion, "racefree ");
+    for sub in ["makedirs", "ident", "stress"] {
+        assert!(top.iter().any(|c| c == sub), "{sub} not offered: {top:?}");
+    }
+    assert_eq!(
+        bash_completes(bash_completion, "racefree stress re"),
+        ["report"]
+    );
+    // zsh and fish read the same generated files as the repository's.
+    for (installed, committed) in [
+        ("/usr/share/zsh/vendor-completions/_racefree", "_racefree"),
+        (
+            "/usr/share/fish/vendor_completions.d/racefree.fish",
+            "racefree.fish",
+        ),
+    ] {
+        assert_eq!(
+            std::fs::read(installed).unwrap(),
+            std::fs::read(root().join("completions").join(committed)).unwrap(),
+            "{installed}"
+        );
+    }
+
+    // The units: systemd-analyze verify needs no running systemd; it checks the
+    // syntax, that ExecStart exists and is executable, and that the man pages named
+    // in Documentation= exist (not when dpkg left the man pages out: said above).
+    let units = [
+        "/usr/lib/systemd/system/racefree-identd.socket",
+        "/usr/lib/systemd/system/racefree-identd@.service",
+    ];
+    let mut verify = Command::new("systemd-analyze");
+    verify.arg("verify");
+    if !on_disk {
+        verify.arg("--man=no");
+    }
+    let verify = run(verify.args(units));
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&verify.stdout).into_owned(),
+            String::from_utf8_lossy(&verify.stderr).into_owned()
+        ),
+        (String::new(), String::new()),
+        "systemd-analyze verify"
+    );
+    // Installed, not enabled: nothing under /etc/systemd/system refers to them.
+    let enabled = find_named(Path::new("/etc/systemd/system"), "racefree");
+    assert!(enabled.is_empty(), "enabled by the package: {enabled:?}");
+
+    // Removal leaves nothing behind.
+    drop(installed);
+    assert!(!needs::runs("dpkg", &["-s", PACKAGE]), "still installed");
+    let left: Vec<_> = expected.iter().filter(|f| Path::new(f).exists()).collect();
+    assert!(left.is_empty(), "left after purge: {left:?}");
+}
+
+/// Entries below `dir` whose names contain `part`.
+fn find_named(dir: &Path, part: &str) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_name().to_string_lossy().contains(part) {
+            hits.push(path.clone());
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            hits.extend(find_named(&path, part));
+        }
+    }
+    hits
+}
+
+#[test]
+fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
+    let test = "package::cargo_install_works...";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let missing = if needs::runs("man", &["--version"]) {
+        vec![]
+    } else {
+        vec!["man (Debian package man-db)".to_string()]
+    };
+    if needs::unmet(test, &missing) {
+        return;
+    }
+    // A scratch root stands in for ~/.cargo. The release build is shared with
+    // `cargo deb`; whichever runs first builds it.
+    let prefix = tempfile::tempdir().unwrap();
+    let begin = Instant::now();
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["install", "--locked", "--offline", "--path", "."])
+        .arg("--root")
+        .arg(prefix.path()));
+    needs::note(&format!(
+        "package: cargo install took {:.1} s",
+        begin.elapsed().as_secs_f64()
+    ));
+    let bin = prefix.path().join("bin");
+    let version = run(Command::new(bin.join("racefree")).arg("--version"));
+    assert_eq!(
+        stdout(&version),
+        format!("racefree {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    // README's step for the man pages, and man finding them from PATH alone.
+    let man1 = prefix.path().join("share/man/man1");
+    let mut install = Command::new("install");
+    install.arg("-Dm644").arg("-t").arg(&man1);
+    for page in man_pages() {
+        install.arg(root().join("man").join(page));
+    }
+    run(&mut install);
+    let path_var = format!("{}:/usr/bin:/bin", bin.display());
+    for name in ["racefree", "racefree-makedirs", "racefree-stress-report"] {
+        let found = run(Command::new("man")
+            .args(["-w", name])
+            .env("PATH", &path_var)
+            .env_remove("MANPATH"));
+        assert_eq!(
+            stdout(&found),
+            format!("{}/{name}.1\n", man1.display()),
+            "man -w {name}"
+        );
+    }
+}
