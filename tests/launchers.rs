@@ -111,7 +111,7 @@ fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf
     assert!(out.status.success(), "{}", show(&out));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("stress report: 4 instances (0, 1, 2, 3), ")
+        stdout.contains("stress report: makedirs, 4 instances (0, 1, 2, 3), ")
             && stdout.ends_with("verdict: PASS\n"),
         "{}",
         show(&out)
@@ -234,7 +234,7 @@ fn the_slurm_recipe_is_a_valid_batch_script_whose_steps_pass() {
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(&format!(
-            "stress report: {tasks} instances ({}), ",
+            "stress report: makedirs, {tasks} instances ({}), ",
             ids.join(", ")
         )) && stdout.ends_with("verdict: PASS\n"),
         "{}",
@@ -393,7 +393,7 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
     let pod0 = text(&outputs[0].stdout);
     assert!(
         pod0.contains(&format!(
-            "stress report: {instances} instances ({}), ",
+            "stress report: makedirs, {instances} instances ({}), ",
             ids.join(", ")
         )) && pod0.ends_with("verdict: PASS\n"),
         "{}",

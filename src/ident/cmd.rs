@@ -247,7 +247,9 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
     if !args.proxy.is_empty() && args.user.is_some() {
         // The privileged helper answers for this host's sockets only; the proxy's
         // rule (trust a gateway's ports) lives beside the NAT hook, in-process.
-        return Err(usage("--proxy cannot be combined with --user yet; run it as root"));
+        return Err(usage(
+            "--proxy cannot be combined with --user yet; run it as root",
+        ));
     }
     let config = ServerConfig {
         source: lookup::resolve(args.source)?,

@@ -166,6 +166,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
     }
+    // Before the spawn: a SIGTERM that arrives once COMMAND runs but before racefree
+    // has a handler would kill racefree alone, and COMMAND would go on with the lock
+    // released (-o, link locks) or orphaned. Caught signals are reset to their
+    // default in COMMAND by exec; ignored ones would not be, so none is ignored.
+    catch_signals();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -184,8 +189,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
     };
-    // After the spawn, so COMMAND starts with the dispositions we were given.
-    ignore_interrupts();
     forward_terminations_to(child.id() as i32);
     let status = loop {
         match child.wait() {
@@ -218,34 +221,46 @@ fn with_status(code: u8, e: anyhow::Error) -> anyhow::Error {
     })
 }
 
+/// Signals that, sent to racefree while COMMAND runs, go on to COMMAND.
+const TERMINATIONS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGHUP];
+/// Signals racefree does not act on while COMMAND runs, as system(3) ignores them:
+/// the terminal delivers them to COMMAND as well, and if racefree died of them first,
+/// a lock held by racefree alone (-o, link locks) would be released while COMMAND runs.
 const INTERRUPTS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGQUIT];
 
-/// Ignores SIGINT and SIGQUIT while COMMAND runs, as system(3) does: the terminal
-/// delivers them to COMMAND as well, and if racefree died of them first, a lock
-/// held by racefree alone (-o, link locks) would be released while COMMAND runs.
-fn ignore_interrupts() {
-    for sig in INTERRUPTS {
-        // SAFETY: setting a disposition to SIG_IGN.
-        unsafe { libc::signal(sig, libc::SIG_IGN) };
-    }
-}
-
+/// COMMAND's pid once it is known; 0 before.
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A termination signal that arrived before COMMAND's pid was known.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(Ordering::Relaxed);
+extern "C" fn on_termination(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
-/// SIGTERM and SIGHUP sent to racefree go to COMMAND; racefree waits for it to
-/// exit and reports its status, releasing the lock only then.
-fn forward_terminations_to(pid: i32) {
-    CHILD.store(pid, Ordering::Relaxed);
-    for sig in [libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: querying and installing dispositions; the handler is signal-safe.
+extern "C" fn on_interrupt(_sig: libc::c_int) {}
+
+/// Installs racefree's handlers, before COMMAND is spawned. A handler, not SIG_IGN,
+/// even for the interrupts: exec resets a caught signal to its default in COMMAND,
+/// but an ignored one would stay ignored there. A termination signal whose
+/// disposition we were given as ignored stays ignored, as it is passed on to COMMAND.
+fn catch_signals() {
+    let handlers = TERMINATIONS
+        .iter()
+        .map(|&sig| (sig, on_termination as extern "C" fn(libc::c_int)))
+        .chain(
+            INTERRUPTS
+                .iter()
+                .map(|&sig| (sig, on_interrupt as extern "C" fn(libc::c_int))),
+        );
+    for (sig, handler) in handlers {
+        // SAFETY: querying and installing dispositions; the handlers only call
+        // kill(2) and touch atomics, which is async-signal-safe.
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
@@ -254,10 +269,24 @@ fn forward_terminations_to(pid: i32) {
                 continue;
             }
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_sigaction = handler as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             sa.sa_flags = libc::SA_RESTART;
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
+    }
+}
+
+/// SIGTERM and SIGHUP sent to racefree go to COMMAND from now on, and one that
+/// arrived while COMMAND was being spawned goes to it now; racefree waits for it to
+/// exit and reports its status, releasing the lock only then. racefree lock is
+/// single-threaded, so the handler runs either wholly before the store below (and
+/// leaves PENDING for the swap) or wholly after it (and kills COMMAND itself).
+fn forward_terminations_to(pid: i32) {
+    CHILD.store(pid, Ordering::SeqCst);
+    let sig = PENDING.swap(0, Ordering::SeqCst);
+    if sig != 0 {
+        // SAFETY: signalling the child we just spawned.
+        unsafe { libc::kill(pid, sig) };
     }
 }
