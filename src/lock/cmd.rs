@@ -165,6 +165,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             ));
         }
     }
+    // Before the spawn: COMMAND may be running (and its caller signalling us) the
+    // instant posix_spawn returns.
+    forward_terminations();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -185,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     // After the spawn, so COMMAND starts with the dispositions we were given.
     ignore_interrupts();
-    forward_terminations_to(child.id() as i32);
+    forward_to(child.id() as i32);
     let status = loop {
         match child.wait() {
             Ok(s) => break s,
@@ -230,19 +233,23 @@ fn ignore_interrupts() {
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before COMMAND existed, to pass on once it does.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(Ordering::Relaxed);
+    let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
 /// SIGTERM and SIGHUP sent to racefree go to COMMAND; racefree waits for it to
-/// exit and reports its status, releasing the lock only then.
-fn forward_terminations_to(pid: i32) {
-    CHILD.store(pid, Ordering::Relaxed);
+/// exit and reports its status, releasing the lock only then. Installed before
+/// the spawn; [`forward_to`] names the child.
+fn forward_terminations() {
     for sig in [libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: querying and installing dispositions; the handler is signal-safe.
         unsafe {
@@ -258,5 +265,17 @@ fn forward_terminations_to(pid: i32) {
             sa.sa_flags = libc::SA_RESTART;
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
+    }
+}
+
+/// From now on signals go to `pid`, and one that came before it existed goes now.
+/// The handler runs on this, the only thread, so it sees the pid or sets PENDING
+/// before the swap below: a signal is passed on exactly once.
+fn forward_to(pid: i32) {
+    CHILD.store(pid, Ordering::SeqCst);
+    let sig = PENDING.swap(0, Ordering::SeqCst);
+    if sig != 0 {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, sig) };
     }
 }
