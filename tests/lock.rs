@@ -181,7 +181,9 @@ fn a_background_child_keeps_an_inherited_lock_but_not_with_close() {
 #[test]
 fn sigterm_to_racefree_reaches_command_and_its_status_comes_back() {
     let t = tempfile::tempdir().unwrap();
-    let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    // Bounded, so a failure cannot leave the shell (and this test) waiting forever.
+    let script =
+        "trap 'echo got TERM; exit 3' TERM; echo ready; for i in $(seq 400); do sleep 0.05; done";
     let mut child = StdCommand::new(racefree_path())
         .args(["lock", "l", "sh", "-c", script])
         .current_dir(t.path())
