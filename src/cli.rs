@@ -37,13 +37,13 @@ pub enum Command {
     #[command(after_long_help = exit::help_text("stress"))]
     Stress(crate::stress::Args),
     /// Run a command while holding a file lock (flock(1) without its traps)
-    #[command(after_long_help = exit::help_text("lock"))]
+    #[command(after_long_help = exit::help_text("lock"), long_about = crate::lock::cmd::LONG_ABOUT)]
     Lock(crate::lock::cmd::Args),
     /// Add to a number stored in a file, atomically, and print the new value
-    #[command(after_long_help = exit::help_text("counter"))]
+    #[command(after_long_help = exit::help_text("counter"), long_about = crate::counter::cmd::LONG_ABOUT)]
     Counter(crate::counter::cmd::Args),
     /// Replace a file's content with standard input, atomically and durably
-    #[command(after_long_help = exit::help_text("write"))]
+    #[command(after_long_help = exit::help_text("write"), long_about = crate::write::cmd::LONG_ABOUT)]
     Write(crate::write::cmd::Args),
 }
 

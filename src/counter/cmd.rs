@@ -9,9 +9,9 @@ use clap::Args as ClapArgs;
 use super::{DEFAULT_ADD, DEFAULT_INIT, Options, Step};
 use crate::exit::Exit;
 
-#[derive(Debug, ClapArgs)]
-#[command(
-    long_about = "Add N to the integer stored in FILE and print the new value, atomically: any \
+/// The long description for --help and the man page (set on the subcommand in
+/// cli.rs: a doc comment there would otherwise replace it).
+pub const LONG_ABOUT: &str = "Add N to the integer stored in FILE and print the new value, atomically: any \
         number of processes (or hosts sharing the filesystem) can run this at once and each \
         gets a different value, with no update lost. It replaces the idiom \
         'flock F.lock sh -c \"n=$(cat F); echo $((n+1)) > F\"' and its usual mistakes.\n\n\
@@ -24,9 +24,10 @@ use crate::exit::Exit;
         that is renamed over it, so readers that take no lock (--get, cat) always see a whole \
         number. A symlink at FILE is followed. With --sync the new value is on disk (file and \
         directory fsynced) before it is printed; without it, a crash may lose the latest \
-        increments, but never mixes two values.",
-    after_help = "Example: n=$(racefree counter /var/lib/myjob/build-number)"
-)]
+        increments, but never mixes two values.";
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Example: n=$(racefree counter /var/lib/myjob/build-number)")]
 pub struct Args {
     /// The file holding the counter (created on first use)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath,

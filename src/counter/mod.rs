@@ -92,7 +92,7 @@ pub fn step(path: &Path, opts: &Options) -> anyhow::Result<Step> {
         None => 0o666 & !crate::makedirs::mode::umask(),
     };
     let mut temp = target.create_temp(TempKind::Auto)?;
-    crate::write::write_all(&temp.fd, format!("{value}\n").as_bytes())
+    crate::write::write_all(&temp.file, format!("{value}\n").as_bytes())
         .with_context(|| format!("cannot write counter {}", quote(path.as_os_str())))?;
     target.publish(&mut temp, existing.as_ref(), mode, opts.sync)?;
     Ok(Step { previous, value })

@@ -13,9 +13,9 @@ use clap::Args as ClapArgs;
 use super::{Busy, Options, acquire};
 use crate::exit::{self, Exit, quote};
 
-#[derive(Debug, ClapArgs)]
-#[command(
-    long_about = "Take a lock on LOCKFILE, run COMMAND while holding it, and exit with COMMAND's \
+/// The long description for --help and the man page (set on the subcommand in
+/// cli.rs: a doc comment there would otherwise replace it).
+pub const LONG_ABOUT: &str = "Take a lock on LOCKFILE, run COMMAND while holding it, and exit with COMMAND's \
         status: util-linux flock(1)'s interface, without its traps.\n\n\
         LOCKFILE is created if missing (mode 0666 & ~umask) and never removed: removing a lock \
         file while others wait on it lets two processes hold 'the' lock. A symbolic link at \
@@ -32,7 +32,10 @@ use crate::exit::{self, Exit, quote};
         other child ever inherits the descriptor.\n\n\
         While COMMAND runs, racefree ignores SIGINT and SIGQUIT (a terminal sends them to \
         COMMAND too, which decides) and passes SIGTERM and SIGHUP on to COMMAND, so the lock \
-        is never released while COMMAND still runs.",
+        is never released while COMMAND still runs.";
+
+#[derive(Debug, ClapArgs)]
+#[command(
     after_help = "Example: racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/"
 )]
 pub struct Args {

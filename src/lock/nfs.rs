@@ -28,7 +28,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -85,9 +85,9 @@ impl Owner {
 pub fn me() -> anyhow::Result<Owner> {
     let here = here()?;
     Ok(Owner {
-        host: here.host.clone(),
+        host: here.host,
         pid: std::process::id() as i32,
-        boot: here.boot.clone(),
+        boot: here.boot,
         start: here.start,
         token: format!("{:016x}", crate::write::random_u64()),
     })
@@ -102,25 +102,39 @@ pub struct Here {
     pub start: u64,
 }
 
-fn here() -> anyhow::Result<&'static Here> {
-    static HERE: OnceLock<Result<Here, String>> = OnceLock::new();
-    HERE.get_or_init(|| {
-        let host = nix::sys::utsname::uname()
-            .map_err(|e| format!("cannot read the host name: {}", e.desc()))?
-            .nodename()
-            .to_string_lossy()
-            .into_owned();
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map_err(|e| format!("cannot read /proc/sys/kernel/random/boot_id: {e}"))?
-            .trim()
-            .to_string();
-        let start = process(std::process::id() as i32)
-            .ok_or("cannot read /proc/self/stat")?
-            .start;
-        Ok(Here { host, boot, start })
-    })
-    .as_ref()
-    .map_err(|e| anyhow::anyhow!("a link lock needs its owner's identity: {e}"))
+/// The facts about this process, read once per process: cached with the pid they
+/// belong to, because a child forked without exec must not sign locks with its
+/// parent's start time (anyone checking would find the child's pid with another
+/// start time, judge the lock stale, and break it while the child holds it).
+fn here() -> anyhow::Result<Here> {
+    static HERE: Mutex<Option<(u32, Here)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cached = HERE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, h)) = cached.as_ref()
+        && *p == pid
+    {
+        return Ok(h.clone());
+    }
+    let fresh = read_here(pid)
+        .map_err(|e| anyhow::anyhow!("a link lock needs its owner's identity: {e}"))?;
+    *cached = Some((pid, fresh.clone()));
+    Ok(fresh)
+}
+
+fn read_here(pid: u32) -> Result<Here, String> {
+    let host = nix::sys::utsname::uname()
+        .map_err(|e| format!("cannot read the host name: {}", e.desc()))?
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map_err(|e| format!("cannot read /proc/sys/kernel/random/boot_id: {e}"))?
+        .trim()
+        .to_string();
+    let start = process(pid as i32)
+        .ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?
+        .start;
+    Ok(Here { host, boot, start })
 }
 
 /// What /proc says about a process.
@@ -274,7 +288,7 @@ fn try_lock(lock: &Path, hook: &dyn Hook, depth: usize) -> anyhow::Result<Option
             // Released between our link and our read: try again at once.
             continue;
         };
-        match judge(&owner, here()?, process) {
+        match judge(&owner, &here()?, process) {
             Verdict::Live | Verdict::Unknown(_) => return Ok(None),
             Verdict::Stale(_) => {
                 hook.judged_stale(lock, &owner);

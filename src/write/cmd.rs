@@ -9,9 +9,9 @@ use clap::Args as ClapArgs;
 use super::{Options, TempKind, cleanup, replace_with};
 use crate::exit::{self, Exit};
 
-#[derive(Debug, ClapArgs)]
-#[command(
-    long_about = "Read standard input to the end and make it FILE's content, atomically: \
+/// The long description for --help and the man page (set on the subcommand in
+/// cli.rs: a doc comment there would otherwise replace it).
+pub const LONG_ABOUT: &str = "Read standard input to the end and make it FILE's content, atomically: \
         like 'cmd | sponge FILE' or 'cmd > tmp && mv tmp FILE', but readers of FILE only ever \
         see the old content or the new, never a mixture or an empty file, and a crash at any \
         point leaves one of the two.\n\n\
@@ -23,10 +23,12 @@ use crate::exit::{self, Exit};
         replaced, so links into dotfile repositories keep working; --no-follow replaces the \
         link itself. FILE must be a regular file or absent.\n\n\
         Nothing is left behind on any error, or when SIGINT, SIGTERM or SIGHUP arrives (even \
-        while waiting for input); FILE is then unchanged. Extended attributes and ACLs of the \
-        old FILE are not copied.",
-    after_help = "Example: sort data.txt | racefree write data.txt"
-)]
+        while waiting for input); FILE is then unchanged. As with every rename-based \
+        replacement, other hard links to FILE keep the old content, and extended attributes \
+        and ACLs of the old FILE are not copied.";
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Example: sort data.txt | racefree write data.txt")]
 pub struct Args {
     /// The file to replace (created if absent)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath,
@@ -52,9 +54,11 @@ pub struct Args {
 pub const NAMED_TEMP_ENV: &str = "RACEFREE_WRITE_NAMED_TEMP";
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let umask = crate::makedirs::mode::umask();
     let mode = match &args.mode {
-        Some(spec) => Some(crate::makedirs::mode::parse_mode(spec, umask).map_err(exit::usage)?),
+        Some(spec) => Some(
+            crate::makedirs::mode::parse_mode(spec, crate::makedirs::mode::umask())
+                .map_err(exit::usage)?,
+        ),
         None => None,
     };
     let opts = Options {

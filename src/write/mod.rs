@@ -62,10 +62,11 @@ pub fn replace(path: &Path, content: &mut dyn Read, opts: &Options) -> anyhow::R
     replace_with(path, content, opts, TempKind::Auto)
 }
 
-/// [`replace`], choosing how the temporary file is made (tests force `Named`).
-pub fn replace_with(
+/// [`replace`] for any reader, choosing how the temporary file is made (tests
+/// force `Named`).
+pub fn replace_with<R: Read + ?Sized>(
     path: &Path,
-    content: &mut dyn Read,
+    content: &mut R,
     opts: &Options,
     kind: TempKind,
 ) -> anyhow::Result<()> {
@@ -76,7 +77,10 @@ pub fn replace_with(
         None => 0o666 & !crate::makedirs::mode::umask(),
     });
     let mut temp = target.create_temp(kind)?;
-    copy_all(content, &temp.fd)
+    // std::io::copy, generic over the reader: for standard input it moves the bytes
+    // inside the kernel (copy_file_range from a file, splice from a pipe), where a
+    // read/write loop cost 40% more on 64 MiB (bench/RESULTS-primitives.md).
+    io::copy(content, &mut temp.file)
         .with_context(|| format!("cannot write new content for {}", quote(path.as_os_str())))?;
     target.publish(&mut temp, existing.as_ref(), mode, opts.sync)
 }
@@ -213,7 +217,7 @@ impl Target {
             if fd >= 0 {
                 return Ok(Temp {
                     // SAFETY: fd was just returned by openat.
-                    fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                    file: unsafe { std::fs::File::from_raw_fd(fd) },
                     name: None,
                     dir: self.dir.as_raw_fd(),
                 });
@@ -246,7 +250,7 @@ impl Target {
             if fd >= 0 {
                 return Ok(Temp {
                     // SAFETY: fd was just returned by openat.
-                    fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                    file: unsafe { std::fs::File::from_raw_fd(fd) },
                     name: Some((name, slot)),
                     dir: self.dir.as_raw_fd(),
                 });
@@ -279,7 +283,7 @@ impl Target {
         mode: u32,
         sync: bool,
     ) -> anyhow::Result<()> {
-        let fd = temp.fd.as_raw_fd();
+        let fd = temp.file.as_raw_fd();
         if let Some(st) = existing {
             let mine = fstat(fd).context("cannot examine the temporary file")?;
             if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) {
@@ -353,7 +357,8 @@ impl Target {
     /// Gives an O_TMPFILE file a random name, through /proc/self/fd: linkat with
     /// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
     fn link_tmpfile(&self, temp: &mut Temp) -> anyhow::Result<()> {
-        let proc = CString::new(format!("/proc/self/fd/{}", temp.fd.as_raw_fd())).expect("no NUL");
+        let proc =
+            CString::new(format!("/proc/self/fd/{}", temp.file.as_raw_fd())).expect("no NUL");
         loop {
             let name = temp_name(&self.name);
             // Registered before the link exists: a signal right after linkat
@@ -384,7 +389,7 @@ impl Target {
 
 /// A temporary file being filled. Dropping it before publish unlinks its name.
 pub(crate) struct Temp {
-    pub(crate) fd: OwnedFd,
+    pub(crate) file: std::fs::File,
     name: Option<(CString, cleanup::Slot)>,
     dir: RawFd,
 }
@@ -445,23 +450,7 @@ fn cstring(s: &OsStr) -> anyhow::Result<CString> {
         .map_err(|_| crate::exit::usage(format!("{}: a NUL byte inside a path", quote(s))))
 }
 
-/// Copies everything from `from` into the file, retrying short writes.
-fn copy_all(from: &mut dyn Read, to: &OwnedFd) -> io::Result<u64> {
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        write_all(to, &buf[..n])?;
-        total += n as u64;
-    }
-}
-
-pub(crate) fn write_all(to: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all(to: &impl AsRawFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         // SAFETY: data is valid for its length.
         let n = unsafe { libc::write(to.as_raw_fd(), data.as_ptr().cast(), data.len()) };
