@@ -173,13 +173,15 @@ pub fn spread_ns(starts: impl IntoIterator<Item = u64>) -> u64 {
 }
 
 /// This instance's id among many hosts: `--id`, else the launcher's rank variable.
+/// Open MPI's rank comes before Slurm's: under `mpirun` inside a Slurm allocation
+/// every rank inherits the step's one SLURM_PROCID, so the ranks would share an id.
 pub fn instance_id(explicit: Option<u32>) -> anyhow::Result<u32> {
     if let Some(id) = explicit {
         return Ok(id);
     }
     for var in [
-        "SLURM_PROCID",
         "OMPI_COMM_WORLD_RANK",
+        "SLURM_PROCID",
         "JOB_COMPLETION_INDEX",
     ] {
         if let Ok(v) = std::env::var(var) {

@@ -169,7 +169,7 @@ pub struct RaceArgs {
     #[arg(long, value_name = "K", requires = "barrier_file", value_parser = clap::value_parser!(u32).range(1..))]
     pub expect: Option<u32>,
 
-    /// This instance's id [default: SLURM_PROCID, OMPI_COMM_WORLD_RANK, JOB_COMPLETION_INDEX, or 0]
+    /// This instance's id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]
     #[arg(long, value_name = "ID")]
     pub id: Option<u32>,
 
