@@ -27,7 +27,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Create directories and their missing ancestors, safely under concurrency')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one')
-            [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against makedirs and ident and verify every answer')
+            [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against every command and verify every answer')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Run a command while holding a file lock (flock(1) without its traps)')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Add to a number stored in a file, atomically, and print the new value')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Replace a file''s content with standard input, atomically and durably')
@@ -364,7 +364,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help' {
             [CompletionResult]::new('makedirs', 'makedirs', [CompletionResultType]::ParameterValue, 'Create directories and their missing ancestors, safely under concurrency')
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one')
-            [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against makedirs and ident and verify every answer')
+            [CompletionResult]::new('stress', 'stress', [CompletionResultType]::ParameterValue, 'Run parallel racers against every command and verify every answer')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Run a command while holding a file lock (flock(1) without its traps)')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Add to a number stored in a file, atomically, and print the new value')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Replace a file''s content with standard input, atomically and durably')

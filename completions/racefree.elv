@@ -24,7 +24,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
             cand makedirs 'Create directories and their missing ancestors, safely under concurrency'
             cand ident 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one'
-            cand stress 'Run parallel racers against makedirs and ident and verify every answer'
+            cand stress 'Run parallel racers against every command and verify every answer'
             cand lock 'Run a command while holding a file lock (flock(1) without its traps)'
             cand counter 'Add to a number stored in a file, atomically, and print the new value'
             cand write 'Replace a file''s content with standard input, atomically and durably'
@@ -328,7 +328,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help'= {
             cand makedirs 'Create directories and their missing ancestors, safely under concurrency'
             cand ident 'RFC 1413 ident: look up a connection''s owner, serve identd, or query one'
-            cand stress 'Run parallel racers against makedirs and ident and verify every answer'
+            cand stress 'Run parallel racers against every command and verify every answer'
             cand lock 'Run a command while holding a file lock (flock(1) without its traps)'
             cand counter 'Add to a number stored in a file, atomically, and print the new value'
             cand write 'Replace a file''s content with standard input, atomically and durably'

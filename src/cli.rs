@@ -28,13 +28,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create directories and their missing ancestors, safely under concurrency
-    #[command(after_long_help = exit::help_text("makedirs"))]
+    #[command(after_long_help = exit::help_text("makedirs"), long_about = crate::makedirs::cmd::LONG_ABOUT)]
     Makedirs(crate::makedirs::cmd::Args),
     /// RFC 1413 ident: look up a connection's owner, serve identd, or query one
     #[command(after_long_help = exit::help_text("ident"))]
     Ident(crate::ident::Args),
-    /// Run parallel racers against makedirs and ident and verify every answer
-    #[command(after_long_help = exit::help_text("stress"))]
+    /// Run parallel racers against every command and verify every answer
+    #[command(after_long_help = exit::help_text("stress"), long_about = crate::stress::LONG_ABOUT)]
     Stress(crate::stress::Args),
     /// Run a command while holding a file lock (flock(1) without its traps)
     #[command(after_long_help = exit::help_text("lock"), long_about = crate::lock::cmd::LONG_ABOUT)]

@@ -16,9 +16,9 @@ use super::{Error, Made, Options, make_dirs, mode};
 use crate::exit::{self, Exit};
 use crate::quote::{json_path, quote};
 
-#[derive(Debug, ClapArgs)]
-#[command(
-    long_about = "Create each PATH and every missing ancestor, like mkdir -p, but correct while \
+/// The long description, for `--help` and the man page. cli.rs names it too: the
+/// subcommand's doc comment there would otherwise replace it.
+pub const LONG_ABOUT: &str = "Create each PATH and every missing ancestor, like mkdir -p, but correct while \
         any number of other processes create or remove the same or overlapping trees at the same \
         moment.\n\n\
         A PATH succeeds when it is a directory afterwards, whoever created it: 'already exists' is \
@@ -31,7 +31,11 @@ use crate::quote::{json_path, quote};
         Paths longer than PATH_MAX work: such a path is walked one component at a time relative \
         to held directory descriptors.\n\n\
         Many paths run in parallel; output and errors come out in input order, and one path's \
-        failure does not stop the others."
+        failure does not stop the others.";
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    long_about = LONG_ABOUT
 )]
 pub struct Args {
     /// Directories to create

@@ -46,17 +46,21 @@ pub mod defaults {
 /// Racers at most, whatever is asked: each is a thread or a process.
 pub const MAX_RACERS: u32 = 1024;
 
-#[derive(Debug, ClapArgs)]
-#[command(
-    args_conflicts_with_subcommands = true,
-    long_about = "Spawn parallel racers (threads, or processes with --processes) that hammer \
+/// The long description, for `--help` and the man page. cli.rs names it too: the
+/// subcommand's doc comment there would otherwise replace it.
+pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with --processes) that hammer \
         racefree's commands, verify every answer, and run a known-bad control arm \
         under the same load to prove the harness can see a race.\n\n\
         With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
         temporary directory, ident on loopback) with its control, briefly, prints the report \
         and cleans up. The exit \
         status judges racefree's arms only. Interrupted (Ctrl-C, SIGTERM), a run removes \
-        its work directory and dies by the signal."
+        its work directory and dies by the signal.";
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    long_about = LONG_ABOUT
 )]
 pub struct Args {
     #[command(subcommand)]
