@@ -189,8 +189,14 @@ impl Net {
              add chain ip racefree_nat post { type nat hook postrouting priority 100; }; \
              add rule ip racefree_nat post oifname irc0 masquerade",
         ])?;
+        // The container's /etc: its own passwd over the host's other files, mode
+        // 0755 so the clients' users can still read /etc/protocols through it.
+        let etc = net.dir.path().join("etc");
+        std::fs::create_dir(&etc).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&etc, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
         std::fs::write(
-            net.dir.path().join("passwd"),
+            etc.join("passwd"),
             format!(
                 "root:x:0:0:root:/root:/bin/sh\n\
                  {CTR_NAME}:x:{CTR_UID}:{CTR_UID}:container user:/home/{CTR_NAME}:/bin/sh\n\
@@ -239,8 +245,13 @@ impl Net {
     /// A client connection to the IRC server from namespace `ns`, owned by `uid`,
     /// in a process with its own mount namespace where `/etc/passwd` is the test's
     /// (the container's database). `half_close` shuts its sending side down.
+    ///
+    /// The test's passwd is laid over the whole of `/etc` (an overlay), not
+    /// bind-mounted on the file: `useradd` in a concurrent test renames the host's
+    /// `/etc/passwd`, and since Linux 3.18 that detaches a mount on that file in
+    /// every other mount namespace, silently giving the container the host's database.
     fn client(&mut self, ns: &str, uid: u32, half_close: bool) -> Client {
-        let passwd = self.dir.path().join("passwd");
+        let etc = self.dir.path().join("etc");
         let script = format!(
             "use IO::Socket::INET; $|=1; \
              my $c = IO::Socket::INET->new(PeerAddr => '{IRC}:{IRC_PORT}') or die \"connect: $!\"; \
@@ -248,7 +259,7 @@ impl Net {
             if half_close { "shutdown($c, 1);" } else { "" }
         );
         let inner = format!(
-            "mount --bind \"$1\" /etc/passwd && \
+            "mount -t overlay overlay -o \"lowerdir=$1:/etc\" /etc && \
              exec setpriv --reuid={uid} --regid={uid} --clear-groups perl -e \"$2\""
         );
         let (index, mut out) = self.spawn(
@@ -260,7 +271,7 @@ impl Net {
                 "-c",
                 &inner,
                 "sh",
-                passwd.to_str().unwrap(),
+                etc.to_str().unwrap(),
                 &script,
             ],
         );
@@ -390,7 +401,7 @@ fn check_passwd_is_not_the_hosts(dir: &Path) {
             .is_none(),
         "this host has a uid {CTR_UID}; the test needs it unnamed here"
     );
-    assert!(dir.join("passwd").exists());
+    assert!(dir.join("etc/passwd").exists());
 }
 
 #[test]
