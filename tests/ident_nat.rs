@@ -189,8 +189,14 @@ impl Net {
              add chain ip racefree_nat post { type nat hook postrouting priority 100; }; \
              add rule ip racefree_nat post oifname irc0 masquerade",
         ])?;
+        // The container's /etc: its own passwd over the host's other files, mode
+        // 0755 so the clients' users can still read /etc/protocols through it.
+        let etc = net.dir.path().join("etc");
+        std::fs::create_dir(&etc).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&etc, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
         std::fs::write(
-            net.dir.path().join("passwd"),
+            etc.join("passwd"),
             format!(
                 "root:x:0:0:root:/root:/bin/sh\n\
                  {CTR_NAME}:x:{CTR_UID}:{CTR_UID}:container user:/home/{CTR_NAME}:/bin/sh\n\
@@ -239,8 +245,13 @@ impl Net {
     /// A client connection to the IRC server from namespace `ns`, owned by `uid`,
     /// in a process with its own mount namespace where `/etc/passwd` is the test's
     /// (the container's database). `half_close` shuts its sending side down.
+    ///
+    /// The test's passwd is laid over the whole of `/etc` (an overlay), not
+    /// bind-mounted on the file: `useradd` in a concurrent test renames the host's
+    /// `/etc/passwd`, and since Linux 3.18 that detaches a mount on that file in
+    /// every other mount namespace, silently giving the container the host's database.
     fn client(&mut self, ns: &str, uid: u32, half_close: bool) -> Client {
-        let passwd = self.dir.path().join("passwd");
+        let etc = self.dir.path().join("etc");
         let script = format!(
             "use IO::Socket::INET; $|=1; \
              my $c = IO::Socket::INET->new(PeerAddr => '{IRC}:{IRC_PORT}') or die \"connect: $!\"; \
@@ -248,7 +259,7 @@ impl Net {
             if half_close { "shutdown($c, 1);" } else { "" }
         );
         let inner = format!(
-            "mount --bind \"$1\" /etc/passwd && \
+            "mount -t overlay overlay -o \"lowerdir=$1:/etc\" /etc && \
              exec setpriv --reuid={uid} --regid={uid} --clear-groups perl -e \"$2\""
         );
         let (index, mut out) = self.spawn(
@@ -260,7 +271,7 @@ impl Net {
                 "-c",
                 &inner,
                 "sh",
-                passwd.to_str().unwrap(),
+                etc.to_str().unwrap(),
                 &script,
             ],
         );
@@ -334,6 +345,25 @@ impl Drop for Net {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Anything still in the namespaces: a server that dropped privileges under
+        // `unshare --kill-child` survives it (setuid clears the parent-death signal).
+        for ns in ["host", "ctr", "lan", "irc"] {
+            let Ok(out) = Command::new("ip")
+                .args(["netns", "pids", &self.ns(ns)])
+                .stderr(Stdio::null())
+                .output()
+            else {
+                continue;
+            };
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
         for ns in ["host", "ctr", "lan", "irc"] {
             let _ = run(&["ip", "netns", "del", &self.ns(ns)]);
         }
@@ -390,17 +420,53 @@ fn check_passwd_is_not_the_hosts(dir: &Path) {
             .is_none(),
         "this host has a uid {CTR_UID}; the test needs it unnamed here"
     );
-    assert!(dir.join("passwd").exists());
+    assert!(dir.join("etc/passwd").exists());
+}
+
+/// `--user nobody`: the process that reads queries runs as nobody, and `--nat`
+/// runs in the privileged helper.
+const AS_NOBODY: &[&str] = &["--user", "nobody"];
+
+impl Net {
+    /// The identd started last (not through a wrapper) reads the network as nobody:
+    /// `--user` was not ignored, so its answers came from the helper.
+    fn assert_last_identd_runs_as_nobody(&self) {
+        let pid = self.children.last().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+            vec![NOBODY.to_string(); 4],
+            "{uids}"
+        );
+    }
 }
 
 #[test]
 fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
-    let Some(mut net) = net_or_skip("nat_names_container_users") else {
+    container_users_are_named("nat_names_container_users", &[]);
+}
+
+#[test]
+fn nat_under_user_names_container_users_from_the_privileged_helper() {
+    container_users_are_named("nat_under_user_names_container_users", AS_NOBODY);
+}
+
+fn container_users_are_named(test: &str, user: &[&str]) {
+    let Some(mut net) = net_or_skip(test) else {
         return;
     };
     check_passwd_is_not_the_hosts(net.dir.path());
     net.start_irc_server();
-    let identd = net.identd("host", &[], &format!("{HOST_IRC}:0"), &["--nat"]);
+    let identd = net.identd(
+        "host",
+        &[],
+        &format!("{HOST_IRC}:0"),
+        &[&["--nat"], user].concat(),
+    );
+    if !user.is_empty() {
+        net.assert_last_identd_runs_as_nobody();
+    }
 
     let named = net.client("ctr", CTR_UID, false);
     let nobody = net.client("ctr", NOBODY, false);
@@ -463,11 +529,28 @@ fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
 
 #[test]
 fn nat_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
-    let Some(mut net) = net_or_skip("nat_refuses_a_third_party") else {
+    third_party_and_untracked("nat_refuses_a_third_party", &[]);
+}
+
+#[test]
+fn nat_under_user_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
+    third_party_and_untracked("nat_under_user_refuses_a_third_party", AS_NOBODY);
+}
+
+fn third_party_and_untracked(test: &str, user: &[&str]) {
+    let Some(mut net) = net_or_skip(test) else {
         return;
     };
     net.start_irc_server();
-    let identd = net.identd("host", &[], &format!("{HOST_IRC}:0"), &["--nat"]);
+    let identd = net.identd(
+        "host",
+        &[],
+        &format!("{HOST_IRC}:0"),
+        &[&["--nat"], user].concat(),
+    );
+    if !user.is_empty() {
+        net.assert_last_identd_runs_as_nobody();
+    }
     let named = net.client("ctr", CTR_UID, false);
     named.wait_for_state("01");
 
@@ -505,7 +588,7 @@ fn nat_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
              no conntrack entry has it as its reply direction\n"
     ));
     // Without --nat the translated connection is no socket of this host.
-    let plain = net.identd("host", &[], &format!("{HOST_IRC}:0"), &[]);
+    let plain = net.identd("host", &[], &format!("{HOST_IRC}:0"), user);
     net.query(&plain, IRC, named.port).code(1).stderr(format!(
         "racefree: error: NO-USER (identd at {plain}, for {}, {IRC_PORT})\n",
         named.port
@@ -514,12 +597,30 @@ fn nat_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
 
 #[test]
 fn nat_forward_relays_the_answer_of_the_host_behind() {
-    let Some(mut net) = net_or_skip("nat_forward_relays") else {
+    forward_relays("nat_forward_relays", &[]);
+}
+
+/// `--nat --forward` and `--proxy`, each under `--user`.
+#[test]
+fn nat_under_user_forward_relays_the_answer_of_the_host_behind() {
+    forward_relays("nat_under_user_forward_relays", AS_NOBODY);
+}
+
+fn forward_relays(test: &str, user: &[&str]) {
+    let Some(mut net) = net_or_skip(test) else {
         return;
     };
     net.start_irc_server();
     // The LAN host's own identd, trusting the NAT host's forwarded queries.
-    let lan_identd = net.identd("lan", &[], &format!("{LAN}:0"), &["--proxy", LAN_GATEWAY]);
+    let lan_identd = net.identd(
+        "lan",
+        &[],
+        &format!("{LAN}:0"),
+        &[&["--proxy", LAN_GATEWAY], user].concat(),
+    );
+    if !user.is_empty() {
+        net.assert_last_identd_runs_as_nobody();
+    }
     let lan_port = lan_identd.rsplit_once(':').unwrap().1.to_string();
     // The NAT host's identd in a PID namespace of its own: it sees none of the
     // test's processes, so the LAN host is another machine to it, not a container.
@@ -529,9 +630,14 @@ fn nat_forward_relays_the_answer_of_the_host_behind() {
         "host",
         &blind,
         &format!("{HOST_IRC}:0"),
-        &["--nat", &forward],
+        &[&["--nat", &forward], user].concat(),
     );
-    let without = net.identd("host", &blind, &format!("{HOST_IRC}:0"), &["--nat"]);
+    let without = net.identd(
+        "host",
+        &blind,
+        &format!("{HOST_IRC}:0"),
+        &[&["--nat"], user].concat(),
+    );
 
     let lan = net.client("lan", LAN_UID, false);
     lan.wait_for_state("01");
@@ -572,23 +678,6 @@ fn nat_forward_relays_the_answer_of_the_host_behind() {
 
 #[test]
 fn nat_flags_are_checked_before_anything_runs() {
-    crate::util::racefree()
-        .args([
-            "ident",
-            "serve",
-            "--nat",
-            "--user",
-            "nobody",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(
-            "racefree: error: --nat reads conntrack and containers' tables, which --user gives up; \
-             run it as root\n",
-        );
     crate::util::racefree()
         .args(["ident", "lookup", "--forward", "127.0.0.1:1", "127.0.0.1:2"])
         .assert()

@@ -156,7 +156,7 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     conntrack lookup and one sock_diag lookup per network namespace; with the default \
     --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
     which grow with every connection on the machine (--source netlink keeps it to \
-    milliseconds). --nat needs root and refuses --user.";
+    milliseconds). --nat needs root; with --user, the privileged helper does it.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -172,7 +172,7 @@ pub struct ServeArgs {
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses
+    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses. With --nat and --proxy the helper also resolves what this host's own table lacks (conntrack, containers' tables and their /etc/passwd: root's to read); with --forward it also makes the outgoing query to the host behind this one (one reply line, bounded by --timeout), since only conntrack, read as root, says which host and ports to ask
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Answer HIDDEN-USER for this user (name or uid); repeatable
@@ -237,20 +237,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
-    if args.nat.nat && args.user.is_some() {
-        // Every query would fail quietly otherwise: conntrack and other namespaces'
-        // tables and roots are root's to read.
-        return Err(usage(
-            "--nat reads conntrack and containers' tables, which --user gives up; run it as root",
-        ));
-    }
-    if !args.proxy.is_empty() && args.user.is_some() {
-        // The privileged helper answers for this host's sockets only; the proxy's
-        // rule (trust a gateway's ports) lives beside the NAT hook, in-process.
-        return Err(usage(
-            "--proxy cannot be combined with --user yet; run it as root",
-        ));
-    }
     let config = ServerConfig {
         source: lookup::resolve(args.source)?,
         matcher: lookup::Matcher::FourTuple,
@@ -351,6 +337,9 @@ fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::
         server::HelperConfig {
             source: config.source,
             matcher: config.matcher,
+            nat: config.nat.clone(),
+            numeric: config.numeric,
+            hide_all: config.hide_all,
             log: log.target(),
             workers: config.max_conns,
         },

@@ -95,6 +95,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Where owners are looked up, and what `--nat` does when this host has none.
+    pub fn finder(&self) -> owner::Finder<'_> {
+        owner::Finder {
+            source: self.source,
+            matcher: self.matcher,
+            nat: &self.nat,
+            numeric: self.numeric,
+            hide_all: self.hide_all,
+        }
+    }
+
     /// The operator's part of the disclosure policy.
     pub fn rules(&self) -> policy::Rules<'_> {
         policy::Rules {
@@ -186,23 +197,7 @@ impl Server {
                     with_port(local, request.server_port),
                     with_port(peer, request.client_port),
                 );
-                match owner::find(&tuple, config.source, config.matcher, &self.shared.log) {
-                    // The NAT hook: NO-USER unless --nat or --proxy finds more. It runs
-                    // only without a helper: --nat refuses --user (cmd.rs says why).
-                    Findings::NoOwner => match super::nat::unowned(
-                        &config.nat,
-                        &tuple,
-                        config.numeric,
-                        config.hide_all,
-                        |m| self.shared.log.error(m),
-                    ) {
-                        super::nat::Unowned::Owner(owner) => {
-                            owner::findings_for(owner.uid, &self.shared.log)
-                        }
-                        super::nat::Unowned::Answer(answer) => return answer,
-                    },
-                    found => found,
-                }
+                owner::find(&tuple, config.finder(), &self.shared.log)
             }
         };
         policy::decide(config.rules(), &found)

@@ -1,6 +1,6 @@
 //! Who owns a tuple, and what the policy needs to know about them: the one place the
-//! server looks an owner up. Under `--user` this runs in the privileged helper
-//! ([`super::privsep`]), otherwise in the serving thread.
+//! server looks an owner up, `--nat` and `--proxy` included. Under `--user` this runs
+//! in the privileged helper ([`super::privsep`]), otherwise in the serving thread.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -11,21 +11,51 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
 use super::super::lookup::{self, Matcher, Source, Tuple};
+use super::super::nat::{self, NatConfig, Unowned};
+use super::super::proto::{Answer, ErrorToken};
 use super::log::Logger;
 use super::policy::{Findings, HomeCheck, Passwd, home_allows_naming};
 
+/// Where [`find`] looks, and what it does when no socket of this host has the tuple.
+#[derive(Clone, Copy, Debug)]
+pub struct Finder<'a> {
+    pub source: Source,
+    pub matcher: Matcher,
+    /// `--nat`, `--forward`, `--proxy`.
+    pub nat: &'a NatConfig,
+    /// `--numeric` and `--hide-all`: the rules `--nat` applies to what it finds
+    /// (its answers are decided where they are found, [`Findings::Decided`]).
+    pub numeric: bool,
+    pub hide_all: bool,
+}
+
 /// Looks up the owner of `tuple`, their password entry and their home: everything
-/// [`super::policy::decide`] needs. Failures are logged here, where their detail is.
-pub fn find(tuple: &Tuple, source: Source, matcher: Matcher, log: &Logger) -> Findings {
-    let owner = match lookup::lookup_owner_with(tuple, source, matcher) {
+/// [`super::policy::decide`] needs. When no socket of this host has the tuple, the
+/// NAT hook ([`nat::unowned`]) looks further. Failures are logged here, where their
+/// detail is.
+pub fn find(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
+    let owner = match lookup::lookup_owner_with(tuple, finder.source, finder.matcher) {
         Ok(Some(owner)) => owner,
-        Ok(None) => return Findings::NoOwner,
+        Ok(None) => return unowned(tuple, finder, log),
         Err(e) => {
             log.error(&format!("looking up {tuple}: {e:#}"));
             return Findings::LookupFailed;
         }
     };
     findings_for(owner.uid, log)
+}
+
+/// The NAT hook: NO-USER unless `--nat` or `--proxy` finds more.
+fn unowned(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
+    match nat::unowned(finder.nat, tuple, finder.numeric, finder.hide_all, |m| {
+        log.error(m)
+    }) {
+        // A trusted NAT host's query about a socket of this host: its owner is one
+        // of ours, and the whole policy (--hide, .noident) applies.
+        Unowned::Owner(owner) => findings_for(owner.uid, log),
+        Unowned::Answer(Answer::Error(ErrorToken::NoUser)) => Findings::NoOwner,
+        Unowned::Answer(answer) => Findings::Decided(answer),
+    }
 }
 
 /// What the policy needs to know about the owner `uid`: their password entry and

@@ -61,6 +61,11 @@ pub enum Findings {
         uid: u32,
         passwd: Passwd,
     },
+    /// `--nat` answered for a connection that is no socket of this host (a
+    /// container's user, a forwarded reply, an error) and already applied the rules
+    /// that concern it (`--hide-all`, `--numeric`; `--hide` and `.noident` are about
+    /// this host's users, and a container's uids are its own).
+    Decided(Answer),
 }
 
 /// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
@@ -77,6 +82,7 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
         Findings::NoOwner => return Answer::Error(ErrorToken::NoUser),
         Findings::LookupFailed => return Answer::Error(ErrorToken::UnknownError),
         Findings::Owner { uid, passwd } => (*uid, passwd),
+        Findings::Decided(answer) => return answer.clone(),
     };
     if rules.hide_all || rules.hide_uids.contains(&uid) {
         return Answer::Error(ErrorToken::HiddenUser);
@@ -170,6 +176,10 @@ mod tests {
                     passwd: Passwd::Unreadable,
                 },
             ),
+            (
+                "nat decided",
+                Findings::Decided(Answer::User("ctruser".into())),
+            ),
         ];
         let hidden = Answer::Error(ErrorToken::HiddenUser);
         let mut checked = 0;
@@ -187,6 +197,8 @@ mod tests {
                         let expected = match *what {
                             "no owner" => Answer::Error(ErrorToken::NoUser),
                             "lookup failed" => Answer::Error(ErrorToken::UnknownError),
+                            // --nat applied --hide-all and --numeric where it looked.
+                            "nat decided" => Answer::User("ctruser".into()),
                             _ if hide => hidden.clone(),
                             "not nameable" | "unreadable" => hidden.clone(),
                             "nameable" if !numeric => Answer::User("alice".into()),

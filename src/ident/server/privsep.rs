@@ -1,6 +1,9 @@
 //! Privilege separation, after OpenBSD's identd: under `--user`, the process that
 //! parses network input runs with no privilege, and a small privileged helper
-//! answers one question: who owns this tuple, and may they be named?
+//! answers one question: who owns this tuple, and may they be named? With `--nat`
+//! and `--proxy` the same question reaches further, through conntrack, into this
+//! host's containers, or to a trusted NAT host's forwarded query ([`owner::find`]
+//! is the one lookup, here and in-process alike).
 //!
 //! Why a helper stays privileged: whether a user may be named depends on
 //! `~/.noident`, and a home is often 0700: only its owner, or root, can look in it.
@@ -14,9 +17,19 @@
 //!
 //! - request: id (u64), server port (u16), client port (u16), and the ident
 //!   connection itself, passed as a descriptor (SCM_RIGHTS);
-//! - reply: id, what the lookup found (no owner / failed / owner / refused), the
-//!   owner's uid, whether the password database has an entry (and its name), and
-//!   whether the home check lets them be named.
+//! - reply: id, what the lookup found (no owner / failed / owner / refused /
+//!   decided by `--nat`), the owner's uid, whether the password database has an
+//!   entry (and its name), and whether the home check lets them be named; or, for
+//!   an answer `--nat` decided, which answer (a name, a uid, an error token).
+//!
+//! A reply is accepted only in the exact form the encoder gives its value (every
+//! unused byte zero, a name of the stated length, UTF-8 and, for a `--nat` name, fit
+//! for the wire); anything else is a failed lookup, never a name.
+//!
+//! With `--forward`, the helper itself asks the identd of the host behind this one
+//! (an outgoing connection and one reply line, parsed by the strict client and
+//! bounded by `--timeout`): the original tuple it asks about is what conntrack, a
+//! root-only table, said.
 //!
 //! The helper trusts nothing the network side says beyond the two ports: it reads
 //! the querier's address and the local address from the passed ident connection
@@ -42,6 +55,8 @@ use nix::sys::socket::{
 };
 
 use super::super::lookup::{Matcher, Source, Tuple};
+use super::super::nat::NatConfig;
+use super::super::proto::{Answer, ErrorToken, is_wire_safe};
 use super::log::{LogTarget, Logger};
 use super::owner;
 use super::policy::{Findings, Passwd};
@@ -50,26 +65,62 @@ use super::policy::{Findings, Passwd};
 const REQUEST_LEN: usize = 16;
 /// The longest name a reply carries: `proto::is_wire_safe`'s limit.
 const NAME_MAX: usize = 512;
-/// id, kind, passwd, may_be_named, padding, uid, name length, name.
+/// id, kind, detail (passwd or answer), flag (may_be_named or error token),
+/// padding, uid, name length, name.
 const REPLY_LEN: usize = 8 + 1 + 1 + 1 + 1 + 4 + 2 + NAME_MAX;
 
 const KIND_NO_OWNER: u8 = 0;
 const KIND_FAILED: u8 = 1;
 const KIND_OWNER: u8 = 2;
 const KIND_REFUSED: u8 = 3;
+/// `--nat` decided the answer ([`Findings::Decided`]); detail says which kind.
+const KIND_DECIDED: u8 = 4;
 
 const PASSWD_ENTRY: u8 = 0;
 const PASSWD_NONE: u8 = 1;
 const PASSWD_UNREADABLE: u8 = 2;
 
-/// What the helper needs to answer: where to look, and how to log.
-#[derive(Clone, Copy, Debug)]
+const ANSWER_USER: u8 = 0;
+const ANSWER_UID: u8 = 1;
+const ANSWER_ERROR: u8 = 2;
+
+/// The error tokens a decided answer may carry, by their code on the channel.
+const ERROR_TOKENS: [ErrorToken; 4] = [
+    ErrorToken::InvalidPort,
+    ErrorToken::NoUser,
+    ErrorToken::HiddenUser,
+    ErrorToken::UnknownError,
+];
+
+/// How long the network side waits for a reply beyond `--forward`'s own bound:
+/// the helper answers every request, so this only guards against a bug.
+const REPLY_SLACK: Duration = Duration::from_secs(120);
+
+/// What the helper needs to answer: where to look, what `--nat` does, and how to log.
+#[derive(Clone, Debug)]
 pub struct HelperConfig {
     pub source: Source,
     pub matcher: Matcher,
+    /// `--nat`, `--forward`, `--proxy`, resolved in the helper.
+    pub nat: NatConfig,
+    /// `--numeric` and `--hide-all`, which `--nat` applies to what it finds.
+    pub numeric: bool,
+    pub hide_all: bool,
     pub log: LogTarget,
     /// Requests answered at once (at most 32): the network side's connection limit.
     pub workers: usize,
+}
+
+impl HelperConfig {
+    fn finder(&self) -> owner::Finder<'_> {
+        owner::Finder {
+            source: self.source,
+            matcher: self.matcher,
+            nat: &self.nat,
+            numeric: self.numeric,
+            hide_all: self.hide_all,
+        }
+    }
 }
 
 /// The network side's handle on the helper. Many threads may ask at once.
@@ -79,12 +130,16 @@ pub struct Helper {
     next_id: AtomicU64,
     alive: Arc<AtomicBool>,
     pid: nix::unistd::Pid,
+    /// How long an asker waits for its reply.
+    reply_bound: Duration,
 }
 
 impl Helper {
     /// Forks the helper. Call while this process has one thread and still has its
     /// privileges, then drop them; the helper keeps them.
     pub fn start(config: HelperConfig, log: &Logger) -> anyhow::Result<Helper> {
+        // A forwarded query takes up to --timeout, in the helper.
+        let reply_bound = config.nat.timeout.saturating_add(REPLY_SLACK);
         let (ours, theirs) = sock::socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -118,6 +173,7 @@ impl Helper {
                     next_id: AtomicU64::new(1),
                     alive: Arc::new(AtomicBool::new(true)),
                     pid: child,
+                    reply_bound,
                 };
                 helper.start_reader(log)?;
                 Ok(helper)
@@ -156,7 +212,7 @@ impl Helper {
             return Findings::LookupFailed;
         }
         // The helper answers every request; the bound only guards against a bug.
-        rx.recv_timeout(Duration::from_secs(120))
+        rx.recv_timeout(self.reply_bound)
             .unwrap_or(Findings::LookupFailed)
     }
 
@@ -216,13 +272,15 @@ fn helper_main(channel: OwnedFd, parent: nix::unistd::Pid, config: HelperConfig)
     let log = Logger::new(config.log);
     let channel = Arc::new(channel);
     let workers = config.workers.clamp(1, 32);
+    let config = Arc::new(config);
     let threads: Vec<_> = (0..workers)
         .filter_map(|_| {
             let channel = Arc::clone(&channel);
+            let config = Arc::clone(&config);
             let log = log.clone_target();
             thread::Builder::new()
                 .name("identd-helper".into())
-                .spawn(move || serve_requests(&channel, config, &log))
+                .spawn(move || serve_requests(&channel, &config, &log))
                 .ok()
         })
         .collect();
@@ -274,7 +332,7 @@ fn isolate(channel: RawFd) -> nix::Result<()> {
 
 /// One worker: receive a request, check it, answer it. Returns the process's exit
 /// code when the channel ends (0) or the network side broke the protocol (1).
-fn serve_requests(channel: &OwnedFd, config: HelperConfig, log: &Logger) -> i32 {
+fn serve_requests(channel: &OwnedFd, config: &HelperConfig, log: &Logger) -> i32 {
     let mut buf = [0u8; REQUEST_LEN + 1];
     loop {
         let mut cmsg = nix::cmsg_space!([RawFd; 2]);
@@ -319,7 +377,7 @@ fn serve_requests(channel: &OwnedFd, config: HelperConfig, log: &Logger) -> i32 
         let client_port = u16::from_le_bytes([buf[10], buf[11]]);
         let findings = match (fds.as_slice(), server_port, client_port) {
             ([conn], 1.., 1..) => tuple_of(conn.as_fd(), server_port, client_port)
-                .map(|tuple| owner::find(&tuple, config.source, config.matcher, log)),
+                .map(|tuple| owner::find(&tuple, config.finder(), log)),
             _ => None,
         };
         drop(fds);
@@ -376,10 +434,10 @@ fn so_protocol(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
 fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
     let mut r = [0u8; REPLY_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
-    let (kind, passwd, nameable, uid, name): (u8, u8, bool, u32, &[u8]) = match findings {
-        None => (KIND_REFUSED, 0, false, 0, b""),
-        Some(Findings::NoOwner) => (KIND_NO_OWNER, 0, false, 0, b""),
-        Some(Findings::LookupFailed) => (KIND_FAILED, 0, false, 0, b""),
+    let (kind, detail, flag, uid, name): (u8, u8, u8, u32, &[u8]) = match findings {
+        None => (KIND_REFUSED, 0, 0, 0, b""),
+        Some(Findings::NoOwner) => (KIND_NO_OWNER, 0, 0, 0, b""),
+        Some(Findings::LookupFailed) => (KIND_FAILED, 0, 0, 0, b""),
         Some(Findings::Owner { uid, passwd }) => match passwd {
             Passwd::Entry { name, may_be_named } => {
                 // A name too long to carry is too long for the wire: sent empty, it
@@ -389,43 +447,75 @@ fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
                 } else {
                     b""
                 };
-                (KIND_OWNER, PASSWD_ENTRY, *may_be_named, *uid, name)
+                (
+                    KIND_OWNER,
+                    PASSWD_ENTRY,
+                    u8::from(*may_be_named),
+                    *uid,
+                    name,
+                )
             }
-            Passwd::NoEntry => (KIND_OWNER, PASSWD_NONE, false, *uid, b""),
-            Passwd::Unreadable => (KIND_OWNER, PASSWD_UNREADABLE, false, *uid, b""),
+            Passwd::NoEntry => (KIND_OWNER, PASSWD_NONE, 0, *uid, b""),
+            Passwd::Unreadable => (KIND_OWNER, PASSWD_UNREADABLE, 0, *uid, b""),
+        },
+        Some(Findings::Decided(answer)) => match answer {
+            // is_wire_safe bounds a name to NAME_MAX; `--nat` names no other kind.
+            Answer::User(name) if is_wire_safe(name) => {
+                (KIND_DECIDED, ANSWER_USER, 0, 0, name.as_bytes())
+            }
+            Answer::User(_) => (
+                KIND_DECIDED,
+                ANSWER_ERROR,
+                error_code(ErrorToken::UnknownError),
+                0,
+                b"",
+            ),
+            Answer::Uid(uid) => (KIND_DECIDED, ANSWER_UID, 0, *uid, b""),
+            Answer::Error(token) => (KIND_DECIDED, ANSWER_ERROR, error_code(*token), 0, b""),
         },
     };
     r[8] = kind;
-    r[9] = passwd;
-    r[10] = u8::from(nameable);
+    r[9] = detail;
+    r[10] = flag;
     r[12..16].copy_from_slice(&uid.to_le_bytes());
     r[16..18].copy_from_slice(&(name.len() as u16).to_le_bytes());
     r[18..18 + name.len()].copy_from_slice(name);
     r
 }
 
-/// A reply back to findings. Anything unexpected is a failed lookup, never a name.
+fn error_code(token: ErrorToken) -> u8 {
+    ERROR_TOKENS
+        .iter()
+        .position(|&t| t == token)
+        .expect("every token has a code") as u8
+}
+
+/// A reply back to findings. Anything but a record exactly as [`encode_reply`]
+/// writes its value is a failed lookup, never a name.
 fn decode_reply(r: &[u8; REPLY_LEN]) -> (u64, Findings) {
     let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+    let findings = decode_findings(r)
+        // Canonical form only: every unused byte zero, every flag 0 or 1, nothing
+        // past the name. Re-encoding the value must give back the record.
+        .filter(|f| encode_reply(id, Some(f)) == *r)
+        .unwrap_or(Findings::LookupFailed);
+    (id, findings)
+}
+
+/// The value a reply's fields say, if they name one (not yet checked canonical).
+fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
+    let (kind, detail, flag) = (r[8], r[9], r[10]);
     let uid = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
-    let len = usize::from(u16::from_le_bytes([r[16], r[17]])).min(NAME_MAX);
-    let findings = match (r[8], r[9]) {
+    let len = usize::from(u16::from_le_bytes([r[16], r[17]]));
+    let name = std::str::from_utf8(r[18..].get(..len)?).ok()?;
+    Some(match (kind, detail) {
         (KIND_NO_OWNER, _) => Findings::NoOwner,
-        (KIND_OWNER, PASSWD_ENTRY) => match std::str::from_utf8(&r[18..18 + len]) {
-            Ok(name) => Findings::Owner {
-                uid,
-                passwd: Passwd::Entry {
-                    name: name.to_string(),
-                    may_be_named: r[10] == 1,
-                },
-            },
-            // Not UTF-8: by number, like any name unfit for the wire.
-            Err(_) => Findings::Owner {
-                uid,
-                passwd: Passwd::Entry {
-                    name: String::new(),
-                    may_be_named: r[10] == 1,
-                },
+        (KIND_FAILED, _) => Findings::LookupFailed,
+        (KIND_OWNER, PASSWD_ENTRY) => Findings::Owner {
+            uid,
+            passwd: Passwd::Entry {
+                name: name.to_string(),
+                may_be_named: flag == 1,
             },
         },
         (KIND_OWNER, PASSWD_NONE) => Findings::Owner {
@@ -436,9 +526,15 @@ fn decode_reply(r: &[u8; REPLY_LEN]) -> (u64, Findings) {
             uid,
             passwd: Passwd::Unreadable,
         },
-        _ => Findings::LookupFailed,
-    };
-    (id, findings)
+        (KIND_DECIDED, ANSWER_USER) if is_wire_safe(name) => {
+            Findings::Decided(Answer::User(name.to_string()))
+        }
+        (KIND_DECIDED, ANSWER_UID) => Findings::Decided(Answer::Uid(uid)),
+        (KIND_DECIDED, ANSWER_ERROR) => {
+            Findings::Decided(Answer::Error(*ERROR_TOKENS.get(usize::from(flag))?))
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -486,6 +582,134 @@ mod tests {
         assert_eq!(decode_reply(&junk).1, Findings::LookupFailed);
     }
 
+    /// Every answer `--nat` can decide, as the helper sends them.
+    fn decided() -> Vec<Findings> {
+        let mut all = vec![
+            Findings::Decided(Answer::User("rfctruser".into())),
+            Findings::Decided(Answer::User("n".repeat(NAME_MAX))),
+            Findings::Decided(Answer::Uid(0)),
+            Findings::Decided(Answer::Uid(4343)),
+            Findings::Decided(Answer::Uid(u32::MAX)),
+        ];
+        all.extend(ERROR_TOKENS.map(|t| Findings::Decided(Answer::Error(t))));
+        all
+    }
+
+    #[test]
+    fn every_answer_nat_decides_crosses_the_channel_unchanged() {
+        for f in decided() {
+            assert_eq!(
+                decode_reply(&encode_reply(7, Some(&f))),
+                (7, f.clone()),
+                "{f:?}"
+            );
+        }
+        // A name unfit for the wire is never sent as one.
+        for unsafe_name in ["", "a b", "a:b", "caf\u{e9}", &"n".repeat(NAME_MAX + 1)] {
+            let f = Findings::Decided(Answer::User(unsafe_name.into()));
+            assert_eq!(
+                decode_reply(&encode_reply(7, Some(&f))).1,
+                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
+                "{unsafe_name:?}"
+            );
+        }
+    }
+
+    /// Hand-made records the encoder never writes: each is a failed lookup.
+    #[test]
+    fn every_malformed_decided_record_is_a_failed_lookup() {
+        let user = encode_reply(9, Some(&Findings::Decided(Answer::User("bob".into()))));
+        let uid = encode_reply(9, Some(&Findings::Decided(Answer::Uid(4343))));
+        let error = encode_reply(
+            9,
+            Some(&Findings::Decided(Answer::Error(ErrorToken::NoUser))),
+        );
+        let with = |base: &[u8; REPLY_LEN], edits: &[(usize, u8)]| {
+            let mut r = *base;
+            for &(at, byte) in edits {
+                r[at] = byte;
+            }
+            r
+        };
+        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
+            ("an unknown answer kind", with(&user, &[(9, 3)])),
+            ("an unknown reply kind", with(&user, &[(8, 5)])),
+            ("an unknown error token", with(&error, &[(10, 4)])),
+            ("a flag on a name", with(&user, &[(10, 1)])),
+            ("a flag on a uid", with(&uid, &[(10, 1)])),
+            ("padding set", with(&user, &[(11, 1)])),
+            ("a uid beside a name", with(&user, &[(12, 1)])),
+            ("a uid beside an error", with(&error, &[(12, 1)])),
+            ("an empty name", with(&user, &[(16, 0)])),
+            ("a name longer than stated", with(&user, &[(16, 2)])),
+            ("a name shorter than stated", with(&user, &[(16, 4)])),
+            ("a byte past the name", with(&user, &[(21, b'x')])),
+            ("the last byte set", with(&user, &[(REPLY_LEN - 1, 1)])),
+            (
+                "a length past the record",
+                with(&user, &[(16, 0xff), (17, 0xff)]),
+            ),
+            ("a length of NAME_MAX + 1", {
+                let len = (NAME_MAX as u16 + 1).to_le_bytes();
+                with(&user, &[(16, len[0]), (17, len[1])])
+            }),
+            ("a space in the name", with(&user, &[(19, b' ')])),
+            ("a colon in the name", with(&user, &[(19, b':')])),
+            ("a control byte in the name", with(&user, &[(19, b'\n')])),
+            ("a non-ASCII name", with(&user, &[(18, 0xc3), (19, 0xa9)])),
+            ("a name that is not UTF-8", with(&user, &[(19, 0xff)])),
+            ("a name beside a uid", with(&uid, &[(16, 1), (18, b'a')])),
+            (
+                "a name beside an error",
+                with(&error, &[(16, 1), (18, b'a')]),
+            ),
+        ];
+        for (what, record) in &malformed {
+            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
+        }
+    }
+
+    /// Any one byte of any valid record changed (the id aside) is either refused or
+    /// exactly the record of another value: nothing is read loosely.
+    #[test]
+    fn a_changed_byte_is_refused_or_another_values_exact_record() {
+        let mut values = decided();
+        values.extend([
+            Findings::NoOwner,
+            Findings::LookupFailed,
+            Findings::Owner {
+                uid: 1000,
+                passwd: Passwd::Entry {
+                    name: "alice".into(),
+                    may_be_named: true,
+                },
+            },
+            Findings::Owner {
+                uid: 1000,
+                passwd: Passwd::Unreadable,
+            },
+        ]);
+        let bytes = [0u8, 1, 2, 3, 4, 5, b' ', b':', b'a', 0x7f, 0x80, 0xff];
+        let mut refused = 0;
+        for f in &values {
+            let good = encode_reply(3, Some(f));
+            for at in 8..REPLY_LEN {
+                for &b in &bytes {
+                    let mut r = good;
+                    r[at] = b;
+                    let (id, got) = decode_reply(&r);
+                    assert_eq!(id, 3);
+                    if got == Findings::LookupFailed {
+                        refused += 1;
+                    } else {
+                        assert_eq!(encode_reply(3, Some(&got)), r, "{f:?}, byte {at} = {b}");
+                    }
+                }
+            }
+        }
+        assert!(refused > 0);
+    }
+
     #[test]
     fn only_a_connected_tcp_socket_names_a_tuple_and_its_own_addresses_are_used() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -519,11 +743,14 @@ mod tests {
         let config = HelperConfig {
             source: Source::Proc,
             matcher: Matcher::FourTuple,
+            nat: NatConfig::default(),
+            numeric: false,
+            hide_all: false,
             log: LogTarget::None,
             workers: 1,
         };
         let t =
-            thread::spawn(move || serve_requests(&theirs, config, &Logger::new(LogTarget::None)));
+            thread::spawn(move || serve_requests(&theirs, &config, &Logger::new(LogTarget::None)));
         (ours, t)
     }
 
