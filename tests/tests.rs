@@ -14,7 +14,6 @@ mod makedirs_output;
 mod makedirs_streams;
 mod props;
 mod launchers;
-mod needs;
 mod package;
 mod stress;
 mod stress_arms;
