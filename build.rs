@@ -14,6 +14,8 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=tests/testenv/preconditions.rs");
     println!("cargo::rerun-if-env-changed=CI");
+    // Tools are looked up on PATH (mpirun, kubernetes-validate, cargo-deb, ...).
+    println!("cargo::rerun-if-env-changed=PATH");
     // Re-probe when a package is installed or a user added.
     println!("cargo::rerun-if-changed=/var/lib/dpkg/status");
     println!("cargo::rerun-if-changed=/etc/passwd");

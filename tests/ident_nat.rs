@@ -15,7 +15,8 @@
 //! Clients are perl processes (IO::Socket, in every Debian) run inside the
 //! container with `unshare --mount` and a bind-mounted test passwd, so the name
 //! can only come from the container's database. Where namespaces cannot be made
-//! (not root), each test says it was skipped; under CI=true it fails instead.
+//! (not root, no nftables NAT), each test is listed as ignored; under CI=true it
+//! runs and fails naming what is missing (tests/testenv/preconditions.rs).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::testenv::{Precondition, require};
 use crate::util::racefree_path;
 
 const HOST_IRC: &str = "198.19.0.1";
@@ -42,38 +44,12 @@ const NOBODY: u32 = 65534;
 /// A uid no passwd names, for the host behind the NAT.
 const LAN_UID: u32 = 4343;
 
-/// Why the NAT tests cannot run here, or `None` when they can.
-fn unavailable() -> Option<String> {
-    if !crate::util::is_root() {
-        return Some("needs root to create network namespaces".into());
-    }
-    for tool in ["ip", "nft", "perl", "unshare", "setpriv"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("needs `{tool}` (.ci/run installs it)"));
-        }
-    }
-    None
-}
-
-/// Builds the topology, or says why the test is skipped (and fails under CI).
-fn net_or_skip(test: &str) -> Option<Net> {
-    let why = match unavailable() {
-        None => match Net::build() {
-            Ok(net) => return Some(net),
-            Err(e) => format!("cannot build the namespaces: {e}"),
-        },
-        Some(why) => why,
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {why}; CI runs as root and must run it");
-    }
-    eprintln!("note: {test} skipped: {why}");
-    None
+/// Builds the topology; the machine must have what it takes (checked first, so a
+/// failure names the missing precondition), and a topology that cannot be built
+/// on such a machine fails the test.
+fn net() -> Net {
+    require(&[Precondition::Root, Precondition::NatNamespaces]);
+    Net::build().unwrap_or_else(|e| panic!("cannot build the namespaces: {e}"))
 }
 
 /// The namespaces, and every process started in them; all gone on drop.
@@ -443,19 +419,25 @@ impl Net {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
-    container_users_are_named("nat_names_container_users", &[]);
+    container_users_are_named(&[]);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_under_user_names_container_users_from_the_privileged_helper() {
-    container_users_are_named("nat_under_user_names_container_users", AS_NOBODY);
+    container_users_are_named(AS_NOBODY);
 }
 
-fn container_users_are_named(test: &str, user: &[&str]) {
-    let Some(mut net) = net_or_skip(test) else {
-        return;
-    };
+fn container_users_are_named(user: &[&str]) {
+    let mut net = net();
     check_passwd_is_not_the_hosts(net.dir.path());
     net.start_irc_server();
     let identd = net.identd(
@@ -528,19 +510,25 @@ fn container_users_are_named(test: &str, user: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
-    third_party_and_untracked("nat_refuses_a_third_party", &[]);
+    third_party_and_untracked(&[]);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_under_user_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
-    third_party_and_untracked("nat_under_user_refuses_a_third_party", AS_NOBODY);
+    third_party_and_untracked(AS_NOBODY);
 }
 
-fn third_party_and_untracked(test: &str, user: &[&str]) {
-    let Some(mut net) = net_or_skip(test) else {
-        return;
-    };
+fn third_party_and_untracked(user: &[&str]) {
+    let mut net = net();
     net.start_irc_server();
     let identd = net.identd(
         "host",
@@ -596,20 +584,26 @@ fn third_party_and_untracked(test: &str, user: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_forward_relays_the_answer_of_the_host_behind() {
-    forward_relays("nat_forward_relays", &[]);
+    forward_relays(&[]);
 }
 
 /// `--nat --forward` and `--proxy`, each under `--user`.
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
 fn nat_under_user_forward_relays_the_answer_of_the_host_behind() {
-    forward_relays("nat_under_user_forward_relays", AS_NOBODY);
+    forward_relays(AS_NOBODY);
 }
 
-fn forward_relays(test: &str, user: &[&str]) {
-    let Some(mut net) = net_or_skip(test) else {
-        return;
-    };
+fn forward_relays(user: &[&str]) {
+    let mut net = net();
     net.start_irc_server();
     // The LAN host's own identd, trusting the NAT host's forwarded queries.
     let lan_identd = net.identd(

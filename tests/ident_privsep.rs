@@ -4,7 +4,8 @@
 //! uid is a new socket's owner, and setfsuid is per thread), create a throwaway
 //! user whose 0700 home they control (removed again, pass or fail), and check that
 //! a server that dropped to nobody still names everyone who has no `.noident`.
-//! Without root they cannot run; under CI (`CI=true`) that is a failure.
+//! Without root they are listed as ignored; under CI (`CI=true`) they run, and a
+//! missing precondition is a failure (see tests/testenv/preconditions.rs).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,22 +17,10 @@ use std::time::Duration;
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
-use crate::util::{is_root, racefree_path};
+use crate::testenv::{Precondition, require};
+use crate::util::racefree_path;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// True when the test can run; otherwise says why it is skipped (a failure in CI).
-fn needs_root(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} needs root, and CI runs as root"
-    );
-    eprintln!("note: skipped: {what} needs root");
-    false
-}
 
 /// `racefree ident serve --listen 127.0.0.1:0 ARGS`, killed on drop.
 struct Served {
@@ -174,10 +163,12 @@ impl Drop for ThrowawayUser {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root to make sockets and a user for others, and a user nobody"
+)]
 fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
-    if !needs_root("making sockets and a user for others") {
-        return;
-    }
+    require(&[Precondition::Root, Precondition::Nobody]);
     let user = ThrowawayUser::create("ps");
     let served = Served::start("127.0.0.1:0", &["--user", "nobody"]);
     let (root_conn, _a, _l1) = connection_owned_by(0);
@@ -206,10 +197,12 @@ fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
 fn under_inetd_a_server_with_user_answers_by_name_and_closes_the_connection() {
-    if !needs_root("--user") {
-        return;
-    }
+    require(&[Precondition::Root, Precondition::Nobody]);
     let (root_conn, _a, _l) = connection_owned_by(0);
     let (l, r) = (
         root_conn.local_addr().unwrap(),
@@ -273,10 +266,12 @@ fn status_field(pid: u32, name: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
 fn the_process_holding_the_client_socket_keeps_no_privilege() {
-    if !needs_root("--user") {
-        return;
-    }
+    require(&[Precondition::Root, Precondition::Nobody]);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let served = Served::start("127.0.0.1:0", &["--user", "nobody"]);
     // An ident connection, held open without a request: the server holds its end.
@@ -377,30 +372,18 @@ fn nobody_half_closed_from(from: &str) -> (TcpStream, TcpStream, TcpListener) {
     (client, accepted, service)
 }
 
-/// Skips (failing under CI) when a client this project did not write is missing.
-fn has_client(what: &str, present: bool) -> bool {
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{what} is missing, and .ci/run installs it"
-        );
-        eprintln!("note: skipped: {what} is not installed");
-    }
-    present
-}
-
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody, has_libident_tester)),
+    ignore = "needs root (port 113, a socket for nobody) and libident's in.identtestd"
+)]
 fn libidents_test_client_gets_nobody_for_a_nobody_owned_half_closed_connection() {
-    if !needs_root("binding port 113 and making a socket for nobody") {
-        return;
-    }
-    let tester = std::path::Path::new("/usr/sbin/in.identtestd");
-    if !has_client(
-        "libident's in.identtestd (Debian libident)",
-        tester.exists(),
-    ) {
-        return;
-    }
+    require(&[
+        Precondition::Root,
+        Precondition::Nobody,
+        Precondition::LibidentTester,
+    ]);
+    let tester = std::path::Path::new(crate::testenv::LIBIDENT_TESTER);
     // in.identtestd asks port 113 of the host its client came from: 127.0.0.11.
     let _served = Served::start("127.0.0.11:113", &["--user", "nobody"]);
     let (mut client, accepted, _service) = nobody_half_closed_from("127.0.0.11");
@@ -421,19 +404,16 @@ fn libidents_test_client_gets_nobody_for_a_nobody_owned_half_closed_connection()
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody, has_net_ident)),
+    ignore = "needs root (port 113, a socket for nobody) and Perl's Net::Ident"
+)]
 fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
-    if !needs_root("binding port 113 and making a socket for nobody") {
-        return;
-    }
-    let has_module = Command::new("perl")
-        .args(["-MNet::Ident", "-e", "1"])
-        .output();
-    if !has_client(
-        "Perl's Net::Ident (libnet-ident-perl)",
-        has_module.is_ok_and(|o| o.status.success()),
-    ) {
-        return;
-    }
+    require(&[
+        Precondition::Root,
+        Precondition::Nobody,
+        Precondition::NetIdent,
+    ]);
     // Net::Ident always asks port 113: a loopback address no other test uses.
     let served = Served::start("127.0.0.10:113", &["--user", "nobody"]);
     let (_client, accepted, _service) = nobody_half_closed_from("127.0.0.10");

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use predicates::prelude::PredicateBooleanExt;
 use serde_json::Value;
 
-use crate::needs;
+use crate::testenv::{Precondition, require};
 use crate::util::{is_root, racefree, racefree_path};
 
 fn launcher(name: &str) -> PathBuf {
@@ -70,20 +70,12 @@ fn report_catches_a_missing_leaf(work: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_open_mpi),
+    ignore = "needs Open MPI's mpirun (Debian package openmpi-bin)"
+)]
 fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf() {
-    let test = "launchers::the_mpirun_recipe...";
-    let version = Command::new("mpirun").arg("--version").output();
-    let open_mpi = version.is_ok_and(|o| text(&o.stdout).contains("Open MPI"));
-    if needs::unmet(
-        test,
-        &if open_mpi {
-            vec![]
-        } else {
-            vec!["Open MPI's mpirun (Debian package openmpi-bin)".into()]
-        },
-    ) {
-        return;
-    }
+    require(&[Precondition::OpenMpi]);
     let shared = tempfile::tempdir().unwrap();
     // Four ranks on this machine stand in for four hosts: mpirun starts them and
     // gives each its OMPI_COMM_WORLD_RANK, which is all racefree learns of its id.
@@ -258,19 +250,12 @@ fn yaml_documents(path: &Path) -> Vec<Value> {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubernetes_validate),
+    ignore = "needs kubernetes-validate (pip install kubernetes-validate==1.37.0)"
+)]
 fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
-    let test = "launchers::the_kubernetes_job...";
-    let validator = needs::runs("kubernetes-validate", &["--version"]);
-    if needs::unmet(
-        test,
-        &if validator {
-            vec![]
-        } else {
-            vec!["kubernetes-validate (pip install kubernetes-validate==1.37.0)".into()]
-        },
-    ) {
-        return;
-    }
+    require(&[Precondition::KubernetesValidate]);
     let manifest = launcher("kubernetes-job.yaml");
     // Offline, against the Kubernetes 1.37 OpenAPI schemas the validator ships;
     // --strict refuses fields the schema does not know.

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use crate::needs;
-use crate::util::is_root;
+use crate::testenv::{Precondition, cargo, note, require};
 
 const PACKAGE: &str = "racefree";
 
@@ -40,7 +39,7 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let status = Command::new("dpkg").args(["--purge", PACKAGE]).output();
         if !status.is_ok_and(|o| o.status.success()) {
-            needs::note("package test: `dpkg --purge racefree` failed; remove it by hand");
+            note("package test: `dpkg --purge racefree` failed; remove it by hand");
         }
     }
 }
@@ -152,34 +151,26 @@ printf '%s\n' "${{COMPREPLY[@]}}""#
 }
 
 #[test]
+#[cfg_attr(
+    not(all(
+        has_root,
+        has_deb_tools,
+        has_man,
+        has_cargo_deb,
+        has_no_racefree_package
+    )),
+    ignore = "needs root (dpkg -i installs onto this machine), dpkg, man, systemd-analyze, \
+              cargo-deb, and no racefree package installed already"
+)]
 fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
-    let test = "package::the_debian_package_installs...";
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root: dpkg -i installs onto this machine".to_string());
-    }
-    for (tool, package) in [
-        ("dpkg", "dpkg"),
-        ("dpkg-deb", "dpkg"),
-        ("man", "man-db"),
-        ("systemd-analyze", "systemd"),
-    ] {
-        if !needs::runs(tool, &["--version"]) {
-            missing.push(format!("{tool} (Debian package {package})"));
-        }
-    }
-    if !needs::runs(&cargo, &["deb", "--version"]) {
-        missing.push("cargo-deb (cargo install --locked cargo-deb)".into());
-    }
-    if needs::runs("dpkg", &["-s", PACKAGE]) {
-        missing.push(format!(
-            "no {PACKAGE} package installed already (the test installs, then removes it)"
-        ));
-    }
-    if needs::unmet(test, &missing) {
-        return;
-    }
+    require(&[
+        Precondition::Root,
+        Precondition::DebTools,
+        Precondition::Man,
+        Precondition::CargoDeb,
+        Precondition::NoRacefreePackage,
+    ]);
+    let cargo = cargo();
 
     // Build: cargo deb builds the release binary (reused when fresh). --fast only
     // lowers the compression level; the package's contents are the same.
@@ -189,7 +180,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
         .current_dir(root())
         .args(["deb", "--locked", "--fast", "--output"])
         .arg(out_dir.path()));
-    needs::note(&format!(
+    note(&format!(
         "package: cargo deb took {:.1} s",
         begin.elapsed().as_secs_f64()
     ));
@@ -251,7 +242,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
             !excluded.is_empty(),
             "dpkg installed no man page and nothing excludes them"
         );
-        needs::note(&format!(
+        note(&format!(
             "package: dpkg is told not to install man pages ({}); reading them from the .deb with man -l",
             excluded.join(", ")
         ));
@@ -360,7 +351,10 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
 
     // Removal leaves nothing behind.
     drop(installed);
-    assert!(!needs::runs("dpkg", &["-s", PACKAGE]), "still installed");
+    assert!(
+        Precondition::NoRacefreePackage.probe().is_ok(),
+        "still installed"
+    );
     let left: Vec<_> = expected.iter().filter(|f| Path::new(f).exists()).collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
 }
@@ -384,17 +378,10 @@ fn find_named(dir: &Path, part: &str) -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(has_man), ignore = "needs man (Debian package man-db)")]
 fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
-    let test = "package::cargo_install_works...";
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let missing = if needs::runs("man", &["--version"]) {
-        vec![]
-    } else {
-        vec!["man (Debian package man-db)".to_string()]
-    };
-    if needs::unmet(test, &missing) {
-        return;
-    }
+    require(&[Precondition::Man]);
+    let cargo = cargo();
     // A scratch root stands in for ~/.cargo. The release build is shared with
     // `cargo deb`; whichever runs first builds it.
     let prefix = tempfile::tempdir().unwrap();
@@ -404,7 +391,7 @@ fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
         .args(["install", "--locked", "--offline", "--path", "."])
         .arg("--root")
         .arg(prefix.path()));
-    needs::note(&format!(
+    note(&format!(
         "package: cargo install took {:.1} s",
         begin.elapsed().as_secs_f64()
     ));

@@ -13,7 +13,6 @@ mod makedirs;
 mod makedirs_modes;
 mod makedirs_output;
 mod makedirs_streams;
-mod needs;
 mod package;
 mod props;
 mod stress;

@@ -213,11 +213,15 @@ fn an_unwritable_directory_is_a_clear_error_and_the_file_is_unchanged() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root to give files away to nobody"
+)]
 fn the_owner_and_group_are_kept_or_the_write_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to give files away");
-        return;
-    }
+    crate::testenv::require(&[
+        crate::testenv::Precondition::Root,
+        crate::testenv::Precondition::Nobody,
+    ]);
     let t = tempfile::tempdir().unwrap();
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let f = t.path().join("theirs");

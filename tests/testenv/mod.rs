@@ -52,7 +52,14 @@ pub fn require(needs: &[Precondition]) {
     panic!("precondition missing: {}; {hint}", missing.join(", "));
 }
 
-pub use preconditions::under_ci;
+pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
+
+/// Prints a line on the terminal even when the test passes (timings, what was
+/// looked at instead of what was asked): straight to fd 2, not `eprintln!`, which
+/// libtest captures for passing tests.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 /// The xinetd binary (see [`Precondition::Xinetd`]).
 pub fn xinetd_path() -> PathBuf {

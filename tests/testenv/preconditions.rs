@@ -32,16 +32,42 @@ pub enum Precondition {
     NetIdent,
     /// xinetd, a real superserver to run `ident serve` under.
     Xinetd,
+    /// libident's test client `/usr/sbin/in.identtestd` (Debian libident).
+    LibidentTester,
+    /// Network namespaces with an nftables masquerade rule in them, and the tools
+    /// the NAT tests drive them with (ip, nft, unshare, setpriv, perl). Needs root.
+    NatNamespaces,
+    /// dpkg, dpkg-deb and systemd-analyze, to install the package and check its units.
+    DebTools,
+    /// man(1), to render the man pages as a reader would.
+    Man,
+    /// cargo-deb, the `cargo deb` subcommand that builds the package.
+    CargoDeb,
+    /// No `racefree` Debian package installed: the package test installs its own
+    /// and purges it afterwards, which must not remove one someone installed.
+    NoRacefreePackage,
+    /// Open MPI's mpirun, to run the mpirun launcher recipe for real.
+    OpenMpi,
+    /// kubernetes-validate (pip), to check the Kubernetes Job against the schema.
+    KubernetesValidate,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 6] = [
+    pub const ALL: [Precondition; 14] = [
         Precondition::Root,
         Precondition::Nobody,
         Precondition::Ipv6Loopback,
         Precondition::DualStack,
         Precondition::NetIdent,
         Precondition::Xinetd,
+        Precondition::LibidentTester,
+        Precondition::NatNamespaces,
+        Precondition::DebTools,
+        Precondition::Man,
+        Precondition::CargoDeb,
+        Precondition::NoRacefreePackage,
+        Precondition::OpenMpi,
+        Precondition::KubernetesValidate,
     ];
 
     /// The cfg `build.rs` sets when the precondition holds (or under CI).
@@ -53,6 +79,14 @@ impl Precondition {
             Precondition::DualStack => "has_dual_stack",
             Precondition::NetIdent => "has_net_ident",
             Precondition::Xinetd => "has_xinetd",
+            Precondition::LibidentTester => "has_libident_tester",
+            Precondition::NatNamespaces => "has_nat_namespaces",
+            Precondition::DebTools => "has_deb_tools",
+            Precondition::Man => "has_man",
+            Precondition::CargoDeb => "has_cargo_deb",
+            Precondition::NoRacefreePackage => "has_no_racefree_package",
+            Precondition::OpenMpi => "has_open_mpi",
+            Precondition::KubernetesValidate => "has_kubernetes_validate",
         }
     }
 
@@ -67,6 +101,31 @@ impl Precondition {
                 "Perl's Net::Ident (Debian package libnet-ident-perl; .ci/run installs it)"
             }
             Precondition::Xinetd => "xinetd (Debian package xinetd; .ci/run installs it)",
+            Precondition::LibidentTester => {
+                "libident's /usr/sbin/in.identtestd (Debian package libident; .ci/run installs it)"
+            }
+            Precondition::NatNamespaces => {
+                "network namespaces with nftables NAT (root; ip, nft, unshare, setpriv, perl: \
+                 Debian packages iproute2, nftables, util-linux, perl; .ci/run installs them)"
+            }
+            Precondition::DebTools => {
+                "dpkg, dpkg-deb and systemd-analyze (Debian packages dpkg, systemd; \
+                 .ci/run installs them)"
+            }
+            Precondition::Man => "man (Debian package man-db; .ci/run installs it)",
+            Precondition::CargoDeb => {
+                "cargo-deb (cargo install --locked cargo-deb; .ci/run installs it)"
+            }
+            Precondition::NoRacefreePackage => {
+                "no racefree Debian package installed already (the test installs its own, \
+                 then purges it)"
+            }
+            Precondition::OpenMpi => {
+                "Open MPI's mpirun (Debian package openmpi-bin; .ci/run installs it)"
+            }
+            Precondition::KubernetesValidate => {
+                "kubernetes-validate (pip install kubernetes-validate==1.37.0; .ci/run installs it)"
+            }
         }
     }
 
@@ -92,6 +151,57 @@ impl Precondition {
             }
             Precondition::NetIdent => succeeds("perl", &["-MNet::Ident", "-e", "1"]),
             Precondition::Xinetd => xinetd_path().map(drop),
+            Precondition::LibidentTester => {
+                let tester = std::path::Path::new(LIBIDENT_TESTER);
+                if tester.is_file() {
+                    Ok(())
+                } else {
+                    Err(format!("no {LIBIDENT_TESTER}"))
+                }
+            }
+            Precondition::NatNamespaces => {
+                for tool in ["ip", "nft", "unshare", "setpriv", "perl"] {
+                    succeeds("sh", &["-c", &format!("command -v {tool}")])?;
+                }
+                // A network namespace of its own, gone when unshare exits, with the
+                // kind of rule the tests add: it fails without root, without
+                // nftables' NAT in the kernel, or in a sandbox that forbids it.
+                succeeds(
+                    "unshare",
+                    &[
+                        "--net",
+                        "sh",
+                        "-ec",
+                        "ip link set lo up; nft add table ip rfprobe; \
+                         nft 'add chain ip rfprobe post { type nat hook postrouting priority 100; }'; \
+                         nft add rule ip rfprobe post masquerade",
+                    ],
+                )
+            }
+            Precondition::DebTools => {
+                for tool in ["dpkg", "dpkg-deb", "systemd-analyze"] {
+                    succeeds(tool, &["--version"])?;
+                }
+                Ok(())
+            }
+            Precondition::Man => succeeds("man", &["--version"]),
+            Precondition::CargoDeb => succeeds(&cargo(), &["deb", "--version"]),
+            Precondition::NoRacefreePackage => match succeeds("dpkg", &["-s", "racefree"]) {
+                Ok(()) => Err("the racefree package is installed (dpkg -s racefree)".into()),
+                Err(_) => Ok(()),
+            },
+            Precondition::OpenMpi => match Command::new("mpirun").arg("--version").output() {
+                Ok(o) if String::from_utf8_lossy(&o.stdout).contains("Open MPI") => Ok(()),
+                Ok(o) => Err(format!(
+                    "`mpirun --version` is not Open MPI's: {:?}",
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                )),
+                Err(e) => Err(format!("cannot run mpirun: {e}")),
+            },
+            Precondition::KubernetesValidate => succeeds("kubernetes-validate", &["--version"]),
         }
     }
 }
@@ -104,6 +214,14 @@ pub fn xinetd_path() -> Result<std::path::PathBuf, String> {
         .map(|d| d.join("xinetd"))
         .find(|p| p.is_file())
         .ok_or_else(|| "no xinetd on PATH or in /usr/sbin".to_string())
+}
+
+/// libident's test client, started as inetd would start it.
+pub const LIBIDENT_TESTER: &str = "/usr/sbin/in.identtestd";
+
+/// The cargo running the build or the tests (`$CARGO`), else `cargo` on PATH.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// True when the run is CI's: `CI=true` (or `1`), as CI services and .ci/run set it.
