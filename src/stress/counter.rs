@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 use super::{RaceArgs, WorkArgs, tree};
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -218,9 +218,7 @@ impl Race for Counter {
                 Ok(v) => out.values.push(v),
                 Err(e) => {
                     out.failed += 1;
-                    if out.failures.len() < 3 {
-                        out.failures.push(format!("{e:#}"));
-                    }
+                    keep_failure(&mut out.failures, || format!("{e:#}"));
                 }
             }
         }

@@ -221,6 +221,17 @@ pub struct Tally<C> {
 /// Problems kept per arm.
 pub const PROBLEMS_KEPT: usize = 10;
 
+/// Failure messages one racer keeps for its round; past them it only counts.
+pub const FAILURES_KEPT: usize = 3;
+
+/// Keeps a racer's failure message while it has fewer than [`FAILURES_KEPT`]; the
+/// message is made only then.
+pub fn keep_failure(failures: &mut Vec<String>, message: impl FnOnce() -> String) {
+    if failures.len() < FAILURES_KEPT {
+        failures.push(message());
+    }
+}
+
 impl<C> Tally<C> {
     pub fn held(&self) -> bool {
         self.rounds > 0 && self.failed_calls == 0 && self.bad_rounds == 0

@@ -17,7 +17,7 @@ use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use super::counter::{make_round_dir, read_value, store_atomically};
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 use super::{RaceArgs, WorkArgs, gate, tree};
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -221,9 +221,7 @@ impl Race for Lock {
                 Ok(()) => out.done += 1,
                 Err(e) => {
                     out.failed += 1;
-                    if out.failures.len() < 3 {
-                        out.failures.push(format!("{e:#}"));
-                    }
+                    keep_failure(&mut out.failures, || format!("{e:#}"));
                 }
             }
         }

@@ -17,7 +17,7 @@ use anyhow::bail;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 use super::{RaceArgs, WorkArgs, defaults, shuffle, tree};
 use crate::makedirs::{Options, make_dirs};
 
@@ -411,9 +411,7 @@ pub fn race(arm: Arm, paths: &[PathBuf]) -> Outcome {
         };
         if let Err(e) = result {
             out.failed += 1;
-            if out.failures.len() < 3 {
-                out.failures.push(format!("{}: {e}", p.display()));
-            }
+            keep_failure(&mut out.failures, || format!("{}: {e}", p.display()));
         }
     }
     out

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cleanup::stopping;
 use super::counter::make_round_dir;
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally};
+use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 use super::{RaceArgs, WorkArgs, tree};
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -212,9 +212,7 @@ fn writer(round: &Round, w: u32) -> Outcome {
         out.writes += 1;
         if let Err(e) = written {
             out.write_failures += 1;
-            if out.failures.len() < 3 {
-                out.failures.push(format!("writing version {id}: {e:#}"));
-            }
+            keep_failure(&mut out.failures, || format!("writing version {id}: {e:#}"));
         }
     }
     if let Err(e) = std::fs::File::create(done_marker(round, w)) {
@@ -262,10 +260,8 @@ fn reader(round: &Round) -> Outcome {
                 Some(format!("reading: {e}"))
             }
         };
-        if let Some(p) = problem
-            && out.failures.len() < 3
-        {
-            out.failures.push(p);
+        if let Some(p) = problem {
+            keep_failure(&mut out.failures, || p);
         }
     }
 }
