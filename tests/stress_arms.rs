@@ -130,7 +130,9 @@ fn lock_threads_lose_no_update_and_the_write_after_unlock_control_does() {
 
 #[test]
 fn lock_processes_run_racefree_lock_lose_no_update_and_the_control_does() {
-    lock(&["--processes"], 4, 8, 4);
+    // Each increment is two processes: under load, fewer calls than this gave the
+    // control no overlap to lose an update in (seen with 4 x 8 x 4).
+    lock(&["--processes"], 6, 20, 4);
 }
 
 #[test]
