@@ -234,11 +234,7 @@ impl Race for Counter {
         tally: &mut Tally<Counts>,
     ) -> anyhow::Result<()> {
         for o in outcomes {
-            tally.calls += u64::from(round.takes);
-            tally.failed_calls += o.failed;
-            for f in &o.failures {
-                tally.note(format!("round {}: {f}", ctx.round));
-            }
+            tally.racer(ctx.round, u64::from(round.takes), o.failed, &o.failures);
         }
         if ctx.shared {
             // Other hosts take numbers from the same counter: `stress report` judges.

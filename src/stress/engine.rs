@@ -243,6 +243,16 @@ impl<C> Tally<C> {
         }
     }
 
+    /// Folds one racer's round in: its calls, how many failed, and the failure
+    /// messages it kept ([`keep_failure`]), each noted with the round's number.
+    pub fn racer(&mut self, round: u64, calls: u64, failed: u64, failures: &[String]) {
+        self.calls += calls;
+        self.failed_calls += failed;
+        for f in failures {
+            self.note(format!("round {round}: {f}"));
+        }
+    }
+
     /// Counts a bad round and notes its first few problems.
     pub fn bad_round(&mut self, n: u64, problems: Vec<String>) {
         if problems.is_empty() {

@@ -237,11 +237,12 @@ impl Race for Lock {
         tally: &mut Tally<Counts>,
     ) -> anyhow::Result<()> {
         for o in outcomes {
-            tally.calls += u64::from(round.increments);
-            tally.failed_calls += o.failed;
-            for f in &o.failures {
-                tally.note(format!("round {}: {f}", ctx.round));
-            }
+            tally.racer(
+                ctx.round,
+                u64::from(round.increments),
+                o.failed,
+                &o.failures,
+            );
         }
         if !ctx.shared {
             let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(COUNTER);

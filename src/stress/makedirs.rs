@@ -209,13 +209,9 @@ impl Race for Makedirs {
         let removed: u64 = churn.iter().sum();
         tally.counts.removed_by_churn += removed;
         for r in outcomes {
-            tally.calls += r.calls;
-            tally.failed_calls += r.failed;
+            tally.racer(ctx.round, r.calls, r.failed, &r.failures);
             tally.counts.retries += r.retries;
             tally.counts.created += r.created.len() as u64;
-            for f in &r.failures {
-                tally.note(format!("round {}: {f}", ctx.round));
-            }
         }
         if ctx.shared {
             // Other hosts build the same round: `stress report` judges the tree.

@@ -340,15 +340,12 @@ impl Race for WriteArm {
         tally: &mut Tally<Counts>,
     ) -> anyhow::Result<()> {
         for o in outcomes {
-            tally.calls += o.writes + o.reads;
-            tally.failed_calls += o.write_failures + o.empty + o.torn + o.missing + o.read_errors;
+            let failed = o.write_failures + o.empty + o.torn + o.missing + o.read_errors;
+            tally.racer(ctx.round, o.writes + o.reads, failed, &o.failures);
             tally.counts.writes += o.writes;
             tally.counts.reads += o.reads;
             tally.counts.empty += o.empty;
             tally.counts.torn += o.torn;
-            for f in &o.failures {
-                tally.note(format!("round {}: {f}", ctx.round));
-            }
         }
         if !ctx.shared {
             let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(FILE);
