@@ -599,10 +599,7 @@ fn check_racers_fit(
     let per_racer = 2.0 * begin.elapsed().as_secs_f64() / f64::from(SAMPLES);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let racers = race.racers();
-    let needed = f64::from(racers) * per_racer / cores;
-    let allowed = 2.0 * race.duration.max(1.0);
-    if needed > allowed {
-        let fits = ((allowed * cores / per_racer) as u32).max(1);
+    if let Some((needed, fits)) = racers_that_fit(racers, per_racer, cores, race.duration) {
         return Err(crate::exit::usage(format!(
             "--racers {racers} cannot be released together within --duration {}: one lookup by each method costs {:.1} ms here, so {racers} racers released together need about {needed:.1} s on {cores} cores to finish one lookup each; use at most --racers {fits}, a longer --duration, or --rounds",
             race.duration,
@@ -610,6 +607,16 @@ fn check_racers_fit(
         )));
     }
     Ok(())
+}
+
+/// Whether `racers`, each costing `per_racer` seconds of CPU before its first
+/// answer, can all be released within `duration` on `cores`: None when they can,
+/// else the seconds they would need and the most that fit. Pure, so the rule is
+/// tested on fixed numbers whatever this machine's lookups cost.
+fn racers_that_fit(racers: u32, per_racer: f64, cores: f64, duration: f64) -> Option<(f64, u32)> {
+    let needed = f64::from(racers) * per_racer / cores;
+    let allowed = 2.0 * duration.max(1.0);
+    (needed > allowed).then(|| (needed, ((allowed * cores / per_racer) as u32).max(1)))
 }
 
 fn rows(all: Stats) -> Vec<Row> {
@@ -1084,6 +1091,22 @@ impl Drop for ServeProcess {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn racers_that_cannot_be_released_in_time_are_refused_with_the_count_that_fits() {
+        // 20 ms a racer on 2 cores: 1024 racers need 10.24 s; 0.5 s allows 2 s (the
+        // floor is 1 s, doubled), where 200 fit.
+        let (needed, fits) = super::racers_that_fit(1024, 0.020, 2.0, 0.5).unwrap();
+        assert!((needed - 10.24).abs() < 1e-9, "{needed}");
+        assert_eq!(fits, 200);
+        assert_eq!(super::racers_that_fit(200, 0.020, 2.0, 0.5), None);
+        assert_eq!(super::racers_that_fit(8, 0.020, 2.0, 60.0), None);
+        // However slow a lookup, one racer is always offered.
+        assert_eq!(
+            super::racers_that_fit(2, 100.0, 1.0, 1.0).map(|f| f.1),
+            Some(1)
+        );
+    }
+
     use super::*;
 
     #[test]
