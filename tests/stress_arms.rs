@@ -165,7 +165,11 @@ fn counter_across_hosts_merges_and_catches_a_wrong_counter() {
 #[test]
 fn write_across_hosts_merges_and_catches_a_torn_file() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["write", "--versions", "3", "--reads", "5"], "2");
+    let work = multi_host_run(
+        d.path(),
+        &["write", "--versions", "10", "--reads", "20"],
+        "2",
+    );
     racefree()
         .args(["stress", "report"])
         .arg(&work)
@@ -187,14 +191,14 @@ fn write_across_hosts_merges_and_catches_a_torn_file() {
 #[test]
 fn lock_across_hosts_merges_and_catches_a_lost_update() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["lock", "--increments", "5"], "2");
+    let work = multi_host_run(d.path(), &["lock", "--increments", "50"], "2");
     racefree()
         .args(["stress", "report"])
         .arg(&work)
         .assert()
         .success()
         .stdout(predicate::str::ends_with("verdict: PASS\n"));
-    fs::write(work.join("round-1/counter"), "29\n").unwrap();
+    fs::write(work.join("round-1/counter"), "299\n").unwrap();
     racefree()
         .args(["stress", "report"])
         .arg(&work)
@@ -202,7 +206,7 @@ fn lock_across_hosts_merges_and_catches_a_lost_update() {
         .code(1)
         .stdout(
             predicate::str::contains(
-                "round 1: the counter ends at 29, expected 30: 1 updates lost",
+                "round 1: the counter ends at 299, expected 300: 1 updates lost",
             )
             .and(predicate::str::ends_with("verdict: FAIL\n")),
         );

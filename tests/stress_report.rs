@@ -12,6 +12,10 @@ use crate::util::{racefree, racefree_path};
 
 /// Two instances of `stress ARM` meeting at a barrier file in `dir`; returns the
 /// shared work directory.
+///
+/// `stress report` rightly fails a run whose hosts did not overlap, so each caller
+/// sizes its run to last 0.1 s or more in a debug build: an order of magnitude above
+/// how late a loaded machine wakes one instance at the barrier's start time.
 pub fn multi_host_run(dir: &Path, arm: &[&str], rounds: &str) -> PathBuf {
     let barrier = dir.join("go");
     let hosts: Vec<_> = (0..2)
@@ -44,6 +48,9 @@ pub fn multi_host_run(dir: &Path, arm: &[&str], rounds: &str) -> PathBuf {
     dir.join("racefree-stress-go")
 }
 
+/// A makedirs run of 729 leaves a round: about 0.1 s a round on 2 cores.
+const MAKEDIRS: &[&str] = &["makedirs", "--depth", "6"];
+
 fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let mut v: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
     edit(&mut v);
@@ -53,7 +60,7 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 #[test]
 fn a_tampered_tree_shape_is_an_error_not_a_100_gb_allocation() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["makedirs"], "1");
+    let work = multi_host_run(d.path(), MAKEDIRS, "1");
     racefree()
         .args(["stress", "report"])
         .arg(&work)
@@ -70,7 +77,7 @@ fn a_tampered_tree_shape_is_an_error_not_a_100_gb_allocation() {
             "racefree: error: report-1.json: depth 32, fanout 3: 3^32 leaf paths per round; at most 100000\n",
         );
     edit_json(&work.join("report-1.json"), |v| {
-        v["depth"] = 4.into();
+        v["depth"] = 6.into();
         v["racers"] = 100000.into();
     });
     racefree()
@@ -84,7 +91,7 @@ fn a_tampered_tree_shape_is_an_error_not_a_100_gb_allocation() {
 #[test]
 fn a_report_that_verified_no_round_fails() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["makedirs"], "1");
+    let work = multi_host_run(d.path(), MAKEDIRS, "1");
     for id in 0..2 {
         edit_json(&work.join(format!("report-{id}.json")), |v| {
             v["racefree"]["rounds"] = 0.into();
@@ -109,7 +116,7 @@ fn a_report_that_verified_no_round_fails() {
 #[test]
 fn a_round_on_disk_that_no_report_covers_fails() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["makedirs"], "2");
+    let work = multi_host_run(d.path(), MAKEDIRS, "2");
     fs::create_dir(work.join("round-2")).unwrap();
     racefree()
         .args(["stress", "report"])
@@ -125,7 +132,7 @@ fn a_round_on_disk_that_no_report_covers_fails() {
 #[test]
 fn a_round_that_is_a_symlink_is_never_followed() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["makedirs"], "1");
+    let work = multi_host_run(d.path(), MAKEDIRS, "1");
     fs::remove_dir_all(work.join("round-0")).unwrap();
     std::os::unix::fs::symlink("/usr", work.join("round-0")).unwrap();
     racefree()
@@ -157,7 +164,7 @@ fn a_round_that_is_a_symlink_is_never_followed() {
 #[test]
 fn garbage_in_a_rounds_file_is_an_error_naming_it() {
     let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["makedirs"], "2");
+    let work = multi_host_run(d.path(), MAKEDIRS, "2");
     fs::write(
         work.join("rounds-0.jsonl"),
         "{\"round\":0,\"record\":[]}\nnot json\n",

@@ -194,10 +194,30 @@ pub fn instance_id(explicit: Option<u32>) -> anyhow::Result<u32> {
     Ok(0)
 }
 
+/// How far ahead of the moment the last instance arrived the common start is set:
+/// long enough for every instance to poll the barrier directory and read the start
+/// time before it comes, whatever one poll costs on a loaded host or a network
+/// filesystem, and short enough that nobody notices the wait.
+const START_LEAD: Duration = Duration::from_millis(100);
+
+/// A start time read back from `PATH.start` must lie within this much of now: a
+/// file from an earlier run, or one someone wrote by hand, is refused, not obeyed.
+const START_FUTURE_LIMIT: Duration = Duration::from_secs(60);
+
 /// A barrier on a shared filesystem: each instance creates `PATH.arrived.ID`
 /// (O_EXCL, so two instances claiming one id is caught), then waits until `expect`
 /// arrival files exist. Distinct files, not appends to one file: O_APPEND is not
 /// atomic over NFS.
+///
+/// Released by polling alone, instances would start as far apart as their polls
+/// land (one descheduled host starts late, and a short run on it may not overlap
+/// the others at all). So the first instance to see every arrival publishes a
+/// common start time, a little ahead, as `PATH.start` (written aside, then
+/// link(2)ed into place: the file appears whole or not at all, and of two
+/// instances publishing at once exactly one wins, on NFS too); every instance
+/// then waits for that instant on its own clock. The spread left is the hosts'
+/// clock skew plus one wake-up, which the report measures. Returns the instant
+/// this instance was released (nanoseconds since the epoch).
 pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> anyhow::Result<u64> {
     let dir = path
         .parent()
@@ -210,13 +230,14 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
         .into_owned();
     let prefix = format!("{stem}.arrived.");
     let mine: PathBuf = dir.join(format!("{prefix}{id}"));
+    let start_file = dir.join(format!("{stem}.start"));
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&mine)
         .with_context(|| format!("arriving at barrier '{}' as instance {id}", mine.display()))?;
     let deadline = Instant::now() + timeout;
-    loop {
+    let start_ns = loop {
         let arrived = fs::read_dir(dir)
             .with_context(|| format!("reading barrier directory '{}'", dir.display()))?
             .filter_map(Result::ok)
@@ -230,7 +251,7 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
             );
         }
         if arrived == expect {
-            return Ok(now_ns());
+            break publish_start(&start_file, id, timeout)?;
         }
         if stopping() {
             return Err(interrupted());
@@ -244,6 +265,80 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
         }
         // Waiting for other hosts to arrive, not racing anything: poll gently.
         std::thread::sleep(Duration::from_millis(2));
+    };
+    wait_until_ns(start_ns)?;
+    // The instant this instance really started, not the one it aimed at: a late
+    // wake-up shows in the report's spread.
+    Ok(now_ns())
+}
+
+/// Publishes a start time `START_LEAD` from now as `start_file`, unless another
+/// instance already has; either way returns the one published, validated.
+fn publish_start(start_file: &Path, id: u32, timeout: Duration) -> anyhow::Result<u64> {
+    let aside = start_file.with_file_name(format!(
+        "{}.{id}",
+        start_file.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let proposed = now_ns() + START_LEAD.as_nanos() as u64;
+    fs::write(&aside, format!("{proposed}\n"))
+        .with_context(|| format!("writing '{}'", aside.display()))?;
+    let linked = fs::hard_link(&aside, start_file);
+    let _ = fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(proposed),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_start(start_file, timeout),
+        Err(e) => Err(e).with_context(|| format!("publishing '{}'", start_file.display())),
+    }
+}
+
+/// Reads a start time another instance published, as strictly as an argument: one
+/// decimal number of nanoseconds and a newline, no older than the barrier's timeout
+/// and no further ahead than `START_FUTURE_LIMIT`.
+fn read_start(start_file: &Path, timeout: Duration) -> anyhow::Result<u64> {
+    let text =
+        fs::read(start_file).with_context(|| format!("reading '{}'", start_file.display()))?;
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "barrier start file '{}' {why}; use a fresh --barrier-file for each run",
+            start_file.display()
+        )
+    };
+    let digits = text
+        .strip_suffix(b"\n")
+        .filter(|d| !d.is_empty() && d.len() <= 20 && d.iter().all(u8::is_ascii_digit))
+        .ok_or_else(|| bad("does not hold a start time"))?;
+    let ns: u64 = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| bad("does not hold a start time"))?;
+    let now = now_ns();
+    if ns < now.saturating_sub(timeout.as_nanos() as u64 + START_LEAD.as_nanos() as u64) {
+        return Err(bad("names a start long past"));
+    }
+    if ns > now + START_FUTURE_LIMIT.as_nanos() as u64 {
+        return Err(bad("names a start more than a minute ahead"));
+    }
+    Ok(ns)
+}
+
+/// Waits for the wall-clock instant `ns`: sleeps most of the way, then watches the
+/// clock for the last stretch so that the wake-up lands on the instant itself.
+fn wait_until_ns(ns: u64) -> anyhow::Result<()> {
+    const WATCH: u64 = 2_000_000;
+    loop {
+        let now = now_ns();
+        if now >= ns {
+            return Ok(());
+        }
+        if stopping() {
+            return Err(interrupted());
+        }
+        let left = ns - now;
+        if left > WATCH {
+            std::thread::sleep(Duration::from_nanos((left - WATCH).min(10_000_000)));
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -271,6 +366,21 @@ mod tests {
             .collect();
         let starts: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert_eq!(starts.len(), 3);
+        let published: u64 = fs::read_to_string(t.path().join("go.start"))
+            .unwrap()
+            .trim_end()
+            .parse()
+            .unwrap();
+        assert!(
+            starts.iter().all(|&s| s >= published),
+            "nobody starts before the published start {published}: {starts:?}"
+        );
+        let left: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with("go.arrived.") && n != "go.start")
+            .collect();
+        assert!(left.is_empty(), "no aside file is left: {left:?}");
         let err = barrier_file(&b, 1, 3, Duration::from_secs(1)).unwrap_err();
         assert!(
             format!("{err:#}").contains("arriving at barrier"),
@@ -286,5 +396,44 @@ mod tests {
             err.to_string().contains("only 1 of 2 instances arrived"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_start_file_that_is_garbage_or_stale_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("b.start");
+        let timeout = Duration::from_secs(300);
+        let now = now_ns();
+        for (content, why) in [
+            ("".to_string(), "does not hold a start time"),
+            ("12x\n".to_string(), "does not hold a start time"),
+            (format!("{now}"), "does not hold a start time"),
+            (
+                "99999999999999999999999\n".to_string(),
+                "does not hold a start time",
+            ),
+            ("1\n".to_string(), "names a start long past"),
+            (
+                format!("{}\n", now + 3_600_000_000_000),
+                "more than a minute ahead",
+            ),
+        ] {
+            fs::write(&f, &content).unwrap();
+            let err = read_start(&f, timeout).unwrap_err().to_string();
+            assert!(err.contains(why), "{content:?}: {err}");
+            assert!(err.contains("b.start"), "{err}");
+        }
+        fs::write(&f, format!("{}\n", now + 1000)).unwrap();
+        assert_eq!(read_start(&f, timeout).unwrap(), now + 1000);
+    }
+
+    #[test]
+    fn a_start_published_earlier_is_the_one_every_late_instance_takes() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("b.start");
+        let first = publish_start(&f, 0, Duration::from_secs(5)).unwrap();
+        let second = publish_start(&f, 1, Duration::from_secs(5)).unwrap();
+        assert_eq!(first, second);
+        assert!(!t.path().join("b.start.1").exists());
     }
 }

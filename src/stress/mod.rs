@@ -163,7 +163,8 @@ pub struct RaceArgs {
     pub json: bool,
 
     /// Across hosts: wait at this file on the shared tree until --expect instances
-    /// have arrived, then start together. Needs --dir; every instance races in
+    /// have arrived (PATH.arrived.ID), then start together at the instant the first
+    /// to see them all publishes in PATH.start. Needs --dir; every instance races in
     /// DIR/racefree-stress-NAME, which is kept, with each instance's
     /// report-ID.json, for `racefree stress report`. Use a fresh PATH per run
     #[arg(long, value_name = "PATH")]
