@@ -50,7 +50,7 @@ pub enum Command {
 /// The command line, or the exit status of a usage error already reported: on
 /// stderr as clap does, or, when inetd or systemd may have started us (fd 2 may be
 /// the client's socket), to syslog only.
-pub fn parse() -> Result<Cli, std::process::ExitCode> {
+pub fn parse() -> Result<Cli, exit::Exit> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(cli) = parse_primitive_fast(&argv) {
         return Ok(cli);
@@ -59,7 +59,7 @@ pub fn parse() -> Result<Cli, std::process::ExitCode> {
         Ok(cli) => Ok(cli),
         Err(err) if err.use_stderr() && crate::ident::server::started_by_a_superserver() => {
             crate::ident::server::log_usage_error_quietly(&err.to_string());
-            Err(exit::Exit::Usage.into())
+            Err(exit::Exit::Usage)
         }
         Err(err) => err.exit(),
     }

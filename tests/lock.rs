@@ -397,3 +397,20 @@ fn the_fast_parser_agrees_with_the_full_one() {
         assert!(parse_primitive_fast(&argv).is_none(), "{line:?}");
     }
 }
+
+#[test]
+fn closed_standard_descriptors_are_never_the_lock_file() {
+    // Started with stdin, stdout and stderr closed, the lock file would be opened as
+    // fd 0 and COMMAND's output (to fd 1, then fd 2) written into it, had racefree
+    // not put /dev/null on every closed standard descriptor first.
+    let d = tempfile::tempdir().unwrap();
+    let status = StdCommand::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" lock l -- sh -c 'echo out; echo err >&2' <&- >&- 2>&-"#)
+        .arg(racefree_path())
+        .current_dir(d.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(fs::read(d.path().join("l")).unwrap(), b"");
+}
