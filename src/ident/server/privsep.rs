@@ -32,10 +32,10 @@
 //! address one host answers on, no port 0); anything else is a failed lookup,
 //! never a name and never a connection.
 //!
-//! **Forwards are made here, unprivileged.** With `--forward`, only the privileged
-//! part stays in the helper: reading conntrack (root's) to find the original
-//! tuple, and deciding that it came from a host behind this one. The query to that
-//! host's identd (an outgoing connection and one reply line of network input,
+//! **Forwards are made by the network side, unprivileged.** With `--forward`, only
+//! the privileged part stays in the helper: reading conntrack (root's) to find the
+//! original tuple, and deciding that it came from a host behind this one. The query
+//! to that host's identd (an outgoing connection and one reply line of network input,
 //! parsed by the strict client, bounded by `--timeout`) is made by the network
 //! side, which holds no privilege, and which relays the answer with the ports
 //! translated back. A host that never answers thus holds one of the network side's
