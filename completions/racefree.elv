@@ -62,7 +62,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;ident;lookup'= {
             cand --source 'Where to read the kernel''s socket table'
-            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer (ident serve --user makes that query as the user; only reading conntrack, to know whom to ask, stays privileged)'
             cand --numeric 'Print the uid instead of the user name'
             cand --json 'Print uid, user, state, inode and source as one JSON object'
             cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
@@ -76,10 +76,10 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --mode 'How the server was started'
             cand --max-conns 'Standalone and inetd wait: connections served at once; more are closed at once'
             cand --timeout 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)'
-            cand --user 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses. With --nat and --proxy the helper also resolves what this host''s own table lacks (conntrack, containers'' tables and their /etc/passwd: root''s to read); with --forward it also makes the outgoing query to the host behind this one (one reply line, bounded by --timeout), since only conntrack, read as root, says which host and ports to ask'
+            cand --user 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses. With --nat and --proxy the helper also resolves what this host''s own table lacks (conntrack, containers'' tables and their /etc/passwd: root''s to read). With --forward the helper only says which host and ports to ask, since only conntrack, read as root, knows; the query to that host and its reply (network input) are made and parsed as this user, and a host that never answers holds no helper worker'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
             cand --source 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)'
-            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer'
+            cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer (ident serve --user makes that query as the user; only reading conntrack, to know whom to ask, stays privileged)'
             cand --proxy 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
             cand --hide-all 'Answer HIDDEN-USER for everyone'

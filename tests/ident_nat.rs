@@ -670,6 +670,131 @@ fn forward_relays(user: &[&str]) {
     ));
 }
 
+/// Under `--user`, the query to the host behind is made by the side that holds no
+/// privilege: while the LAN host's identd (a stub that answers only when told)
+/// holds the question, the NAT host's connection to it is owned by nobody, not by
+/// root (the helper, which made it before). Its answer is then relayed.
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
+fn nat_under_user_forward_is_asked_by_the_unprivileged_side() {
+    let mut net = net();
+    net.start_irc_server();
+    let (stub, stub_port, mut stub_out) = net.start_held_identd_stub();
+    let blind = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
+    let forward = format!("--forward={stub_port}");
+    let identd = net.identd(
+        "host",
+        &blind,
+        &format!("{HOST_IRC}:0"),
+        &[&["--nat", &forward], AS_NOBODY].concat(),
+    );
+    let lan = net.client("lan", LAN_UID, false);
+    lan.wait_for_state("01");
+
+    let (ip, port) = identd.rsplit_once(':').unwrap();
+    let exe = racefree_path();
+    let (lan_port, irc_port) = (lan.port.to_string(), IRC_PORT.to_string());
+    let (query, mut answer) = net.spawn(
+        "irc",
+        &[
+            exe.to_str().unwrap(),
+            "ident",
+            "query",
+            "--bind",
+            IRC,
+            "--port",
+            port,
+            "--timeout",
+            "10",
+            ip,
+            &lan_port,
+            &irc_port,
+        ],
+    );
+    // The stub has the question, about the original ports, from the NAT host.
+    let asked = read_line(&mut stub_out);
+    let (peer, line) = asked.split_once(' ').expect("the stub's report");
+    assert_eq!(line, format!("{}, {IRC_PORT}", lan.port), "{asked}");
+    let (peer_ip, peer_port) = peer.rsplit_once(':').unwrap();
+    assert_eq!(peer_ip, LAN_GATEWAY, "{asked}");
+    // The NAT host's end of that connection, in the NAT host's own table.
+    let uid = net
+        .tcp_owner(
+            "host",
+            &format!("{LAN_GATEWAY}:{peer_port}"),
+            &format!("{LAN}:{stub_port}"),
+        )
+        .expect("the NAT host's connection to the stub");
+    assert_eq!(uid, NOBODY, "the forward was made with privilege");
+    // Now the stub answers; the NAT host relays it about the ports it was asked.
+    net.tell(stub, "answer");
+    assert_eq!(read_line(&mut answer), "rflanuser");
+    assert!(net.children[query].wait().unwrap().success());
+}
+
+impl Net {
+    /// An identd on the LAN host that reads one question, prints `PEER QUESTION`,
+    /// and answers `USERID : UNIX : rflanuser` only when told (a line on its stdin),
+    /// so the connection it was asked on can be looked at while it is held.
+    /// Returns its index among the children, its port and its stdout.
+    fn start_held_identd_stub(&mut self) -> (usize, u16, BufReader<std::process::ChildStdout>) {
+        let script = format!(
+            "use IO::Socket::INET; $|=1; \
+             my $s = IO::Socket::INET->new(LocalAddr => '{LAN}:0', Listen => 4, ReuseAddr => 1) or die \"listen: $!\"; \
+             print $s->sockport, \"\\n\"; \
+             my $c = $s->accept or die \"accept: $!\"; \
+             my $q = <$c>; $q =~ s/\\r?\\n$//; \
+             print $c->peerhost, ':', $c->peerport, ' ', $q, \"\\n\"; \
+             my $go = <STDIN>; \
+             my ($sp, $cp) = $q =~ /^\\s*(\\d+)\\s*,\\s*(\\d+)\\s*$/ or die \"question: $q\"; \
+             print $c \"$sp , $cp : USERID : UNIX : rflanuser\\r\\n\"; close $c; \
+             while (<STDIN>) {{}}"
+        );
+        let (index, mut out) = self.spawn("lan", &["perl", "-e", &script]);
+        let port = read_line(&mut out).parse().expect("the stub's port");
+        (index, port, out)
+    }
+
+    /// Writes `line` to the stdin of child `index`.
+    fn tell(&mut self, index: usize, line: &str) {
+        use std::io::Write;
+        let stdin = self.children[index].stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The uid owning the IPv4 TCP socket from `local` to `remote` in namespace
+    /// `ns`, from that namespace's /proc/net/tcp.
+    fn tcp_owner(&self, ns: &str, local: &str, remote: &str) -> Option<u32> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns), "cat", "/proc/net/tcp"])
+            .output()
+            .expect("reading the namespace's /proc/net/tcp");
+        assert!(out.status.success());
+        let (local, remote) = (proc_net_addr(local), proc_net_addr(remote));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|row| {
+                let f: Vec<&str> = row.split_whitespace().collect();
+                (f.len() > 7 && f[1] == local && f[2] == remote).then(|| f[7].parse().unwrap())
+            })
+    }
+}
+
+/// `ADDR:PORT` as /proc/net/tcp writes it: the address's bytes as one native
+/// word, then the port, in hex.
+fn proc_net_addr(addr: &str) -> String {
+    let addr: std::net::SocketAddrV4 = addr.parse().unwrap();
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(addr.ip().octets()),
+        addr.port()
+    )
+}
+
 #[test]
 fn nat_flags_are_checked_before_anything_runs() {
     crate::util::racefree()

@@ -57,7 +57,8 @@ struct NatArgs {
     #[arg(long)]
     nat: bool,
     /// With --nat: ask the identd of a host behind this one (not a container here)
-    /// on PORT, and relay its answer
+    /// on PORT, and relay its answer (ident serve --user makes that query as the
+    /// user; only reading conntrack, to know whom to ask, stays privileged)
     #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true,
           default_missing_value = "113", requires = "nat",
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -156,7 +157,8 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     conntrack lookup and one sock_diag lookup per network namespace; with the default \
     --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
     which grow with every connection on the machine (--source netlink keeps it to \
-    milliseconds). --nat needs root; with --user, the privileged helper does it.";
+    milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
+    and the containers, and --forward's query to the host behind is made as the user.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -172,7 +174,7 @@ pub struct ServeArgs {
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses. With --nat and --proxy the helper also resolves what this host's own table lacks (conntrack, containers' tables and their /etc/passwd: root's to read); with --forward it also makes the outgoing query to the host behind this one (one reply line, bounded by --timeout), since only conntrack, read as root, says which host and ports to ask
+    /// After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection's own addresses. With --nat and --proxy the helper also resolves what this host's own table lacks (conntrack, containers' tables and their /etc/passwd: root's to read). With --forward the helper only says which host and ports to ask, since only conntrack, read as root, knows; the query to that host and its reply (network input) are made and parsed as this user, and a host that never answers holds no helper worker
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Answer HIDDEN-USER for this user (name or uid); repeatable

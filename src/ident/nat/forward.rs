@@ -16,17 +16,58 @@ use crate::ident::client;
 use crate::ident::lookup::{Owner, Source, TcpState, Tuple};
 use crate::ident::proto::{Answer, ErrorToken, ReplyKind, is_wire_safe};
 
-/// Asks the identd at `original.local`'s address, port `port`, about the
-/// connection `original` (as its own host sees it), within `timeout`.
-pub fn ask(original: &Tuple, port: u16, timeout: Duration) -> anyhow::Result<ReplyKind> {
-    let identd = SocketAddr::new(original.local.ip(), port);
-    let reply = client::query(
-        identd,
-        original.local.port(),
-        original.remote.port(),
-        timeout,
-    )?;
-    Ok(reply.kind)
+/// A query for the identd of a host behind this one, as `--nat --forward` decided
+/// it. Deciding needs conntrack, root's to read; asking needs no privilege at all,
+/// so under `--user` the privileged helper only hands this over and the side that
+/// reads the network makes the query (and parses the reply) itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// That host's identd: the original connection's source address, on
+    /// `--forward`'s port.
+    pub identd: SocketAddr,
+    /// The original connection's ports as that host sees them: its own end...
+    pub server_port: u16,
+    /// ...and the far end's.
+    pub client_port: u16,
+}
+
+impl Forward {
+    /// The query about `original` (as its own host sees it) at that host's `port`.
+    pub fn to(original: &Tuple, port: u16) -> Forward {
+        Forward {
+            // IPv4 written as IPv4: the one form a forward crosses the helper's channel in.
+            identd: SocketAddr::new(original.local.ip().to_canonical(), port),
+            server_port: original.local.port(),
+            client_port: original.remote.port(),
+        }
+    }
+
+    /// Whether this can be asked: three ports that are not 0, and an address one
+    /// host answers on (not unspecified, multicast or broadcast), written plainly
+    /// (IPv4 as IPv4; no IPv6 flow label or scope, which [`Forward::to`] never
+    /// sets). conntrack gives nothing else; anything else is not asked.
+    pub fn is_sound(&self) -> bool {
+        let ip = self.identd.ip();
+        let one_host = match self.identd {
+            SocketAddr::V4(v4) => !v4.ip().is_broadcast(),
+            SocketAddr::V6(v6) => {
+                v6.ip().to_ipv4_mapped().is_none() && v6.flowinfo() == 0 && v6.scope_id() == 0
+            }
+        };
+        one_host
+            && !ip.is_unspecified()
+            && !ip.is_multicast()
+            && self.identd.port() != 0
+            && self.server_port != 0
+            && self.client_port != 0
+    }
+
+    /// Asks, within `timeout` (connect, send and reply together). The reply is
+    /// returned only if it is well formed and about the ports asked.
+    pub fn ask(&self, timeout: Duration) -> anyhow::Result<ReplyKind> {
+        let reply = client::query(self.identd, self.server_port, self.client_port, timeout)?;
+        Ok(reply.kind)
+    }
 }
 
 /// The answer to relay for a forwarded reply. Its ports were checked by the client
@@ -126,6 +167,45 @@ mod tests {
             relay(&ReplyKind::Error("X-FOO".into())),
             Answer::Error(ErrorToken::UnknownError)
         );
+    }
+
+    #[test]
+    fn a_forward_asks_the_original_source_about_its_own_ports() {
+        let original = Tuple::new(
+            "[::ffff:198.18.2.2]:40000".parse().unwrap(),
+            "198.19.0.2:6667".parse().unwrap(),
+        );
+        let forward = Forward::to(&original, 1113);
+        assert_eq!(
+            forward,
+            Forward {
+                identd: "198.18.2.2:1113".parse().unwrap(),
+                server_port: 40000,
+                client_port: 6667,
+            }
+        );
+        assert!(forward.is_sound());
+        let with = |identd: &str, ports: (u16, u16)| Forward {
+            identd: identd.parse().unwrap(),
+            server_port: ports.0,
+            client_port: ports.1,
+        };
+        assert!(with("[2001:db8::2]:113", (1, 65535)).is_sound());
+        assert!(with("127.0.0.1:113", (1, 2)).is_sound());
+        for unsound in [
+            with("0.0.0.0:113", (1, 2)),
+            with("[::]:113", (1, 2)),
+            with("255.255.255.255:113", (1, 2)),
+            with("224.0.0.1:113", (1, 2)),
+            with("[ff02::1]:113", (1, 2)),
+            with("[::ffff:198.18.2.2]:113", (1, 2)),
+            with("[fe80::2%2]:113", (1, 2)),
+            with("198.18.2.2:0", (1, 2)),
+            with("198.18.2.2:113", (0, 2)),
+            with("198.18.2.2:113", (1, 0)),
+        ] {
+            assert!(!unsound.is_sound(), "{unsound:?}");
+        }
     }
 
     #[test]

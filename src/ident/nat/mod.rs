@@ -12,8 +12,10 @@
 //!    in one of this host's network namespaces is the connection; its owner is
 //!    named from that container's own password database.
 //! 3. **Other hosts** ([`forward`]): with `--forward`, the original source host's
-//!    identd is asked about the original ports and its answer relayed; without it,
-//!    NO-USER.
+//!    identd is to be asked about the original ports and its answer relayed;
+//!    without it, NO-USER. Resolving stops at saying whom to ask
+//!    ([`Resolution::Elsewhere`]): the query is network input, so the caller makes
+//!    it ([`forwarded`]), which under `ident serve --user` is the unprivileged side.
 //!
 //! - [`passwd`]: the strict parsers for a container's `/etc/passwd` and `uid_map`.
 //! - `report`: `ident lookup --nat`'s output.
@@ -27,13 +29,14 @@ mod report;
 pub use report::{Format, print_lookup};
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::ident::lookup::{Owner, Source, Tuple};
 use crate::ident::proto::{Answer, ErrorToken, ReplyKind, is_wire_safe};
 use conntrack::Flow;
+pub use forward::Forward;
 
 /// identd's port, where `--forward` asks by default.
 pub const IDENT_PORT: u16 = 113;
@@ -75,12 +78,8 @@ pub enum Resolution {
         original: Tuple,
         found: netns::Found,
     },
-    /// Answered by the identd of the host the connection came from.
-    Forwarded {
-        original: Tuple,
-        identd: SocketAddr,
-        reply: ReplyKind,
-    },
+    /// From another host behind this one, whose identd `--forward` says to ask.
+    Elsewhere { original: Tuple, forward: Forward },
     /// A trusted NAT host's forwarded query, about a connection of this host.
     Proxied(Owner),
     /// No owner can be named, and why.
@@ -118,7 +117,9 @@ impl fmt::Display for Why {
 }
 
 /// Resolves a tuple the host's own lookup found no owner for. `peer` is the
-/// querier's address (a trusted `--proxy` is answered by ports).
+/// querier's address (a trusted `--proxy` is answered by ports). Nothing here
+/// reads the network: a connection from a host behind this one is
+/// [`Resolution::Elsewhere`], for the caller to ask ([`forwarded`]).
 pub fn resolve(nat: &NatConfig, tuple: &Tuple, peer: Option<IpAddr>) -> anyhow::Result<Resolution> {
     if let Some(peer) = peer
         && forward::is_trusted(&nat.proxies, peer)
@@ -150,11 +151,9 @@ pub fn resolve(nat: &NatConfig, tuple: &Tuple, peer: Option<IpAddr>) -> anyhow::
     let Some(port) = nat.forward else {
         return Ok(Resolution::NoUser(Why::ElsewhereNotForwarded(original)));
     };
-    let reply = forward::ask(&original, port, nat.timeout)?;
-    Ok(Resolution::Forwarded {
+    Ok(Resolution::Elsewhere {
         original,
-        identd: SocketAddr::new(original.local.ip(), port),
-        reply,
+        forward: Forward::to(&original, port),
     })
 }
 
@@ -189,6 +188,8 @@ pub enum Unowned {
     Owner(Owner),
     /// The reply to give.
     Answer(Answer),
+    /// Ask this host behind this one, and relay its answer ([`forwarded`]).
+    Forward(Forward),
 }
 
 /// The server's one hook: called when the lookup of `tuple` found no owner.
@@ -205,7 +206,11 @@ pub fn unowned(
     }
     match resolve(nat, tuple, Some(tuple.remote.ip())) {
         Ok(Resolution::Proxied(owner)) => Unowned::Owner(owner),
-        Ok(resolution) => Unowned::Answer(answer(&resolution, numeric, hide_all)),
+        Ok(Resolution::Container { found, .. }) => {
+            Unowned::Answer(container_answer(&found, numeric, hide_all))
+        }
+        Ok(Resolution::Elsewhere { forward, .. }) => Unowned::Forward(forward),
+        Ok(Resolution::NoUser(_)) => Unowned::Answer(Answer::Error(ErrorToken::NoUser)),
         Err(e) => {
             log(&format!("--nat: looking up {tuple}: {e:#}"));
             Unowned::Answer(Answer::Error(ErrorToken::UnknownError))
@@ -213,29 +218,56 @@ pub fn unowned(
     }
 }
 
-/// The reply for a resolution. `--hide-all` hides container users and relayed
-/// answers too; `--hide` and `.noident` concern this host's users only (a
-/// container's uids are its own).
-pub fn answer(resolution: &Resolution, numeric: bool, hide_all: bool) -> Answer {
-    // Only an answer that would name someone is hidden: a relayed NO-USER stays one.
-    let named = match resolution {
-        Resolution::Container { .. } | Resolution::Proxied(_) => true,
-        Resolution::Forwarded { reply, .. } => matches!(reply, ReplyKind::UserId { .. }),
-        Resolution::NoUser(_) => false,
-    };
-    if hide_all && named {
+/// The reply naming a container's user. `--hide-all` hides them too; `--hide` and
+/// `.noident` concern this host's users only (a container's uids are its own).
+pub fn container_answer(found: &netns::Found, numeric: bool, hide_all: bool) -> Answer {
+    if hide_all {
         return Answer::Error(ErrorToken::HiddenUser);
     }
-    match resolution {
-        Resolution::Container { found, .. } => match (&found.name, found.inside_uid) {
-            (Some(name), Some(_)) if !numeric && is_wire_safe(name) => Answer::User(name.clone()),
-            (_, Some(uid)) => Answer::Uid(uid),
-            // Unmapped in the container: only this host's number names it.
-            (_, None) => Answer::Uid(found.outside_uid),
-        },
-        Resolution::Forwarded { reply, .. } => forward::relay(reply),
-        Resolution::Proxied(owner) => Answer::Uid(owner.uid),
-        Resolution::NoUser(_) => Answer::Error(ErrorToken::NoUser),
+    match (&found.name, found.inside_uid) {
+        (Some(name), Some(_)) if !numeric && is_wire_safe(name) => Answer::User(name.clone()),
+        (_, Some(uid)) => Answer::Uid(uid),
+        // Unmapped in the container: only this host's number names it.
+        (_, None) => Answer::Uid(found.outside_uid),
+    }
+}
+
+/// The reply relaying another host's: `--hide-all` hides it when it names someone
+/// (a relayed NO-USER stays one).
+pub fn relayed_answer(reply: &ReplyKind, hide_all: bool) -> Answer {
+    if hide_all && matches!(reply, ReplyKind::UserId { .. }) {
+        return Answer::Error(ErrorToken::HiddenUser);
+    }
+    forward::relay(reply)
+}
+
+/// Makes a forward query and says what to reply: the other host's answer, relayed
+/// ([`relayed_answer`]), or UNKNOWN-ERROR when it could not be asked or its reply
+/// was not one (logged with `log`). Bounded by `timeout`. Under `ident serve
+/// --user` this runs on the unprivileged side: the privileged helper only said
+/// whom to ask, so it is never held by a host that does not answer.
+pub fn forwarded(
+    forward: &Forward,
+    timeout: Duration,
+    hide_all: bool,
+    log: impl Fn(&str),
+) -> Answer {
+    let what = || {
+        format!(
+            "--forward: asking identd at {} about {}, {}",
+            forward.identd, forward.server_port, forward.client_port
+        )
+    };
+    if !forward.is_sound() {
+        log(&format!("{}: not a query to make", what()));
+        return Answer::Error(ErrorToken::UnknownError);
+    }
+    match forward.ask(timeout) {
+        Ok(reply) => relayed_answer(&reply, hide_all),
+        Err(e) => {
+            log(&format!("{}: {e:#}", what()));
+            Answer::Error(ErrorToken::UnknownError)
+        }
     }
 }
 
@@ -248,72 +280,86 @@ mod tests {
         Tuple::new(local.parse().unwrap(), remote.parse().unwrap())
     }
 
-    fn container(name: Option<&str>, inside: Option<u32>) -> Resolution {
-        Resolution::Container {
-            original: t("198.18.1.2:40000", "198.19.0.2:6667"),
-            found: netns::Found {
-                pid: 1,
-                outside_uid: 101000,
-                inside_uid: inside,
-                name: name.map(String::from),
-                state: TcpState::FinWait2,
-                inode: 7,
-            },
+    fn container(name: Option<&str>, inside: Option<u32>) -> netns::Found {
+        netns::Found {
+            pid: 1,
+            outside_uid: 101000,
+            inside_uid: inside,
+            name: name.map(String::from),
+            state: TcpState::FinWait2,
+            inode: 7,
         }
     }
 
     #[test]
     fn a_container_user_is_named_from_the_container() {
         assert_eq!(
-            answer(&container(Some("ircuser"), Some(1000)), false, false),
+            container_answer(&container(Some("ircuser"), Some(1000)), false, false),
             Answer::User("ircuser".into())
         );
         assert_eq!(
-            answer(&container(Some("ircuser"), Some(1000)), true, false),
+            container_answer(&container(Some("ircuser"), Some(1000)), true, false),
             Answer::Uid(1000)
         );
         assert_eq!(
-            answer(&container(None, Some(1000)), false, false),
+            container_answer(&container(None, Some(1000)), false, false),
             Answer::Uid(1000)
         );
         assert_eq!(
-            answer(&container(Some("a b"), Some(1000)), false, false),
+            container_answer(&container(Some("a b"), Some(1000)), false, false),
             Answer::Uid(1000)
         );
         assert_eq!(
-            answer(&container(None, None), false, false),
+            container_answer(&container(None, None), false, false),
             Answer::Uid(101000)
         );
         assert_eq!(
-            answer(&container(Some("ircuser"), Some(1000)), false, true),
+            container_answer(&container(Some("ircuser"), Some(1000)), false, true),
             Answer::Error(ErrorToken::HiddenUser)
         );
-        assert_eq!(
-            answer(&Resolution::NoUser(Why::NotTracked), false, true),
-            Answer::Error(ErrorToken::NoUser)
-        );
-        let forwarded = |reply: ReplyKind| Resolution::Forwarded {
-            original: t("198.18.2.2:40000", "198.19.0.2:6667"),
-            identd: "198.18.2.2:113".parse().unwrap(),
-            reply,
-        };
+    }
+
+    #[test]
+    fn hide_all_hides_a_relayed_answer_only_when_it_names_someone() {
         let user = ReplyKind::UserId {
             os: "UNIX".into(),
             charset: None,
             user: "lanuser".into(),
         };
+        assert_eq!(relayed_answer(&user, false), Answer::User("lanuser".into()));
         assert_eq!(
-            answer(&forwarded(user.clone()), false, false),
-            Answer::User("lanuser".into())
-        );
-        assert_eq!(
-            answer(&forwarded(user), false, true),
+            relayed_answer(&user, true),
             Answer::Error(ErrorToken::HiddenUser)
         );
         assert_eq!(
-            answer(&forwarded(ReplyKind::Error("NO-USER".into())), false, true),
+            relayed_answer(&ReplyKind::Error("NO-USER".into()), true),
             Answer::Error(ErrorToken::NoUser)
         );
+    }
+
+    #[test]
+    fn a_forward_that_is_no_query_to_make_is_not_made() {
+        // Port 0 and the unspecified address would reach this host itself: refused
+        // before any connection (a connection would be logged as a failure instead).
+        for bad in ["0.0.0.0:113", "198.18.2.2:0", "[::ffff:198.18.2.2]:113"] {
+            let forward = Forward {
+                identd: bad.parse().unwrap(),
+                server_port: 40000,
+                client_port: 6667,
+            };
+            let logged = std::cell::RefCell::new(Vec::new());
+            let got = forwarded(&forward, Duration::from_secs(1), false, |m| {
+                logged.borrow_mut().push(m.to_string())
+            });
+            assert_eq!(got, Answer::Error(ErrorToken::UnknownError), "{bad}");
+            assert_eq!(
+                logged.into_inner(),
+                vec![format!(
+                    "--forward: asking identd at {forward} about 40000, 6667: not a query to make",
+                    forward = forward.identd
+                )]
+            );
+        }
     }
 
     #[test]

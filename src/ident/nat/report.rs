@@ -85,17 +85,16 @@ pub fn print_lookup(config: &NatConfig, tuple: &Tuple, how: Format) -> anyhow::R
                 writeln!(out, "{}", quote_name(&user))?;
             }
         }
-        Resolution::Forwarded {
-            original,
-            identd,
-            reply,
-        } => match reply {
+        Resolution::Elsewhere { original, forward } => match forward
+            .ask(config.timeout)
+            .with_context(|| format!("--nat lookup of {tuple}"))?
+        {
             proto::ReplyKind::UserId { os, user, .. } => {
                 if how == Format::Json {
                     let json = ForwardedJson {
                         user,
                         os,
-                        identd,
+                        identd: forward.identd,
                         original_local: original.local,
                         original_remote: original.remote,
                     };
@@ -106,7 +105,8 @@ pub fn print_lookup(config: &NatConfig, tuple: &Tuple, how: Format) -> anyhow::R
             }
             proto::ReplyKind::Error(token) => {
                 exit::print_error(format_args!(
-                    "{token} (identd at {identd}, for the original connection {original})"
+                    "{token} (identd at {}, for the original connection {original})",
+                    forward.identd
                 ));
                 return Ok(Exit::Failure);
             }

@@ -200,7 +200,16 @@ impl Server {
                 owner::find(&tuple, config.finder(), &self.shared.log)
             }
         };
-        policy::decide(config.rules(), &found)
+        match found {
+            // Asked here, in the process that reads the network: under --user it
+            // holds no privilege, and no helper worker waits on the other host.
+            Findings::Forward(forward) => {
+                super::nat::forwarded(&forward, config.nat.timeout, config.hide_all, |m| {
+                    self.shared.log.error(m)
+                })
+            }
+            found => policy::decide(config.rules(), &found),
+        }
     }
 
     /// The reply line to one request line.

@@ -1,6 +1,8 @@
 //! Who owns a tuple, and what the policy needs to know about them: the one place the
 //! server looks an owner up, `--nat` and `--proxy` included. Under `--user` this runs
 //! in the privileged helper ([`super::privsep`]), otherwise in the serving thread.
+//! It reads no network input: for `--forward` it says whom to ask
+//! ([`Findings::Forward`]) and the serving thread asks, in either case.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -55,6 +57,8 @@ fn unowned(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
         Unowned::Owner(owner) => findings_for(owner.uid, log),
         Unowned::Answer(Answer::Error(ErrorToken::NoUser)) => Findings::NoOwner,
         Unowned::Answer(answer) => Findings::Decided(answer),
+        // Whom to ask, not the answer: the caller asks (unprivileged under --user).
+        Unowned::Forward(forward) => Findings::Forward(forward),
     }
 }
 

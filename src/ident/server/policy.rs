@@ -14,6 +14,7 @@
 //!   answered by number, as is a name that cannot go on the wire, and every owner
 //!   under `--numeric`.
 
+use super::super::nat::Forward;
 use super::super::proto::{self, Answer, ErrorToken};
 
 /// What looking in a home for `.noident` found.
@@ -66,6 +67,11 @@ pub enum Findings {
     /// that concern it (`--hide-all`, `--numeric`; `--hide` and `.noident` are about
     /// this host's users, and a container's uids are its own).
     Decided(Answer),
+    /// `--nat --forward`: the connection came from a host behind this one, whose
+    /// identd is to be asked and its answer relayed. Not a decision: the server
+    /// makes that query itself ([`super::super::nat::forwarded`]), on the side
+    /// that holds no privilege, and [`decide`] is never given this.
+    Forward(Forward),
 }
 
 /// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
@@ -83,6 +89,8 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
         Findings::LookupFailed => return Answer::Error(ErrorToken::UnknownError),
         Findings::Owner { uid, passwd } => (*uid, passwd),
         Findings::Decided(answer) => return answer.clone(),
+        // The server asks first; should it ever get here, nobody is named.
+        Findings::Forward(_) => return Answer::Error(ErrorToken::UnknownError),
     };
     if rules.hide_all || rules.hide_uids.contains(&uid) {
         return Answer::Error(ErrorToken::HiddenUser);

@@ -3,7 +3,8 @@
 //! answers one question: who owns this tuple, and may they be named? With `--nat`
 //! and `--proxy` the same question reaches further, through conntrack, into this
 //! host's containers, or to a trusted NAT host's forwarded query ([`owner::find`]
-//! is the one lookup, here and in-process alike).
+//! is the one lookup, here and in-process alike). With `--forward`, its answer may
+//! be "ask that host": see below.
 //!
 //! Why a helper stays privileged: whether a user may be named depends on
 //! `~/.noident`, and a home is often 0700: only its owner, or root, can look in it.
@@ -18,18 +19,28 @@
 //! - request: id (u64), server port (u16), client port (u16), and the ident
 //!   connection itself, passed as a descriptor (SCM_RIGHTS);
 //! - reply: id, what the lookup found (no owner / failed / owner / refused /
-//!   decided by `--nat`), the owner's uid, whether the password database has an
-//!   entry (and its name), and whether the home check lets them be named; or, for
-//!   an answer `--nat` decided, which answer (a name, a uid, an error token).
+//!   decided by `--nat` / forward), the owner's uid, whether the password database
+//!   has an entry (and its name), and whether the home check lets them be named;
+//!   or, for an answer `--nat` decided, which answer (a name, a uid, an error
+//!   token); or, for a forward, the host's address family, and in the bytes a name
+//!   takes otherwise: its address (4 or 16 bytes), its identd's port and the two
+//!   original ports to ask about.
 //!
 //! A reply is accepted only in the exact form the encoder gives its value (every
 //! unused byte zero, a name of the stated length, UTF-8 and, for a `--nat` name, fit
-//! for the wire); anything else is a failed lookup, never a name.
+//! for the wire; a forward's payload exactly as long as its family says, an
+//! address one host answers on, no port 0); anything else is a failed lookup,
+//! never a name and never a connection.
 //!
-//! With `--forward`, the helper itself asks the identd of the host behind this one
-//! (an outgoing connection and one reply line, parsed by the strict client and
-//! bounded by `--timeout`): the original tuple it asks about is what conntrack, a
-//! root-only table, said.
+//! **Forwards are made by the network side, unprivileged.** With `--forward`, only
+//! the privileged part stays in the helper: reading conntrack (root's) to find the
+//! original tuple, and deciding that it came from a host behind this one. The query
+//! to that host's identd (an outgoing connection and one reply line of network input,
+//! parsed by the strict client, bounded by `--timeout`) is made by the network
+//! side, which holds no privilege, and which relays the answer with the ports
+//! translated back. A host that never answers thus holds one of the network side's
+//! connections, as a slow querier would, and no helper worker: local lookups do
+//! not wait behind it.
 //!
 //! The helper trusts nothing the network side says beyond the two ports: it reads
 //! the querier's address and the local address from the passed ident connection
@@ -40,7 +51,7 @@
 
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -55,7 +66,7 @@ use nix::sys::socket::{
 };
 
 use super::super::lookup::{Matcher, Source, Tuple};
-use super::super::nat::NatConfig;
+use super::super::nat::{Forward, NatConfig};
 use super::super::proto::{Answer, ErrorToken, is_wire_safe};
 use super::log::{LogTarget, Logger};
 use super::owner;
@@ -75,6 +86,12 @@ const KIND_OWNER: u8 = 2;
 const KIND_REFUSED: u8 = 3;
 /// `--nat` decided the answer ([`Findings::Decided`]); detail says which kind.
 const KIND_DECIDED: u8 = 4;
+/// `--nat --forward`: ask a host behind this one ([`Findings::Forward`]); detail
+/// says the address family, the name bytes carry the query.
+const KIND_FORWARD: u8 = 5;
+
+const FAMILY_V4: u8 = 0;
+const FAMILY_V6: u8 = 1;
 
 const PASSWD_ENTRY: u8 = 0;
 const PASSWD_NONE: u8 = 1;
@@ -92,16 +109,18 @@ const ERROR_TOKENS: [ErrorToken; 4] = [
     ErrorToken::UnknownError,
 ];
 
-/// How long the network side waits for a reply beyond `--forward`'s own bound:
-/// the helper answers every request, so this only guards against a bug.
-const REPLY_SLACK: Duration = Duration::from_secs(120);
+/// How long the network side waits for a reply. The helper answers every request,
+/// and makes no network query of its own (`--forward`'s is made by the asker), so
+/// this only guards against a bug.
+const REPLY_BOUND: Duration = Duration::from_secs(120);
 
 /// What the helper needs to answer: where to look, what `--nat` does, and how to log.
 #[derive(Clone, Debug)]
 pub struct HelperConfig {
     pub source: Source,
     pub matcher: Matcher,
-    /// `--nat`, `--forward`, `--proxy`, resolved in the helper.
+    /// `--nat`, `--forward`, `--proxy`, resolved in the helper (a forward only as
+    /// far as whom to ask: the asker makes the query).
     pub nat: NatConfig,
     /// `--numeric` and `--hide-all`, which `--nat` applies to what it finds.
     pub numeric: bool,
@@ -138,8 +157,6 @@ impl Helper {
     /// Forks the helper. Call while this process has one thread and still has its
     /// privileges, then drop them; the helper keeps them.
     pub fn start(config: HelperConfig, log: &Logger) -> anyhow::Result<Helper> {
-        // A forwarded query takes up to --timeout, in the helper.
-        let reply_bound = config.nat.timeout.saturating_add(REPLY_SLACK);
         let (ours, theirs) = sock::socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -167,18 +184,46 @@ impl Helper {
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
-                let helper = Helper {
-                    channel: Arc::new(ours),
-                    waiting: Arc::new(Mutex::new(HashMap::new())),
-                    next_id: AtomicU64::new(1),
-                    alive: Arc::new(AtomicBool::new(true)),
-                    pid: child,
-                    reply_bound,
-                };
-                helper.start_reader(log)?;
-                Ok(helper)
+                Helper::over(ours, child, log)
             }
         }
+    }
+
+    /// The network side's handle on a helper at the other end of `channel`.
+    fn over(channel: OwnedFd, pid: nix::unistd::Pid, log: &Logger) -> anyhow::Result<Helper> {
+        let helper = Helper {
+            channel: Arc::new(channel),
+            waiting: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+            alive: Arc::new(AtomicBool::new(true)),
+            pid,
+            reply_bound: REPLY_BOUND,
+        };
+        helper.start_reader(log)?;
+        Ok(helper)
+    }
+
+    /// A helper as [`Helper::start`] makes one, but in `workers` threads of this
+    /// process (no fork, no privilege), answering with `find`: the seam through
+    /// which a test makes the helper say anything it can say.
+    #[cfg(test)]
+    fn in_threads(
+        workers: usize,
+        find: impl Fn(&Tuple) -> Findings + Send + Sync + 'static,
+    ) -> Helper {
+        let (ours, theirs) = sock::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (theirs, find) = (Arc::new(theirs), Arc::new(find));
+        for _ in 0..workers {
+            let (theirs, find) = (Arc::clone(&theirs), Arc::clone(&find));
+            thread::spawn(move || serve_requests(&theirs, &Logger::new(LogTarget::None), &*find));
+        }
+        Helper::over(ours, nix::unistd::getpid(), &Logger::new(LogTarget::None)).unwrap()
     }
 
     /// The helper's process id.
@@ -280,7 +325,9 @@ fn helper_main(channel: OwnedFd, parent: nix::unistd::Pid, config: HelperConfig)
             let log = log.clone_target();
             thread::Builder::new()
                 .name("identd-helper".into())
-                .spawn(move || serve_requests(&channel, &config, &log))
+                .spawn(move || {
+                    serve_requests(&channel, &log, &|t| owner::find(t, config.finder(), &log))
+                })
                 .ok()
         })
         .collect();
@@ -330,9 +377,10 @@ fn isolate(channel: RawFd) -> nix::Result<()> {
     Ok(())
 }
 
-/// One worker: receive a request, check it, answer it. Returns the process's exit
-/// code when the channel ends (0) or the network side broke the protocol (1).
-fn serve_requests(channel: &OwnedFd, config: &HelperConfig, log: &Logger) -> i32 {
+/// One worker: receive a request, check it, answer it with `find` (the helper's is
+/// [`owner::find`]). Returns the process's exit code when the channel ends (0) or
+/// the network side broke the protocol (1).
+fn serve_requests(channel: &OwnedFd, log: &Logger, find: &dyn Fn(&Tuple) -> Findings) -> i32 {
     let mut buf = [0u8; REQUEST_LEN + 1];
     loop {
         let mut cmsg = nix::cmsg_space!([RawFd; 2]);
@@ -376,8 +424,9 @@ fn serve_requests(channel: &OwnedFd, config: &HelperConfig, log: &Logger) -> i32
         let server_port = u16::from_le_bytes([buf[8], buf[9]]);
         let client_port = u16::from_le_bytes([buf[10], buf[11]]);
         let findings = match (fds.as_slice(), server_port, client_port) {
-            ([conn], 1.., 1..) => tuple_of(conn.as_fd(), server_port, client_port)
-                .map(|tuple| owner::find(&tuple, config.finder(), log)),
+            ([conn], 1.., 1..) => {
+                tuple_of(conn.as_fd(), server_port, client_port).map(|tuple| find(&tuple))
+            }
             _ => None,
         };
         drop(fds);
@@ -434,6 +483,7 @@ fn so_protocol(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
 fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
     let mut r = [0u8; REPLY_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
+    let forward_bytes;
     let (kind, detail, flag, uid, name): (u8, u8, u8, u32, &[u8]) = match findings {
         None => (KIND_REFUSED, 0, 0, 0, b""),
         Some(Findings::NoOwner) => (KIND_NO_OWNER, 0, 0, 0, b""),
@@ -473,6 +523,19 @@ fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
             Answer::Uid(uid) => (KIND_DECIDED, ANSWER_UID, 0, *uid, b""),
             Answer::Error(token) => (KIND_DECIDED, ANSWER_ERROR, error_code(*token), 0, b""),
         },
+        Some(Findings::Forward(forward)) if forward.is_sound() => {
+            let family;
+            (family, forward_bytes) = encode_forward(forward);
+            (KIND_FORWARD, family, 0, 0, forward_bytes.as_slice())
+        }
+        // Not a query to make: nobody is named, and nothing is asked.
+        Some(Findings::Forward(_)) => (
+            KIND_DECIDED,
+            ANSWER_ERROR,
+            error_code(ErrorToken::UnknownError),
+            0,
+            b"",
+        ),
     };
     r[8] = kind;
     r[9] = detail;
@@ -481,6 +544,47 @@ fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
     r[16..18].copy_from_slice(&(name.len() as u16).to_le_bytes());
     r[18..18 + name.len()].copy_from_slice(name);
     r
+}
+
+/// A forward's family, and its payload: the address's bytes (4 or 16, network
+/// order), then the identd's port, the server port and the client port.
+fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
+    let (family, mut bytes) = match forward.identd.ip() {
+        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
+        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
+    };
+    for port in [
+        forward.identd.port(),
+        forward.server_port,
+        forward.client_port,
+    ] {
+        bytes.extend(port.to_le_bytes());
+    }
+    (family, bytes)
+}
+
+/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
+/// sound ([`Forward::is_sound`]).
+fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
+    let (ip, ports): (IpAddr, &[u8]) = match family {
+        FAMILY_V4 => {
+            let (a, rest) = payload.split_first_chunk::<4>()?;
+            (Ipv4Addr::from(*a).into(), rest)
+        }
+        FAMILY_V6 => {
+            let (a, rest) = payload.split_first_chunk::<16>()?;
+            (Ipv6Addr::from(*a).into(), rest)
+        }
+        _ => return None,
+    };
+    let ports: &[u8; 6] = ports.try_into().ok()?;
+    let port = |at: usize| u16::from_le_bytes([ports[at], ports[at + 1]]);
+    Some(Forward {
+        identd: SocketAddr::new(ip, port(0)),
+        server_port: port(2),
+        client_port: port(4),
+    })
+    .filter(Forward::is_sound)
 }
 
 fn error_code(token: ErrorToken) -> u8 {
@@ -507,7 +611,11 @@ fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
     let (kind, detail, flag) = (r[8], r[9], r[10]);
     let uid = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
     let len = usize::from(u16::from_le_bytes([r[16], r[17]]));
-    let name = std::str::from_utf8(r[18..].get(..len)?).ok()?;
+    let bytes = r[18..].get(..len)?;
+    if kind == KIND_FORWARD {
+        return decode_forward(detail, bytes).map(Findings::Forward);
+    }
+    let name = std::str::from_utf8(bytes).ok()?;
     Some(match (kind, detail) {
         (KIND_NO_OWNER, _) => Findings::NoOwner,
         (KIND_FAILED, _) => Findings::LookupFailed,
@@ -539,6 +647,7 @@ fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Server, ServerConfig};
     use super::*;
 
     #[test]
@@ -674,6 +783,7 @@ mod tests {
     #[test]
     fn a_changed_byte_is_refused_or_another_values_exact_record() {
         let mut values = decided();
+        values.extend(forwards());
         values.extend([
             Findings::NoOwner,
             Findings::LookupFailed,
@@ -708,6 +818,119 @@ mod tests {
             }
         }
         assert!(refused > 0);
+    }
+
+    fn forward(identd: &str, server_port: u16, client_port: u16) -> Findings {
+        Findings::Forward(Forward {
+            identd: identd.parse().unwrap(),
+            server_port,
+            client_port,
+        })
+    }
+
+    /// Every forward `--nat --forward` can ask, as the helper sends them.
+    fn forwards() -> Vec<Findings> {
+        vec![
+            forward("198.18.2.2:113", 40000, 6667),
+            forward("10.0.0.1:1", 1, 65535),
+            forward("127.0.0.1:65535", 65535, 1),
+            forward("[2001:db8::2]:113", 40000, 6667),
+            forward("[fe80::1]:1113", 2, 3),
+            forward("[::1]:113", 5, 6),
+        ]
+    }
+
+    #[test]
+    fn every_forward_crosses_the_channel_unchanged() {
+        for f in forwards() {
+            assert_eq!(
+                decode_reply(&encode_reply(11, Some(&f))),
+                (11, f.clone()),
+                "{f:?}"
+            );
+        }
+        // A forward that is no query to make is never sent as one: nobody is named
+        // and nothing is asked.
+        for unsound in [
+            forward("0.0.0.0:113", 1, 2),
+            forward("[::]:113", 1, 2),
+            forward("255.255.255.255:113", 1, 2),
+            forward("224.0.0.1:113", 1, 2),
+            forward("[ff02::1]:113", 1, 2),
+            forward("[::ffff:198.18.2.2]:113", 1, 2),
+            forward("[fe80::1%3]:113", 1, 2),
+            forward("198.18.2.2:0", 1, 2),
+            forward("198.18.2.2:113", 0, 2),
+            forward("198.18.2.2:113", 1, 0),
+        ] {
+            assert_eq!(
+                decode_reply(&encode_reply(11, Some(&unsound))).1,
+                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
+                "{unsound:?}"
+            );
+        }
+    }
+
+    /// Hand-made forward records the encoder never writes: each is a failed lookup,
+    /// never a connection to make.
+    #[test]
+    fn every_malformed_forward_record_is_a_failed_lookup() {
+        let v4 = encode_reply(9, Some(&forward("198.18.2.2:113", 40000, 6667)));
+        let v6 = encode_reply(9, Some(&forward("[2001:db8::2]:113", 40000, 6667)));
+        // The payload starts at 18: address, identd port, server port, client port.
+        assert_eq!((v4[8], v4[9], v4[16], v6[9], v6[16]), (5, 0, 10, 1, 22));
+        assert_eq!(
+            &v4[18..28],
+            &[198, 18, 2, 2, 113, 0, 0x40, 0x9c, 0x0b, 0x1a]
+        );
+        let with = |base: &[u8; REPLY_LEN], edits: &[(usize, u8)]| {
+            let mut r = *base;
+            for &(at, byte) in edits {
+                r[at] = byte;
+            }
+            r
+        };
+        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
+            ("an unknown family", with(&v4, &[(9, 2)])),
+            ("a v4 payload called v6", with(&v4, &[(9, 1)])),
+            ("a v6 payload called v4", with(&v6, &[(9, 0)])),
+            ("a flag set", with(&v4, &[(10, 1)])),
+            ("padding set", with(&v4, &[(11, 1)])),
+            ("a uid beside it", with(&v4, &[(12, 1)])),
+            ("a v4 payload one short", with(&v4, &[(16, 9)])),
+            ("a v4 payload one long", with(&v4, &[(16, 11)])),
+            ("a v6 payload one short", with(&v6, &[(16, 21)])),
+            ("a v6 payload one long", with(&v6, &[(16, 23)])),
+            ("no payload", with(&v4, &[(16, 0)])),
+            ("a byte past the payload", with(&v4, &[(28, 1)])),
+            ("the last byte set", with(&v4, &[(REPLY_LEN - 1, 1)])),
+            (
+                "a length past the record",
+                with(&v4, &[(16, 0xff), (17, 0xff)]),
+            ),
+            (
+                "the unspecified address",
+                with(&v4, &[(18, 0), (19, 0), (20, 0), (21, 0)]),
+            ),
+            (
+                "a broadcast address",
+                with(&v4, &[(18, 255), (19, 255), (20, 255), (21, 255)]),
+            ),
+            ("a multicast address", with(&v4, &[(18, 224)])),
+            ("identd port 0", with(&v4, &[(22, 0)])),
+            ("server port 0", with(&v4, &[(24, 0), (25, 0)])),
+            ("client port 0", with(&v4, &[(26, 0), (27, 0)])),
+            ("an IPv4-mapped v6 address", {
+                let mut r = v6;
+                r[18..34]
+                    .copy_from_slice(&"::ffff:198.18.2.2".parse::<Ipv6Addr>().unwrap().octets());
+                r
+            }),
+            ("a v6 multicast address", with(&v6, &[(18, 0xff)])),
+        ];
+        for (what, record) in &malformed {
+            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
+        }
     }
 
     #[test]
@@ -749,8 +972,10 @@ mod tests {
             log: LogTarget::None,
             workers: 1,
         };
-        let t =
-            thread::spawn(move || serve_requests(&theirs, &config, &Logger::new(LogTarget::None)));
+        let t = thread::spawn(move || {
+            let log = Logger::new(LogTarget::None);
+            serve_requests(&theirs, &log, &|t| owner::find(t, config.finder(), &log))
+        });
         (ours, t)
     }
 
@@ -841,6 +1066,107 @@ mod tests {
         // A record of the wrong size ends the helper: it trusts nothing after that.
         sock::send(channel.as_raw_fd(), &[0u8; 3], MsgFlags::empty()).unwrap();
         assert_eq!(t.join().unwrap(), 1);
+    }
+
+    /// A forward waiting on the host behind holds no helper worker. The helper has
+    /// one worker; while a forward's host has its question and has not answered, a
+    /// local lookup is answered, and only then does the host answer, and its answer
+    /// is relayed about the ports asked. Were the forward made in the helper, the
+    /// local lookup would wait for the forward's --timeout and the forward would end
+    /// UNKNOWN-ERROR. The order is forced by the host's stub, not by timing.
+    #[test]
+    fn a_forward_waiting_on_the_host_behind_holds_no_helper_worker() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::net::{TcpListener, TcpStream};
+        let none = || Logger::new(LogTarget::None);
+        // The host behind the NAT: its identd reads the question, says so, and
+        // answers only when told.
+        let lan = TcpListener::bind("127.0.0.1:0").unwrap();
+        let forward = Forward {
+            identd: lan.local_addr().unwrap(),
+            server_port: 4000,
+            client_port: 6667,
+        };
+        let (asked_tx, asked_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let lan_identd = thread::spawn(move || {
+            let (conn, _) = lan.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&conn).read_line(&mut line).unwrap();
+            asked_tx.send(line).unwrap();
+            go_rx.recv().unwrap();
+            (&conn).write_all(b"4000 , 6667 : USERID : UNIX : lanuser\r\n")
+        });
+        // One worker: server port 40000 came from that host (as --nat --forward
+        // would find in conntrack); anything else is looked up as the helper does.
+        const FORWARDED: u16 = 40000;
+        let helper = Helper::in_threads(1, move |t| {
+            if t.local.port() == FORWARDED {
+                return Findings::Forward(forward);
+            }
+            let nat = NatConfig::default();
+            let finder = owner::Finder {
+                source: Source::Proc,
+                matcher: Matcher::FourTuple,
+                nat: &nat,
+                numeric: false,
+                hide_all: false,
+            };
+            owner::find(t, finder, &Logger::new(LogTarget::None))
+        });
+        let config = ServerConfig {
+            nat: NatConfig {
+                timeout: Duration::from_secs(30),
+                ..NatConfig::default()
+            },
+            ..ServerConfig::default()
+        };
+        let server = Server::with_helper(config, none(), helper);
+        // Ident connections, as the network side holds them.
+        let identd = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ident_connection = || {
+            let querier = TcpStream::connect(identd.local_addr().unwrap()).unwrap();
+            let (conn, _) = identd.accept().unwrap();
+            (querier, conn)
+        };
+        let (_querier1, conn1) = ident_connection();
+        let asking = {
+            let server = server.clone();
+            thread::spawn(move || {
+                let (local, peer) = (conn1.local_addr().unwrap(), conn1.peer_addr().unwrap());
+                server.respond_on(Some(conn1.as_fd()), local, peer, b"40000, 6667")
+            })
+        };
+        // The forward is under way: the host behind has its question.
+        assert_eq!(
+            asked_rx.recv_timeout(Duration::from_secs(30)).unwrap(),
+            "4000, 6667\r\n"
+        );
+        // A local lookup meanwhile, answered as a server without a helper would.
+        let service = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(service.local_addr().unwrap()).unwrap();
+        let (_served, _) = service.accept().unwrap();
+        let line = format!(
+            "{}, {}",
+            client.local_addr().unwrap().port(),
+            service.local_addr().unwrap().port()
+        );
+        let (_querier2, conn2) = ident_connection();
+        let (local, peer) = (conn2.local_addr().unwrap(), conn2.peer_addr().unwrap());
+        let expected =
+            Server::new(ServerConfig::default(), none()).respond(local, peer, line.as_bytes());
+        assert!(expected.contains(" : USERID : "), "{expected}");
+        assert_eq!(
+            server.respond_on(Some(conn2.as_fd()), local, peer, line.as_bytes()),
+            expected
+        );
+        // Only now does the host behind answer: the forward was still waiting.
+        go_tx.send(()).unwrap();
+        assert_eq!(
+            asking.join().unwrap(),
+            "40000, 6667 : USERID : UNIX : lanuser\r\n"
+        );
+        lan_identd.join().unwrap().unwrap();
     }
 
     #[test]
