@@ -33,7 +33,9 @@ unc = interleave({n: (lambda a=a: batch(a, N)) for n, a in cmds.items()}
                     "racefree lock -o": lambda: batch(resolve([rf, "lock", "-o", "L", "true"]), N)},
                  rounds)
 con = interleave({n: (lambda a=a: batch(a, 8 * 20, workers=8)) for n, a in cmds.items()}
-                 | {"racefree lock --nfs": lambda: batch(resolve([rf, "lock", "--nfs", "L", "true"]), 8 * 20, workers=8)},
+                 | {"racefree lock --nfs": lambda: batch(resolve([rf, "lock", "--nfs", "L", "true"]), 8 * 20, workers=8),
+                    "racefree lock -w": lambda: batch(resolve([rf, "lock", "-w", "60", "L", "true"]), 8 * 20, workers=8),
+                    "flock -w": lambda: batch(resolve(["flock", "-w", "60", "L", "true"]), 8 * 20, workers=8)},
                  rounds)
 def ratio(a, b): return f"{med(a) / med(b):.2f}x"
 ver = subprocess.run(["flock", "--version"], capture_output=True, text=True).stdout.strip()
@@ -74,6 +76,7 @@ racefree / flock: below 1 means racefree is faster. Target: within 1.2x unconten
 |---|---:|---:|---:|---|
 | uncontended, {N} calls per round | {cell(unc["racefree lock"])} | {cell(unc["flock"])} | {ratio(unc["racefree lock"], unc["flock"])} | <= 1.2x |
 | 8 contenders, time per call (8 x 20 per round) | {cell(con["racefree lock"])} | {cell(con["flock"])} | {ratio(con["racefree lock"], con["flock"])} | |
+| 8 contenders with `-w 60` (a deadline: both block in flock(2) until a timer fires) | {cell(con["racefree lock -w"])} | {cell(con["flock -w"])} | {ratio(con["racefree lock -w"], con["flock -w"])} | |
 {cpu_row}
 Where the time goes (same rounds, uncontended):
 

@@ -15,6 +15,7 @@
 //! based lock instead.
 
 pub mod cmd;
+mod deadline;
 pub mod nfs;
 
 use std::ffi::CString;
@@ -150,10 +151,13 @@ fn flock(fd: &OwnedFd, op: libc::c_int) -> Result<(), Errno> {
     }
 }
 
-/// flock with a deadline. flock(1) uses alarm(2), which is process-wide and so
-/// unusable from a library that many threads call: this polls with LOCK_NB,
-/// backing off from 1 ms to 20 ms, so a release is noticed within 20 ms.
+/// flock with a deadline: blocked in the kernel until a per-thread timer fires
+/// ([`deadline`]), like flock(1)'s alarm(2) but safe from many threads. Where no
+/// timer can be had, it polls with LOCK_NB, backing off from 1 ms to 20 ms.
 fn flock_until(fd: &OwnedFd, op: libc::c_int, limit: Duration) -> Result<(), Errno> {
+    if let Some(result) = deadline::flock_until(fd.as_raw_fd(), op, limit) {
+        return result;
+    }
     let deadline = Instant::now() + limit;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -267,6 +271,78 @@ mod tests {
                 l.display()
             )
         );
+    }
+
+    #[test]
+    fn a_timed_wait_blocks_in_the_kernel_and_the_release_wakes_it() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        let held = acquire(&l, &Options::default()).unwrap();
+        let ino = std::fs::metadata(&l).unwrap().ino();
+        let waiter = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                let opts = Options {
+                    timeout: Some(Duration::from_secs(120)),
+                    ..Options::default()
+                };
+                acquire(&l, &opts).map(|h| h.method())
+            })
+        };
+        // /proc/locks lists a request blocked in flock(2) with "->"; a waiter that
+        // polls with LOCK_NB never appears there.
+        let pid = std::process::id();
+        let blocked = |locks: &str| {
+            locks.lines().any(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                f.get(1) == Some(&"->")
+                    && f.get(2) == Some(&"FLOCK")
+                    && f.get(5) == Some(&pid.to_string().as_str())
+                    && f.get(6)
+                        .is_some_and(|dev_ino| dev_ino.ends_with(&format!(":{ino}")))
+            })
+        };
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let mut locks = String::new();
+        while Instant::now() < give_up {
+            locks = std::fs::read_to_string("/proc/locks").unwrap();
+            if blocked(&locks) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            blocked(&locks),
+            "no blocked flock request in /proc/locks:\n{locks}"
+        );
+        drop(held);
+        assert_eq!(waiter.join().unwrap().unwrap(), "flock");
+    }
+
+    #[test]
+    fn a_timed_wait_ends_even_in_a_thread_that_blocks_every_signal() {
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("l");
+        let _held = acquire(&l, &Options::default()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: blocking every signal in this thread only.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            let opts = Options {
+                timeout: Some(Duration::from_millis(50)),
+                ..Options::default()
+            };
+            let _ = tx.send(is_busy(&acquire(&l, &opts)));
+        });
+        let busy = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the timed wait never ended");
+        assert!(busy, "a timed-out wait is Busy");
     }
 
     #[test]
