@@ -25,6 +25,8 @@ cmds = {
     "flock": resolve(["flock", "L", "true"]),
 }
 N = 80
+# A holder that keeps the lock ~2 ms, so that waiters really wait for a release.
+HOLD = ["sh", "-c", ": > /dev/null; sleep 0.002"]
 unc = interleave({n: (lambda a=a: batch(a, N)) for n, a in cmds.items()}
                  | {"true alone": lambda: batch(true, N),
                     "racefree --version": lambda: batch(resolve([rf, "--version"]), N),
@@ -35,7 +37,9 @@ unc = interleave({n: (lambda a=a: batch(a, N)) for n, a in cmds.items()}
 con = interleave({n: (lambda a=a: batch(a, 8 * 20, workers=8)) for n, a in cmds.items()}
                  | {"racefree lock --nfs": lambda: batch(resolve([rf, "lock", "--nfs", "L", "true"]), 8 * 20, workers=8),
                     "racefree lock -w": lambda: batch(resolve([rf, "lock", "-w", "60", "L", "true"]), 8 * 20, workers=8),
-                    "flock -w": lambda: batch(resolve(["flock", "-w", "60", "L", "true"]), 8 * 20, workers=8)},
+                    "flock -w": lambda: batch(resolve(["flock", "-w", "60", "L", "true"]), 8 * 20, workers=8),
+                    "racefree lock -w, 2 ms": lambda: batch(resolve([rf, "lock", "-w", "60", "L"] + HOLD), 8 * 10, workers=8),
+                    "flock -w, 2 ms": lambda: batch(resolve(["flock", "-w", "60", "L"] + HOLD), 8 * 10, workers=8)},
                  rounds)
 def ratio(a, b): return f"{med(a) / med(b):.2f}x"
 ver = subprocess.run(["flock", "--version"], capture_output=True, text=True).stdout.strip()
@@ -77,6 +81,7 @@ racefree / flock: below 1 means racefree is faster. Target: within 1.2x unconten
 | uncontended, {N} calls per round | {cell(unc["racefree lock"])} | {cell(unc["flock"])} | {ratio(unc["racefree lock"], unc["flock"])} | <= 1.2x |
 | 8 contenders, time per call (8 x 20 per round) | {cell(con["racefree lock"])} | {cell(con["flock"])} | {ratio(con["racefree lock"], con["flock"])} | |
 | 8 contenders with `-w 60` (a deadline: both block in flock(2) until a timer fires) | {cell(con["racefree lock -w"])} | {cell(con["flock -w"])} | {ratio(con["racefree lock -w"], con["flock -w"])} | |
+| the same, each holding the lock ~2 ms (8 x 10 per round) | {cell(con["racefree lock -w, 2 ms"])} | {cell(con["flock -w, 2 ms"])} | {ratio(con["racefree lock -w, 2 ms"], con["flock -w, 2 ms"])} | |
 {cpu_row}
 Where the time goes (same rounds, uncontended):
 
