@@ -724,6 +724,16 @@ mod tests {
         }
     }
 
+    /// `base` with the bytes at the given offsets replaced: a record the encoder
+    /// never writes.
+    fn with(base: &[u8; REPLY_LEN], edits: &[(usize, u8)]) -> [u8; REPLY_LEN] {
+        let mut r = *base;
+        for &(at, byte) in edits {
+            r[at] = byte;
+        }
+        r
+    }
+
     /// Hand-made records the encoder never writes: each is a failed lookup.
     #[test]
     fn every_malformed_decided_record_is_a_failed_lookup() {
@@ -733,13 +743,6 @@ mod tests {
             9,
             Some(&Findings::Decided(Answer::Error(ErrorToken::NoUser))),
         );
-        let with = |base: &[u8; REPLY_LEN], edits: &[(usize, u8)]| {
-            let mut r = *base;
-            for &(at, byte) in edits {
-                r[at] = byte;
-            }
-            r
-        };
         let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
             ("an unknown answer kind", with(&user, &[(9, 3)])),
             ("an unknown reply kind", with(&user, &[(8, 5)])),
@@ -883,13 +886,6 @@ mod tests {
             &v4[18..28],
             &[198, 18, 2, 2, 113, 0, 0x40, 0x9c, 0x0b, 0x1a]
         );
-        let with = |base: &[u8; REPLY_LEN], edits: &[(usize, u8)]| {
-            let mut r = *base;
-            for &(at, byte) in edits {
-                r[at] = byte;
-            }
-            r
-        };
         let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
             ("an unknown family", with(&v4, &[(9, 2)])),
             ("a v4 payload called v6", with(&v4, &[(9, 1)])),
