@@ -5,57 +5,37 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Stdio;
 
 use predicates::prelude::*;
-use tempfile::TempDir;
 
-use crate::util::{racefree, racefree_as_nobody, racefree_path};
-
-fn tmp() -> TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn mode_of(p: &Path) -> u32 {
-    fs::metadata(p).unwrap().permissions().mode() & 0o7777
-}
+use crate::testenv::{Expected, TestEnv};
+use crate::util::racefree;
 
 #[test]
 fn verbose_announces_each_created_level_exactly() {
-    let t = tmp();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "a/b/c/d/e"])
-        .assert()
-        .success()
-        .stdout(
+    let env = TestEnv::new();
+    env.assert_run(
+        ["makedirs", "-v", "a/b/c/d/e"],
+        &Expected::success(
             "racefree: created directory 'a'\n\
              racefree: created directory 'a/b'\n\
              racefree: created directory 'a/b/c'\n\
              racefree: created directory 'a/b/c/d'\n\
              racefree: created directory 'a/b/c/d/e'\n",
-        )
-        .stderr("");
+        ),
+    );
     // Idempotent: nothing more to announce, still success.
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "a/b/c/d/e"])
-        .assert()
-        .success()
-        .stdout("");
+    env.assert_run(["makedirs", "-v", "a/b/c/d/e"], &Expected::QUIET);
 }
 
 #[test]
 fn trailing_slash_dot_and_dotdot_components() {
-    let t = tmp();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "x/y/", "d/.", "e/f/..", "g/./h/."])
-        .assert()
-        .success()
-        .stdout(
+    let env = TestEnv::new();
+    env.assert_run(
+        ["makedirs", "-v", "x/y/", "d/.", "e/f/..", "g/./h/."],
+        &Expected::success(
             "racefree: created directory 'x'\n\
              racefree: created directory 'x/y'\n\
              racefree: created directory 'd'\n\
@@ -63,55 +43,47 @@ fn trailing_slash_dot_and_dotdot_components() {
              racefree: created directory 'e/f'\n\
              racefree: created directory 'g'\n\
              racefree: created directory 'g/./h'\n",
-        );
+        ),
+    );
     for d in ["x/y", "d", "e/f", "g/h"] {
-        assert!(t.path().join(d).is_dir(), "{d}");
+        assert!(env.root().join(d).is_dir(), "{d}");
     }
 }
 
 #[test]
 fn a_symlink_to_dot_inside_the_path_is_followed() {
-    let t = tmp();
-    symlink(".", t.path().join("self")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "self/a/b", "self/self/c"])
-        .assert()
-        .success();
-    assert!(t.path().join("a/b").is_dir());
-    assert!(t.path().join("c").is_dir());
+    let env = TestEnv::new();
+    symlink(".", env.root().join("self")).unwrap();
+    env.assert_run(["makedirs", "self/a/b", "self/self/c"], &Expected::QUIET);
+    assert!(env.root().join("a/b").is_dir());
+    assert!(env.root().join("c").is_dir());
     // --no-symlinks refuses it, naming the component.
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--no-symlinks", "self/z"])
-        .assert()
-        .code(1)
-        .stderr("racefree: error: cannot create directory 'self/z': 'self' is a symbolic link, refused by --no-symlinks\n");
-    assert!(!t.path().join("z").exists());
+    env.assert_run(
+        ["makedirs", "--no-symlinks", "self/z"],
+        &Expected::failure(1, "racefree: error: cannot create directory 'self/z': 'self' is a symbolic link, refused by --no-symlinks\n"),
+    );
+    assert!(!env.root().join("z").exists());
 }
 
 #[test]
 fn an_existing_file_in_the_path_is_an_error_naming_it() {
-    let t = tmp();
-    fs::write(t.path().join("f"), "data").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "f/sub/leaf", "ok"])
-        .assert()
-        .code(1)
-        .stderr("racefree: error: cannot create directory 'f/sub/leaf': 'f' exists and is not a directory (it is a regular file)\n");
+    let env = TestEnv::new();
+    let file = env.write("f", "data");
+    env.assert_run(
+        ["makedirs", "f/sub/leaf", "ok"],
+        &Expected::failure(1, "racefree: error: cannot create directory 'f/sub/leaf': 'f' exists and is not a directory (it is a regular file)\n"),
+    );
     // The other path still ran; the file was not touched.
-    assert!(t.path().join("ok").is_dir());
-    assert_eq!(fs::read_to_string(t.path().join("f")).unwrap(), "data");
+    assert!(env.root().join("ok").is_dir());
+    assert_eq!(fs::read_to_string(file).unwrap(), "data");
 }
 
 #[test]
 fn a_socket_in_the_path_is_named_by_kind() {
-    let t = tmp();
-    let _sock = std::os::unix::net::UnixListener::bind(t.path().join("s")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "s/x"])
+    let env = TestEnv::new();
+    let _sock = std::os::unix::net::UnixListener::bind(env.root().join("s")).unwrap();
+    // Only the reason is asserted, not the whole line.
+    env.racefree(["makedirs", "s/x"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -121,117 +93,88 @@ fn a_socket_in_the_path_is_named_by_kind() {
 
 #[test]
 fn a_dangling_symlink_as_the_leaf_is_an_error() {
-    let t = tmp();
-    symlink("missing-target", t.path().join("dangling")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "dangling"])
-        .assert()
-        .code(1)
-        .stderr("racefree: error: cannot create directory 'dangling': 'dangling' is a dangling symbolic link (not a directory)\n");
-    assert!(!t.path().join("missing-target").exists());
-}
-
-/// Runs racefree under a given umask (set in the child only: the test process's
-/// umask is shared by every test thread).
-fn makedirs_with_umask(dir: &Path, umask: u32, args: &[&str]) {
-    let mut cmd = StdCommand::new(racefree_path());
-    cmd.current_dir(dir).arg("makedirs").args(args);
-    // SAFETY: umask is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::umask(umask as libc::mode_t);
-            Ok(())
-        });
-    }
-    let status = cmd.status().unwrap();
-    assert!(status.success(), "makedirs {args:?} under umask {umask:o}");
+    let env = TestEnv::new();
+    symlink("missing-target", env.root().join("dangling")).unwrap();
+    env.assert_run(
+        ["makedirs", "dangling"],
+        &Expected::failure(1, "racefree: error: cannot create directory 'dangling': 'dangling' is a dangling symbolic link (not a directory)\n"),
+    );
+    assert!(!env.root().join("missing-target").exists());
 }
 
 #[test]
 fn modes_follow_coreutils_under_umask_022_and_077() {
-    let t = tmp();
-    let p = t.path();
-    makedirs_with_umask(p, 0o022, &["u22/a/leaf"]);
-    assert_eq!(mode_of(&p.join("u22/a")), 0o755);
-    assert_eq!(mode_of(&p.join("u22/a/leaf")), 0o755);
-    makedirs_with_umask(p, 0o077, &["u77/a/leaf"]);
-    assert_eq!(mode_of(&p.join("u77/a")), 0o700);
-    assert_eq!(mode_of(&p.join("u77/a/leaf")), 0o700);
+    let env = TestEnv::new();
+    let makedirs_with_umask = |umask: u32, args: &[&str]| {
+        env.assert_run_under_umask(umask, [&["makedirs"][..], args].concat(), &Expected::QUIET)
+    };
+    makedirs_with_umask(0o022, &["u22/a/leaf"]);
+    env.assert_dir_mode("u22/a", 0o755);
+    env.assert_dir_mode("u22/a/leaf", 0o755);
+    makedirs_with_umask(0o077, &["u77/a/leaf"]);
+    env.assert_dir_mode("u77/a", 0o700);
+    env.assert_dir_mode("u77/a/leaf", 0o700);
     // -m sets the leaf exactly, whatever the umask; ancestors ignore -m.
-    makedirs_with_umask(p, 0o077, &["-m", "755", "m77/a/leaf"]);
-    assert_eq!(mode_of(&p.join("m77/a")), 0o700);
-    assert_eq!(mode_of(&p.join("m77/a/leaf")), 0o755);
-    makedirs_with_umask(p, 0o022, &["-m", "777", "m22/leaf"]);
-    assert_eq!(mode_of(&p.join("m22/leaf")), 0o777);
-    makedirs_with_umask(p, 0o022, &["-m", "u=rwx,g=rx,o=", "sym"]);
-    assert_eq!(mode_of(&p.join("sym")), 0o750);
-    makedirs_with_umask(p, 0o022, &["-m", "1777", "sticky"]);
-    assert_eq!(mode_of(&p.join("sticky")), 0o1777);
+    makedirs_with_umask(0o077, &["-m", "755", "m77/a/leaf"]);
+    env.assert_dir_mode("m77/a", 0o700);
+    env.assert_dir_mode("m77/a/leaf", 0o755);
+    makedirs_with_umask(0o022, &["-m", "777", "m22/leaf"]);
+    env.assert_dir_mode("m22/leaf", 0o777);
+    makedirs_with_umask(0o022, &["-m", "u=rwx,g=rx,o=", "sym"]);
+    env.assert_dir_mode("sym", 0o750);
+    makedirs_with_umask(0o022, &["-m", "1777", "sticky"]);
+    env.assert_dir_mode("sticky", 0o1777);
     // An umask that takes u+wx from ancestors: they still get u+wx, or the walk
     // could not continue below them.
-    makedirs_with_umask(p, 0o777, &["u777/a/leaf"]);
-    assert_eq!(mode_of(&p.join("u777/a")), 0o300);
-    assert_eq!(mode_of(&p.join("u777/a/leaf")), 0o000);
+    makedirs_with_umask(0o777, &["u777/a/leaf"]);
+    env.assert_dir_mode("u777/a", 0o300);
+    env.assert_dir_mode("u777/a/leaf", 0o000);
     // An existing leaf keeps its mode.
-    fs::set_permissions(p.join("sym"), fs::Permissions::from_mode(0o701)).unwrap();
-    makedirs_with_umask(p, 0o022, &["-m", "777", "sym"]);
-    assert_eq!(mode_of(&p.join("sym")), 0o701);
+    fs::set_permissions(env.root().join("sym"), fs::Permissions::from_mode(0o701)).unwrap();
+    makedirs_with_umask(0o022, &["-m", "777", "sym"]);
+    env.assert_dir_mode("sym", 0o701);
 }
 
 #[test]
 fn existing_directories_under_read_only_and_search_only_parents_succeed() {
-    let t = tmp();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let ro = t.path().join("ro");
+    let env = TestEnv::new();
+    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let ro = env.root().join("ro");
     fs::create_dir_all(ro.join("existing")).unwrap();
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
-    let xonly = t.path().join("xonly");
+    let xonly = env.root().join("xonly");
     fs::create_dir_all(xonly.join("existing")).unwrap();
     fs::set_permissions(&xonly, fs::Permissions::from_mode(0o111)).unwrap();
 
-    let out = racefree_as_nobody(t.path())
-        .args(["makedirs", "ro/existing", "xonly/existing", "ro/new"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "racefree: error: cannot create directory 'ro/new': mkdir 'ro/new': Permission denied\n"
+    env.assert_run_as_nobody(
+        ["makedirs", "ro/existing", "xonly/existing", "ro/new"],
+        &Expected::failure(
+            1,
+            "racefree: error: cannot create directory 'ro/new': mkdir 'ro/new': Permission denied\n",
+        ),
     );
 }
 
 #[test]
 fn an_unsearchable_parent_is_a_clear_permission_error() {
-    let t = tmp();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let closed = t.path().join("closed");
+    let env = TestEnv::new();
+    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let closed = env.root().join("closed");
     fs::create_dir_all(closed.join("existing")).unwrap();
     fs::set_permissions(&closed, fs::Permissions::from_mode(0o600)).unwrap();
-    let out = racefree_as_nobody(t.path())
-        .args(["makedirs", "closed/existing"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "racefree: error: cannot create directory 'closed/existing': mkdir 'closed/existing': Permission denied\n"
+    env.assert_run_as_nobody(
+        ["makedirs", "closed/existing"],
+        &Expected::failure(1, "racefree: error: cannot create directory 'closed/existing': mkdir 'closed/existing': Permission denied\n"),
     );
 }
 
 #[test]
 fn a_ten_thousand_byte_path_works() {
-    let t = tmp();
+    let env = TestEnv::new();
     let rel = "dddd/".repeat(2000);
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", &rel])
-        .assert()
-        .success()
-        .stderr("");
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--json", &rel])
+    env.assert_run(["makedirs", &rel], &Expected::QUIET);
+    // Two fields of the JSON line are asserted, not the whole line.
+    env.racefree(["makedirs", "--json", &rel])
         .assert()
         .success()
         .stdout(
@@ -242,64 +185,52 @@ fn a_ten_thousand_byte_path_works() {
 
 #[test]
 fn exclusive_is_a_lock_exit_3_when_the_leaf_exists() {
-    let t = tmp();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--exclusive", "locks/job"])
-        .assert()
-        .success();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--exclusive", "locks/job"])
-        .assert()
-        .code(3)
-        .stderr("racefree: error: cannot create directory 'locks/job': 'locks/job' already exists (--exclusive wants to create it)\n");
+    let env = TestEnv::new();
+    env.assert_run(["makedirs", "--exclusive", "locks/job"], &Expected::QUIET);
+    env.assert_run(
+        ["makedirs", "--exclusive", "locks/job"],
+        &Expected::failure(3, "racefree: error: cannot create directory 'locks/job': 'locks/job' already exists (--exclusive wants to create it)\n"),
+    );
     // Ancestors are tolerant: another leaf under the same existing parent is fine.
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--exclusive", "locks/other"])
-        .assert()
-        .success();
+    env.assert_run(["makedirs", "--exclusive", "locks/other"], &Expected::QUIET);
 }
 
 #[test]
 fn usage_errors_exit_2_and_touch_nothing() {
-    let t = tmp();
-    racefree()
-        .current_dir(t.path())
-        .arg("makedirs")
-        .assert()
-        .code(2)
-        .stderr("racefree: error: no PATH given (as arguments or with --from)\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "first", ""])
-        .assert()
-        .code(2)
-        .stderr("racefree: error: invalid PATH '': empty path\n");
-    fs::write(t.path().join("list"), b"one\n\ntwo\n").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--from", "list"])
-        .assert()
-        .code(2)
-        .stderr("racefree: error: 'list', entry 2: empty path\n");
-    fs::write(t.path().join("nul"), b"one\nt\0wo\n").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--from", "nul"])
-        .assert()
-        .code(2)
-        .stderr("racefree: error: 'nul', entry 2: path contains a NUL byte\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-m", "u+q", "x"])
-        .assert()
-        .code(2)
-        .stderr("racefree: error: invalid mode 'u+q': unexpected 'q' at byte 3\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--from", "does-not-exist"])
+    let env = TestEnv::new();
+    env.assert_run(
+        ["makedirs"],
+        &Expected::failure(
+            2,
+            "racefree: error: no PATH given (as arguments or with --from)\n",
+        ),
+    );
+    env.assert_run(
+        ["makedirs", "first", ""],
+        &Expected::failure(2, "racefree: error: invalid PATH '': empty path\n"),
+    );
+    env.write("list", "one\n\ntwo\n");
+    env.assert_run(
+        ["makedirs", "--from", "list"],
+        &Expected::failure(2, "racefree: error: 'list', entry 2: empty path\n"),
+    );
+    env.write("nul", "one\nt\0wo\n");
+    env.assert_run(
+        ["makedirs", "--from", "nul"],
+        &Expected::failure(
+            2,
+            "racefree: error: 'nul', entry 2: path contains a NUL byte\n",
+        ),
+    );
+    env.assert_run(
+        ["makedirs", "-m", "u+q", "x"],
+        &Expected::failure(
+            2,
+            "racefree: error: invalid mode 'u+q': unexpected 'q' at byte 3\n",
+        ),
+    );
+    // The line begins as asserted; the system's reason that ends it is not.
+    env.racefree(["makedirs", "--from", "does-not-exist"])
         .assert()
         .code(1)
         .stderr(predicate::str::starts_with(
@@ -307,45 +238,41 @@ fn usage_errors_exit_2_and_touch_nothing() {
         ));
     for never in ["first", "two", "t", "x"] {
         assert!(
-            !t.path().join(never).exists(),
+            !env.root().join(never).exists(),
             "{never} must not be created on a usage error"
         );
     }
     // A bad --from entry stops the list there: the paths before it were made.
-    assert!(t.path().join("one").is_dir());
+    assert!(env.root().join("one").is_dir());
 }
 
 #[test]
 fn from_stdin_newline_and_nul_separated_in_input_order() {
-    let t = tmp();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "--from", "-", "-j", "4"])
-        .write_stdin("n1\nn2/x\r\nn3\n")
-        .assert()
-        .success()
-        .stdout(
+    let env = TestEnv::new();
+    env.assert_run_with_stdin(
+        ["makedirs", "-v", "--from", "-", "-j", "4"],
+        "n1\nn2/x\r\nn3\n",
+        &Expected::success(
             "racefree: created directory 'n1'\n\
              racefree: created directory 'n2'\n\
              racefree: created directory 'n2/x'\n\
              racefree: created directory 'n3'\n",
-        );
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--json", "--from", "-", "-0"])
-        .write_stdin(&b"z1/with\nnewline\0z2\0"[..])
-        .assert()
-        .success()
-        .stdout(
+        ),
+    );
+    env.assert_run_with_stdin(
+        ["makedirs", "--json", "--from", "-", "-0"],
+        &b"z1/with\nnewline\0z2\0"[..],
+        &Expected::success(
             "{\"created\":[\"z1\",\"z1/with\\nnewline\"],\"directory\":true,\"error\":null,\"path\":\"z1/with\\nnewline\",\"retries\":0}\n\
              {\"created\":[\"z2\"],\"directory\":true,\"error\":null,\"path\":\"z2\",\"retries\":0}\n",
-        );
+        ),
+    );
 }
 
 #[test]
 fn many_paths_report_in_input_order_with_failures_in_place() {
-    let t = tmp();
-    fs::write(t.path().join("blocker"), "").unwrap();
+    let env = TestEnv::new();
+    env.write("blocker", "");
     let mut list = String::new();
     for i in 0..500 {
         if i % 100 == 7 {
@@ -354,9 +281,8 @@ fn many_paths_report_in_input_order_with_failures_in_place() {
             list.push_str(&format!("tree/{}/{i}\n", i % 10));
         }
     }
-    let out = racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--json", "--from", "-"])
+    let out = env
+        .racefree(["makedirs", "--json", "--from", "-"])
         .write_stdin(list.clone())
         .output()
         .unwrap();
@@ -377,35 +303,27 @@ fn many_paths_report_in_input_order_with_failures_in_place() {
 
 #[test]
 fn beneath_never_leaves_its_directory() {
-    let t = tmp();
-    let root = t.path().join("root");
+    let env = TestEnv::new();
+    let root = env.root().join("root");
     fs::create_dir(&root).unwrap();
-    symlink(t.path(), root.join("up")).unwrap();
-    racefree()
-        .args(["makedirs", "--beneath"])
-        .arg(&root)
-        .args(["a/b"])
-        .assert()
-        .success();
+    symlink(env.root(), root.join("up")).unwrap();
+    // --beneath is given as an absolute path: the working directory plays no part.
+    let beneath = root.to_str().unwrap();
+    env.assert_run(["makedirs", "--beneath", beneath, "a/b"], &Expected::QUIET);
     assert!(root.join("a/b").is_dir());
-    racefree()
-        .args(["makedirs", "--beneath"])
-        .arg(&root)
-        .args(["../escape", "up/escape"])
-        .assert()
-        .code(1)
-        .stderr(
+    env.assert_run(
+        ["makedirs", "--beneath", beneath, "../escape", "up/escape"],
+        &Expected::failure(
+            1,
             "racefree: error: cannot create directory '../escape': '..' leads outside the --beneath directory\n\
              racefree: error: cannot create directory 'up/escape': 'up' leads outside the --beneath directory\n",
-        );
-    assert!(!t.path().join("escape").exists());
-    racefree()
-        .args(["makedirs", "--beneath"])
-        .arg(&root)
-        .arg("/abs")
-        .assert()
-        .code(2)
-        .stderr("racefree: error: cannot create directory '/abs': an absolute path cannot be resolved --beneath a directory\n");
+        ),
+    );
+    assert!(!env.root().join("escape").exists());
+    env.assert_run(
+        ["makedirs", "--beneath", beneath, "/abs"],
+        &Expected::failure(2, "racefree: error: cannot create directory '/abs': an absolute path cannot be resolved --beneath a directory\n"),
+    );
 }
 
 #[test]
@@ -454,7 +372,7 @@ fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
 fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure() {
     const RACERS: usize = 16;
     const ROUNDS: usize = 50;
-    let t = tmp();
+    let env = TestEnv::new();
     for round in 0..ROUNDS {
         // Overlapping deep paths: every racer makes all of them, in its own order.
         let mut paths = Vec::new();
@@ -467,9 +385,8 @@ fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure
         // parent closes all the pipes at once: that releases them together.
         let mut children = Vec::new();
         for racer in 0..RACERS {
-            let mut child = StdCommand::new(racefree_path())
-                .current_dir(t.path())
-                .args(["makedirs", "-v", "-j", "2", "--from", "-"])
+            let mut child = env
+                .racefree_process(["makedirs", "-v", "-j", "2", "--from", "-"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -515,7 +432,7 @@ fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure
         }
         for d in &expected {
             assert!(
-                t.path().join(d).is_dir(),
+                env.root().join(d).is_dir(),
                 "round {round}: {} missing",
                 d.display()
             );
@@ -534,24 +451,20 @@ fn sixteen_processes_released_together_build_overlapping_trees_without_a_failure
 
 #[test]
 fn a_symlink_loop_says_so() {
-    let t = tmp();
-    symlink("loop", t.path().join("loop")).unwrap();
-    symlink("b", t.path().join("a")).unwrap();
-    symlink("a", t.path().join("b")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "loop", "a/x"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(
+    let env = TestEnv::new();
+    symlink("loop", env.root().join("loop")).unwrap();
+    symlink("b", env.root().join("a")).unwrap();
+    symlink("a", env.root().join("b")).unwrap();
+    env.assert_run(
+        ["makedirs", "loop", "a/x"],
+        &Expected::failure(
+            1,
             "racefree: error: cannot create directory 'loop': stat 'loop': too many levels of symbolic links\n\
              racefree: error: cannot create directory 'a/x': stat 'a/x': too many levels of symbolic links\n",
-        );
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--no-symlinks", "loop/x"])
-        .assert()
-        .code(1)
-        .stderr("racefree: error: cannot create directory 'loop/x': 'loop' is a symbolic link, refused by --no-symlinks\n");
+        ),
+    );
+    env.assert_run(
+        ["makedirs", "--no-symlinks", "loop/x"],
+        &Expected::failure(1, "racefree: error: cannot create directory 'loop/x': 'loop' is a symbolic link, refused by --no-symlinks\n"),
+    );
 }

@@ -141,6 +141,35 @@ pub struct Expected<'a> {
     pub stderr: &'a str,
 }
 
+impl Expected<'static> {
+    /// Exit 0 and nothing on either stream.
+    pub const QUIET: Expected<'static> = Expected {
+        code: 0,
+        stdout: "",
+        stderr: "",
+    };
+}
+
+impl<'a> Expected<'a> {
+    /// Exit 0, exactly `stdout`, nothing on stderr.
+    pub fn success(stdout: &'a str) -> Expected<'a> {
+        Expected {
+            code: 0,
+            stdout,
+            stderr: "",
+        }
+    }
+
+    /// Exit `code`, exactly `stderr`, nothing on stdout.
+    pub fn failure(code: i32, stderr: &'a str) -> Expected<'a> {
+        Expected {
+            code,
+            stdout: "",
+            stderr,
+        }
+    }
+}
+
 impl TestEnv {
     pub fn new() -> TestEnv {
         TestEnv {
@@ -184,6 +213,95 @@ impl TestEnv {
         let assert = self.racefree(args).assert();
         assert_output(assert.get_output(), want);
         assert
+    }
+
+    /// [`assert_run`](Self::assert_run) with `stdin` as the binary's standard input.
+    #[track_caller]
+    pub fn assert_run_with_stdin<I, S>(
+        &self,
+        args: I,
+        stdin: impl Into<Vec<u8>>,
+        want: &Expected,
+    ) -> Assert
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let assert = self.racefree(args).write_stdin(stdin).assert();
+        assert_output(assert.get_output(), want);
+        assert
+    }
+
+    /// The binary with `args` in this tree as a plain [`Command`], for a test that
+    /// controls the process itself (its pipes, a `pre_exec`, many at once).
+    pub fn racefree_process<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(racefree_path());
+        cmd.current_dir(self.root()).args(args);
+        cmd
+    }
+
+    /// [`assert_run`](Self::assert_run) with the child's umask set to `umask`.
+    #[track_caller]
+    pub fn assert_run_under_umask<I, S>(&self, umask: u32, args: I, want: &Expected)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.racefree_process(args);
+        set_umask(&mut cmd, umask);
+        assert_output(&cmd.output().unwrap(), want);
+    }
+
+    /// The binary with `args` in this tree, as `nobody` when we are root (see
+    /// [`racefree_as_nobody`]). The tree itself is 0700 as created: a test first
+    /// opens it as far as nobody needs.
+    pub fn racefree_as_nobody<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = racefree_as_nobody(self.root());
+        cmd.args(args);
+        cmd
+    }
+
+    /// [`assert_run`](Self::assert_run) as `nobody` (see [`racefree_as_nobody`](Self::racefree_as_nobody)).
+    #[track_caller]
+    pub fn assert_run_as_nobody<I, S>(&self, args: I, want: &Expected)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        assert_output(&self.racefree_as_nobody(args).output().unwrap(), want);
+    }
+
+    /// Asserts that `rel` is a directory (not a symbolic link to one) whose
+    /// permission bits, set-id and sticky bits included, are exactly `mode`.
+    #[track_caller]
+    pub fn assert_dir_mode(&self, rel: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(self.root().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(meta.is_dir(), "{rel} is not a directory");
+        let got = meta.permissions().mode() & 0o7777;
+        assert!(got == mode, "{rel}: mode {got:04o}, expected {mode:04o}");
+    }
+}
+
+/// Sets the umask of `cmd`'s child only: the test process's umask is shared by
+/// every test thread.
+pub fn set_umask(cmd: &mut Command, umask: u32) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        })
     }
 }
 
