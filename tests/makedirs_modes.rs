@@ -4,10 +4,10 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::testenv::{Expected, TestEnv, set_umask};
 use crate::util::racefree_path;
 
 /// A small deterministic generator (xorshift), so a failure names a reproducible case.
@@ -126,20 +126,11 @@ fn generated_modes(n: usize) -> Vec<String> {
     modes
 }
 
-/// Runs `program args...` under `umask` in `dir` (the umask is set in the child only:
-/// the test process's umask is shared by every test thread). Returns exit status,
-/// stderr.
+/// Runs `program args...` under `umask` in `dir`. Returns exit status, stderr.
 fn run_with_umask(program: &Path, args: &[&str], dir: &Path, umask: u32) -> (i32, String) {
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir).env("LC_ALL", "C");
-    // SAFETY: umask is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::umask(umask as libc::mode_t);
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
+    let out = set_umask(&mut cmd, umask).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -155,9 +146,10 @@ fn mode_of(p: &Path) -> Option<u32> {
 #[test]
 fn every_mode_matches_gnu_mkdir_under_several_umasks() {
     let modes = generated_modes(320);
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
+    let t = env.root();
     // Neither tree may hand a setgid bit down to the directories under test.
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(t, fs::Permissions::from_mode(0o755)).unwrap();
     let mkdir = Path::new("mkdir");
     let racefree = racefree_path();
     let mut mismatches = Vec::new();
@@ -165,9 +157,8 @@ fn every_mode_matches_gnu_mkdir_under_several_umasks() {
     for umask in [0o000, 0o022, 0o027, 0o077, 0o277] {
         for (i, mode) in modes.iter().enumerate() {
             let name = format!("u{umask:03o}-{i}");
-            let (gnu_status, _) =
-                run_with_umask(mkdir, &["-m", mode, "--", &name], t.path(), umask);
-            let ours_dir = t.path().join("ours");
+            let (gnu_status, _) = run_with_umask(mkdir, &["-m", mode, "--", &name], t, umask);
+            let ours_dir = t.join("ours");
             fs::create_dir_all(&ours_dir).unwrap();
             let (our_status, our_err) = run_with_umask(
                 &racefree,
@@ -175,9 +166,7 @@ fn every_mode_matches_gnu_mkdir_under_several_umasks() {
                 &ours_dir,
                 umask,
             );
-            let gnu = (gnu_status == 0)
-                .then(|| mode_of(&t.path().join(&name)))
-                .flatten();
+            let gnu = (gnu_status == 0).then(|| mode_of(&t.join(&name))).flatten();
             let ours = (our_status == 0)
                 .then(|| mode_of(&ours_dir.join(&name)))
                 .flatten();
@@ -221,13 +210,7 @@ fn every_mode_matches_gnu_mkdir_under_several_umasks() {
 
 #[test]
 fn minus_w_is_a_mode_not_an_option() {
-    let t = tempfile::tempdir().unwrap();
-    let (status, err) = run_with_umask(
-        &racefree_path(),
-        &["makedirs", "-m", "-w", "d"],
-        t.path(),
-        0o022,
-    );
-    assert_eq!((status, err.as_str()), (0, ""));
-    assert_eq!(mode_of(&t.path().join("d")), Some(0o577));
+    let env = TestEnv::new();
+    env.assert_run_under_umask(0o022, ["makedirs", "-m", "-w", "d"], &Expected::QUIET);
+    env.assert_dir_mode("d", 0o577);
 }
