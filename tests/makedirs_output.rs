@@ -9,7 +9,7 @@ use std::process::Command;
 
 use racefree::quote::{path_from_json, quote, quote_if_needed};
 
-use crate::util::racefree;
+use crate::testenv::{Expected, TestEnv};
 
 /// Path components made of the bytes that trouble output: every control character,
 /// quotes, shell metacharacters, high bytes, valid and broken UTF-8.
@@ -117,10 +117,11 @@ fn verbose_names_are_quoted_exactly_as_gnu_mkdir_v_quotes_them() {
             os(&p)
         })
         .collect();
-    let gnu_dir = tempfile::tempdir().unwrap();
+    // GNU mkdir makes its directories in a tree of its own.
+    let gnu_dir = TestEnv::new();
     let gnu = Command::new("mkdir")
         .env("LC_ALL", "C")
-        .current_dir(gnu_dir.path())
+        .current_dir(gnu_dir.root())
         .args(["-p", "-v", "--"])
         .args(&paths)
         .output()
@@ -130,10 +131,9 @@ fn verbose_names_are_quoted_exactly_as_gnu_mkdir_v_quotes_them() {
         "{}",
         String::from_utf8_lossy(&gnu.stderr)
     );
-    let ours_dir = tempfile::tempdir().unwrap();
-    let ours = racefree()
-        .current_dir(ours_dir.path())
-        .args(["makedirs", "-v", "--"])
+    let ours_dir = TestEnv::new();
+    let ours = ours_dir
+        .racefree(["makedirs", "-v", "--"])
         .args(&paths)
         .output()
         .unwrap();
@@ -196,7 +196,7 @@ fn verbose_names_are_quoted_exactly_as_gnu_mkdir_v_quotes_them() {
             .collect();
         let ls = Command::new("ls")
             .env("LC_ALL", "C")
-            .current_dir(gnu_dir.path())
+            .current_dir(gnu_dir.root())
             .args(["-1", "-U", "-d", &format!("--quoting-style={style}"), "--"])
             .args(&firsts)
             .output()
@@ -209,52 +209,46 @@ fn verbose_names_are_quoted_exactly_as_gnu_mkdir_v_quotes_them() {
 
 #[test]
 fn a_newline_cannot_forge_a_second_line() {
-    let t = tempfile::tempdir().unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "x\nracefree: created directory 'y'"])
-        .assert()
-        .success()
-        .stdout("racefree: created directory 'x'$'\\n''racefree: created directory '\\''y'\\'''\n");
+    let env = TestEnv::new();
+    env.assert_run(
+        ["makedirs", "-v", "x\nracefree: created directory 'y'"],
+        &Expected::success(
+            "racefree: created directory 'x'$'\\n''racefree: created directory '\\''y'\\'''\n",
+        ),
+    );
 }
 
 #[test]
 fn escape_sequences_and_broken_utf8_are_quoted_in_errors() {
-    let t = tempfile::tempdir().unwrap();
-    fs::write(t.path().join(OsStr::from_bytes(b"\x1b[2Jf\xff")), "").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .arg("makedirs")
-        .arg(OsStr::from_bytes(b"\x1b[2Jf\xff/sub"))
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(
+    let env = TestEnv::new();
+    fs::write(env.root().join(OsStr::from_bytes(b"\x1b[2Jf\xff")), "").unwrap();
+    env.assert_run(
+        [
+            OsStr::new("makedirs"),
+            OsStr::from_bytes(b"\x1b[2Jf\xff/sub"),
+        ],
+        &Expected::failure(
+            1,
             "racefree: error: cannot create directory ''$'\\033''[2Jf'$'\\377''/sub': \
              ''$'\\033''[2Jf'$'\\377' exists and is not a directory (it is a regular file)\n",
-        );
+        ),
+    );
 }
 
 #[test]
 fn json_is_lossless_for_paths_that_are_not_utf8() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     // Two paths a lossy conversion would print alike (U+FFFD).
     let a = os(b"p\xff/q");
     let b = os(b"p\xef\xbf\xbd/q");
-    let out = racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--json"])
-        .arg(&a)
-        .arg(&b)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(out.stdout.clone()).unwrap(),
-        "{\"created\":[{\"bytes_hex\":\"70ff\"},{\"bytes_hex\":\"70ff2f71\"}],\"directory\":true,\"error\":null,\"path\":{\"bytes_hex\":\"70ff2f71\"},\"retries\":0}\n\
-         {\"created\":[\"p\u{fffd}\",\"p\u{fffd}/q\"],\"directory\":true,\"error\":null,\"path\":\"p\u{fffd}/q\",\"retries\":0}\n"
+    let run = env.assert_run(
+        [OsStr::new("makedirs"), OsStr::new("--json"), &a, &b],
+        &Expected::success(
+            "{\"created\":[{\"bytes_hex\":\"70ff\"},{\"bytes_hex\":\"70ff2f71\"}],\"directory\":true,\"error\":null,\"path\":{\"bytes_hex\":\"70ff2f71\"},\"retries\":0}\n\
+             {\"created\":[\"p\u{fffd}\",\"p\u{fffd}/q\"],\"directory\":true,\"error\":null,\"path\":\"p\u{fffd}/q\",\"retries\":0}\n",
+        ),
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&run.get_output().stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -305,12 +305,10 @@ pub fn set_umask(cmd: &mut Command, umask: u32) -> &mut Command {
     }
 }
 
-/// Asserts a finished process's exit code, stdout and stderr exactly, with a line
-/// diff of each stream that differs.
+/// Asserts a finished process's exit code, stdout and stderr exactly, byte for
+/// byte, with a line diff of each stream that differs.
 #[track_caller]
 pub fn assert_output(out: &std::process::Output, want: &Expected) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     let mut problems = Vec::new();
     if out.status.code() != Some(want.code) {
         problems.push(format!(
@@ -318,17 +316,22 @@ pub fn assert_output(out: &std::process::Output, want: &Expected) {
             want.code, out.status
         ));
     }
-    if stdout != want.stdout {
-        problems.push(format!(
-            "stdout (- expected, + actual):\n{}",
-            line_diff(want.stdout, &stdout)
-        ));
-    }
-    if stderr != want.stderr {
-        problems.push(format!(
-            "stderr (- expected, + actual):\n{}",
-            line_diff(want.stderr, &stderr)
-        ));
+    for (name, got, want) in [
+        ("stdout", &out.stdout, want.stdout),
+        ("stderr", &out.stderr, want.stderr),
+    ] {
+        if got.as_slice() != want.as_bytes() {
+            let got = String::from_utf8_lossy(got);
+            let why = if got == want {
+                " (equal only once invalid UTF-8 is read as U+FFFD)"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "{name} (- expected, + actual){why}:\n{}",
+                line_diff(want, &got)
+            ));
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
