@@ -9,20 +9,16 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{racefree, racefree_as_nobody, racefree_path};
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
+use crate::testenv::{Expected, TestEnv, assert_output};
+use crate::util::racefree;
 
 #[test]
 fn a_reader_that_leaves_costs_no_directory_and_is_not_success() {
-    let t = tmp();
+    let env = TestEnv::new();
     let list: String = (0..20_000).map(|i| format!("d/{i}\n")).collect();
-    fs::write(t.path().join("list"), list).unwrap();
-    let mut child = Command::new(racefree_path())
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "--from", "list"])
+    env.write("list", &list);
+    let mut child = env
+        .racefree_process(["makedirs", "-v", "--from", "list"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -46,7 +42,7 @@ fn a_reader_that_leaves_costs_no_directory_and_is_not_success() {
         "racefree: error: writing to stdout: Broken pipe (output stopped there; every PATH was still worked on)\n"
     );
     assert_eq!(out.status.code(), Some(1));
-    let made = fs::read_dir(t.path().join("d")).unwrap().count();
+    let made = fs::read_dir(env.root().join("d")).unwrap().count();
     assert_eq!(
         made, 20_000,
         "every directory is made after the reader left"
@@ -55,19 +51,21 @@ fn a_reader_that_leaves_costs_no_directory_and_is_not_success() {
 
 #[test]
 fn a_full_stdout_is_named_as_stdout() {
-    let t = tmp();
-    let out = Command::new(racefree_path())
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "a", "b"])
+    let env = TestEnv::new();
+    let out = env
+        .racefree_process(["makedirs", "-v", "a", "b"])
         .stdout(fs::File::options().write(true).open("/dev/full").unwrap())
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "racefree: error: writing to stdout: No space left on device (output stopped there; every PATH was still worked on)\n"
+    // stdout went to /dev/full, so none of it is captured.
+    assert_output(
+        &out,
+        &Expected::failure(
+            1,
+            "racefree: error: writing to stdout: No space left on device (output stopped there; every PATH was still worked on)\n",
+        ),
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(t.path().join("a").is_dir() && t.path().join("b").is_dir());
+    assert!(env.root().join("a").is_dir() && env.root().join("b").is_dir());
 }
 
 #[test]
@@ -90,38 +88,34 @@ fn from_dev_zero_fails_at_once_on_the_first_entry() {
 
 #[test]
 fn the_first_bad_entry_stops_the_list_after_the_paths_before_it() {
-    let t = tmp();
-    fs::write(t.path().join("list"), "a\nb/c\n\nafter\n").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-v", "--from", "list"])
-        .assert()
-        .code(2)
-        .stdout(
-            "racefree: created directory 'a'\n\
-             racefree: created directory 'b'\n\
-             racefree: created directory 'b/c'\n",
-        )
-        .stderr("racefree: error: 'list', entry 3: empty path\n");
-    assert!(!t.path().join("after").exists());
+    let env = TestEnv::new();
+    env.write("list", "a\nb/c\n\nafter\n");
+    env.assert_run(
+        ["makedirs", "-v", "--from", "list"],
+        &Expected {
+            code: 2,
+            stdout: "racefree: created directory 'a'\n\
+                     racefree: created directory 'b'\n\
+                     racefree: created directory 'b/c'\n",
+            stderr: "racefree: error: 'list', entry 3: empty path\n",
+        },
+    );
+    assert!(!env.root().join("after").exists());
     // From standard input, the entry is counted the same way.
-    racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "-0", "--from", "-"])
-        .write_stdin(&b"x\0y\0z\0w\0\0v\0"[..])
-        .assert()
-        .code(2)
-        .stderr("racefree: error: standard input, entry 5: empty path\n");
-    assert!(t.path().join("w").is_dir() && !t.path().join("v").exists());
+    env.assert_run_with_stdin(
+        ["makedirs", "-0", "--from", "-"],
+        &b"x\0y\0z\0w\0\0v\0"[..],
+        &Expected::failure(2, "racefree: error: standard input, entry 5: empty path\n"),
+    );
+    assert!(env.root().join("w").is_dir() && !env.root().join("v").exists());
 }
 
 #[test]
 fn order_is_kept_across_batches() {
-    let t = tmp();
+    let env = TestEnv::new();
     let list: Vec<String> = (0..9_000).map(|i| format!("o/{}/{i}", i % 7)).collect();
-    let out = racefree()
-        .current_dir(t.path())
-        .args(["makedirs", "--json", "-j", "4", "--from", "-"])
+    let out = env
+        .racefree(["makedirs", "--json", "-j", "4", "--from", "-"])
         .write_stdin(list.join("\n"))
         .output()
         .unwrap();
@@ -150,13 +144,12 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 #[test]
 fn memory_stays_flat_whatever_the_input_length() {
     const ENTRIES: usize = 1_000_000;
-    let t = tmp();
+    let env = TestEnv::new();
     // 100 bytes an entry, 100 MB in all, through a pipe from a writer thread: read
     // whole before the work starts (as it was), that alone is 100 MB resident.
     let entry = format!("{}/{}\n", "p".repeat(48), "q".repeat(50));
-    let mut child = Command::new(racefree_path())
-        .current_dir(t.path())
-        .args(["makedirs", "--json", "--from", "-"])
+    let mut child = env
+        .racefree_process(["makedirs", "--json", "--from", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -201,67 +194,61 @@ fn memory_stays_flat_whatever_the_input_length() {
     writer.join().unwrap();
     assert_eq!(reader.join().unwrap(), ENTRIES);
     assert!(child.wait().unwrap().success());
-    assert!(t.path().join("p".repeat(48)).join("q".repeat(50)).is_dir());
+    assert!(
+        env.root()
+            .join("p".repeat(48))
+            .join("q".repeat(50))
+            .is_dir()
+    );
     assert!(
         peak_kib < 40 * 1024,
         "peak RSS {peak_kib} KiB for {ENTRIES} entries: memory grows with the input"
     );
 }
 
-#[test]
-fn jobs_beyond_the_work_start_no_extra_threads() {
-    // 20,000 threads need far more than 1 GiB of address space (2 MiB stacks), and
-    // a thread for each of three paths far less.
-    let t = tmp();
-    let mut cmd = Command::new(racefree_path());
-    cmd.current_dir(t.path())
-        .args(["makedirs", "-j", "20000", "a", "b", "c"]);
+/// Sets a resource limit in `cmd`'s child, after any `pre_exec` set before it.
+fn set_rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: libc::rlim_t) {
     // SAFETY: setrlimit is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 1 << 30,
-                rlim_max: 1 << 30,
+                rlim_cur: value,
+                rlim_max: value,
             };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+            if libc::setrlimit(resource, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let out = cmd.output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn jobs_beyond_the_work_start_no_extra_threads() {
+    // 20,000 threads need far more than 1 GiB of address space (2 MiB stacks), and
+    // a thread for each of three paths far less.
+    let env = TestEnv::new();
+    let mut cmd = env.racefree_process(["makedirs", "-j", "20000", "a", "b", "c"]);
+    set_rlimit(&mut cmd, libc::RLIMIT_AS, 1 << 30);
+    assert_output(&cmd.output().unwrap(), &Expected::QUIET);
     for d in ["a", "b", "c"] {
-        assert!(t.path().join(d).is_dir());
+        assert!(env.root().join(d).is_dir());
     }
 }
 
 #[test]
 fn a_worker_that_cannot_start_is_a_clean_error() {
-    let t = tmp();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let mut cmd = racefree_as_nobody(t.path());
-    cmd.args(["makedirs", "-j", "2", "a", "b"]);
+    let env = TestEnv::new();
+    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = env.racefree_as_nobody(["makedirs", "-j", "2", "a", "b"]);
     // One task for the user: the process itself. Set after racefree_as_nobody's
     // setuid, so the limit binds nobody's threads, not the exec.
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 1,
-                rlim_max: 1,
-            };
-            if libc::setrlimit(libc::RLIMIT_NPROC, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "racefree: error: starting 2 worker threads: Resource temporarily unavailable\n"
+    set_rlimit(&mut cmd, libc::RLIMIT_NPROC, 1);
+    assert_output(
+        &cmd.output().unwrap(),
+        &Expected::failure(
+            1,
+            "racefree: error: starting 2 worker threads: Resource temporarily unavailable\n",
+        ),
     );
-    assert_eq!(out.status.code(), Some(1));
 }
