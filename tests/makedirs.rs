@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -130,7 +130,7 @@ fn modes_follow_coreutils_under_umask_022_and_077() {
     env.assert_dir_mode("u777/a", 0o300);
     env.assert_dir_mode("u777/a/leaf", 0o000);
     // An existing leaf keeps its mode.
-    fs::set_permissions(env.root().join("sym"), fs::Permissions::from_mode(0o701)).unwrap();
+    env.chmod("sym", 0o701);
     makedirs_with_umask(0o022, &["-m", "777", "sym"]);
     env.assert_dir_mode("sym", 0o701);
 }
@@ -138,13 +138,11 @@ fn modes_follow_coreutils_under_umask_022_and_077() {
 #[test]
 fn existing_directories_under_read_only_and_search_only_parents_succeed() {
     let env = TestEnv::new();
-    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
-    let ro = env.root().join("ro");
-    fs::create_dir_all(ro.join("existing")).unwrap();
-    fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
-    let xonly = env.root().join("xonly");
-    fs::create_dir_all(xonly.join("existing")).unwrap();
-    fs::set_permissions(&xonly, fs::Permissions::from_mode(0o111)).unwrap();
+    env.chmod(".", 0o755);
+    env.mkdir("ro/existing");
+    env.chmod("ro", 0o555);
+    env.mkdir("xonly/existing");
+    env.chmod("xonly", 0o111);
 
     env.assert_run_as_nobody(
         ["makedirs", "ro/existing", "xonly/existing", "ro/new"],
@@ -158,10 +156,9 @@ fn existing_directories_under_read_only_and_search_only_parents_succeed() {
 #[test]
 fn an_unsearchable_parent_is_a_clear_permission_error() {
     let env = TestEnv::new();
-    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
-    let closed = env.root().join("closed");
-    fs::create_dir_all(closed.join("existing")).unwrap();
-    fs::set_permissions(&closed, fs::Permissions::from_mode(0o600)).unwrap();
+    env.chmod(".", 0o755);
+    env.mkdir("closed/existing");
+    env.chmod("closed", 0o600);
     env.assert_run_as_nobody(
         ["makedirs", "closed/existing"],
         &Expected::failure(1, "racefree: error: cannot create directory 'closed/existing': mkdir 'closed/existing': Permission denied\n"),
@@ -304,8 +301,7 @@ fn many_paths_report_in_input_order_with_failures_in_place() {
 #[test]
 fn beneath_never_leaves_its_directory() {
     let env = TestEnv::new();
-    let root = env.root().join("root");
-    fs::create_dir(&root).unwrap();
+    let root = env.mkdir("root");
     symlink(env.root(), root.join("up")).unwrap();
     // --beneath is given as an absolute path: the working directory plays no part.
     let beneath = root.to_str().unwrap();

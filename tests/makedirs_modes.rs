@@ -149,7 +149,7 @@ fn every_mode_matches_gnu_mkdir_under_several_umasks() {
     let env = TestEnv::new();
     let t = env.root();
     // Neither tree may hand a setgid bit down to the directories under test.
-    fs::set_permissions(t, fs::Permissions::from_mode(0o755)).unwrap();
+    env.chmod(".", 0o755);
     let mkdir = Path::new("mkdir");
     let racefree = racefree_path();
     let mut mismatches = Vec::new();

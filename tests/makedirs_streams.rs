@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -239,7 +238,7 @@ fn jobs_beyond_the_work_start_no_extra_threads() {
 #[test]
 fn a_worker_that_cannot_start_is_a_clean_error() {
     let env = TestEnv::new();
-    fs::set_permissions(env.root(), fs::Permissions::from_mode(0o777)).unwrap();
+    env.chmod(".", 0o777);
     let mut cmd = env.racefree_as_nobody(["makedirs", "-j", "2", "a", "b"]);
     // One task for the user: the process itself. Set after racefree_as_nobody's
     // setuid, so the limit binds nobody's threads, not the exec.

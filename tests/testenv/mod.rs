@@ -191,6 +191,20 @@ impl TestEnv {
         path
     }
 
+    /// Makes the directory `rel` and any missing parents, returning its full path.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let path = self.root().join(rel);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    /// Sets the permission bits of `rel` (`.` is the tree itself) to `mode`.
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.root().join(rel), std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {mode:o} {rel}: {e}"));
+    }
+
     /// The binary with `args`, its working directory this tree.
     pub fn racefree<I, S>(&self, args: I) -> assert_cmd::Command
     where
