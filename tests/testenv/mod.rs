@@ -604,6 +604,15 @@ fn a_failed_exact_assertion_shows_a_line_diff() {
         )
     });
     assert!(failed.is_err(), "a wrong expectation passed");
+    // Bytes, not a lossy reading: an invalid byte is not the U+FFFD it reads as.
+    let invalid = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        stdout: b"\xff\n".to_vec(),
+        stderr: Vec::new(),
+    };
+    let failed =
+        std::panic::catch_unwind(|| assert_output(&invalid, &Expected::success("\u{fffd}\n")));
+    assert!(failed.is_err(), "an invalid byte passed for U+FFFD");
     let list = env.write("list", "x/y\n");
     env.assert_run(
         ["makedirs", "--from", list.to_str().unwrap()],
