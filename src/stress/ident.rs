@@ -1056,7 +1056,7 @@ struct ServeProcess {
 impl ServeProcess {
     fn start(max_conns: usize) -> anyhow::Result<ServeProcess> {
         let exe = std::env::current_exe().context("finding this binary to start the server")?;
-        let child = gate::die_with_parent(&mut Command::new(exe))
+        let child = crate::child::die_with_parent(&mut Command::new(exe))
             .args(["ident", "serve", "--listen", "127.0.0.1:0", "--log", "none"])
             .args(["--max-conns", &max_conns.to_string()])
             .stdin(Stdio::null())
