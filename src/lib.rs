@@ -7,6 +7,7 @@
 //! read-modify-write of a number in a file) and [`write`] (atomic file replacement). [`exit`] is the small
 //! shared core: exit statuses and the one place fatal errors are printed.
 
+pub mod child;
 pub mod cli;
 pub mod counter;
 pub mod docs;

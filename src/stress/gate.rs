@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Condvar, Mutex};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 
 use super::cleanup::{ChildGuard, interrupted, stopping};
+use crate::child::die_with_parent;
 
 /// Nanoseconds since the epoch: comparable across threads, processes and (with
 /// synchronised clocks) hosts.
@@ -65,21 +65,6 @@ impl StartLine {
     pub fn open(&self, go: bool) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(go);
         self.opened.notify_all();
-    }
-}
-
-/// Makes a child die with us (SIGKILL when this thread exits), so a racer or server
-/// process never outlives a run that was killed. Spawn from the main thread: the
-/// signal follows the thread that forked.
-pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        })
     }
 }
 

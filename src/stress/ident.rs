@@ -11,9 +11,8 @@
 //! cannot stretch a two-second run.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use super::{RaceArgs, gate, shuffle};
 use crate::ident::lookup::{
     Matcher, Source, TcpState, Tuple, lookup_owner_with, parse_hex_endpoint, resolve,
 };
+use crate::ident::server::ServeChild;
 use crate::ident::{ReplyKind, query};
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -344,7 +344,7 @@ impl Ident {
             check_racers_fit(
                 &stage,
                 &methods,
-                server.as_ref().map(|s| s.addr),
+                server.as_ref().map(ServeProcess::addr),
                 &args.race,
             )?;
         }
@@ -400,7 +400,7 @@ impl Race for Ident {
             targets: self.stage.targets.clone(),
             methods: self.params.methods.clone(),
             server: match ctx.arm {
-                Arm::Racefree => self.server.as_ref().map(|s| s.addr),
+                Arm::Racefree => self.server.as_ref().map(ServeProcess::addr),
                 Arm::Control => self.control_server.as_ref().map(|h| h.local_addrs()[0]),
             },
             hidden_uids: self.hidden_uids.clone(),
@@ -1045,47 +1045,35 @@ fn read_states() -> anyhow::Result<BTreeMap<(SocketAddr, SocketAddr), TcpState>>
     Ok(out)
 }
 
-/// `racefree ident serve --listen 127.0.0.1:0`, as a separate process: killed and
-/// reaped when dropped, and killed by the kernel if this process dies first.
+/// `racefree ident serve --listen 127.0.0.1:0` as a [`ServeChild`] (killed and
+/// reaped when dropped, killed by the kernel if this process dies first), and also
+/// killed by the signal thread on Ctrl-C or SIGTERM.
 struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
+    // Unregistered before the server is reaped, so the signal thread can never kill
+    // a process that took over its pid.
     _guard: ChildGuard,
+    server: ServeChild,
 }
 
 impl ServeProcess {
+    /// Started from the main thread, which outlives the run (see [`ServeChild`]). A
+    /// signal that arrives while it starts is caught up with by [`ChildGuard::new`].
     fn start(max_conns: usize) -> anyhow::Result<ServeProcess> {
         let exe = std::env::current_exe().context("finding this binary to start the server")?;
-        let child = gate::die_with_parent(&mut Command::new(exe))
-            .args(["ident", "serve", "--listen", "127.0.0.1:0", "--log", "none"])
-            .args(["--max-conns", &max_conns.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting racefree ident serve")?;
-        let mut server = ServeProcess {
-            _guard: ChildGuard::new(child.id()),
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let mut line = String::new();
-        BufReader::new(server.child.stdout.take().expect("piped")).read_line(&mut line)?;
-        server.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .with_context(|| {
-                format!("racefree ident serve said {line:?}, not 'listening on ADDR'")
-            })?;
-        Ok(server)
+        let max_conns = max_conns.to_string();
+        let server = ServeChild::start(
+            &exe,
+            "127.0.0.1:0",
+            ["--log", "none", "--max-conns", &max_conns],
+        )?;
+        Ok(ServeProcess {
+            _guard: ChildGuard::new(server.pid()),
+            server,
+        })
     }
-}
 
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::counter::{make_round_dir, read_value, store_atomically};
 use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
-use super::{RaceArgs, WorkArgs, gate, tree};
+use super::{RaceArgs, WorkArgs, tree};
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct LockArgs {
@@ -118,7 +118,7 @@ fn locked_rmw(round: &Round, read: bool) -> anyhow::Result<std::process::Output>
     if read {
         cmd.arg("--read");
     }
-    let out = gate::die_with_parent(&mut cmd)
+    let out = crate::child::die_with_parent(&mut cmd)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())

@@ -2,6 +2,7 @@
 //! client this project did not write, and as contrib/'s service files start it.
 
 use super::*;
+use racefree::ident::server::child::{Said, StartError};
 
 #[test]
 fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
@@ -36,6 +37,55 @@ fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
     let (cl, cr) = time_wait_end();
     assert_served(&identd, cl, cr, None);
     wait_for_state(cl, cr, TcpState::TimeWait);
+}
+
+/// Why a server did not start, as its wrapper reports it (for the stress harness as
+/// for these tests): its stderr, kept whole and also in the one-line message.
+fn start_error(listen: &str) -> (String, StartError) {
+    let Err(e) = Identd::try_start(listen, &[]) else {
+        panic!("a server started on {listen}")
+    };
+    let line = format!("{e:#}");
+    (line, e.downcast().expect("a StartError"))
+}
+
+#[test]
+fn a_server_that_cannot_bind_is_reported_with_its_error_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (line, e) = start_error(&addr.to_string());
+    let why = format!("racefree: error: binding {addr}: Address already in use (os error 98)");
+    assert_eq!(e.said, Said::Nothing);
+    assert_eq!(e.status.and_then(|s| s.code()), Some(1));
+    assert_eq!(e.stderr, format!("{why}\n"));
+    assert_eq!(
+        line,
+        format!(
+            "starting {} ident serve: the server exited before listening (exit status: 1): {why}",
+            racefree_path().display()
+        )
+    );
+}
+
+#[test]
+fn a_listen_address_clap_refuses_is_reported_on_one_line() {
+    let (line, e) = start_error("bogus");
+    assert_eq!(e.status.and_then(|s| s.code()), Some(2));
+    assert!(
+        e.stderr.starts_with(
+            "error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+             invalid socket address syntax\n"
+        ),
+        "{}",
+        e.stderr
+    );
+    assert!(
+        line.ends_with(
+            "(exit status: 2): error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+             invalid socket address syntax; For more information, try '--help'."
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -337,7 +387,7 @@ fn serve_drops_privileges_with_user() {
     require(&[Precondition::Root, Precondition::Nobody]);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let identd = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", identd.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", identd.server.pid())).unwrap();
     let field = |name: &str| {
         status
             .lines()
@@ -537,10 +587,7 @@ fn inetd_wait_accepts_on_a_listening_stdin() {
         .stdin(Stdio::from(fd))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let identd = Identd {
-        child: cmd.spawn().unwrap(),
-        addr,
-    };
+    let identd = Identd::adopt(cmd.spawn().unwrap(), addr);
     drop(cmd);
     let c = connect_pair("127.0.0.1:0", None);
     let (cl, cr) = c.client_end();
@@ -578,10 +625,7 @@ fn systemd_socket_activation_serves_listening_and_accepted_sockets() {
     // Accept=no: a listening socket.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let identd = Identd {
-        child: systemd_child(listener.into()),
-        addr,
-    };
+    let identd = Identd::adopt(systemd_child(listener.into()), addr);
     assert_served(&identd, cl, cr, Some(&me));
     drop(identd);
 

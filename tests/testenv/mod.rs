@@ -9,15 +9,16 @@
 mod preconditions;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use assert_cmd::assert::Assert;
 pub use preconditions::Precondition;
+use racefree::ident::server::ServeChild;
 
 /// How long any one network step of a test may take before it is a failure.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -507,49 +508,43 @@ pub fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // The server under test
 
-/// `racefree ident serve --listen ADDR` as a child, stopped when dropped. (The
-/// stress harness has the same wrapper for its own use; this one reports a failed
-/// start with the server's stderr, which a test wants to see.)
+/// `racefree ident serve --listen ADDR --log none` as a [`ServeChild`] (the library's
+/// wrapper, which the stress harness uses too), with what a test asks of it.
 pub struct Identd {
-    pub child: Child,
+    pub server: ServeChild,
+    /// Where the tests connect: where it said it listens, unless a test points
+    /// elsewhere (an IPv4 address of a dual-stack server).
     pub addr: SocketAddr,
 }
 
 impl Identd {
     pub fn start(listen: &str, extra: &[&str]) -> Identd {
         Self::try_start(listen, extra)
-            .unwrap_or_else(|e| panic!("starting identd on {listen}: {e}"))
+            .unwrap_or_else(|e| panic!("starting identd on {listen}: {e:#}"))
     }
 
-    /// Starts the server; `Err` carries its stderr when it exits before listening.
-    pub fn try_start(listen: &str, extra: &[&str]) -> Result<Identd, String> {
-        let mut child = Command::new(racefree_path())
-            .args(["ident", "serve", "--listen", listen, "--log", "none"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            child.wait().unwrap();
-            return Err(err);
-        };
+    /// Starts the server; a failed start's error is a [`StartError`] with its stderr.
+    ///
+    /// [`StartError`]: racefree::ident::server::child::StartError
+    pub fn try_start(listen: &str, extra: &[&str]) -> anyhow::Result<Identd> {
+        let server = ServeChild::start(
+            &racefree_path(),
+            listen,
+            ["--log", "none"].iter().chain(extra),
+        )?;
         Ok(Identd {
-            addr: addr.parse().unwrap(),
-            child,
+            addr: server.addr(),
+            server,
         })
+    }
+
+    /// A server the test started itself (as inetd in wait mode, or systemd), on a
+    /// socket it bound at `addr`; stopped when dropped like the others.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Identd {
+        Identd {
+            server: ServeChild::adopt(child, addr),
+            addr,
+        }
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -575,13 +570,6 @@ impl Identd {
             cmd.args(["--bind", b]);
         }
         cmd.assert()
-    }
-}
-
-impl Drop for Identd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,7 +8,9 @@
 //!   "who owns this and may they be named", and the drop of every privilege by the
 //!   process that reads the network;
 //! - `accept` and `conn`: the accept loops and the per-connection loop;
-//! - `log`: syslog, stderr or nowhere.
+//! - `log`: syslog, stderr or nowhere;
+//! - `child`: the server as a child process of ours, as the stress harness and the
+//!   integration tests run it ([`ServeChild`]).
 //!
 //! **Who may learn what.** The querier learns about connections between itself and
 //! this host, nothing else: the tuple looked up is built from the ident connection's
@@ -24,6 +26,7 @@
 //! [`started_by_a_superserver`] and sends it to syslog with [`log_usage_error_quietly`].
 
 mod accept;
+pub mod child;
 mod conn;
 mod launch;
 mod log;
@@ -42,6 +45,7 @@ use super::lookup::{Matcher, Source, Tuple};
 use super::proto::{self, Answer, ErrorToken};
 
 pub use accept::ServerHandle;
+pub use child::ServeChild;
 pub use conn::MAX_REQUESTS_PER_CONN;
 pub use launch::{
     Mode, ModeChoice, SocketKind, classify, decide_mode, log_usage_error_quietly, silence_stderr,
