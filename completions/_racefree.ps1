@@ -158,7 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]')
             [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
-            [CompletionResult]::new('--churn', '--churn', [CompletionResultType]::ParameterName, 'Also run removers that rmdir directories while the racers create them; makedirs'' retries must hold, and the report counts them')
+            [CompletionResult]::new('--churn', '--churn', [CompletionResultType]::ParameterName, 'Also run removers that rmdir directories while the racers create them (as many removals a round as the tree has directories); makedirs'' retries must hold, and the report counts them')
             [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
             [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
             [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)')

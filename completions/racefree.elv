@@ -143,7 +143,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --expect 'With --barrier-file: how many instances to wait for'
             cand --id 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]'
             cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
-            cand --churn 'Also run removers that rmdir directories while the racers create them; makedirs'' retries must hold, and the report counts them'
+            cand --churn 'Also run removers that rmdir directories while the racers create them (as many removals a round as the tree has directories); makedirs'' retries must hold, and the report counts them'
             cand --keep 'Keep the work directory instead of removing it at the end'
             cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
             cand --control 'Also run the known-bad control arm under the same load and report its failures beside racefree''s (the exit status ignores them)'

@@ -7,6 +7,12 @@
 //! as created by them add up to the tree, each created once, by exactly one racer.
 //! With `--churn`, removers rmdir directories while the racers build, and the check
 //! becomes: no call failed, and created minus removed equals what is left.
+//!
+//! A removal can cost a racer's call one retry, and makedirs gives up after a
+//! bounded number of attempts, rightly, when the tree never stops changing. So the
+//! removers of a round remove at most as many directories as the tree holds, and
+//! the racers allow one attempt more than that: a call that still gives up made a
+//! retry no removal caused, which is a bug, whatever the machine's load.
 //! The control arm runs the naive check-then-create pattern under the same load.
 
 use std::collections::{BTreeSet, HashMap};
@@ -31,8 +37,9 @@ pub struct MakedirsArgs {
     #[arg(long, default_value_t = defaults::FANOUT, value_parser = clap::value_parser!(u32).range(1..=MAX_FANOUT as i64))]
     pub fanout: u32,
 
-    /// Also run removers that rmdir directories while the racers create them;
-    /// makedirs' retries must hold, and the report counts them
+    /// Also run removers that rmdir directories while the racers create them (as
+    /// many removals a round as the tree has directories); makedirs' retries must
+    /// hold, and the report counts them
     #[arg(long)]
     pub churn: bool,
 
@@ -90,6 +97,20 @@ pub struct Round {
     pub seed: u64,
     /// Removers running beside the racers (racefree's arm, with `--churn`).
     pub churners: usize,
+    /// How many directories each remover removes at most in this round.
+    pub removals_each: u64,
+}
+
+impl Round {
+    /// The attempts a racer's call allows: one more than the removers may remove
+    /// in the round, since every retry needs a removal to cause it.
+    fn attempts(&self) -> u32 {
+        if self.churners == 0 {
+            return Options::default().attempts;
+        }
+        let removals = self.removals_each.saturating_mul(self.churners as u64);
+        u32::try_from(removals.saturating_add(1)).unwrap_or(u32::MAX)
+    }
 }
 
 /// What one racer did in one round.
@@ -163,6 +184,12 @@ impl Race for Makedirs {
     }
 
     fn setup(&mut self, ctx: &RoundCtx) -> anyhow::Result<Round> {
+        // Removers scale with the racers they work against: a quarter of them.
+        let churners = if self.params.churn && ctx.arm == Arm::Racefree {
+            (ctx.racers as usize / 4).max(1)
+        } else {
+            0
+        };
         Ok(Round {
             arm: ctx.arm,
             dir: ctx.dir.clone(),
@@ -170,12 +197,10 @@ impl Race for Makedirs {
             depth: self.params.depth,
             fanout: self.params.fanout,
             seed: ctx.round * 1_000,
-            // Removers scale with the racers they work against: a quarter of them.
-            churners: if self.params.churn && ctx.arm == Arm::Racefree {
-                (ctx.racers as usize / 4).max(1)
-            } else {
-                0
-            },
+            churners,
+            // Together, as many removals as the tree has directories below the
+            // round's own.
+            removals_each: ((self.params.dirs_per_round - 1) / churners.max(1) as u64).max(1),
         })
     }
 
@@ -184,7 +209,7 @@ impl Race for Makedirs {
             &leaf_paths(&round.dir, round.depth, round.fanout),
             round.seed + u64::from(racer),
         );
-        race(round.arm, &order)
+        race(round.arm, &order, round.attempts())
     }
 
     fn churners(&self, round: &Round) -> usize {
@@ -195,7 +220,12 @@ impl Race for Makedirs {
         let expected: Vec<PathBuf> = expected_dirs(&round.dir, round.depth, round.fanout)
             .into_iter()
             .collect();
-        Some(churn_loop(&expected, index as u64 + round.seed, stop))
+        Some(churn_loop(
+            &expected,
+            index as u64 + round.seed,
+            round.removals_each,
+            stop,
+        ))
     }
 
     fn judge(
@@ -389,8 +419,11 @@ pub fn expected_dirs(round_dir: &Path, depth: u32, fanout: u32) -> BTreeSet<Path
 }
 
 /// One racer's work after release: make every path, in `order`.
-pub fn race(arm: Arm, paths: &[PathBuf]) -> Outcome {
-    let opts = Options::default();
+pub fn race(arm: Arm, paths: &[PathBuf], attempts: u32) -> Outcome {
+    let opts = Options {
+        attempts,
+        ..Options::default()
+    };
     let mut out = Outcome::default();
     for p in paths {
         out.calls += 1;
@@ -438,11 +471,12 @@ fn naive_create(path: &Path, created: &mut Vec<PathBuf>) -> std::io::Result<()> 
 }
 
 /// Removes directories of the round's tree (any level: rmdir only takes empty ones)
-/// until the racers are done. This is load, not a racer under test.
-fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool) -> u64 {
+/// until the racers are done or it has removed `budget`. This is load, not a racer
+/// under test.
+fn churn_loop(expected: &[PathBuf], seed: u64, budget: u64, done: &AtomicBool) -> u64 {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut removed = 0;
-    while !done.load(Ordering::Relaxed) {
+    while removed < budget && !done.load(Ordering::Relaxed) {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
@@ -460,6 +494,24 @@ fn churn_loop(expected: &[PathBuf], seed: u64, done: &AtomicBool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn racers_allow_one_attempt_more_than_the_removers_may_remove() {
+        let round = |churners, removals_each| Round {
+            arm: Arm::Racefree,
+            dir: PathBuf::from("/r"),
+            work: PathBuf::from("/"),
+            depth: 4,
+            fanout: 3,
+            seed: 0,
+            churners,
+            removals_each,
+        };
+        assert_eq!(round(2, 60).attempts(), 121);
+        assert_eq!(round(1, 1).attempts(), 2);
+        assert_eq!(round(0, 60).attempts(), Options::default().attempts);
+        assert_eq!(round(usize::MAX, u64::MAX).attempts(), u32::MAX);
+    }
 
     #[test]
     fn expected_tree_counts() {
