@@ -153,17 +153,22 @@ pub struct Helper {
     reply_bound: Duration,
 }
 
+/// The helper's channel: a socketpair of records (SOCK_SEQPACKET keeps each request
+/// and reply whole), closed on exec.
+fn channel() -> nix::Result<(OwnedFd, OwnedFd)> {
+    sock::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
 impl Helper {
     /// Forks the helper. Call while this process has one thread and still has its
     /// privileges, then drop them; the helper keeps them.
     pub fn start(config: HelperConfig, log: &Logger) -> anyhow::Result<Helper> {
-        let (ours, theirs) = sock::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .context("creating the privileged helper's socketpair")?;
+        let (ours, theirs) = channel().context("creating the privileged helper's socketpair")?;
         // fork copies only the calling thread: with others running, a lock one of
         // them held would stay locked forever in the child.
         let threads = std::fs::read_dir("/proc/self/task")
@@ -211,13 +216,7 @@ impl Helper {
         workers: usize,
         find: impl Fn(&Tuple) -> Findings + Send + Sync + 'static,
     ) -> Helper {
-        let (ours, theirs) = sock::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (ours, theirs) = channel().unwrap();
         let (theirs, find) = (Arc::new(theirs), Arc::new(find));
         for _ in 0..workers {
             let (theirs, find) = (Arc::clone(&theirs), Arc::clone(&find));
@@ -952,13 +951,7 @@ mod tests {
 
     /// A worker on one end of a socketpair, as in the helper (no fork needed).
     fn worker() -> (OwnedFd, thread::JoinHandle<i32>) {
-        let (ours, theirs) = sock::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (ours, theirs) = channel().unwrap();
         let config = HelperConfig {
             source: Source::Proc,
             matcher: Matcher::FourTuple,
