@@ -8,6 +8,7 @@ use std::process::{Command as StdCommand, Stdio};
 use predicates::prelude::*;
 use serde_json::Value;
 
+use crate::stress_report::{hosts_run, report_fails_with, report_passes};
 use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
 
 fn json_of(out: &std::process::Output) -> Value {
@@ -132,46 +133,12 @@ fn keep_leaves_the_work_directory() {
 #[test]
 fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
     let d = tempfile::tempdir().unwrap();
-    let barrier = d.path().join("go");
     // Three local processes stand in for three hosts, each with its launcher's rank.
-    let hosts: Vec<_> = (0..3)
-        .map(|rank| {
-            StdCommand::new(racefree_path())
-                .args([
-                    "stress", "makedirs", "--rounds", "4", "--racers", "4", "--expect", "3",
-                    "--dir",
-                ])
-                .arg(d.path())
-                .arg("--barrier-file")
-                .arg(&barrier)
-                .env("SLURM_PROCID", rank.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for h in hosts {
-        let out = h.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let work = d.path().join("racefree-stress-go");
+    let work = hosts_run(d.path(), 3, &["makedirs", "--rounds", "4", "--racers", "4"]);
     for id in 0..3 {
         assert!(work.join(format!("report-{id}.json")).is_file());
     }
-    racefree()
-        .args(["stress", "report"])
-        .arg(d.path())
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("3 instances (0, 1, 2), 4 rounds")
-                .and(predicate::str::ends_with("verdict: PASS\n")),
-        );
+    report_passes(d.path()).stdout(predicate::str::contains("3 instances (0, 1, 2), 4 rounds"));
     let out = racefree()
         .args(["stress", "report", "--json"])
         .arg(&work)
@@ -184,15 +151,10 @@ fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
     // The report can fail: a directory missing from a round is caught.
     let victim = work.join("round-2/l0n1/l1n1/l2n1/l3n1");
     fs::remove_dir(&victim).unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("round 2: the tree has 120 directories, expected 121")
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(
+        &work,
+        &["round 2: the tree has 120 directories, expected 121"],
+    );
 }
 
 #[test]

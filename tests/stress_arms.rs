@@ -6,7 +6,7 @@ use std::fs;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::stress_report::multi_host_run;
+use crate::stress_report::{multi_host_run, report_fails_with, report_passes};
 use crate::util::racefree;
 
 fn run_json(args: &[&str]) -> Value {
@@ -139,27 +139,11 @@ fn lock_processes_run_racefree_lock_lose_no_update_and_the_control_does() {
 fn counter_across_hosts_merges_and_catches_a_wrong_counter() {
     let d = tempfile::tempdir().unwrap();
     let work = multi_host_run(d.path(), &["counter", "--takes", "10"], "3");
-    racefree()
-        .args(["stress", "report"])
-        .arg(d.path())
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::starts_with(
-                "stress report: counter, 2 instances (0, 1), 3 rounds, 180 calls, 0 failed\n",
-            )
-            .and(predicate::str::ends_with("verdict: PASS\n")),
-        );
+    report_passes(d.path()).stdout(predicate::str::starts_with(
+        "stress report: counter, 2 instances (0, 1), 3 rounds, 180 calls, 0 failed\n",
+    ));
     fs::write(work.join("round-1/counter"), "59\n").unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("round 1: the counter holds 59, expected 60")
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(&work, &["round 1: the counter holds 59, expected 60"]);
 }
 
 #[test]
@@ -170,46 +154,21 @@ fn write_across_hosts_merges_and_catches_a_torn_file() {
         &["write", "--versions", "10", "--reads", "20"],
         "2",
     );
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .success()
-        .stdout(predicate::str::ends_with("verdict: PASS\n"));
+    report_passes(&work);
     fs::write(work.join("round-0/file"), "").unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("round 0: 'round-0/file' was left empty")
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(&work, &["round 0: 'round-0/file' was left empty"]);
 }
 
 #[test]
 fn lock_across_hosts_merges_and_catches_a_lost_update() {
     let d = tempfile::tempdir().unwrap();
     let work = multi_host_run(d.path(), &["lock", "--increments", "50"], "2");
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .success()
-        .stdout(predicate::str::ends_with("verdict: PASS\n"));
+    report_passes(&work);
     fs::write(work.join("round-1/counter"), "299\n").unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains(
-                "round 1: the counter ends at 299, expected 300: 1 updates lost",
-            )
-            .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(
+        &work,
+        &["round 1: the counter ends at 299, expected 300: 1 updates lost"],
+    );
 }
 
 #[test]

@@ -17,15 +17,24 @@ use crate::util::{racefree, racefree_path};
 /// sizes its run to last 0.1 s or more in a debug build: an order of magnitude above
 /// how late a loaded machine wakes one instance at the barrier's start time.
 pub fn multi_host_run(dir: &Path, arm: &[&str], rounds: &str) -> PathBuf {
+    hosts_run(
+        dir,
+        2,
+        &[arm, &["--rounds", rounds, "--racers", "3"]].concat(),
+    )
+}
+
+/// `instances` local processes standing in for hosts, each running `stress ARGS`
+/// with its launcher's rank (SLURM_PROCID), meeting at a barrier file in `dir`;
+/// each must exit 0. Returns the shared work directory.
+pub fn hosts_run(dir: &Path, instances: u32, args: &[&str]) -> PathBuf {
     let barrier = dir.join("go");
-    let hosts: Vec<_> = (0..2)
+    let hosts: Vec<_> = (0..instances)
         .map(|rank| {
             StdCommand::new(racefree_path())
                 .arg("stress")
-                .args(arm)
-                .args([
-                    "--rounds", rounds, "--racers", "3", "--expect", "2", "--dir",
-                ])
+                .args(args)
+                .args(["--expect", &instances.to_string(), "--dir"])
                 .arg(dir)
                 .arg("--barrier-file")
                 .arg(&barrier)
@@ -46,6 +55,31 @@ pub fn multi_host_run(dir: &Path, arm: &[&str], rounds: &str) -> PathBuf {
         );
     }
     dir.join("racefree-stress-go")
+}
+
+/// `stress report DIR` says PASS (exit 0) and its stdout ends the way a pass does.
+pub fn report_passes(dir: &Path) -> assert_cmd::assert::Assert {
+    racefree()
+        .args(["stress", "report"])
+        .arg(dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with("verdict: PASS\n"))
+}
+
+/// `stress report DIR` says FAIL (exit 1), naming every one of `problems` in its
+/// stdout, which ends the way a failure does.
+pub fn report_fails_with(dir: &Path, problems: &[&str]) {
+    let out = racefree()
+        .args(["stress", "report"])
+        .arg(dir)
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
+    for p in problems {
+        assert!(stdout.contains(p), "no {p:?} in:\n{stdout}");
+    }
+    assert!(stdout.ends_with("verdict: FAIL\n"), "{stdout}");
 }
 
 /// A makedirs run of 729 leaves a round: about 0.1 s a round on 2 cores.
@@ -99,18 +133,13 @@ fn a_report_that_verified_no_round_fails() {
         fs::write(work.join(format!("rounds-{id}.jsonl")), "").unwrap();
     }
     fs::remove_dir_all(work.join("round-0")).unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("0 rounds")
-                .and(predicate::str::contains(
-                    "no round was verified: a report that covers nothing proves nothing",
-                ))
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(
+        &work,
+        &[
+            "0 rounds",
+            "no round was verified: a report that covers nothing proves nothing",
+        ],
+    );
 }
 
 #[test]
@@ -118,15 +147,7 @@ fn a_round_on_disk_that_no_report_covers_fails() {
     let d = tempfile::tempdir().unwrap();
     let work = multi_host_run(d.path(), MAKEDIRS, "2");
     fs::create_dir(work.join("round-2")).unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("'round-2' is on disk, but no report covers it")
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(&work, &["'round-2' is on disk, but no report covers it"]);
 }
 
 #[test]
@@ -135,18 +156,13 @@ fn a_round_that_is_a_symlink_is_never_followed() {
     let work = multi_host_run(d.path(), MAKEDIRS, "1");
     fs::remove_dir_all(work.join("round-0")).unwrap();
     std::os::unix::fs::symlink("/usr", work.join("round-0")).unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(&work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("'round-0' is a symbolic link; it is not followed")
-                .and(predicate::str::contains(
-                    "round 0: 1 entries that are not directories, such as 'round-0'",
-                ))
-                .and(predicate::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(
+        &work,
+        &[
+            "'round-0' is a symbolic link; it is not followed",
+            "round 0: 1 entries that are not directories, such as 'round-0'",
+        ],
+    );
     // A report that is a symlink is not read either.
     fs::rename(work.join("report-1.json"), d.path().join("elsewhere.json")).unwrap();
     std::os::unix::fs::symlink(d.path().join("elsewhere.json"), work.join("report-1.json"))
