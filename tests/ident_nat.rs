@@ -34,6 +34,11 @@ const LAN: &str = "198.18.2.2";
 const LAN_GATEWAY: &str = "198.18.2.1";
 const IRC_PORT: u16 = 6667;
 
+/// A wrapper for the NAT host's identd when it forwards: a PID namespace of its own,
+/// where it sees none of the test's processes, so the LAN host is another machine
+/// to it, not a container.
+const BLIND: &[&str] = &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
+
 /// How long any one wait here may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -404,6 +409,22 @@ fn check_passwd_is_not_the_hosts(dir: &Path) {
 const AS_NOBODY: &[&str] = &["--user", "nobody"];
 
 impl Net {
+    /// The IRC server, and the host's `ident serve --nat` (with `user`'s options, whose
+    /// drop is checked): the identd's address.
+    fn nat_identd(&mut self, user: &[&str]) -> String {
+        self.start_irc_server();
+        let identd = self.identd(
+            "host",
+            &[],
+            &format!("{HOST_IRC}:0"),
+            &[&["--nat"], user].concat(),
+        );
+        if !user.is_empty() {
+            self.assert_last_identd_runs_as_nobody();
+        }
+        identd
+    }
+
     /// The identd started last (not through a wrapper) reads the network as nobody:
     /// `--user` was not ignored, so its answers came from the helper.
     fn assert_last_identd_runs_as_nobody(&self) {
@@ -439,16 +460,7 @@ fn nat_under_user_names_container_users_from_the_privileged_helper() {
 fn container_users_are_named(user: &[&str]) {
     let mut net = net();
     check_passwd_is_not_the_hosts(net.dir.path());
-    net.start_irc_server();
-    let identd = net.identd(
-        "host",
-        &[],
-        &format!("{HOST_IRC}:0"),
-        &[&["--nat"], user].concat(),
-    );
-    if !user.is_empty() {
-        net.assert_last_identd_runs_as_nobody();
-    }
+    let identd = net.nat_identd(user);
 
     let named = net.client("ctr", CTR_UID, false);
     let nobody = net.client("ctr", NOBODY, false);
@@ -529,16 +541,7 @@ fn nat_under_user_refuses_a_third_party_and_says_no_user_without_a_conntrack_ent
 
 fn third_party_and_untracked(user: &[&str]) {
     let mut net = net();
-    net.start_irc_server();
-    let identd = net.identd(
-        "host",
-        &[],
-        &format!("{HOST_IRC}:0"),
-        &[&["--nat"], user].concat(),
-    );
-    if !user.is_empty() {
-        net.assert_last_identd_runs_as_nobody();
-    }
+    let identd = net.nat_identd(user);
     let named = net.client("ctr", CTR_UID, false);
     named.wait_for_state("01");
 
@@ -616,19 +619,16 @@ fn forward_relays(user: &[&str]) {
         net.assert_last_identd_runs_as_nobody();
     }
     let lan_port = lan_identd.rsplit_once(':').unwrap().1.to_string();
-    // The NAT host's identd in a PID namespace of its own: it sees none of the
-    // test's processes, so the LAN host is another machine to it, not a container.
-    let blind = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
     let forward = format!("--forward={lan_port}");
     let identd = net.identd(
         "host",
-        &blind,
+        BLIND,
         &format!("{HOST_IRC}:0"),
         &[&["--nat", &forward], user].concat(),
     );
     let without = net.identd(
         "host",
-        &blind,
+        BLIND,
         &format!("{HOST_IRC}:0"),
         &[&["--nat"], user].concat(),
     );
@@ -683,11 +683,10 @@ fn nat_under_user_forward_is_asked_by_the_unprivileged_side() {
     let mut net = net();
     net.start_irc_server();
     let (stub, stub_port, mut stub_out) = net.start_held_identd_stub();
-    let blind = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"];
     let forward = format!("--forward={stub_port}");
     let identd = net.identd(
         "host",
-        &blind,
+        BLIND,
         &format!("{HOST_IRC}:0"),
         &[&["--nat", &forward], AS_NOBODY].concat(),
     );
