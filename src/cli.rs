@@ -5,6 +5,19 @@ use clap::{Parser, Subcommand};
 
 use crate::exit;
 
+/// What `racefree` itself can exit with; each command's own list is in its help.
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "the operation failed",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error (clap's own, or a bad value found later)",
+    },
+];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "racefree",
@@ -16,7 +29,7 @@ use crate::exit;
         and removers at every level, an RFC 1413 identd whose lookup matches a connection on \
         its 4-tuple only (never its TCP state), and a stress harness that hammers both and \
         proves, with a known-bad control arm, that it can see a race.",
-    after_long_help = exit::help_text("racefree"),
+    after_long_help = exit::help_text(STATUSES),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -28,22 +41,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create directories and their missing ancestors, safely under concurrency
-    #[command(after_long_help = exit::help_text("makedirs"), long_about = crate::makedirs::cmd::LONG_ABOUT)]
+    #[command(long_about = crate::makedirs::cmd::LONG_ABOUT)]
     Makedirs(crate::makedirs::cmd::Args),
     /// RFC 1413 ident: look up a connection's owner, serve identd, or query one
-    #[command(after_long_help = exit::help_text("ident"))]
     Ident(crate::ident::Args),
     /// Run parallel racers against every command and verify every answer
-    #[command(after_long_help = exit::help_text("stress"), long_about = crate::stress::LONG_ABOUT)]
+    #[command(long_about = crate::stress::LONG_ABOUT)]
     Stress(crate::stress::Args),
     /// Run a command while holding a file lock (flock(1) without its traps)
-    #[command(after_long_help = exit::help_text("lock"), long_about = crate::lock::cmd::LONG_ABOUT)]
+    #[command(long_about = crate::lock::cmd::LONG_ABOUT)]
     Lock(crate::lock::cmd::Args),
     /// Add to a number stored in a file, atomically, and print the new value
-    #[command(after_long_help = exit::help_text("counter"), long_about = crate::counter::cmd::LONG_ABOUT)]
+    #[command(long_about = crate::counter::cmd::LONG_ABOUT)]
     Counter(crate::counter::cmd::Args),
     /// Replace a file's content with standard input, atomically and durably
-    #[command(after_long_help = exit::help_text("write"), long_about = crate::write::cmd::LONG_ABOUT)]
+    #[command(long_about = crate::write::cmd::LONG_ABOUT)]
     Write(crate::write::cmd::Args),
 }
 

@@ -78,7 +78,7 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
     if page.has_subcommands() {
         man.render_subcommands_section(&mut bytes)?;
     }
-    render_exit_status(path, &mut bytes)?;
+    render_exit_status(&page, &mut bytes)?;
     render_see_also(cmd, path, &mut bytes)?;
     man.render_version_section(&mut bytes)?;
     out.push(Generated {
@@ -99,11 +99,15 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
     Ok(())
 }
 
-fn render_exit_status(path: &str, w: &mut dyn io::Write) -> io::Result<()> {
-    let key = if path.is_empty() { "racefree" } else { path };
+/// The EXIT STATUS section, from the list the command's long help shows.
+fn render_exit_status(cmd: &Command, w: &mut dyn io::Write) -> io::Result<()> {
+    let help = cmd
+        .get_after_long_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
-    for (code, what) in exit::statuses(key) {
+    for (code, what) in exit::statuses_in_help(&help) {
         roff.control("TP", []);
         roff.text([roman(code.to_string())]);
         roff.text([roman(what)]);

@@ -54,12 +54,6 @@ impl Exit {
     }
 }
 
-impl From<Exit> for std::process::ExitCode {
-    fn from(e: Exit) -> Self {
-        std::process::ExitCode::from(e.code())
-    }
-}
-
 /// A usage error found after clap parsed the line (an empty path, say): exit 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -132,71 +126,44 @@ pub fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// The exit statuses of each command, as documented in `--help` and the man pages.
-/// Keyed by the command path below `racefree` ("makedirs", "ident lookup", ...).
-pub fn statuses(command: &str) -> Vec<(u8, &'static str)> {
-    // lock's 0 is COMMAND's: its own table says so.
-    let mut v = if command == "lock" {
-        vec![]
-    } else {
-        vec![(0, "success")]
-    };
-    match command {
-        "makedirs" => v.extend([
-            (1, "at least one PATH failed (it is not a directory afterwards), or stdout could not be written (a closed pipe, a full disk); every other PATH was still made"),
-            (2, "usage error: bad option or MODE, no PATH, an empty PATH or a NUL inside one; nothing was touched, except that a bad --from entry stops the list after the paths before it"),
-            (3, "--exclusive: a leaf already existed, so this call did not create it"),
-        ]),
-        "ident lookup" => v.extend([
-            (1, "the connection has no owner (no such connection, or only a TIME_WAIT row), or the socket table could not be read"),
-            (2, "usage error: bad option, an address that is not ADDR:PORT, port 0, or LOCAL and REMOTE of different families"),
-        ]),
-        "ident query" => v.extend([
-            (1, "the server answered ERROR, or gave no usable answer in time (refused, timed out, malformed, or for other ports)"),
-            (2, "usage error"),
-        ]),
-        "ident serve" => v.extend([
-            (1, "the server could not start (bind, privilege drop) or its listening socket failed"),
-            (2, "usage error, including: nothing to serve (no --listen, stdin not a socket) or --mode not matching how it was started"),
-        ]),
-        "lock" => v.extend([
-            (0, "COMMAND's own status is passed through: 0 and any other status below 125 come from COMMAND"),
-            (1, "the lock was held and -n was given or -w expired (another status with -E N); COMMAND did not run"),
-            (2, "usage error; nothing was locked"),
-            (125, "the lock could not be taken: LOCKFILE cannot be opened or created, is a symbolic link, or locking failed"),
-            (126, "COMMAND was found but could not be run"),
-            (127, "COMMAND was not found"),
-            (128, "plus N: COMMAND was killed by signal N (130 for SIGINT, 143 for SIGTERM)"),
-        ]),
-        "counter" => v.extend([
-            (1, "FILE does not hold a number, the sum leaves the 64-bit range, or FILE or FILE.lock cannot be read or replaced; FILE is left as it was"),
-            (2, "usage error: bad option or an empty FILE"),
-        ]),
-        "write" => v.extend([
-            (1, "FILE could not be replaced (its directory is not writable, it is a directory, reading input failed, its owner cannot be kept); FILE is left as it was and no temporary file remains"),
-            (2, "usage error: bad option, bad -m MODE or an empty FILE"),
-        ]),
-        "stress" | "stress makedirs" | "stress ident" | "stress counter" | "stress write"
-        | "stress lock" | "stress report" => v.extend([
-            (1, "a verification of racefree's arm failed (the control arm's failures do not count)"),
-            (2, "usage error, including a --dir that does not exist, and for stress ident more racers than can be released within --duration"),
-            (128, "plus N: interrupted by signal N (130 for SIGINT, 143 for SIGTERM), after removing its work directory"),
-        ]),
-        _ => v.extend([
-            (1, "the operation failed"),
-            (2, "usage error (clap's own, or a bad value found later)"),
-        ]),
-    }
-    v
+/// One documented exit status of a command. Each command declares its list beside
+/// its `Args` (`STATUSES`), and shows it with [`help_text`]; the man pages read it
+/// back from the same `--help` text ([`statuses_in_help`]), so the list exists once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub code: u8,
+    pub meaning: &'static str,
 }
 
-/// The "Exit status" block appended to `--help`.
-pub fn help_text(command: &str) -> String {
-    let mut s = String::from("Exit status:\n");
-    for (code, what) in statuses(command) {
-        s.push_str(&format!("  {code}  {what}\n"));
+/// What every command means by 0.
+pub const SUCCESS: Status = Status {
+    code: 0,
+    meaning: "success",
+};
+
+/// The heading [`help_text`] puts above the list.
+const HEADING: &str = "Exit status:";
+
+/// The "Exit status" block appended to a command's long `--help`.
+pub fn help_text(statuses: &[Status]) -> String {
+    let mut s = format!("{HEADING}\n");
+    for st in statuses {
+        s.push_str(&format!("  {}  {}\n", st.code, st.meaning));
     }
     s
+}
+
+/// The statuses in a long help text made by [`help_text`], in order: what the man
+/// pages print under EXIT STATUS. Empty when the text has no such block.
+pub fn statuses_in_help(text: &str) -> Vec<(u8, String)> {
+    text.lines()
+        .skip_while(|l| *l != HEADING)
+        .skip(1)
+        .map_while(|l| {
+            let (code, meaning) = l.strip_prefix("  ")?.split_once("  ")?;
+            Some((code.parse().ok()?, meaning.to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -241,6 +208,29 @@ mod tests {
     fn a_broken_pipe_is_a_failure_not_success() {
         let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert_eq!(report_fatal(&e), Exit::Failure);
+    }
+
+    #[test]
+    fn the_man_pages_read_back_what_help_shows() {
+        let statuses = [
+            SUCCESS,
+            Status {
+                code: 128,
+                meaning: "plus N: killed by signal N  (two spaces inside)",
+            },
+        ];
+        let help = format!("Examples:\n  a  b\n\n{}", help_text(&statuses));
+        assert_eq!(
+            statuses_in_help(&help),
+            vec![
+                (0, "success".to_string()),
+                (
+                    128,
+                    "plus N: killed by signal N  (two spaces inside)".to_string()
+                )
+            ]
+        );
+        assert!(statuses_in_help("Examples:\n  1  x\n").is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args as ClapArgs;
 
 use super::{DEFAULT_ADD, DEFAULT_INIT, Options, Step};
-use crate::exit::Exit;
+use crate::exit::{self, Exit};
 
 /// The long description for --help and the man page (set on the subcommand in
 /// cli.rs: a doc comment there would otherwise replace it).
@@ -26,8 +26,24 @@ pub const LONG_ABOUT: &str = "Add N to the integer stored in FILE and print the 
         directory fsynced) before it is printed; without it, a crash may lose the latest \
         increments, but never mixes two values.";
 
+/// counter's exit statuses, for `--help` and the man page.
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "FILE does not hold a number, the sum leaves the 64-bit range, or FILE or FILE.lock cannot be read or replaced; FILE is left as it was",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error: bad option or an empty FILE",
+    },
+];
+
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Example: n=$(racefree counter /var/lib/myjob/build-number)")]
+#[command(
+    after_help = "Example: n=$(racefree counter /var/lib/myjob/build-number)",
+    after_long_help = exit::help_text(STATUSES)
+)]
 pub struct Args {
     /// The file holding the counter (created on first use)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath,

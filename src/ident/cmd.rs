@@ -16,6 +16,58 @@ use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerCon
 use super::{client, proto};
 use crate::exit::{self, Exit, usage};
 
+/// `ident`'s own statuses (a usage error before any subcommand ran).
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "the operation failed",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error (clap's own, or a bad value found later)",
+    },
+];
+
+/// `ident lookup`'s exit statuses, for `--help` and the man page.
+pub const LOOKUP_STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "the connection has no owner (no such connection, or only a TIME_WAIT row), or the socket table could not be read",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error: bad option, an address that is not ADDR:PORT, port 0, or LOCAL and REMOTE of different families",
+    },
+];
+
+/// `ident query`'s exit statuses.
+pub const QUERY_STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "the server answered ERROR, or gave no usable answer in time (refused, timed out, malformed, or for other ports)",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error",
+    },
+];
+
+/// `ident serve`'s exit statuses.
+pub const SERVE_STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "the server could not start (bind, privilege drop) or its listening socket failed",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error, including: nothing to serve (no --listen, stdin not a socket) or --mode not matching how it was started",
+    },
+];
+
 pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of this host.\n\n\
     The connection is found by its 4-tuple only: any TCP state counts (a client that \
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \

@@ -28,7 +28,11 @@ pub use lookup::{
 pub use server::{LogTarget, Logger, Server, ServerConfig, ServerHandle};
 
 #[derive(Debug, ClapArgs)]
-#[command(subcommand_required = true, arg_required_else_help = true)]
+#[command(
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_long_help = crate::exit::help_text(cmd::STATUSES)
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -37,13 +41,13 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the user that owns a TCP connection, matched on its 4-tuple only
-    #[command(long_about = cmd::LOOKUP_ABOUT, after_long_help = crate::exit::help_text("ident lookup"))]
+    #[command(long_about = cmd::LOOKUP_ABOUT, after_long_help = crate::exit::help_text(cmd::LOOKUP_STATUSES))]
     Lookup(cmd::LookupArgs),
     /// Serve RFC 1413 ident under inetd, systemd socket activation, or standalone
-    #[command(long_about = cmd::SERVE_ABOUT, after_long_help = crate::exit::help_text("ident serve"))]
+    #[command(long_about = cmd::SERVE_ABOUT, after_long_help = crate::exit::help_text(cmd::SERVE_STATUSES))]
     Serve(cmd::ServeArgs),
     /// Ask a host's identd who owns a connection
-    #[command(long_about = cmd::QUERY_ABOUT, after_long_help = crate::exit::help_text("ident query"))]
+    #[command(long_about = cmd::QUERY_ABOUT, after_long_help = crate::exit::help_text(cmd::QUERY_STATUSES))]
     Query(cmd::QueryArgs),
 }
 

@@ -35,9 +35,42 @@ pub const LONG_ABOUT: &str = "Take a lock on LOCKFILE, run COMMAND while holding
         COMMAND too, which decides) and passes SIGTERM and SIGHUP on to COMMAND, so the lock \
         is never released while COMMAND still runs.";
 
+/// lock's exit statuses, for `--help` and the man page. Its 0 is COMMAND's.
+pub const STATUSES: &[exit::Status] = &[
+    exit::Status {
+        code: 0,
+        meaning: "COMMAND's own status is passed through: 0 and any other status below 125 come from COMMAND",
+    },
+    exit::Status {
+        code: 1,
+        meaning: "the lock was held and -n was given or -w expired (another status with -E N); COMMAND did not run",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error; nothing was locked",
+    },
+    exit::Status {
+        code: 125,
+        meaning: "the lock could not be taken: LOCKFILE cannot be opened or created, is a symbolic link, or locking failed",
+    },
+    exit::Status {
+        code: 126,
+        meaning: "COMMAND was found but could not be run",
+    },
+    exit::Status {
+        code: 127,
+        meaning: "COMMAND was not found",
+    },
+    exit::Status {
+        code: 128,
+        meaning: "plus N: COMMAND was killed by signal N (130 for SIGINT, 143 for SIGTERM)",
+    },
+];
+
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example: racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/"
+    after_help = "Example: racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/",
+    after_long_help = exit::help_text(STATUSES)
 )]
 pub struct Args {
     /// The file to lock (created if missing, never removed)

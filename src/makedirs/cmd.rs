@@ -33,10 +33,25 @@ pub const LONG_ABOUT: &str = "Create each PATH and every missing ancestor, like 
         Many paths run in parallel; output and errors come out in input order, and one path's \
         failure does not stop the others.";
 
+/// makedirs' exit statuses, for `--help` and the man page.
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "at least one PATH failed (it is not a directory afterwards), or stdout could not be written (a closed pipe, a full disk); every other PATH was still made",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error: bad option or MODE, no PATH, an empty PATH or a NUL inside one; nothing was touched, except that a bad --from entry stops the list after the paths before it",
+    },
+    exit::Status {
+        code: 3,
+        meaning: "--exclusive: a leaf already existed, so this call did not create it",
+    },
+];
+
 #[derive(Debug, ClapArgs)]
-#[command(
-    long_about = LONG_ABOUT
-)]
+#[command(long_about = LONG_ABOUT, after_long_help = exit::help_text(STATUSES))]
 pub struct Args {
     /// Directories to create
     // Any bytes at all: an empty PATH is refused by our own check, with a message

@@ -57,10 +57,28 @@ pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with 
         status judges racefree's arms only. Interrupted (Ctrl-C, SIGTERM), a run removes \
         its work directory and dies by the signal.";
 
+/// The exit statuses of `stress` and each of its subcommands.
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "a verification of racefree's arm failed (the control arm's failures do not count)",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error, including a --dir that does not exist, and for stress ident more racers than can be released within --duration",
+    },
+    exit::Status {
+        code: 128,
+        meaning: "plus N: interrupted by signal N (130 for SIGINT, 143 for SIGTERM), after removing its work directory",
+    },
+];
+
 #[derive(Debug, ClapArgs)]
 #[command(
     args_conflicts_with_subcommands = true,
-    long_about = LONG_ABOUT
+    long_about = LONG_ABOUT,
+    after_long_help = exit::help_text(STATUSES)
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -86,22 +104,22 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum StressCommand {
     /// Racers build the same deep trees at once; every round verified exactly
-    #[command(after_long_help = exit::help_text("stress makedirs"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Makedirs(makedirs::MakedirsArgs),
     /// Racers look up loopback connections held in every TCP state
-    #[command(after_long_help = exit::help_text("stress ident"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Ident(ident::IdentArgs),
     /// Racers take numbers from one counter file; all distinct, exactly 1..total
-    #[command(after_long_help = exit::help_text("stress counter"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Counter(counter::CounterArgs),
     /// Writers replace one file while readers check every read is one whole version
-    #[command(after_long_help = exit::help_text("stress write"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Write(write::WriteArgs),
     /// Racers increment one counter, each read-modify-write under racefree lock
-    #[command(after_long_help = exit::help_text("stress lock"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Lock(lock::LockArgs),
     /// Merge the reports instances wrote to a shared tree into one verdict
-    #[command(after_long_help = exit::help_text("stress report"))]
+    #[command(after_long_help = exit::help_text(STATUSES))]
     Report(report::ReportArgs),
     /// One racer process (started by --processes; not for direct use)
     #[command(hide = true)]

@@ -27,8 +27,24 @@ pub const LONG_ABOUT: &str = "Read standard input to the end and make it FILE's 
         replacement, other hard links to FILE keep the old content, and extended attributes \
         and ACLs of the old FILE are not copied.";
 
+/// write's exit statuses, for `--help` and the man page.
+pub const STATUSES: &[exit::Status] = &[
+    exit::SUCCESS,
+    exit::Status {
+        code: 1,
+        meaning: "FILE could not be replaced (its directory is not writable, it is a directory, reading input failed, its owner cannot be kept); FILE is left as it was and no temporary file remains",
+    },
+    exit::Status {
+        code: 2,
+        meaning: "usage error: bad option, bad -m MODE or an empty FILE",
+    },
+];
+
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Example: sort data.txt | racefree write data.txt")]
+#[command(
+    after_help = "Example: sort data.txt | racefree write data.txt",
+    after_long_help = exit::help_text(STATUSES)
+)]
 pub struct Args {
     /// The file to replace (created if absent)
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath,
