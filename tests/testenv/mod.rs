@@ -1,9 +1,11 @@
 //! What every integration test shares (fd's `tests/testenv` is the model): the
 //! binary under test, a [`TestEnv`] owning a temporary tree that runs it and asserts
 //! its exact output with a readable diff, the preconditions a test may need
-//! ([`require`]), and the socket helpers the ident tests use (a server under test,
-//! reply readers, socket inodes, another user's sockets).
+//! ([`require`]), the socket helpers the ident tests use (a server under test,
+//! reply readers, socket inodes, another user's sockets), and `stress` instances
+//! standing in for hosts (`hosts.rs`).
 
+mod hosts;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
@@ -17,6 +19,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use assert_cmd::assert::Assert;
+pub use hosts::{report_fails_with, report_passes};
 pub use preconditions::Precondition;
 use racefree::ident::server::ServeChild;
 
