@@ -2,10 +2,12 @@
 //! binary under test, a [`TestEnv`] owning a temporary tree that runs it and asserts
 //! its exact output with a readable diff, the preconditions a test may need
 //! ([`require`]), the socket helpers the ident tests use (a server under test,
-//! reply readers, socket inodes, another user's sockets), and `stress` instances
-//! standing in for hosts (`hosts.rs`).
+//! reply readers, socket inodes, another user's sockets), and the fixtures:
+//! `stress` instances standing in for hosts (`hosts.rs`), and a network of
+//! namespaces behind a NAT ([`netns`]).
 
 mod hosts;
+pub mod netns;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
