@@ -8,7 +8,7 @@ use crate::testenv::netns::{
     BLIND, CTR_NAME, CTR_UID, HOST_IRC, IRC, IRC_PORT, LAN, LAN_GATEWAY, LAN_UID, Net, THIRD_PARTY,
     read_output_line,
 };
-use crate::testenv::{NOBODY, proc_status_field, racefree, racefree_path};
+use crate::testenv::{NOBODY, for_each_setting, proc_status_field, racefree, racefree_path};
 
 fn check_passwd_is_not_the_hosts(net: &Net) {
     // The name must come from the container's database: the host has no such user.
@@ -24,6 +24,11 @@ fn check_passwd_is_not_the_hosts(net: &Net) {
 /// `--user nobody`: the process that reads queries runs as nobody, and `--nat`
 /// runs in the privileged helper.
 const AS_NOBODY: &[&str] = &["--user", "nobody"];
+
+/// The identd's options each NAT behaviour is tested under: it must hold alike
+/// whether the network side does the work itself or asks the privileged helper.
+const USER_SETTINGS: &[(&str, &[&str])] =
+    &[("without --user", &[]), ("with --user nobody", AS_NOBODY)];
 
 /// The IRC server, and the host's `ident serve --nat` (with `user`'s options, whose
 /// drop is checked): the identd's address.
@@ -50,22 +55,14 @@ fn assert_last_identd_runs_as_nobody(net: &Net) {
     );
 }
 
+/// Under each of [`USER_SETTINGS`].
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nat_namespaces)),
     ignore = "needs root and network namespaces with nftables NAT"
 )]
 fn nat_names_container_users_from_the_containers_passwd_in_any_state() {
-    container_users_are_named(&[]);
-}
-
-#[test]
-#[cfg_attr(
-    not(all(has_root, has_nat_namespaces)),
-    ignore = "needs root and network namespaces with nftables NAT"
-)]
-fn nat_under_user_names_container_users_from_the_privileged_helper() {
-    container_users_are_named(AS_NOBODY);
+    for_each_setting(USER_SETTINGS, container_users_are_named);
 }
 
 fn container_users_are_named(user: &[&str]) {
@@ -132,22 +129,14 @@ fn container_users_are_named(user: &[&str]) {
         ));
 }
 
+/// Under each of [`USER_SETTINGS`].
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nat_namespaces)),
     ignore = "needs root and network namespaces with nftables NAT"
 )]
 fn nat_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
-    third_party_and_untracked(&[]);
-}
-
-#[test]
-#[cfg_attr(
-    not(all(has_root, has_nat_namespaces)),
-    ignore = "needs root and network namespaces with nftables NAT"
-)]
-fn nat_under_user_refuses_a_third_party_and_says_no_user_without_a_conntrack_entry() {
-    third_party_and_untracked(AS_NOBODY);
+    for_each_setting(USER_SETTINGS, third_party_and_untracked);
 }
 
 fn third_party_and_untracked(user: &[&str]) {
@@ -197,23 +186,14 @@ fn third_party_and_untracked(user: &[&str]) {
     ));
 }
 
+/// Under each of [`USER_SETTINGS`].
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nat_namespaces)),
     ignore = "needs root and network namespaces with nftables NAT"
 )]
 fn nat_forward_relays_the_answer_of_the_host_behind() {
-    forward_relays(&[]);
-}
-
-/// `--nat --forward` and `--proxy`, each under `--user`.
-#[test]
-#[cfg_attr(
-    not(all(has_root, has_nat_namespaces)),
-    ignore = "needs root and network namespaces with nftables NAT"
-)]
-fn nat_under_user_forward_relays_the_answer_of_the_host_behind() {
-    forward_relays(AS_NOBODY);
+    for_each_setting(USER_SETTINGS, forward_relays);
 }
 
 /// `--nat --forward` on the NAT host and `--proxy` on the host behind it, both

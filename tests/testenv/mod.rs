@@ -1,10 +1,10 @@
 //! What every integration test shares (fd's `tests/testenv` is the model): the
 //! binary under test, a [`TestEnv`] owning a temporary tree that runs it and asserts
 //! its exact output with a readable diff, the preconditions a test may need
-//! ([`require`]), the socket helpers the ident tests use (a server under test,
-//! reply readers, socket inodes, another user's sockets), and the fixtures:
-//! `stress` instances standing in for hosts (`hosts.rs`), and a network of
-//! namespaces behind a NAT ([`netns`]).
+//! ([`require`]), one test run under several settings ([`for_each_setting`]), the
+//! socket helpers the ident tests use (a server under test, reply readers, socket
+//! inodes, another user's sockets), and the fixtures: `stress` instances standing
+//! in for hosts (`hosts.rs`), and a network of namespaces behind a NAT ([`netns`]).
 
 mod hosts;
 pub mod netns;
@@ -70,6 +70,30 @@ pub fn note(line: &str) {
 /// The xinetd binary (see [`Precondition::Xinetd`]).
 pub fn xinetd_path() -> PathBuf {
     preconditions::xinetd_path().unwrap_or_else(|e| panic!("{e}"))
+}
+
+// ---------------------------------------------------------------------------
+// One behaviour under several settings
+
+/// Runs `test` under each of `settings` in turn (a label and a value), for a
+/// behaviour that must hold alike under all of them; every setting runs, and the
+/// failure names each one that failed, with its panic message.
+#[track_caller]
+pub fn for_each_setting<T: Copy>(settings: &[(&str, T)], test: impl Fn(T)) {
+    let failed: Vec<String> = settings
+        .iter()
+        .filter_map(|&(label, setting)| {
+            let panic =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(setting))).err()?;
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            Some(format!("{label}: {why}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed {}", failed.join("\nfailed "));
 }
 
 // ---------------------------------------------------------------------------
@@ -576,6 +600,24 @@ impl Identd {
         }
         cmd.assert()
     }
+}
+
+#[test]
+fn each_setting_runs_and_a_failure_names_the_settings_that_failed() {
+    let ran = std::sync::Mutex::new(Vec::new());
+    for_each_setting(&[("one", 1), ("two", 2)], |n| ran.lock().unwrap().push(n));
+    assert_eq!(*ran.lock().unwrap(), [1, 2]);
+    let failed = std::panic::catch_unwind(|| {
+        for_each_setting(
+            &[("plain", false), ("with --flag", true), ("again", true)],
+            |fail| assert!(!fail, "boom"),
+        )
+    })
+    .expect_err("a failing setting passed");
+    assert_eq!(
+        failed.downcast_ref::<String>().map(String::as_str),
+        Some("failed with --flag: boom\nfailed again: boom")
+    );
 }
 
 #[test]
