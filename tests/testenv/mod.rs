@@ -52,10 +52,37 @@ pub fn require(needs: &[Precondition]) {
     let hint = if preconditions::under_ci() {
         "CI=true: a missing precondition is a failure, not a skip"
     } else {
-        "build.rs found it when the tests were built; the machine has changed since \
-         (touch build.rs to probe again)"
+        probe_again_at_next_build();
+        "build.rs found it when the tests were built; the machine has changed since, \
+         and the next build probes again"
     };
     panic!("precondition missing: {}; {hint}", missing.join(", "));
+}
+
+/// Whether build.rs set `p`'s cfg: it found `p` when the tests were built (or
+/// CI=true set them all).
+fn built_with(p: Precondition) -> bool {
+    env!("RACEFREE_TEST_PRECONDITIONS")
+        .split_whitespace()
+        .any(|cfg| cfg == p.cfg())
+}
+
+/// Touches the stamp build.rs watches (see preconditions.rs), so the next build
+/// runs the probes again and rebuilds what their cfgs decide.
+fn probe_again_at_next_build() {
+    let stamp = Path::new(env!("OUT_DIR")).join(preconditions::REPROBE_STAMP);
+    let touched = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&stamp)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(e) = touched {
+        note(&format!(
+            "cannot touch {}: {e}; touch build.rs to probe again",
+            stamp.display()
+        ));
+    }
 }
 
 pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
@@ -600,6 +627,28 @@ impl Identd {
         }
         cmd.assert()
     }
+}
+
+/// A precondition build.rs did not find, but the machine has now (installed since),
+/// would leave its tests listed as ignored for a reason no longer true: a failure,
+/// which makes the next build probe again. (The other way, one found but gone since,
+/// fails each test that needs it, in [`require`].)
+#[test]
+fn no_precondition_missing_at_build_time_has_appeared_since() {
+    let appeared: Vec<&str> = Precondition::ALL
+        .into_iter()
+        .filter(|&p| !built_with(p) && p.probe().is_ok())
+        .map(Precondition::describe)
+        .collect();
+    if !appeared.is_empty() {
+        probe_again_at_next_build();
+    }
+    assert!(
+        appeared.is_empty(),
+        "missing when the tests were built, so their tests were listed as ignored, and \
+         here now: {}; the next build probes again",
+        appeared.join(", ")
+    );
 }
 
 #[test]
