@@ -42,6 +42,5 @@ pub fn init() {
             }
         }
     }
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let _ = crate::signals::ignore(libc::SIGPIPE);
 }

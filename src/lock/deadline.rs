@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::signal::SaFlags;
+
+use crate::signals::{self, Replace};
 
 /// After the deadline the timer keeps firing at this interval, so a signal that
 /// landed just before flock(2) was entered cannot leave the wait unbounded.
@@ -30,21 +33,12 @@ fn signal() -> Option<libc::c_int> {
     static SIGNAL: OnceLock<Option<libc::c_int>> = OnceLock::new();
     *SIGNAL.get_or_init(|| {
         let sig = libc::SIGRTMAX();
-        // SAFETY: sigaction with a zeroed struct to read, then a fully set one to
-        // write; the handler is an extern "C" fn that touches nothing.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
-                || old.sa_sigaction != libc::SIG_DFL
-            {
-                return None;
-            }
-            let mut new: libc::sigaction = std::mem::zeroed();
-            new.sa_sigaction = wake as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            new.sa_flags = 0; // no SA_RESTART: the point is to interrupt flock
-            libc::sigemptyset(&mut new.sa_mask);
-            (libc::sigaction(sig, &new, std::ptr::null_mut()) == 0).then_some(sig)
-        }
+        // No SA_RESTART: the point is to interrupt flock. An application that
+        // handles or ignores SIGRTMAX keeps it so, and we poll instead.
+        // SAFETY: the handler is an extern "C" fn that touches nothing.
+        let installed =
+            unsafe { signals::install(sig, wake, SaFlags::empty(), Replace::OnlyDefault) };
+        matches!(installed, Ok(Some(_))).then_some(sig)
     })
 }
 
