@@ -17,31 +17,20 @@
 pub mod cmd;
 mod deadline;
 pub mod nfs;
+mod wait;
 
 use std::ffi::CString;
-use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use nix::errno::Errno;
 
-use crate::quote::quote;
+pub use wait::{Busy, Options};
 
-/// How [`acquire`] locks.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// A shared (read) lock instead of an exclusive one.
-    pub shared: bool,
-    /// Fail at once with [`Busy`] instead of waiting.
-    pub nonblock: bool,
-    /// Wait at most this long, then fail with [`Busy`]. Zero means `nonblock`.
-    pub timeout: Option<Duration>,
-    /// Use the link(2) lock of [`nfs`] instead of flock.
-    pub nfs: bool,
-}
+use crate::quote::quote;
 
 /// A held lock. Dropping it releases the lock.
 #[derive(Debug)]
@@ -57,6 +46,12 @@ enum HeldKind {
 }
 
 impl Held {
+    fn link(held: nfs::LinkHeld) -> Held {
+        Held {
+            kind: HeldKind::Link(held),
+        }
+    }
+
     /// The descriptor holding a flock lock (`None` for a link lock, which a
     /// descriptor cannot carry). A child that inherits it holds the lock too.
     pub fn fd(&self) -> Option<RawFd> {
@@ -75,38 +70,10 @@ impl Held {
     }
 }
 
-/// The lock is held by someone else and we were told not to wait (longer).
-#[derive(Debug)]
-pub struct Busy {
-    pub path: PathBuf,
-    /// `Some` when a timeout expired, `None` for a non-blocking attempt.
-    pub waited: Option<Duration>,
-}
-
-impl fmt::Display for Busy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.waited {
-            None => write!(
-                f,
-                "{} is locked by another process",
-                quote(self.path.as_os_str())
-            ),
-            Some(d) => write!(
-                f,
-                "timed out after {} s waiting for the lock on {}",
-                d.as_secs_f64(),
-                quote(self.path.as_os_str())
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Busy {}
-
 /// Takes the lock on `path`, creating the file if needed. Safe from many threads.
 pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
     if opts.nfs {
-        return nfs::acquire(path, opts);
+        return nfs::acquire(path, opts).map(Held::link);
     }
     let fd = open_lock_file(path)?;
     let op = if opts.shared {
@@ -114,8 +81,7 @@ pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
     } else {
         libc::LOCK_EX
     };
-    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
-    let result = if nonblock {
+    let result = if opts.nonblocking() {
         flock(&fd, op | libc::LOCK_NB)
     } else if let Some(limit) = opts.timeout {
         flock_until(&fd, op, limit)
@@ -126,14 +92,10 @@ pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
         Ok(()) => Ok(Held {
             kind: HeldKind::Flock(fd),
         }),
-        Err(Errno::EWOULDBLOCK) => Err(Busy {
-            path: path.to_path_buf(),
-            waited: if nonblock { None } else { opts.timeout },
-        }
-        .into()),
+        Err(Errno::EWOULDBLOCK) => Err(opts.busy(path).into()),
         // No flock here: fall back to the lock that works on any filesystem with
         // link(2). It is exclusive only, which is stricter, never weaker.
-        Err(Errno::ENOLCK | Errno::EOPNOTSUPP) => nfs::acquire(path, opts),
+        Err(Errno::ENOLCK | Errno::EOPNOTSUPP) => nfs::acquire(path, opts).map(Held::link),
         Err(e) => bail!("cannot lock {}: {}", quote(path.as_os_str()), e.desc()),
     }
 }

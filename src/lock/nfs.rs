@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::errno::Errno;
 
-use super::{Busy, Held, HeldKind, Options};
+use super::wait::Options;
 use crate::quote::quote;
 
 /// Who holds a link lock, as written in the lock file.
@@ -238,32 +238,29 @@ impl Drop for LinkHeld {
 
 /// Takes the link lock for `lockfile`. Always exclusive: `shared` is honoured as
 /// exclusive, which is stricter, never weaker.
-pub fn acquire(lockfile: &Path, opts: &Options) -> anyhow::Result<Held> {
+pub fn acquire(lockfile: &Path, opts: &Options) -> anyhow::Result<LinkHeld> {
     acquire_with_hook(lockfile, opts, &NoHook)
 }
 
 /// [`acquire`] with a seam between judging a lock stale and breaking it.
-pub fn acquire_with_hook(lockfile: &Path, opts: &Options, hook: &dyn Hook) -> anyhow::Result<Held> {
+pub fn acquire_with_hook(
+    lockfile: &Path,
+    opts: &Options,
+    hook: &dyn Hook,
+) -> anyhow::Result<LinkHeld> {
     if lockfile.as_os_str().is_empty() {
         return Err(crate::exit::usage("LOCKFILE is empty"));
     }
     let lock = dotlock_path(lockfile);
-    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(held) = try_lock(&lock, hook, 0)? {
-            return Ok(Held {
-                kind: HeldKind::Link(held),
-            });
+            return Ok(held);
         }
         let now = Instant::now();
-        if nonblock || deadline.is_some_and(|d| now >= d) {
-            return Err(Busy {
-                path: lockfile.to_path_buf(),
-                waited: if nonblock { None } else { opts.timeout },
-            }
-            .into());
+        if opts.nonblocking() || deadline.is_some_and(|d| now >= d) {
+            return Err(opts.busy(lockfile).into());
         }
         // No way to sleep until a link lock is released: poll, backing off to 100 ms.
         let wait = match deadline {

@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crate::lock::Busy;
 
 fn stale_owner(token: &str) -> Owner {
     let here = here().unwrap();
@@ -21,7 +22,7 @@ fn nonblock() -> Options {
     }
 }
 
-fn is_busy(r: &anyhow::Result<Held>) -> bool {
+fn is_busy<T>(r: &anyhow::Result<T>) -> bool {
     matches!(r, Err(e) if e.downcast_ref::<Busy>().is_some())
 }
 
@@ -108,7 +109,11 @@ fn judge_breaks_only_provably_dead_owners() {
 fn threads_exclude_each_other_and_release_on_drop() {
     let t = tempfile::tempdir().unwrap();
     let l = t.path().join("l");
-    let held = acquire(&l, &Options::default()).unwrap();
+    let link = Options {
+        nfs: true,
+        ..Options::default()
+    };
+    let held = crate::lock::acquire(&l, &link).unwrap();
     assert_eq!(held.method(), "link");
     assert!(dotlock_path(&l).exists());
     std::thread::scope(|s| {
@@ -148,7 +153,7 @@ fn a_late_breaker_never_breaks_the_live_lock_taken_in_between() {
     struct Interleave<'a> {
         lockfile: &'a Path,
         fired: AtomicBool,
-        b_held: std::sync::Mutex<Option<Held>>,
+        b_held: std::sync::Mutex<Option<LinkHeld>>,
     }
     impl Hook for Interleave<'_> {
         fn judged_stale(&self, lock: &Path, _owner: &Owner) {
