@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use nix::errno::Errno;
+use procfs::process::Stat;
 
 use super::wait::Options;
 use crate::quote::quote;
@@ -127,10 +128,8 @@ fn read_here(pid: u32) -> Result<Here, String> {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map_err(|e| format!("cannot read /proc/sys/kernel/random/boot_id: {e}"))?
-        .trim()
-        .to_string();
+    let boot = procfs::sys::kernel::random::boot_id()
+        .map_err(|e| format!("cannot read the boot id: {e}"))?;
     let start = process(pid as i32)
         .ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?
         .start;
@@ -144,23 +143,19 @@ pub struct Process {
     pub zombie: bool,
 }
 
-/// Reads /proc/PID/stat; `None` when there is no such process.
-pub fn process(pid: i32) -> Option<Process> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
+impl From<&Stat> for Process {
+    fn from(stat: &Stat) -> Process {
+        Process {
+            start: stat.starttime,
+            zombie: matches!(stat.state, 'Z' | 'X'),
+        }
+    }
 }
 
-/// The state and start time from a /proc/PID/stat line. The command name in
-/// parentheses may itself hold spaces and parentheses: fields start after the last ')'.
-pub fn parse_stat(stat: &[u8]) -> Option<Process> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // fields[0] is field 3 (state); starttime is field 22.
-    Some(Process {
-        zombie: matches!(*fields.first()?, "Z" | "X"),
-        start: fields.get(19)?.parse().ok()?,
-    })
+/// Reads /proc/PID/stat; `None` when there is no such process.
+pub fn process(pid: i32) -> Option<Process> {
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(Process::from(&stat))
 }
 
 /// Whether a lock's owner can be proven dead.

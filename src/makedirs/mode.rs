@@ -13,9 +13,11 @@ pub fn umask() -> u32 {
 }
 
 fn read_umask_from_proc() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    procfs::process::Process::myself()
+        .ok()?
+        .status()
+        .ok()?
+        .umask
 }
 
 /// Kernels before 4.7 lack the Umask line. Setting and restoring it is the only other
@@ -400,6 +402,17 @@ mod tests {
             parse_mode("u+q", 0o022),
             Err("invalid mode 'u+q': unexpected 'q' at byte 3".into())
         );
+    }
+
+    #[test]
+    fn the_umask_read_from_proc_is_the_one_a_child_inherits() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8(out.stdout).unwrap();
+        let inherited = u32::from_str_radix(shown.trim(), 8).unwrap();
+        assert_eq!(read_umask_from_proc(), Some(inherited));
     }
 
     #[test]
