@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::{SaFlags, Signal, kill};
 use nix::unistd::Pid;
 
@@ -158,14 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         // bench/RESULTS-primitives.md). Safe only because this command line is
         // single-threaded, so no other child can be started meanwhile; the library's
         // descriptors stay close-on-exec.
-        // SAFETY: plain fcntl on a descriptor we own.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())) {
             return Err(with_status(
                 CANNOT_LOCK,
-                anyhow::anyhow!(
-                    "cannot pass the lock on: {}",
-                    nix::errno::Errno::last().desc()
-                ),
+                anyhow::anyhow!("cannot pass the lock on: {}", e.desc()),
             ));
         }
     }

@@ -12,6 +12,9 @@
 //!
 //! The signal is SIGRTMAX. If the application already handles it, or the timer
 //! cannot be made, [`flock_until`] returns `None` and the caller polls instead.
+//!
+//! The timer and the signal mask are libc's calls, not nix's: nix's `Timer`,
+//! `SigEvent` and `SigSet` take its `Signal`, which has no real-time signals.
 
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::SaFlags;
+use nix::unistd::gettid;
 
 use crate::signals::{self, Replace};
 
@@ -48,12 +52,12 @@ struct ThreadTimer(libc::timer_t);
 impl ThreadTimer {
     fn new(sig: libc::c_int) -> Option<ThreadTimer> {
         // SAFETY: a zeroed sigevent with the fields SIGEV_THREAD_ID reads set;
-        // gettid has no preconditions; timer_create writes the id on success.
+        // timer_create writes the id on success.
         unsafe {
             let mut ev: libc::sigevent = std::mem::zeroed();
             ev.sigev_notify = libc::SIGEV_THREAD_ID;
             ev.sigev_signo = sig;
-            ev.sigev_notify_thread_id = libc::gettid();
+            ev.sigev_notify_thread_id = gettid().as_raw();
             let mut id: libc::timer_t = std::mem::zeroed();
             (libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) == 0)
                 .then_some(ThreadTimer(id))
@@ -132,6 +136,7 @@ pub fn flock_until(fd: RawFd, op: libc::c_int, limit: Duration) -> Option<Result
         } else {
             0
         };
+        // libc's flock, for the reason lock/mod.rs's flock gives.
         // SAFETY: plain syscall on a descriptor the caller owns.
         if unsafe { libc::flock(fd, op | nonblock) } == 0 {
             return Some(Ok(()));

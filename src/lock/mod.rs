@@ -20,13 +20,15 @@ pub mod nfs;
 mod wait;
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 pub use wait::{Busy, Options};
 
@@ -54,9 +56,9 @@ impl Held {
 
     /// The descriptor holding a flock lock (`None` for a link lock, which a
     /// descriptor cannot carry). A child that inherits it holds the lock too.
-    pub fn fd(&self) -> Option<RawFd> {
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.kind {
-            HeldKind::Flock(fd) => Some(fd.as_raw_fd()),
+            HeldKind::Flock(fd) => Some(fd.as_fd()),
             HeldKind::Link(_) => None,
         }
     }
@@ -100,6 +102,9 @@ pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
     }
 }
 
+/// flock(2), retried when a signal interrupts it. libc's, not nix's: nix's `Flock`
+/// unlocks when dropped (LOCK_UN), which would release the lock for the COMMAND
+/// that inherited the descriptor too, and nix's plain `flock` is deprecated.
 fn flock(fd: &OwnedFd, op: libc::c_int) -> Result<(), Errno> {
     loop {
         // SAFETY: plain syscall on an owned fd.
@@ -144,26 +149,19 @@ pub fn open_lock_file(path: &Path) -> anyhow::Result<OwnedFd> {
         return Err(crate::exit::usage("LOCKFILE is empty"));
     }
     // O_NONBLOCK: a FIFO planted at the name must not hang the open.
-    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
-    let open = |flags: libc::c_int| {
-        // SAFETY: a valid C string.
-        let fd = unsafe { libc::open(c.as_ptr(), base | flags, 0o666 as libc::c_uint) };
-        if fd >= 0 {
-            // SAFETY: fd was just returned by open.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        } else {
-            Err(Errno::last())
-        }
+    let base = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    let open = |flags: OFlag| {
+        nix::fcntl::open(c.as_c_str(), base | flags, Mode::from_bits_truncate(0o666))
     };
-    let first = match open(libc::O_RDONLY | libc::O_CREAT) {
+    let first = match open(OFlag::O_RDONLY | OFlag::O_CREAT) {
         Ok(fd) => return Ok(fd),
         // A directory can be locked too (flock(1) allows it); no O_CREAT for it.
-        Err(Errno::EISDIR) => match open(libc::O_RDONLY | libc::O_DIRECTORY) {
+        Err(Errno::EISDIR) => match open(OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(e) => e,
         },
         // A file we may write but not read locks just as well.
-        Err(Errno::EACCES) => match open(libc::O_WRONLY) {
+        Err(Errno::EACCES) => match open(OFlag::O_WRONLY) {
             Ok(fd) => return Ok(fd),
             Err(_) => Errno::EACCES,
         },
@@ -184,6 +182,8 @@ pub fn open_lock_file(path: &Path) -> anyhow::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
+    use nix::sys::signal::SigSet;
+
     use super::*;
 
     fn nonblock(shared: bool) -> Options {
@@ -289,12 +289,7 @@ mod tests {
         let _held = acquire(&l, &Options::default()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // SAFETY: blocking every signal in this thread only.
-            unsafe {
-                let mut all: libc::sigset_t = std::mem::zeroed();
-                libc::sigfillset(&mut all);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-            }
+            SigSet::all().thread_block().unwrap();
             let opts = Options {
                 timeout: Some(Duration::from_millis(50)),
                 ..Options::default()

@@ -21,10 +21,8 @@
 //! while we hold the breaker lock: its owner is dead, and every other breaker of T
 //! waits for the breaker lock.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +31,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open};
+use nix::sys::stat::Mode;
+use nix::unistd::{linkat, unlink};
 use procfs::process::Stat;
 
 use super::wait::Options;
@@ -364,39 +365,31 @@ fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
     let mut tmp_name = lock.as_os_str().to_os_string();
     tmp_name.push(format!(".{}.tmp", me.token));
     let tmp = PathBuf::from(tmp_name);
-    let ctmp = CString::new(tmp.as_os_str().as_bytes()).expect("checked for NUL");
-    let clock = CString::new(lock.as_os_str().as_bytes())
-        .map_err(|_| crate::exit::usage("a NUL byte inside LOCKFILE"))?;
-    // SAFETY: a valid C string.
-    let fd = unsafe {
-        libc::open(
-            ctmp.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o644 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        bail!(
+    if lock.as_os_str().as_bytes().contains(&0) {
+        return Err(crate::exit::usage("a NUL byte inside LOCKFILE"));
+    }
+    let fd = open(
+        &tmp,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
             "cannot create {} to take the lock: {}",
             quote(tmp.as_os_str()),
-            Errno::last().desc()
-        );
-    }
-    // SAFETY: fd was just returned by open.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    struct Unlink<'a>(&'a CString);
+            e.desc()
+        )
+    })?;
+    struct Unlink<'a>(&'a Path);
     impl Drop for Unlink<'_> {
         fn drop(&mut self) {
-            // SAFETY: a valid C string.
-            unsafe { libc::unlink(self.0.as_ptr()) };
+            let _ = unlink(self.0);
         }
     }
-    let _unlink_tmp = Unlink(&ctmp);
+    let _unlink_tmp = Unlink(&tmp);
     crate::write::write_all(&fd, me.to_text().as_bytes())
         .with_context(|| format!("cannot write {}", quote(tmp.as_os_str())))?;
-    // SAFETY: valid C strings.
-    let r = unsafe { libc::link(ctmp.as_ptr(), clock.as_ptr()) };
-    let err = (r != 0).then(Errno::last);
+    let err = linkat(AT_FDCWD, &tmp, AT_FDCWD, lock, AtFlags::empty()).err();
     let st = nix::sys::stat::fstat(&fd)
         .with_context(|| format!("cannot examine {}", quote(tmp.as_os_str())))?;
     // NFS: a link whose reply was lost reports failure but did happen; the link
