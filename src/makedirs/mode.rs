@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use nix::sys::stat::{Mode, umask as umask_set};
+
 /// The process umask, read once.
 pub fn umask() -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();
@@ -24,10 +26,9 @@ fn read_umask_from_proc() -> Option<u32> {
 /// way to read it; racy only against other threads creating files at this instant,
 /// and `main` reads it before any thread starts.
 fn read_umask_by_setting() -> u32 {
-    // SAFETY: umask never fails.
-    let old = unsafe { libc::umask(0o022) };
-    unsafe { libc::umask(old) };
-    old as u32
+    let old = umask_set(Mode::from_bits_truncate(0o022));
+    umask_set(old);
+    old.bits()
 }
 
 /// Mode bits for a new ancestor: `(0777 & ~umask) | u+wx`, so the walk can always
