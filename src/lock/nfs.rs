@@ -30,14 +30,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open};
-use nix::sys::stat::Mode;
-use nix::unistd::{linkat, unlink};
 use procfs::process::Stat;
 
 use super::wait::Options;
 use crate::quote::quote;
+use crate::write::{LinkNewError, link_new};
 
 /// Who holds a link lock, as written in the lock file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -358,8 +355,8 @@ impl NoFollow for std::fs::OpenOptions {
     }
 }
 
-/// One link(2) attempt: write our owner file under a unique name, link it to
-/// `lock`, remove the unique name. `None` if `lock` exists.
+/// One link(2) attempt: our owner file, written whole under a unique name and
+/// linked to `lock`. `None` if `lock` exists.
 fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
     let me = me()?;
     let mut tmp_name = lock.as_os_str().to_os_string();
@@ -368,48 +365,34 @@ fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
     if lock.as_os_str().as_bytes().contains(&0) {
         return Err(crate::exit::usage("a NUL byte inside LOCKFILE"));
     }
-    let fd = open(
-        &tmp,
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::from_bits_truncate(0o644),
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create {} to take the lock: {}",
-            quote(tmp.as_os_str()),
-            e.desc()
-        )
-    })?;
-    struct Unlink<'a>(&'a Path);
-    impl Drop for Unlink<'_> {
-        fn drop(&mut self) {
-            let _ = unlink(self.0);
-        }
-    }
-    let _unlink_tmp = Unlink(&tmp);
-    crate::write::write_all(&fd, me.to_text().as_bytes())
-        .with_context(|| format!("cannot write {}", quote(tmp.as_os_str())))?;
-    let err = linkat(AT_FDCWD, &tmp, AT_FDCWD, lock, AtFlags::empty()).err();
-    let st = nix::sys::stat::fstat(&fd)
-        .with_context(|| format!("cannot examine {}", quote(tmp.as_os_str())))?;
-    // NFS: a link whose reply was lost reports failure but did happen; the link
-    // count tells the truth either way.
-    if err.is_none() || st.st_nlink == 2 {
-        return Ok(Some(LinkHeld {
-            path: lock.to_path_buf(),
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }));
-    }
-    match err {
-        Some(Errno::EEXIST) => Ok(None),
-        Some(e) => bail!(
-            "cannot take the lock {}: {}",
-            quote(lock.as_os_str()),
-            e.desc()
-        ),
-        None => unreachable!(),
-    }
+    let st =
+        match link_new(&tmp, lock, me.to_text().as_bytes()) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(None),
+            Err(LinkNewError::Create(e)) => bail!(
+                "cannot create {} to take the lock: {}",
+                quote(tmp.as_os_str()),
+                e.desc()
+            ),
+            Err(LinkNewError::Write(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot write {}", quote(tmp.as_os_str()))));
+            }
+            Err(LinkNewError::Examine(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot examine {}", quote(tmp.as_os_str()))));
+            }
+            Err(LinkNewError::Link(e)) => bail!(
+                "cannot take the lock {}: {}",
+                quote(lock.as_os_str()),
+                e.desc()
+            ),
+        };
+    Ok(Some(LinkHeld {
+        path: lock.to_path_buf(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }))
 }
 
 impl fmt::Display for Owner {

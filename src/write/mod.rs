@@ -26,7 +26,7 @@ use anyhow::{Context, anyhow, bail};
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlinkat, write};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlink, unlinkat, write};
 
 use crate::quote::quote;
 
@@ -407,6 +407,51 @@ pub(crate) fn write_all(to: impl AsFd, mut data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The step at which [`link_new`] failed, for each caller to say in its own terms.
+#[derive(Debug)]
+pub(crate) enum LinkNewError {
+    /// The aside could not be created (it must not exist yet).
+    Create(Errno),
+    Write(io::Error),
+    /// The aside's stat, which tells whether the link was made.
+    Examine(Errno),
+    /// link(2) failed, and not because the name was taken.
+    Link(Errno),
+}
+
+/// Makes `name` appear holding exactly `content` (mode 0644 & ~umask), unless
+/// something is there already: the content is written to `aside`, a new name
+/// unique to the caller, linked to `name` with link(2), and `aside` removed, so
+/// whoever finds `name` finds it whole. `Ok(Some(stat))` of the new file when the
+/// link was made, `Ok(None)` when `name` was taken.
+pub(crate) fn link_new(
+    aside: &Path,
+    name: &Path,
+    content: &[u8],
+) -> Result<Option<FileStat>, LinkNewError> {
+    let flags =
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let fd = open(aside, flags, Mode::from_bits_truncate(0o644)).map_err(LinkNewError::Create)?;
+    struct Unlink<'a>(&'a Path);
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            let _ = unlink(self.0);
+        }
+    }
+    let _unlink_aside = Unlink(aside);
+    write_all(&fd, content).map_err(LinkNewError::Write)?;
+    let linked = linkat(AT_FDCWD, aside, AT_FDCWD, name, AtFlags::empty());
+    let st = fstat(&fd).map_err(LinkNewError::Examine)?;
+    match linked {
+        Ok(()) => Ok(Some(st)),
+        // NFS: a link whose reply was lost reports failure but did happen; the
+        // link count tells the truth either way.
+        Err(_) if st.st_nlink == 2 => Ok(Some(st)),
+        Err(Errno::EEXIST) => Ok(None),
+        Err(e) => Err(LinkNewError::Link(e)),
+    }
 }
 
 #[cfg(test)]
