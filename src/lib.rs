@@ -17,6 +17,7 @@ pub mod ident;
 pub mod lock;
 pub mod makedirs;
 pub mod quote;
+pub mod signals;
 pub mod startup;
 pub mod stress;
 pub mod write;
