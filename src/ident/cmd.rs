@@ -1,5 +1,6 @@
-//! The three `ident` subcommands: arguments, output and exit statuses. The work is
-//! in `lookup`, `server` and `client`; this is the thin shell around them.
+//! The `racefree ident` command line: `Args`, the three subcommands, their output
+//! and exit statuses, and `run`. The work is in `lookup`, `server` and `client`;
+//! this is the thin shell around them.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -7,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args as ClapArgs, Subcommand};
 use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
@@ -68,6 +69,38 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     },
 ];
 
+#[derive(Debug, ClapArgs)]
+#[command(
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_long_help = exit::help_text(STATUSES)
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the user that owns a TCP connection, matched on its 4-tuple only
+    #[command(long_about = LOOKUP_ABOUT, after_long_help = exit::help_text(LOOKUP_STATUSES))]
+    Lookup(LookupArgs),
+    /// Serve RFC 1413 ident under inetd, systemd socket activation, or standalone
+    #[command(long_about = SERVE_ABOUT, after_long_help = exit::help_text(SERVE_STATUSES))]
+    Serve(ServeArgs),
+    /// Ask a host's identd who owns a connection
+    #[command(long_about = QUERY_ABOUT, after_long_help = exit::help_text(QUERY_STATUSES))]
+    Query(QueryArgs),
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    match args.command {
+        Command::Lookup(a) => lookup(a),
+        Command::Serve(a) => serve(a),
+        Command::Query(a) => query(a),
+    }
+}
+
 pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of this host.\n\n\
     The connection is found by its 4-tuple only: any TCP state counts (a client that \
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
@@ -79,7 +112,7 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
     holding it is named from its own /etc/passwd; a connection from another host is \
     asked about at that host's identd with --forward.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct LookupArgs {
     /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6)
     #[arg(value_name = "LOCAL")]
@@ -101,7 +134,7 @@ pub struct LookupArgs {
 }
 
 /// `--nat` and `--forward`, shared by `lookup` and `serve`.
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 struct NatArgs {
     /// Answer for connections this host translated (masquerade, SNAT): look the
     /// conntrack entry up, then the container holding the original connection
@@ -212,7 +245,7 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
     and the containers, and --forward's query to the host behind is made as the user.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
     /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
     #[arg(long, value_name = "ADDR:PORT")]
@@ -422,7 +455,7 @@ pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between
     invisible Unicode format characters such as a bidi override U+202E (which make it \
     print as something else) is refused: nothing of it is printed, exit 1.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct QueryArgs {
     /// The host running identd (name or address)
     #[arg(value_name = "HOST")]

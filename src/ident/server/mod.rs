@@ -22,8 +22,9 @@
 //! fd 2 is often the client's socket: one stray diagnostic would be sent to the
 //! querier as if it were a reply. In those modes fd 2 is pointed at /dev/null before
 //! anything can be written to it and everything goes to syslog instead. The same
-//! holds for a command-line error clap finds before `serve` runs: `cli::parse` asks
-//! [`started_by_a_superserver`] and sends it to syslog with [`log_usage_error_quietly`].
+//! holds for a command-line error clap finds before `serve` runs: `cli::parse` hands
+//! it to [`reported_usage_error_quietly`], which sends it to syslog when inetd or
+//! systemd may have started us.
 
 mod accept;
 pub mod child;
@@ -48,8 +49,8 @@ pub use accept::ServerHandle;
 pub use child::ServeChild;
 pub use conn::MAX_REQUESTS_PER_CONN;
 pub use launch::{
-    Mode, ModeChoice, SocketKind, classify, decide_mode, log_usage_error_quietly, silence_stderr,
-    started_by_a_superserver, systemd_fd_count,
+    Mode, ModeChoice, SocketKind, classify, decide_mode, reported_usage_error_quietly,
+    silence_stderr, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
 pub use owner::check_home;
