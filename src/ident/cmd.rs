@@ -419,20 +419,9 @@ fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::
         return Ok(Server::new(config, log));
     };
     // Refuse an unknown user before forking anything.
-    server::privdrop_target(name).map(drop)?;
-    let helper = server::Helper::start(
-        server::HelperConfig {
-            source: config.source,
-            matcher: config.matcher,
-            nat: config.nat.clone(),
-            numeric: config.numeric,
-            hide_all: config.hide_all,
-            log: log.target(),
-            workers: config.max_conns,
-        },
-        &log,
-    )?;
-    server::drop_privileges(name)?;
+    let user = server::privdrop_target(name)?;
+    let helper = server::Helper::start(&config, &log)?;
+    server::drop_privileges(&user)?;
     Ok(Server::with_helper(config, log, helper))
 }
 

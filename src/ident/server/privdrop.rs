@@ -11,16 +11,15 @@ pub fn target(name: &str) -> anyhow::Result<User> {
         .ok_or_else(|| crate::exit::usage(format!("--user: no user named {name}")))
 }
 
-/// Drops to `name` (supplementary groups, gid, uid, in that order; glibc applies
+/// Drops to `user` (supplementary groups, gid, uid, in that order; glibc applies
 /// each to every thread) and checks that the drop holds: real, effective and saved
 /// ids all changed, no capability is left in any thread, and root cannot be
 /// regained. No-new-privileges is set too, so no exec could gain any back.
-pub fn drop_privileges(name: &str) -> anyhow::Result<()> {
-    let user = target(name)?;
+pub fn drop_privileges(user: &User) -> anyhow::Result<()> {
     let context = || {
         format!(
-            "dropping privileges to {name} (uid {}, gid {})",
-            user.uid, user.gid
+            "dropping privileges to {} (uid {}, gid {})",
+            user.name, user.uid, user.gid
         )
     };
     nix::unistd::setgroups(&[user.gid]).with_context(context)?;
