@@ -25,7 +25,8 @@ use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, Stat
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
-use super::{Matcher, Row, TcpState, Tuple};
+use super::row::{Matcher, Row, TcpState};
+use super::tuple::Tuple;
 
 /// `INET_DIAG_NOCOOKIE`: without it the kernel insists the cookie match and answers ESTALE.
 const NO_COOKIE: [u8; 8] = [0xff; 8];
