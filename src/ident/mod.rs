@@ -7,6 +7,8 @@
 //! - [`client`]: ask an identd.
 //! - [`nat`]: `--nat`, `--forward`, `--proxy`: connections that leave through NAT
 //!   (conntrack, containers' namespaces, forwarding to hosts behind this one).
+//! - `netlink`: the one netlink exchange with the kernel, for `lookup`'s sock_diag
+//!   and `nat`'s ctnetlink.
 //! - [`cmd`]: the command line: `Args`, the three subcommands, their output and
 //!   exit statuses, and `run`.
 
@@ -14,6 +16,7 @@ pub mod client;
 pub mod cmd;
 pub mod lookup;
 pub mod nat;
+mod netlink;
 pub mod proto;
 pub mod server;
 

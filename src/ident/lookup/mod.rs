@@ -16,12 +16,12 @@
 //! `tuple` and `row` hold what both sources share: the connection asked about, and
 //! a row of the kernel's table with the one decision over it ([`Matcher`]). The
 //! sources are `proc_net` (with `single_flight`, which lets concurrent lookups
-//! share one read) and `netlink`; this file picks one and keeps the retry.
+//! share one read) and `sock_diag`; this file picks one and keeps the retry.
 
-mod netlink;
 mod proc_net;
 mod row;
 pub mod single_flight;
+mod sock_diag;
 mod tuple;
 
 /// The /proc scan over another namespace's tables (`/proc/PID/net`), for `--nat`.
@@ -101,7 +101,7 @@ pub fn lookup_owner_with(
     // retried too so both sources keep the same contract.
     for _attempt in 0..2 {
         let found = match source {
-            Source::Netlink => netlink::find(&wanted, matcher)
+            Source::Netlink => sock_diag::find(&wanted, matcher)
                 .with_context(|| format!("netlink sock_diag lookup of {wanted}"))?,
             _ => proc_net::find_coalesced(&wanted, matcher)?,
         };
@@ -144,7 +144,7 @@ pub fn scan_proc_table(
 /// `Auto` becomes `Netlink` when the kernel answers sock_diag, else `Proc`.
 pub fn resolve(source: Source) -> anyhow::Result<Source> {
     static NETLINK_WORKS: OnceLock<Result<(), String>> = OnceLock::new();
-    let probe = || NETLINK_WORKS.get_or_init(|| netlink::probe().map_err(|e| format!("{e:#}")));
+    let probe = || NETLINK_WORKS.get_or_init(|| sock_diag::probe().map_err(|e| format!("{e:#}")));
     Ok(match source {
         Source::Proc => Source::Proc,
         Source::Netlink => match probe() {

@@ -14,7 +14,8 @@
 //!   line that hits is parsed ([`find_in_text`]).
 //! - ctnetlink: one `IPCTNL_MSG_CT_GET` carrying `CTA_TUPLE_REPLY`; the kernel
 //!   hashes either direction, so this is an exact lookup whatever the table size.
-//!   Messages are netlink-packet-netfilter's, the socket netlink-sys's.
+//!   Messages are netlink-packet-netfilter's; the exchange is ident's one netlink
+//!   exchange ([`crate::ident::netlink`]).
 //!
 //! This file is pure (text and bytes in, entries out: [`parse_line`],
 //! [`find_in_text`], [`get_request`], [`take_reply`]) and tested on captured text
@@ -28,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::bail;
 use memchr::memmem;
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::conntrack::{
     ConntrackAttribute, ConntrackMessage, IPTuple, ProtoTuple, Protocol, Tuple as CtTuple,
 };
@@ -37,6 +38,7 @@ use netlink_packet_netfilter::{
 };
 
 use crate::ident::lookup::Tuple;
+use crate::ident::netlink::{self, NETFILTER};
 pub use sys::{lookup_netlink, lookup_proc};
 
 /// The kernel's conntrack table when it is compiled in with its /proc view.
@@ -216,9 +218,6 @@ pub(super) fn canonical_flow(flow: &Flow) -> Flow {
     }
 }
 
-/// Our request's sequence number (a fresh socket per request: one number serves).
-pub(super) const SEQUENCE: u32 = 1;
-
 /// The `IPCTNL_MSG_CT_GET` request for the entry whose reply direction is `reply`.
 pub fn get_request(reply: &Flow) -> NetlinkMessage<NetfilterMessage> {
     let reply = canonical_flow(reply);
@@ -242,9 +241,7 @@ pub fn get_request(reply: &Flow) -> NetlinkMessage<NetfilterMessage> {
         NetfilterHeader::new(family, 0, 0),
         ConntrackMessage::Get(vec![ConntrackAttribute::CtaTupleReply(tuple)]),
     );
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST;
-    header.sequence_number = SEQUENCE;
+    let header = netlink::header(NLM_F_REQUEST);
     let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
     packet.finalize();
     packet
@@ -310,43 +307,33 @@ fn flow_of(tuple: &[CtTuple]) -> Option<Flow> {
 
 /// Takes one datagram: the kernel's answer to our GET, if it is in it.
 pub fn take_reply(bytes: &[u8], wanted: &Flow) -> anyhow::Result<Option<Result<Entry, Miss>>> {
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let message = NetlinkMessage::<NetfilterMessage>::deserialize(&bytes[offset..])
-            .map_err(|e| anyhow::anyhow!("undecodable ctnetlink reply: {e}"))?;
-        let len = message.header.length as usize;
-        if message.header.sequence_number == SEQUENCE {
-            match message.payload {
-                NetlinkPayload::InnerMessage(NetfilterMessage {
-                    inner: NetfilterMessageInner::Conntrack(ct),
-                    ..
-                }) => {
-                    // Checked, not trusted: the entry must have the asked reply direction.
-                    return Ok(Some(match entry_from_message(&ct) {
-                        Some(entry) if entry.reply == *wanted => Ok(entry),
-                        _ => Err(Miss::NotTracked),
-                    }));
-                }
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    let errno = -e.raw_code();
-                    if errno == libc::ENOENT {
-                        return Ok(Some(Err(Miss::NotTracked)));
-                    }
-                    bail!(
-                        "the kernel refused the ctnetlink request: {}",
-                        io::Error::from_raw_os_error(errno)
-                    );
-                }
-                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => {
+    for message in netlink::our_messages::<NetfilterMessage>(&NETFILTER, bytes) {
+        match message?.payload {
+            NetlinkPayload::InnerMessage(NetfilterMessage {
+                inner: NetfilterMessageInner::Conntrack(ct),
+                ..
+            }) => {
+                // Checked, not trusted: the entry must have the asked reply direction.
+                return Ok(Some(match entry_from_message(&ct) {
+                    Some(entry) if entry.reply == *wanted => Ok(entry),
+                    _ => Err(Miss::NotTracked),
+                }));
+            }
+            NetlinkPayload::Error(e) if e.code.is_some() => {
+                let errno = -e.raw_code();
+                if errno == libc::ENOENT {
                     return Ok(Some(Err(Miss::NotTracked)));
                 }
-                _ => {}
+                bail!(
+                    "the kernel refused the ctnetlink request: {}",
+                    io::Error::from_raw_os_error(errno)
+                );
             }
+            NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => {
+                return Ok(Some(Err(Miss::NotTracked)));
+            }
+            _ => {}
         }
-        if len == 0 {
-            break;
-        }
-        offset += (len + 3) & !3;
     }
     Ok(None)
 }
