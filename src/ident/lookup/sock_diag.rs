@@ -9,7 +9,7 @@
 //! (`Matcher::accepts` decides).
 //!
 //! Message encoding uses netlink-packet-sock-diag; the exchange is ident's one
-//! netlink exchange ([`crate::ident::netlink`]).
+//! netlink exchange (`ident::netlink`).
 
 use std::io;
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{NatConfig, Resolution, resolve};
+use super::resolve::{NatConfig, Resolution, resolve};
 use crate::exit::{self, Exit};
 use crate::ident::lookup::{TcpState, Tuple};
 use crate::ident::proto;

@@ -1,5 +1,6 @@
 //! The system calls of the conntrack lookup: read `/proc/net/nf_conntrack`, or send
-//! one ctnetlink GET. Everything they read is handed to the pure code in `mod.rs`.
+//! one ctnetlink GET. Everything they read is handed to the pure code in `proc_text` and
+//! `ctnetlink`.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -7,7 +8,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{Entry, Flow, Miss, canonical_flow, find_in_text, get_request, take_reply};
+use super::ctnetlink::{get_request, take_reply};
+use super::entry::{Entry, Flow, Miss, canonical_flow};
+use super::proc_text::find_in_text;
 use crate::ident::netlink::{self, NETFILTER};
 
 /// Reads `/proc/net/nf_conntrack` whole and looks `reply` up in it. `Ok(None)`
