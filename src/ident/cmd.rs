@@ -324,43 +324,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
-    let config = ServerConfig {
-        source: lookup::resolve(args.source)?,
-        matcher: lookup::Matcher::FourTuple,
-        numeric: args.numeric,
-        hide_uids: args
-            .hide
-            .iter()
-            .map(|h| resolve_user(h))
-            .collect::<anyhow::Result<_>>()?,
-        hide_all: args.hide_all,
-        timeout: Duration::from_secs(args.timeout),
-        max_conns: args.max_conns as usize,
-        nat: NatConfig {
-            proxies: args.proxy.clone(),
-            ..args
-                .nat
-                .config(args.source, Duration::from_secs(args.timeout))
-        },
-    };
+    let config = args.server_config()?;
     match mode {
-        Mode::Standalone => {
-            let listeners = args
-                .listen
-                .iter()
-                .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let server = start_server(args, config, log)?;
-            let mut out = io::stdout().lock();
-            for l in &listeners {
-                let addr = l.local_addr()?;
-                writeln!(out, "listening on {addr}")?;
-                server.log().info(&format!("listening on {addr}"));
-            }
-            out.flush()?;
-            drop(out);
-            server.run(listeners)?;
-        }
+        Mode::Standalone => serve_standalone(args, config, log)?,
         Mode::InetdNowait | Mode::InetdWait => {
             let fd = io::stdin()
                 .as_fd()
@@ -369,22 +335,72 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
             serve_fds(start_server(args, config, log)?, vec![fd])?;
         }
         Mode::Systemd => {
-            let fds = (0..systemd_fds)
-                .map(|i| {
-                    let raw = 3 + i32::try_from(i).context("too many LISTEN_FDS")?;
-                    // SAFETY: systemd passed fds 3.. LISTEN_FDS-1 to this process
-                    // (LISTEN_PID is ours); nothing else in racefree opens or owns them.
-                    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-                    if server::classify(borrowed) == SocketKind::NotSocket {
-                        anyhow::bail!("LISTEN_FDS: fd {raw} is not a stream socket");
-                    }
-                    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let fds = systemd_sockets(systemd_fds)?;
             serve_fds(start_server(args, config, log)?, fds)?;
         }
     }
     Ok(Exit::Success)
+}
+
+impl ServeArgs {
+    /// What the server answers and how long it waits, as the options say.
+    fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let timeout = Duration::from_secs(self.timeout);
+        Ok(ServerConfig {
+            source: lookup::resolve(self.source)?,
+            matcher: lookup::Matcher::FourTuple,
+            numeric: self.numeric,
+            hide_uids: self
+                .hide
+                .iter()
+                .map(|h| resolve_user(h))
+                .collect::<anyhow::Result<_>>()?,
+            hide_all: self.hide_all,
+            timeout,
+            max_conns: self.max_conns as usize,
+            nat: NatConfig {
+                proxies: self.proxy.clone(),
+                ..self.nat.config(self.source, timeout)
+            },
+        })
+    }
+}
+
+/// Binds every `--listen` address, says where it listens, and serves until stopped.
+fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<()> {
+    let listeners = args
+        .listen
+        .iter()
+        .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let server = start_server(args, config, log)?;
+    let mut out = io::stdout().lock();
+    for l in &listeners {
+        let addr = l.local_addr()?;
+        writeln!(out, "listening on {addr}")?;
+        server.log().info(&format!("listening on {addr}"));
+    }
+    out.flush()?;
+    drop(out);
+    server.run(listeners)
+}
+
+/// The `count` sockets systemd passed as fds 3 onwards, each checked to be a stream
+/// socket before it is taken.
+fn systemd_sockets(count: usize) -> anyhow::Result<Vec<OwnedFd>> {
+    (0..count)
+        .map(|i| {
+            let raw = 3 + i32::try_from(i).context("too many LISTEN_FDS")?;
+            // SAFETY: systemd passed fds 3.. LISTEN_FDS-1 to this process
+            // (LISTEN_PID is ours); nothing else in racefree opens or owns them.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+            if server::classify(borrowed) == SocketKind::NotSocket {
+                anyhow::bail!("LISTEN_FDS: fd {raw} is not a stream socket");
+            }
+            // SAFETY: as above, and this is the one place that takes fd `raw`, once.
+            Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+        })
+        .collect()
 }
 
 /// Serves sockets handed to us: connected ones once each, listening ones until stopped.

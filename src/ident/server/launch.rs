@@ -179,18 +179,8 @@ pub fn silence_stderr() -> anyhow::Result<()> {
         .write(true)
         .open("/dev/null")
         .context("opening /dev/null")?;
-    let mut stderr = unsafe_stderr_fd();
-    nix::unistd::dup2(null.as_fd(), &mut stderr).context("pointing fd 2 at /dev/null")?;
-    std::mem::forget(stderr);
+    nix::unistd::dup2_stderr(&null).context("pointing fd 2 at /dev/null")?;
     Ok(())
-}
-
-/// fd 2 as an `OwnedFd` for `dup2`'s target, forgotten afterwards so it is never closed.
-fn unsafe_stderr_fd() -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fd 2 exists for the life of the process (dup2 onto it replaces it in
-    // place) and the OwnedFd is forgotten right after, never closing it.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(2) }
 }
 
 #[cfg(test)]

@@ -181,9 +181,10 @@ mod tests {
         // CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from that thread alone.
         let (got, why) = std::thread::spawn(move || {
             if nix::unistd::Uid::effective().is_root() {
-                // SAFETY: setfsuid changes only this thread's credentials.
-                unsafe { libc::setfsuid(65534) };
-                assert_eq!(unsafe { libc::setfsuid(u32::MAX) }, 65534);
+                use nix::unistd::{Uid, setfsuid};
+                setfsuid(Uid::from_raw(65534));
+                // An invalid uid changes nothing and says what the fsuid is.
+                assert_eq!(setfsuid(Uid::from_raw(u32::MAX)).as_raw(), 65534);
             }
             check_home(&path)
         })
