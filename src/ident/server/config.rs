@@ -28,7 +28,8 @@ pub struct ServerConfig {
     /// Each request line must be complete this long after the previous one was
     /// (or after the connection opened), or the connection is closed.
     pub timeout: Duration,
-    /// Connections served at once; past it new ones are closed at once.
+    /// Connections served at once; past it new ones are closed at once. Under
+    /// `--user`, also the privileged helper's workers (at most 32).
     pub max_conns: usize,
     /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
     pub nat: NatConfig,
