@@ -29,7 +29,7 @@ use exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Makedirs(args) => makedirs::cmd::run(args),
-        Command::Ident(args) => ident::run(args),
+        Command::Ident(args) => ident::cmd::run(args),
         Command::Stress(args) => stress::run(args),
         Command::Lock(args) => lock::cmd::run(args),
         Command::Counter(args) => counter::cmd::run(args),
