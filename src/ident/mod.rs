@@ -11,6 +11,7 @@
 
 pub mod client;
 mod cmd;
+pub mod config;
 pub mod lookup;
 pub mod nat;
 pub mod proto;

@@ -1,0 +1,3 @@
+//! The two files read and applied end to end.
+
+mod syntax;
