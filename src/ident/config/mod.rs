@@ -59,12 +59,21 @@
 //!   name can go on racefree's wire anyway).
 
 pub mod ast;
+pub mod decide;
 mod lex;
+pub mod names;
 mod parse;
+pub mod policy;
+mod resolve;
 
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 
 pub use ast::{Cap, SystemFile, UserFile};
+pub use decide::{Decision, Forwarding, Lookups, Note, Owner, Reply, Source, Step, decide};
+pub use names::{Names, SystemNames};
+pub use policy::{Connection, SystemPolicy, UserPrefs};
 
 /// Where oidentd looks for the system file.
 pub const SYSTEM_FILE: &str = "/etc/oidentd.conf";
@@ -123,6 +132,72 @@ pub fn parse_system(text: &[u8], file: &str) -> Result<SystemFile, ConfigError> 
 /// Parses a user's file; `file` names it in errors.
 pub fn parse_user(text: &[u8], file: &str) -> Result<UserFile, ConfigError> {
     parse::user(text).map_err(at(file))
+}
+
+impl SystemFile {
+    /// Looks its names up (users and hosts exist, services are known) and folds
+    /// its directives into rules.
+    pub fn resolve(&self, file: &str, names: &dyn Names) -> Result<SystemPolicy, ConfigError> {
+        resolve::system(self, names).map_err(at(file))
+    }
+}
+
+impl UserFile {
+    pub fn resolve(&self, file: &str, names: &dyn Names) -> Result<UserPrefs, ConfigError> {
+        resolve::user(self, names).map_err(at(file))
+    }
+}
+
+/// Reads at most `max` bytes; a longer input is an error, not a prefix. Reads
+/// one byte past `max` to tell, never more, whatever the input is (a FIFO, a
+/// device, a file still growing).
+pub fn read_bounded(reader: impl Read, max: u64, file: &str) -> Result<Vec<u8>, ConfigError> {
+    let error = |what: String| ConfigError {
+        file: file.to_string(),
+        at: None,
+        what,
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(error(format!("larger than {max} bytes, the most read")));
+    }
+    Ok(bytes)
+}
+
+/// Reads, parses and resolves a user's file from an already opened reader (the
+/// caller opens it as its owner, without following links); `file` names it in
+/// errors.
+pub fn read_user(
+    reader: impl Read,
+    file: &str,
+    names: &dyn Names,
+) -> Result<UserPrefs, ConfigError> {
+    let text = read_bounded(reader, USER_FILE_MAX, file)?;
+    parse_user(&text, file)?.resolve(file, names)
+}
+
+/// Reads, parses and resolves the system file at `path`. `Ok(None)` when there is
+/// no such file: oidentd answers real names then if the path is its default one,
+/// and refuses to start if the path was given; the caller picks.
+pub fn load_system(path: &Path, names: &dyn Names) -> Result<Option<SystemPolicy>, ConfigError> {
+    let file = path.display().to_string();
+    let reader = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError {
+                file,
+                at: None,
+                what: format!("cannot be opened: {e}"),
+            });
+        }
+    };
+    let text = read_bounded(reader, SYSTEM_FILE_MAX, &file)?;
+    parse_system(&text, &file)?.resolve(&file, names).map(Some)
 }
 
 #[cfg(test)]
