@@ -1,5 +1,6 @@
 //! The two files as written: what the parser reads and the printer writes back.
-//! Names (users, hosts, services) are kept as text; [`super::resolve`] looks them up.
+//! Names (users, hosts, services) are kept as text; resolving looks them up
+//! ([`SystemFile::resolve`], [`UserFile::resolve`]).
 //!
 //! Printing is canonical: one statement a line, filters in the order `to from fport
 //! lport`, every string quoted. What a file means survives printing and reading

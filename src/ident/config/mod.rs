@@ -6,7 +6,7 @@
 //! - `lex`: the tokens (blanks, comments, quoted strings and their escapes).
 //! - `parse`: the grammar, into [`ast`]; [`ast`] prints a file back.
 //! - `resolve`: names looked up, directives folded into [`policy`]'s rules.
-//! - [`decide`]: the answer for one connection.
+//! - [`mod@decide`]: the answer for one connection.
 //! - [`names`]: the one part that asks the system (getpwnam, getaddrinfo,
 //!   getservbyname).
 //!
@@ -45,16 +45,20 @@
 //!
 //! Otherwise the user's file is read, and its last matching range asks for one
 //! thing, which the rule must grant (`hide`, `random`, ..., `forward`); a `reply`
-//! name is checked as [`decide`] says. What is not granted, and a file that does
+//! name is checked as [`mod@decide`] says. What is not granted, and a file that does
 //! not parse, answers the real name.
 //!
 //! # Where racefree differs
 //!
 //! - oidentd crashes when no range matches (a `default` block with only filtered
 //!   ranges); racefree answers the real name.
-//! - A quoted string left open, or a bad escape, stops oidentd reading the file
-//!   there, keeping what came before (a system file's error is logged, a user's
-//!   is not); racefree refuses the whole file.
+//! - A quoted string left open, or a bad escape, ends oidentd's reading of the
+//!   file there: between blocks it keeps the blocks above and drops the rest
+//!   (logging it for the system file, silently for a user's), inside a block it
+//!   is a syntax error. racefree refuses the whole file.
+//! - oidentd keeps the inherited capabilities of one reading of the system file
+//!   into the next (on SIGHUP), so blocks above the `default` block inherit from
+//!   the previous reading; racefree reads each time afresh.
 //! - Non-UTF-8 bytes in a value read as U+FFFD (oidentd keeps the bytes; no such
 //!   name can go on racefree's wire anyway).
 

@@ -1,5 +1,5 @@
 //! The grammar of both files, read as oidentd 2.5 reads it, into [`super::ast`].
-//! Syntax only: names are looked up later ([`super::resolve`]). The grammar is flat
+//! Syntax only: names are looked up later (`resolve`). The grammar is flat
 //! (file, block, range, statement), so the parser loops and never recurses on its
 //! input.
 
