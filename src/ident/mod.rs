@@ -9,11 +9,14 @@
 //!   (conntrack, containers' namespaces, forwarding to hosts behind this one).
 //! - `netlink`: the one netlink exchange with the kernel, for `lookup`'s sock_diag
 //!   and `nat`'s ctnetlink.
+//! - [`config`]: oidentd.conf and users' `~/.oidentd.conf`, parsed and decided as
+//!   oidentd does (pure; the server wires it in).
 //! - [`cmd`]: the command line: `Args`, the three subcommands, their output and
 //!   exit statuses, and `run`.
 
 pub mod client;
 pub mod cmd;
+pub mod config;
 pub mod lookup;
 pub mod nat;
 mod netlink;

@@ -7,6 +7,7 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
+use racefree::ident::config;
 use racefree::ident::lookup::scan_proc_table;
 use racefree::ident::proto::{
     Answer, BadRequest, ErrorToken, Framed, LineFramer, MAX_LINE, Request, format_reply,
@@ -428,5 +429,196 @@ pub fn mode(spec: &str, umask: u32) {
             Ok(u32::from_str_radix(spec, 8).unwrap()),
             "{spec:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// oidentd.conf, the system file and a user's
+
+/// The names of a small test host: root, alice and bob, two hosts, two services.
+pub struct ConfNames;
+
+impl config::Names for ConfNames {
+    fn uid_of(&self, user: &str) -> Option<u32> {
+        match user {
+            "root" => Some(0),
+            "alice" => Some(1000),
+            "bob" => Some(1001),
+            _ => None,
+        }
+    }
+
+    fn address_of(&self, host: &str) -> Option<IpAddr> {
+        match host {
+            "irc.example.net" => Some(IpAddr::from([192, 0, 2, 7])),
+            "bouncer.lan" => Some(IpAddr::from([10, 0, 0, 2])),
+            _ => None,
+        }
+    }
+
+    fn port_of(&self, service: &str) -> Option<u16> {
+        match service {
+            "auth" => Some(113),
+            "ircd" => Some(6667),
+            _ => None,
+        }
+    }
+}
+
+/// Deciding on the test host: a user's file given, draws counted and in range.
+struct ConfLookups {
+    user_file: Option<Result<config::UserPrefs, config::ConfigError>>,
+    reads: usize,
+    draw: u32,
+}
+
+impl config::Lookups for ConfLookups {
+    fn uid_of(&self, user: &str) -> Option<u32> {
+        config::Names::uid_of(&ConfNames, user)
+    }
+
+    fn random_below(&mut self, n: u32) -> u32 {
+        assert!(n >= 1, "a draw below 0");
+        self.draw = self.draw.wrapping_mul(31).wrapping_add(7);
+        self.draw % n
+    }
+
+    fn user_file(&mut self) -> Option<Result<config::UserPrefs, config::ConfigError>> {
+        self.reads += 1;
+        self.user_file.take()
+    }
+}
+
+/// An error is one line, `FILE:LINE:COLUMN: ...`, at a place inside the text (or
+/// just past its end).
+fn conf_error_is_placed(text: &[u8], error: &config::ConfigError) {
+    let shown = error.to_string();
+    assert!(!shown.contains('\n'), "{shown:?}");
+    let pos = error.at.expect("a parse error has a place");
+    let lines = text.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+    assert!(
+        pos.line >= 1 && pos.line <= lines,
+        "{shown} in {lines} lines"
+    );
+    assert!(
+        pos.column >= 1 && pos.column as usize <= text.len() + 1,
+        "{shown}"
+    );
+    assert!(
+        shown.starts_with(&format!("f:{}:{}: ", pos.line, pos.column)),
+        "{shown}"
+    );
+    assert!(shown.contains(", expected "), "{shown}");
+}
+
+/// Any bytes as a system file and as a user's: no panic; an error says where; a
+/// file that parses prints to text that parses to the same file and prints the
+/// same again. When both parse and resolve on the test host, every decision keeps
+/// oidentd's rules (see `conf_decisions`).
+pub fn oidentd_conf(system: &[u8], user: &[u8]) {
+    let system_file = match config::parse_system(system, "f") {
+        Ok(file) => {
+            let printed = file.to_string();
+            let again = config::parse_system(printed.as_bytes(), "f")
+                .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+            assert_eq!(again, file, "{printed}");
+            assert_eq!(again.to_string(), printed);
+            Some(file)
+        }
+        Err(e) => {
+            conf_error_is_placed(system, &e);
+            None
+        }
+    };
+    let user_file = match config::parse_user(user, "f") {
+        Ok(file) => {
+            let printed = file.to_string();
+            let again = config::parse_user(printed.as_bytes(), "f")
+                .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+            assert_eq!(again, file, "{printed}");
+            assert_eq!(again.to_string(), printed);
+            Some(file)
+        }
+        Err(e) => {
+            conf_error_is_placed(user, &e);
+            None
+        }
+    };
+    let policy = system_file.and_then(|f| f.resolve("f", &ConfNames).ok());
+    let prefs = user_file.map(|f| f.resolve("f", &ConfNames));
+    if let Some(policy) = policy {
+        conf_decisions(&policy, prefs);
+    }
+}
+
+/// For each user and a few connections: a forced rule never reads the user's file;
+/// HIDDEN-USER, another user's name, a spoofed name toward a port below 1024, a
+/// random or numeric answer each need the capability (or a `force`); and every
+/// answer but the owner's own name is noted with the owner's name.
+fn conf_decisions(
+    policy: &config::SystemPolicy,
+    prefs: Option<Result<config::UserPrefs, config::ConfigError>>,
+) {
+    use config::ast::{Cap, Grant};
+    use config::{Reply, Step};
+    let here = IpAddr::from([192, 0, 2, 1]);
+    let peers = [IpAddr::from([192, 0, 2, 7]), IpAddr::from([10, 0, 0, 2])];
+    for (uid, name) in [(0, "root"), (1000, "alice"), (1001, "bob")] {
+        for (lport, fport, peer) in [
+            (40000, 6667, 0),
+            (1023, 113, 1),
+            (1, 65535, 0),
+            (6667, 1024, 1),
+        ] {
+            let conn = config::Connection {
+                local: SocketAddr::new(here, lport),
+                foreign: SocketAddr::new(peers[peer], fport),
+            };
+            let mut env = ConfLookups {
+                user_file: prefs.clone(),
+                reads: 0,
+                draw: uid,
+            };
+            let owner = config::Owner { uid, name };
+            let step = config::decide(policy, &conn, owner, &mut env);
+            let rule = policy.rule_for(uid, &conn);
+            let forced = rule.is_some_and(|r| r.forced.is_some());
+            assert!(env.reads <= 1);
+            if forced || rule.is_none() {
+                assert_eq!(env.reads, 0, "{name} {conn:?}");
+            }
+            let Step::Done(decision) = step else { continue };
+            let has = |g: Grant| rule.is_some_and(|r| r.caps.has(g));
+            let own = matches!(&decision.reply, Reply::Name(n) if config::Names::uid_of(&ConfNames, n) == Some(uid));
+            if !forced {
+                match &decision.reply {
+                    Reply::RealName => {}
+                    Reply::Hidden => assert!(has(Grant::Cap(Cap::Hide))),
+                    Reply::Uid(u) => assert!(*u == uid && has(Grant::Cap(Cap::Numeric))),
+                    Reply::Name(_) if own => {}
+                    Reply::Name(n) => {
+                        let other_user = config::Names::uid_of(&ConfNames, n).is_some();
+                        let random =
+                            has(Grant::Cap(Cap::Random)) || has(Grant::Cap(Cap::RandomNumeric));
+                        let spoof = has(Grant::Cap(Cap::Spoof))
+                            && (fport >= 1024 || has(Grant::Cap(Cap::SpoofPrivport)))
+                            && (!other_user || has(Grant::Cap(Cap::SpoofAll)));
+                        assert!(
+                            spoof || random,
+                            "{name} answered {n:?} on {conn:?} under {rule:?}"
+                        );
+                    }
+                }
+            }
+            let noted = decision.notes.iter().any(|n| {
+                matches!(n, config::Note::Answered { user, reply, .. } if user == name && *reply == decision.reply)
+            });
+            assert_eq!(
+                noted,
+                decision.reply != Reply::RealName
+                    && !matches!(&decision.reply, Reply::Name(n) if n == name),
+                "{decision:?}"
+            );
+        }
     }
 }

@@ -131,6 +131,175 @@ fn table_case() -> impl Strategy<Value = TableCase> {
     })
 }
 
+/// A keyword in some mix of cases, as oidentd reads keywords.
+fn keyword(word: &'static str) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<bool>(), word.len()).prop_map(move |upper| {
+        word.chars()
+            .zip(upper)
+            .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    })
+}
+
+/// A value: a bare word, or a quoted string with escapes (NUL ones included).
+fn conf_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => "[a-z0-9._-]{1,8}".prop_filter("not a keyword", |w| !CONF_KEYWORDS.contains(&w.as_str())),
+        2 => r#""([a-z :é]|\\[ntrfbvae"\\q]|\\x[0-9a-fA-F]{1,2}|\\[0-3][0-7]{0,2}){0,8}""#,
+        1 => proptest::sample::select(vec!["\"default\"", "\"\"", "\"user\"", "alice", "bob", "root"])
+            .prop_map(str::to_string),
+    ]
+}
+
+const CONF_KEYWORDS: [&str; 19] = [
+    "user",
+    "default",
+    "global",
+    "to",
+    "from",
+    "fport",
+    "lport",
+    "allow",
+    "deny",
+    "force",
+    "reply",
+    "forward",
+    "hide",
+    "random",
+    "numeric",
+    "random_numeric",
+    "spoof",
+    "spoof_all",
+    "spoof_privport",
+];
+
+fn conf_host() -> impl Strategy<Value = String> {
+    proptest::sample::select(vec![
+        "192.0.2.7",
+        "10.0.0.2",
+        "\"192.0.2.1\"",
+        "::1",
+        "irc.example.net",
+        "bouncer.lan",
+        "nowhere",
+    ])
+    .prop_map(str::to_string)
+}
+
+fn conf_ports() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => proptest::sample::select(vec![
+            "6667", "113", "1024:", ":1023", ":", "1:65535", "auth", "\"ircd\"", "+113", "6000:5000",
+            "auth:ircd", "nosuch",
+        ])
+        .prop_map(str::to_string),
+        1 => (1u16.., proptest::option::of(1u16..)).prop_map(|(a, b)| match b {
+            Some(b) => format!("{a}:{b}"),
+            None => a.to_string(),
+        }),
+    ]
+}
+
+/// A range head: `default`/`global` or one to four filters, each kind at most once.
+fn conf_head(catch_all: &'static str) -> impl Strategy<Value = String> {
+    let filters = (
+        proptest::option::of(conf_host()),
+        proptest::option::of(conf_host()),
+        proptest::option::of(conf_ports()),
+        proptest::option::of(conf_ports()),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(to, from, fport, lport, turn)| {
+            let mut parts: Vec<String> = [
+                ("to", to),
+                ("from", from),
+                ("fport", fport),
+                ("lport", lport),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+            .collect();
+            if parts.is_empty() {
+                parts.push("fport 6667".into());
+            }
+            let n = parts.len();
+            parts.rotate_left(turn.index(n));
+            parts.join(" ")
+        });
+    prop_oneof![1 => keyword(catch_all), 2 => filters]
+}
+
+fn conf_replies(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(conf_value(), 1..max).prop_map(|v| v.join(" "))
+}
+
+fn conf_statement() -> impl Strategy<Value = String> {
+    let cap = proptest::sample::select(CONF_KEYWORDS[12..].to_vec());
+    prop_oneof![
+        4 => (keyword("allow"), cap.clone()).prop_map(|(k, c)| format!("{k} {c}")),
+        2 => (keyword("deny"), prop_oneof![cap.clone(), Just("forward")]).prop_map(|(k, c)| format!("{k} {c}")),
+        2 => cap.prop_map(|c| format!("force {c}")),
+        1 => conf_replies(4).prop_map(|r| format!("force reply {r}")),
+        1 => (conf_host(), conf_ports()).prop_map(|(h, p)| format!("force forward {h} {p}")),
+    ]
+}
+
+/// A system file in oidentd's grammar (names that may not resolve included), with
+/// comments and line breaks in its blank space.
+fn system_conf() -> impl Strategy<Value = String> {
+    let range = (
+        conf_head("default"),
+        proptest::collection::vec(conf_statement(), 1..4),
+    )
+        .prop_map(|(head, body)| format!("{head} {{\n{}\n}}", body.join(" # note\n")));
+    let owner = prop_oneof![
+        1 => Just("default".to_string()),
+        2 => proptest::sample::select(vec!["root", "alice", "\"bob\"", "\"\"", "1000", "toor"])
+            .prop_map(|v| format!("user {v}")),
+        1 => conf_value().prop_map(|v| format!("user {v}")),
+    ];
+    let block = (owner, proptest::collection::vec(range, 1..4))
+        .prop_map(|(owner, ranges)| format!("{owner} {{ {} }}", ranges.join("\n/* between */ ")));
+    // Often a catch-all grant first, which the blocks below inherit, so that users'
+    // files often get what they ask for.
+    let grant = proptest::sample::subsequence([&CONF_KEYWORDS[12..], &["forward"]].concat(), 1..9)
+        .prop_map(|caps| {
+            let allow: Vec<String> = caps.iter().map(|c| format!("allow {c}")).collect();
+            format!("default {{ default {{ {} }} }}\n", allow.join(" "))
+        });
+    (
+        proptest::option::of(grant),
+        proptest::collection::vec(block, 0..4),
+    )
+        .prop_map(|(grant, blocks)| grant.unwrap_or_default() + &blocks.join("\n"))
+}
+
+/// A user's file in oidentd's grammar.
+fn user_conf() -> impl Strategy<Value = String> {
+    let statement = prop_oneof![
+        2 => conf_replies(24).prop_map(|r| format!("reply {r}")),
+        1 => proptest::sample::select(vec!["hide", "random", "random_numeric", "numeric", "HIDE"]).prop_map(str::to_string),
+        1 => (conf_host(), conf_ports()).prop_map(|(h, p)| format!("forward {h} {p}")),
+    ];
+    let range = (conf_head("global"), statement).prop_map(|(head, s)| format!("{head} {{ {s} }}"));
+    proptest::collection::vec(range, 0..4).prop_map(|ranges| ranges.join("\n"))
+}
+
+/// Text shaped like a config file: its tokens in any order, and stray bytes.
+fn conf_soup() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        4 => proptest::sample::select(CONF_KEYWORDS.to_vec()).prop_map(str::to_string),
+        3 => proptest::sample::select(vec!["{", "}", "{ ", "} ", "\n", " ", "\t", "\r\n", "#c\n", "/*", "*/", "/", "\""]).prop_map(str::to_string),
+        2 => conf_value(),
+        1 => conf_ports(),
+        1 => Just("0".to_string()),
+    ];
+    prop_oneof![
+        4 => proptest::collection::vec(token, 0..24).prop_map(|t| t.join(" ").into_bytes()),
+        1 => proptest::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -195,6 +364,33 @@ proptest! {
         umask in 0u32..0o1000,
     ) {
         checks::mode(&spec, umask);
+    }
+    #[test]
+    fn oidentd_conf_files_in_the_grammar_parse_print_and_keep_the_rules(
+        system in system_conf(),
+        user in user_conf(),
+    ) {
+        config_parses(&system, &user);
+        checks::oidentd_conf(system.as_bytes(), user.as_bytes());
+    }
+
+    #[test]
+    fn oidentd_conf_parsers_never_panic_and_place_their_errors(
+        system in conf_soup(),
+        user in conf_soup(),
+    ) {
+        checks::oidentd_conf(&system, &user);
+    }
+}
+
+/// Text from the grammar's generators is oidentd.conf: it parses.
+fn config_parses(system: &str, user: &str) {
+    use racefree::ident::config::{parse_system, parse_user};
+    if let Err(e) = parse_system(system.as_bytes(), "f") {
+        panic!("{e}\n{system}");
+    }
+    if let Err(e) = parse_user(user.as_bytes(), "f") {
+        panic!("{e}\n{user}");
     }
 }
 
