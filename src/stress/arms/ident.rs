@@ -21,19 +21,21 @@ use clap::Args as ClapArgs;
 use nix::sys::socket::{setsockopt, sockopt};
 use serde::{Deserialize, Serialize};
 
-use super::cleanup::{ChildGuard, stopping};
-use super::engine::{Arm, Race, Report, RoundCtx, Subject, Tally};
-use super::{RaceArgs, gate, shuffle};
+use super::kit::shuffle;
 use crate::ident::lookup::{
     Matcher, Source, TcpState, Tuple, lookup_owner_with, parse_hex_endpoint, resolve,
 };
 use crate::ident::server::ServeChild;
 use crate::ident::{ReplyKind, query};
+use crate::stress::args::{ArmArgs, NO_WORK_ARGS, RaceArgs, WorkArgs, default_racers};
+use crate::stress::cleanup::{ChildGuard, stopping};
+use crate::stress::gate;
+use crate::stress::race::{Arm, Race, Report, RoundCtx, Subject, Tally};
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IdentArgs {
     /// Connection pairs held in each TCP state
-    #[arg(long, value_name = "N", default_value_t = defaults::CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_CONNECTIONS as i64))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_CONNECTIONS as i64))]
     pub connections: u32,
 
     /// Which lookup the racers use
@@ -49,8 +51,8 @@ pub struct IdentArgs {
     pub race: RaceArgs,
 }
 
-use super::defaults;
-
+/// Connection pairs held in each TCP state.
+pub const DEFAULT_CONNECTIONS: u32 = 4;
 pub const MAX_CONNECTIONS: u32 = 2000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -60,15 +62,14 @@ pub enum SourceChoice {
     Both,
 }
 
-impl IdentArgs {
-    /// What `racefree stress` with no subcommand runs.
-    pub fn defaults(race: RaceArgs) -> IdentArgs {
-        IdentArgs {
-            connections: defaults::CONNECTIONS,
-            source: SourceChoice::Both,
-            via_server: true,
-            race,
-        }
+impl ArmArgs for IdentArgs {
+    fn race(&self) -> &RaceArgs {
+        &self.race
+    }
+
+    /// Loopback needs no tree: the run's directory is a fresh temporary one.
+    fn work(&self) -> &WorkArgs {
+        &NO_WORK_ARGS
     }
 }
 
@@ -294,8 +295,21 @@ pub struct Ident {
     problems: Vec<String>,
 }
 
-impl Ident {
-    pub fn new(args: &IdentArgs) -> anyhow::Result<Ident> {
+impl Subject for Ident {
+    const ABOUT: &'static str = "Racers look up loopback connections held in every TCP state";
+    type Args = IdentArgs;
+
+    /// Every source, and the server end to end.
+    fn main_job(race: RaceArgs) -> Option<IdentArgs> {
+        Some(IdentArgs {
+            connections: DEFAULT_CONNECTIONS,
+            source: SourceChoice::Both,
+            via_server: true,
+            race,
+        })
+    }
+
+    fn new(args: &IdentArgs) -> anyhow::Result<Ident> {
         let mut methods = match args.source {
             SourceChoice::Proc => vec![Method::Proc],
             SourceChoice::Netlink => vec![Method::Netlink],
@@ -340,7 +354,7 @@ impl Ident {
             None
         };
         // The default count (4 per core) always fits; only a larger one is measured.
-        if args.race.rounds.is_none() && args.race.racers() > super::default_racers() {
+        if args.race.rounds.is_none() && args.race.racers() > default_racers() {
             check_racers_fit(
                 &stage,
                 &methods,
@@ -371,7 +385,7 @@ impl Ident {
 }
 
 impl Race for Ident {
-    const SUBJECT: Subject = Subject::Ident;
+    const NAME: &'static str = "ident";
     const SHARED: bool = false;
     type Params = Params;
     type Round = Round;
