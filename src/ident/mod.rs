@@ -21,10 +21,12 @@ use clap::{Args as ClapArgs, Subcommand};
 use crate::exit::Exit;
 
 pub use client::{Reply, ReplyKind, query, query_from};
+pub use lookup::resolve;
 pub use lookup::{
     Matcher, Owner, Source, TcpState, Tuple, lookup_owner, lookup_owner_established_only,
     lookup_owner_with, user_name,
 };
+pub use server::ServeChild;
 pub use server::{LogTarget, Logger, Server, ServerConfig, ServerHandle};
 
 #[derive(Debug, ClapArgs)]

@@ -19,8 +19,6 @@ pub mod single_flight;
 
 /// The /proc scan over another namespace's tables (`/proc/PID/net`), for `--nat`.
 pub(crate) use proc_net::find_in as find_in_proc_dir;
-/// One /proc/net/tcp{,6} address field back to an address (host-order words).
-pub(crate) use proc_net::parse_hex_endpoint;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
