@@ -18,22 +18,17 @@ use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
 use crate::stress::args::{FsArgs, RaceArgs};
 use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 
-/// `stress counter`'s own options.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct CounterOptions {
-    /// Numbers each racer takes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_TAKES, value_parser = clap::value_parser!(u32).range(1..=MAX_TAKES as i64))]
-    pub takes: u32,
-}
-
 pub const DEFAULT_TAKES: u32 = 20;
 pub const MAX_TAKES: u32 = 1000;
 
 /// The name of each round's counter file.
 pub const FILE: &str = "counter";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress counter`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Numbers each racer takes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TAKES, value_parser = clap::value_parser!(u32).range(1..=MAX_TAKES as i64))]
     pub takes: u32,
 }
 
@@ -240,18 +235,16 @@ impl Race for Counter {
 impl Subject for Counter {
     const ABOUT: &'static str =
         "Racers take numbers from one counter file; all distinct, exactly 1..total";
-    type Args = FsArgs<CounterOptions>;
+    type Args = FsArgs<Params>;
 
     fn new(args: &Self::Args) -> anyhow::Result<Counter> {
         Ok(Counter {
-            params: Params {
-                takes: args.own.takes,
-            },
+            params: args.own.clone(),
         })
     }
 
     fn main_job(race: RaceArgs) -> Option<Self::Args> {
-        let own = CounterOptions {
+        let own = Params {
             takes: DEFAULT_TAKES,
         };
         Some(FsArgs::on_temp_dir(own, race))

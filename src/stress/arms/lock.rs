@@ -20,14 +20,6 @@ use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
 use crate::stress::args::{FsArgs, RaceArgs};
 use crate::stress::race::{Arm, Helper, Race, RoundCtx, Subject, Tally, keep_failure};
 
-/// `stress lock`'s own options.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct LockOptions {
-    /// Increments each racer makes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_INCREMENTS, value_parser = clap::value_parser!(u32).range(1..=MAX_INCREMENTS as i64))]
-    pub increments: u32,
-}
-
 pub const DEFAULT_INCREMENTS: u32 = 10;
 pub const MAX_INCREMENTS: u32 = 1000;
 pub const COUNTER: &str = "counter";
@@ -58,8 +50,11 @@ fn write_in_place(file: &Path, value: i64) -> anyhow::Result<()> {
         .with_context(|| format!("writing '{}'", file.display()))
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress lock`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Increments each racer makes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_INCREMENTS, value_parser = clap::value_parser!(u32).range(1..=MAX_INCREMENTS as i64))]
     pub increments: u32,
 }
 
@@ -274,18 +269,16 @@ impl Subject for Lock {
         args: RmwArgs::augment_args,
         run: |matches| rmw(&RmwArgs::from_arg_matches(matches)?),
     });
-    type Args = FsArgs<LockOptions>;
+    type Args = FsArgs<Params>;
 
     fn new(args: &Self::Args) -> anyhow::Result<Lock> {
         Ok(Lock {
-            params: Params {
-                increments: args.own.increments,
-            },
+            params: args.own.clone(),
         })
     }
 
     fn main_job(race: RaceArgs) -> Option<Self::Args> {
-        let own = LockOptions {
+        let own = Params {
             increments: DEFAULT_INCREMENTS,
         };
         Some(FsArgs::on_temp_dir(own, race))

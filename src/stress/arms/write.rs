@@ -21,18 +21,6 @@ use crate::stress::cleanup::stopping;
 use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 use crate::stress::tree;
 
-/// `stress write`'s own options.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct WriteOptions {
-    /// Versions each writer writes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERSIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_VERSIONS as i64))]
-    pub versions: u32,
-
-    /// Reads each reader makes per round at least (and more, until the writers are done)
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, value_parser = clap::value_parser!(u32).range(1..=MAX_READS as i64))]
-    pub reads: u32,
-}
-
 pub const DEFAULT_VERSIONS: u32 = 5;
 pub const MAX_VERSIONS: u32 = 1000;
 pub const DEFAULT_READS: u32 = 20;
@@ -45,9 +33,15 @@ const VERSION_CAP: u64 = 65 * 1024;
 /// The name of each round's file.
 pub const FILE: &str = "file";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress write`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Versions each writer writes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERSIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_VERSIONS as i64))]
     pub versions: u32,
+
+    /// Reads each reader makes per round at least (and more, until the writers are done)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, value_parser = clap::value_parser!(u32).range(1..=MAX_READS as i64))]
     pub reads: u32,
 }
 
@@ -367,7 +361,7 @@ impl Race for WriteArm {
 impl Subject for WriteArm {
     const ABOUT: &'static str =
         "Writers replace one file while readers check every read is one whole version";
-    type Args = FsArgs<WriteOptions>;
+    type Args = FsArgs<Params>;
 
     fn new(args: &Self::Args) -> anyhow::Result<WriteArm> {
         if args.race().racers() < 2 {
@@ -376,15 +370,12 @@ impl Subject for WriteArm {
             ));
         }
         Ok(WriteArm {
-            params: Params {
-                versions: args.own.versions,
-                reads: args.own.reads,
-            },
+            params: args.own.clone(),
         })
     }
 
     fn main_job(race: RaceArgs) -> Option<Self::Args> {
-        let own = WriteOptions {
+        let own = Params {
             versions: DEFAULT_VERSIONS,
             reads: DEFAULT_READS,
         };
