@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -45,25 +46,67 @@ pub fn run<A: Race>(
         check_shared::<A>(race, work_args)?;
     }
     let work = WorkDir::make(race, work_args)?;
-    let mut rounds_file = match shared {
-        true => Some(RoundsFile::create(&work.path, instance)?),
-        false => None,
+    let mut afterwards = match (shared, work_args.keep) {
+        (true, _) => Afterwards::Record(RoundsFile::create(&work.path, instance)?),
+        (false, true) => Afterwards::Keep,
+        (false, false) => Afterwards::Remove,
     };
     let mut report = new_report::<A>(params, instance, race, &work.path);
-    report.released_ns = match &race.barrier_file {
-        Some(b) => gate::barrier_file(
-            b,
-            instance,
-            race.expect.unwrap_or(1),
-            race.barrier_timeout(),
-        )?,
-        None => gate::now_ns(),
-    };
+    report.released_ns = release(race, instance)?;
     let deadline_ns = race
         .rounds
         .is_none()
         .then(|| report.released_ns + (race.duration * 1e9) as u64);
+    let racers = report.racers;
+    let round_ctx = |arm: Arm, n: u64| RoundCtx {
+        arm,
+        round: n,
+        instance,
+        work: work.path.clone(),
+        dir: work.path.join(arm.round_dir(n)),
+        racers,
+        processes: race.processes(),
+        shared,
+        deadline_ns: round_deadline(deadline_ns, arm, race.control),
+    };
+    race_rounds(
+        subject,
+        &mut report,
+        race,
+        progress,
+        &round_ctx,
+        &mut afterwards,
+    )?;
+    match afterwards {
+        Afterwards::Record(f) => {
+            f.close(&work.path, instance, &report)?;
+            work.keep();
+        }
+        Afterwards::Keep => work.keep(),
+        Afterwards::Remove => {}
+    }
+    Ok(report)
+}
 
+/// What becomes of a round's directory once it is judged.
+enum Afterwards {
+    /// Across hosts: kept for `stress report`, with this instance's record of it.
+    Record(RoundsFile),
+    /// `--keep`.
+    Keep,
+    Remove,
+}
+
+/// Every round, racefree's arm and then the control's, until the rounds or the
+/// duration are done; then the report's figures.
+fn race_rounds<A: Race>(
+    subject: &mut A,
+    report: &mut Report<A>,
+    race: &RaceArgs,
+    progress: &Progress,
+    round_ctx: &dyn Fn(Arm, u64) -> RoundCtx,
+    afterwards: &mut Afterwards,
+) -> anyhow::Result<()> {
     let begin = Instant::now();
     let mut spreads = Vec::new();
     let mut n = 0u64;
@@ -73,38 +116,28 @@ pub fn run<A: Race>(
             if stopping() {
                 return Err(interrupted());
             }
-            let Some(tally) = (match arm {
-                Arm::Racefree => Some(&mut report.racefree),
-                Arm::Control => report.control.as_mut(),
-            }) else {
-                continue;
-            };
-            let ctx = RoundCtx {
-                arm,
-                round: n,
-                instance,
-                work: work.path.clone(),
-                dir: work.path.join(arm.round_dir(n)),
-                racers: race.racers(),
-                processes: race.processes(),
-                shared,
-                deadline_ns: round_deadline(deadline_ns, arm, race.control),
-            };
-            let spread = play_round(subject, &ctx, tally, rounds_file.as_mut(), work_args.keep)?;
-            spreads.push(spread);
+            if let Some(tally) = report.tally_mut(arm) {
+                spreads.push(play_round(subject, &round_ctx(arm, n), tally, afterwards)?);
+            }
         }
         n += 1;
     }
-    finish(subject, &mut report, begin, spreads);
-    match rounds_file {
-        Some(f) => {
-            f.close(&work.path, instance, &report)?;
-            work.keep();
-        }
-        None if work_args.keep => work.keep(),
-        None => {}
+    finish(subject, report, begin, spreads);
+    Ok(())
+}
+
+/// The instant this instance is released: now, or across hosts when every
+/// instance has arrived at the barrier file.
+fn release(race: &RaceArgs, instance: u32) -> anyhow::Result<u64> {
+    match &race.barrier_file {
+        Some(b) => gate::barrier_file(
+            b,
+            instance,
+            race.expect.unwrap_or(1),
+            race.barrier_timeout(),
+        ),
+        None => Ok(gate::now_ns()),
     }
-    Ok(report)
 }
 
 /// What a run across hosts needs: an arm that can race on a shared tree, no
@@ -170,14 +203,12 @@ fn round_deadline(deadline_ns: Option<u64>, arm: Arm, control: bool) -> Option<u
 }
 
 /// One round of one arm: set up, raced, judged into `tally`, then recorded for
-/// the merge (across hosts) or removed (unless kept). Returns the racers' start
-/// spread.
+/// the merge, kept or removed. Returns the racers' start spread.
 fn play_round<A: Race>(
     subject: &mut A,
     ctx: &RoundCtx,
     tally: &mut Tally<A::Counts>,
-    rounds_file: Option<&mut RoundsFile>,
-    keep: bool,
+    afterwards: &mut Afterwards,
 ) -> anyhow::Result<u64> {
     let round = subject.setup(ctx)?;
     let (raced, churn) = run_round(subject, &round, ctx.racers, ctx.processes)?;
@@ -185,10 +216,10 @@ fn play_round<A: Race>(
     let outcomes: Vec<A::Outcome> = raced.into_iter().map(|r| r.outcome).collect();
     tally.rounds += 1;
     subject.judge(ctx, &round, &outcomes, churn, tally)?;
-    match rounds_file {
-        Some(f) => f.append(ctx.round, &A::record(ctx, &round, &outcomes))?,
-        None if !keep => remove_round(&ctx.dir)?,
-        None => {}
+    match afterwards {
+        Afterwards::Record(f) => f.append(ctx.round, &A::record(ctx, &round, &outcomes))?,
+        Afterwards::Keep => {}
+        Afterwards::Remove => remove_round(&ctx.dir)?,
     }
     Ok(spread)
 }
@@ -280,75 +311,23 @@ fn run_round<A: Race>(
     let done = AtomicBool::new(false);
     let churners = subject.churners(round);
     std::thread::scope(|s| {
-        let (start, done) = (&start, &done);
         let mut churn_handles = Vec::new();
-        let mut racer_handles = Vec::new();
+        let mut threads = Vec::new();
         let mut procs = None;
         // Start everything; if anything cannot start, those already waiting give up.
-        let started = (|| -> anyhow::Result<()> {
-            for i in 0..churners {
-                churn_handles.push(
-                    std::thread::Builder::new()
-                        .name("churner".into())
-                        .spawn_scoped(s, move || {
-                            if start.wait() {
-                                A::churn(round, i, done)
-                            } else {
-                                None
-                            }
-                        })
-                        .context("starting a churner thread")?,
-                );
-            }
-            if processes {
-                let bytes = serde_json::to_vec(round)?;
-                procs = Some(gate::Racers::spawn(
-                    (0..racers).map(|i| {
-                        vec![
-                            "stress".into(),
-                            "worker".into(),
-                            A::NAME.into(),
-                            "--racer".into(),
-                            i.to_string().into(),
-                        ]
-                    }),
-                    &bytes,
-                )?);
-            } else {
-                for i in 0..racers {
-                    racer_handles.push(
-                        std::thread::Builder::new()
-                            .name("racer".into())
-                            .spawn_scoped(s, move || {
-                                start.wait().then(|| {
-                                    let started_ns = gate::now_ns();
-                                    Raced {
-                                        started_ns,
-                                        outcome: A::race(round, i),
-                                    }
-                                })
-                            })
-                            .with_context(|| {
-                                format!("starting racer thread {} of {racers}", i + 1)
-                            })?,
-                    );
+        let started = start_churners::<A>(s, round, churners, (&start, &done), &mut churn_handles)
+            .and_then(|()| {
+                if processes {
+                    procs = Some(spawn_racers::<A>(round, racers)?);
+                    Ok(())
+                } else {
+                    start_racers::<A>(s, round, racers, &start, &mut threads)
                 }
-            }
-            Ok(())
-        })();
+            });
         start.open(started.is_ok());
         let raced = started.and_then(|()| match procs {
-            Some(mut p) => {
-                p.release();
-                p.wait_all()?
-                    .into_iter()
-                    .map(|out| {
-                        serde_json::from_slice::<Raced<A::Outcome>>(&out.stdout)
-                            .context("reading a racer process's result")
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            }
-            None => Ok(racer_handles
+            Some(p) => outcomes_of::<A>(p),
+            None => Ok(threads
                 .into_iter()
                 .filter_map(|h| h.join().expect("a racer thread panicked"))
                 .collect()),
@@ -360,6 +339,97 @@ fn run_round<A: Race>(
             .collect();
         Ok((raced?, churn))
     })
+}
+
+/// Churner threads, each waiting at the start line, then churning until `done`.
+/// Each one started is in `handles`, even when a later one cannot start.
+fn start_churners<'scope, 'env, A: Race>(
+    s: &'scope Scope<'scope, 'env>,
+    round: &'env A::Round,
+    churners: usize,
+    (start, done): (&'env StartLine, &'env AtomicBool),
+    handles: &mut Vec<ScopedJoinHandle<'scope, Option<A::Churn>>>,
+) -> anyhow::Result<()>
+where
+    A::Churn: 'scope,
+{
+    for i in 0..churners {
+        handles.push(
+            std::thread::Builder::new()
+                .name("churner".into())
+                .spawn_scoped(s, move || {
+                    if start.wait() {
+                        A::churn(round, i, done)
+                    } else {
+                        None
+                    }
+                })
+                .context("starting a churner thread")?,
+        );
+    }
+    Ok(())
+}
+
+/// Racer threads, each waiting at the start line. Each one started is in
+/// `handles`, even when a later one cannot start.
+fn start_racers<'scope, 'env, A: Race>(
+    s: &'scope Scope<'scope, 'env>,
+    round: &'env A::Round,
+    racers: u32,
+    start: &'env StartLine,
+    handles: &mut Vec<ScopedJoinHandle<'scope, Option<Raced<A::Outcome>>>>,
+) -> anyhow::Result<()>
+where
+    A::Outcome: 'scope,
+{
+    for i in 0..racers {
+        handles.push(
+            std::thread::Builder::new()
+                .name("racer".into())
+                .spawn_scoped(s, move || {
+                    start.wait().then(|| {
+                        let started_ns = gate::now_ns();
+                        Raced {
+                            started_ns,
+                            outcome: A::race(round, i),
+                        }
+                    })
+                })
+                .with_context(|| format!("starting racer thread {} of {racers}", i + 1))?,
+        );
+    }
+    Ok(())
+}
+
+/// Racer processes, `racefree stress worker NAME --racer N`, each blocked reading
+/// the round on its stdin.
+fn spawn_racers<A: Race>(round: &A::Round, racers: u32) -> anyhow::Result<gate::Racers> {
+    let bytes = serde_json::to_vec(round)?;
+    gate::Racers::spawn(
+        (0..racers).map(|i| {
+            vec![
+                "stress".into(),
+                "worker".into(),
+                A::NAME.into(),
+                "--racer".into(),
+                i.to_string().into(),
+            ]
+        }),
+        &bytes,
+    )
+}
+
+/// Releases the racer processes and reads what each printed.
+fn outcomes_of<A: Race>(mut procs: gate::Racers) -> anyhow::Result<Vec<Raced<A::Outcome>>> {
+    procs.release();
+    procs
+        .wait_all()?
+        .into_iter()
+        .map(|out| {
+            serde_json::from_slice::<Raced<A::Outcome>>(&out.stdout)
+                .context("reading a racer process's result")
+        })
+        .collect()
 }
 
 /// The body of a racer process (`racefree stress worker SUBJECT --racer N`): read

@@ -287,6 +287,14 @@ impl<A: Race> Report<A> {
     pub fn passed(&self) -> bool {
         self.racefree.held() && self.setup_problems.is_empty()
     }
+
+    /// The tally of `arm`, if it runs.
+    pub fn tally_mut(&mut self, arm: Arm) -> Option<&mut Tally<A::Counts>> {
+        match arm {
+            Arm::Racefree => Some(&mut self.racefree),
+            Arm::Control => self.control.as_mut(),
+        }
+    }
 }
 
 /// One line of a multi-host instance's `rounds-ID.jsonl`.

@@ -367,6 +367,14 @@ pub fn judge_tree(
                 .map_or(String::new(), |m| format!("; missing '{}'", m.display()))
         ));
     }
+    bad.extend(claim_problems(&expected, created));
+    Ok(bad)
+}
+
+/// What racers say they created, against the tree: each directory claimed once,
+/// by one racer, and nothing claimed that is not part of the tree.
+fn claim_problems(expected: &BTreeSet<PathBuf>, created: &[PathBuf]) -> Vec<String> {
+    let mut bad = Vec::new();
     let mut claims: HashMap<&Path, u32> = HashMap::new();
     for c in created {
         *claims.entry(c.as_path()).or_default() += 1;
@@ -400,7 +408,7 @@ pub fn judge_tree(
             expected.len()
         ));
     }
-    Ok(bad)
+    bad
 }
 
 /// The leaf paths of one round's tree, under `round_dir`.
