@@ -11,7 +11,7 @@ use clap::Command;
 use clap_complete::{Generator, Shell};
 use clap_mangen::roff::{Roff, roman};
 
-use crate::exit;
+use crate::{exit, help};
 
 /// One generated file: its path relative to the repository root and its bytes.
 pub struct Generated {
@@ -79,6 +79,7 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
         man.render_subcommands_section(&mut bytes)?;
     }
     render_exit_status(&page, &mut bytes)?;
+    render_examples(&page, &mut bytes)?;
     render_see_also(cmd, path, &mut bytes)?;
     man.render_version_section(&mut bytes)?;
     out.push(Generated {
@@ -99,18 +100,45 @@ fn man_pages(cmd: &Command, path: &str, out: &mut Vec<Generated>) -> io::Result<
     Ok(())
 }
 
+/// The text after a command's options in its long help: examples and statuses.
+fn after_long_help(cmd: &Command) -> String {
+    cmd.get_after_long_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
 /// The EXIT STATUS section, from the list the command's long help shows.
 fn render_exit_status(cmd: &Command, w: &mut dyn io::Write) -> io::Result<()> {
-    let help = cmd
-        .get_after_long_help()
-        .map(|h| h.to_string())
-        .unwrap_or_default();
+    let help = after_long_help(cmd);
     let mut roff = Roff::new();
     roff.control("SH", ["EXIT STATUS"]);
     for (code, what) in exit::statuses_in_help(&help) {
         roff.control("TP", []);
         roff.text([roman(code.to_string())]);
         roff.text([roman(what)]);
+    }
+    roff.to_writer(w)
+}
+
+/// The EXAMPLES section, from the examples the command's long help shows.
+fn render_examples(cmd: &Command, w: &mut dyn io::Write) -> io::Result<()> {
+    let examples = help::examples_in_help(&after_long_help(cmd));
+    if examples.is_empty() {
+        return Ok(());
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXAMPLES"]);
+    for (what, lines) in examples {
+        roff.control("PP", []);
+        roff.text([roman(what)]);
+        roff.control("PP", []);
+        roff.control("nf", []);
+        roff.control("RS", ["4"]);
+        for line in lines.lines() {
+            roff.text([roman(line)]);
+        }
+        roff.control("RE", []);
+        roff.control("fi", []);
     }
     roff.to_writer(w)
 }

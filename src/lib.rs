@@ -12,6 +12,7 @@ pub mod cli;
 pub mod counter;
 pub mod docs;
 pub mod exit;
+pub mod help;
 pub mod ident;
 pub mod lock;
 pub mod makedirs;

@@ -7,15 +7,13 @@ use std::process::{Command as StdCommand, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
+use crate::testenv::{TestEnv, is_root, racefree, racefree_path};
 
 #[test]
 fn first_use_creates_the_file_and_each_call_prints_the_new_value() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let run = |args: &[&str], out: &str| {
-        racefree()
-            .current_dir(t.path())
-            .arg("counter")
+        env.racefree(["counter"])
             .args(args)
             .assert()
             .success()
@@ -26,36 +24,30 @@ fn first_use_creates_the_file_and_each_call_prints_the_new_value() {
     run(&["n"], "2\n");
     run(&["n", "--add", "-5"], "-3\n");
     run(&["n", "--add", "10", "--sync"], "7\n");
-    assert_eq!(fs::read_to_string(t.path().join("n")).unwrap(), "7\n");
+    assert_eq!(fs::read_to_string(env.root().join("n")).unwrap(), "7\n");
     run(&["n", "--get"], "7\n");
     run(&["m", "--init", "100"], "101\n");
     run(&["absent", "--get", "--init", "5"], "5\n");
-    assert!(!t.path().join("absent").exists(), "--get creates nothing");
+    assert!(!env.root().join("absent").exists(), "--get creates nothing");
     // The lock is the sidecar, left in place for the next caller.
-    assert!(t.path().join("n.lock").is_file());
+    assert!(env.root().join("n.lock").is_file());
 }
 
 #[test]
 fn json_reports_previous_value_and_creation() {
-    let t = tempfile::tempdir().unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["counter", "c", "--json", "--add", "3"])
+    let env = TestEnv::new();
+    env.racefree(["counter", "c", "--json", "--add", "3"])
         .assert()
         .success()
         .stdout("{\"created\":true,\"file\":\"c\",\"previous\":null,\"value\":3}\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["counter", "c", "--json"])
+    env.racefree(["counter", "c", "--json"])
         .assert()
         .success()
         .stdout("{\"created\":false,\"file\":\"c\",\"previous\":3,\"value\":4}\n");
     // A name that is not UTF-8 comes back as its bytes.
     use std::os::unix::ffi::OsStrExt;
     let raw = std::ffi::OsStr::from_bytes(b"x\xff");
-    racefree()
-        .current_dir(t.path())
-        .arg("counter")
+    env.racefree(["counter"])
         .arg(raw)
         .arg("--json")
         .assert()
@@ -65,7 +57,7 @@ fn json_reports_previous_value_and_creation() {
 
 #[test]
 fn a_file_that_is_not_a_number_is_an_error_and_left_untouched() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     for (content, why) in [
         (&b"12abc\n"[..], "unexpected 'a' at offset 2"),
         (b"", "it is empty"),
@@ -77,12 +69,10 @@ fn a_file_that_is_not_a_number_is_an_error_and_left_untouched() {
         ),
         (&[b'1'; 100][..], "it is longer than 64 bytes"),
     ] {
-        let f = t.path().join("bad");
+        let f = env.root().join("bad");
         fs::write(&f, content).unwrap();
         let before = fs::metadata(&f).unwrap();
-        racefree()
-            .current_dir(t.path())
-            .args(["counter", "bad"])
+        env.racefree(["counter", "bad"])
             .assert()
             .code(1)
             .stdout("")
@@ -100,11 +90,9 @@ fn a_file_that_is_not_a_number_is_an_error_and_left_untouched() {
 
 #[test]
 fn overflow_is_an_error_and_the_file_keeps_its_value() {
-    let t = tempfile::tempdir().unwrap();
-    fs::write(t.path().join("n"), "9223372036854775806\n").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["counter", "n", "--add", "2"])
+    let env = TestEnv::new();
+    fs::write(env.root().join("n"), "9223372036854775806\n").unwrap();
+    env.racefree(["counter", "n", "--add", "2"])
         .assert()
         .code(1)
         .stderr(
@@ -112,7 +100,7 @@ fn overflow_is_an_error_and_the_file_keeps_its_value() {
              outside the 64-bit range; it was left as it was\n",
         );
     assert_eq!(
-        fs::read_to_string(t.path().join("n")).unwrap(),
+        fs::read_to_string(env.root().join("n")).unwrap(),
         "9223372036854775806\n"
     );
 }
@@ -142,39 +130,37 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_symlink_is_followed_and_the_target_shares_the_lock() {
-    let t = tempfile::tempdir().unwrap();
-    fs::write(t.path().join("real"), "41\n").unwrap();
-    symlink("real", t.path().join("link")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["counter", "link"])
+    let env = TestEnv::new();
+    fs::write(env.root().join("real"), "41\n").unwrap();
+    symlink("real", env.root().join("link")).unwrap();
+    env.racefree(["counter", "link"])
         .assert()
         .success()
         .stdout("42\n");
     assert!(
-        fs::symlink_metadata(t.path().join("link"))
+        fs::symlink_metadata(env.root().join("link"))
             .unwrap()
             .file_type()
             .is_symlink()
     );
-    assert!(t.path().join("real.lock").exists());
-    assert!(!t.path().join("link.lock").exists());
+    assert!(env.root().join("real.lock").exists());
+    assert!(!env.root().join("link.lock").exists());
 }
 
 #[test]
 fn a_directory_the_user_cannot_write_is_a_clear_error() {
-    let t = tempfile::tempdir().unwrap();
-    let d = t.path().join("ro");
+    let env = TestEnv::new();
+    let d = env.root().join("ro");
     fs::create_dir(&d).unwrap();
     fs::write(d.join("n"), "5\n").unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    env.chmod(".", 0o755);
     if !is_root() {
         // Our own directory: only the read-only bit stops us.
         fs::set_permissions(&d, fs::Permissions::from_mode(0o555)).unwrap();
     }
-    let out = racefree_as_nobody(t.path())
-        .args(["counter", "ro/n"])
+    let out = env
+        .racefree_as_nobody(["counter", "ro/n"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -187,7 +173,7 @@ fn a_directory_the_user_cannot_write_is_a_clear_error() {
 
 #[test]
 fn many_processes_take_every_number_from_one_to_n_exactly_once() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let racers = 8;
     let per = 25;
     let script = format!("for i in $(seq {per}); do \"$0\" counter n || exit 1; done",);
@@ -196,7 +182,7 @@ fn many_processes_take_every_number_from_one_to_n_exactly_once() {
             StdCommand::new("sh")
                 .args(["-c", &script])
                 .arg(racefree_path())
-                .current_dir(t.path())
+                .current_dir(env.root())
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -216,11 +202,11 @@ fn many_processes_take_every_number_from_one_to_n_exactly_once() {
     values.sort();
     assert_eq!(values, (1..=racers * per).collect::<Vec<i64>>());
     assert_eq!(
-        fs::read_to_string(t.path().join("n")).unwrap(),
+        fs::read_to_string(env.root().join("n")).unwrap(),
         format!("{}\n", racers * per)
     );
     // Only the counter and its lock: no temporary file survived the race.
-    let mut names: Vec<_> = fs::read_dir(t.path())
+    let mut names: Vec<_> = fs::read_dir(env.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();

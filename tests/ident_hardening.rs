@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::util::{racefree, racefree_path};
+use crate::testenv::{racefree, racefree_path};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 

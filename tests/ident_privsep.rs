@@ -7,99 +7,36 @@
 //! Without root they are listed as ignored; under CI (`CI=true`) they run, and a
 //! missing precondition is a failure (see tests/testenv/preconditions.rs).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
-use crate::testenv::{Precondition, require};
-use crate::util::racefree_path;
+use crate::testenv::{
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, as_fsuid, proc_status_field,
+    racefree_path, require, socket_holders,
+};
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// `racefree ident serve --listen 127.0.0.1:0 ARGS`, killed on drop.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    fn start(listen: &str, args: &[&str]) -> Served {
-        let mut child = Command::new(racefree_path())
-            .args(["ident", "serve", "--listen", listen, "--log", "none"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
-            .parse()
-            .unwrap();
-        Served { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s
-    }
-
-    /// The reply about the connection whose end on this host is `end`.
-    fn ask_about(&self, end: &TcpStream) -> String {
-        let (l, r) = (end.local_addr().unwrap(), end.peer_addr().unwrap());
-        let mut s = self.connect();
-        write!(s, "{}, {}\r\n", l.port(), r.port()).unwrap();
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        while !reply.ends_with(b"\r\n") && s.read(&mut byte).unwrap() == 1 {
-            reply.push(byte[0]);
-        }
-        let text = String::from_utf8(reply).unwrap();
-        let prefix = format!("{}, {} : ", l.port(), r.port());
-        text.strip_prefix(&prefix)
-            .unwrap_or_else(|| panic!("{text:?}"))
-            .trim_end()
-            .to_string()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The reply of `identd` about the connection whose end on this host is `end`,
+/// without the port pair it repeats.
+fn ask_about(identd: &Identd, end: &TcpStream) -> String {
+    let (l, r) = (end.local_addr().unwrap(), end.peer_addr().unwrap());
+    let text = identd.ask_line(format!("{}, {}\r\n", l.port(), r.port()).as_bytes());
+    let prefix = format!("{}, {} : ", l.port(), r.port());
+    text.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{text:?}"))
+        .trim_end()
+        .to_string()
 }
 
 /// A loopback connection whose client socket belongs to `uid` (made on a thread
 /// whose filesystem uid is `uid`); returns (client, accepted, listener).
 fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
-    let fd: OwnedFd = std::thread::spawn(move || {
-        // SAFETY: setfsuid changes only this thread's credentials.
-        let old = unsafe { libc::setfsuid(uid) };
-        let fd = sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        );
-        unsafe { libc::setfsuid(old as libc::uid_t) };
-        fd.unwrap()
-    })
-    .join()
-    .unwrap();
+    let fd = socket_owned_by(uid);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     sock::connect(
         fd.as_raw_fd(),
@@ -115,6 +52,19 @@ fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
         "the premise: the kernel records {uid} as owner"
     );
     (client, accepted, listener)
+}
+
+/// A new IPv4 TCP socket owned by `uid`.
+fn socket_owned_by(uid: u32) -> OwnedFd {
+    as_fsuid(uid, || {
+        sock::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap()
+    })
 }
 
 /// A user made for one test, with a 0700 home of its own; removed on drop.
@@ -170,28 +120,28 @@ impl Drop for ThrowawayUser {
 fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     require(&[Precondition::Root, Precondition::Nobody]);
     let user = ThrowawayUser::create("ps");
-    let served = Served::start("127.0.0.1:0", &["--user", "nobody"]);
+    let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     let (root_conn, _a, _l1) = connection_owned_by(0);
     let (user_conn, _b, _l2) = connection_owned_by(user.uid);
-    let (nobody_conn, _c, _l3) = connection_owned_by(65534);
+    let (nobody_conn, _c, _l3) = connection_owned_by(NOBODY);
     // nobody cannot search /root or the user's 0700 home; the helper can.
-    assert_eq!(served.ask_about(&root_conn), "USERID : UNIX : root");
+    assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
     assert_eq!(
-        served.ask_about(&user_conn),
+        ask_about(&served, &user_conn),
         format!("USERID : UNIX : {}", user.name)
     );
-    assert_eq!(served.ask_about(&nobody_conn), "USERID : UNIX : nobody");
+    assert_eq!(ask_about(&served, &nobody_conn), "USERID : UNIX : nobody");
     // The user asks to be hidden.
     let noident = user.home.path().join(".noident");
     std::fs::write(&noident, "").unwrap();
-    assert_eq!(served.ask_about(&user_conn), "ERROR : HIDDEN-USER");
-    assert_eq!(served.ask_about(&root_conn), "USERID : UNIX : root");
+    assert_eq!(ask_about(&served, &user_conn), "ERROR : HIDDEN-USER");
+    assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
     // The same server without --user answers alike.
-    let unseparated = Served::start("127.0.0.1:0", &[]);
-    assert_eq!(unseparated.ask_about(&user_conn), "ERROR : HIDDEN-USER");
+    let unseparated = Identd::start("127.0.0.1:0", &[]);
+    assert_eq!(ask_about(&unseparated, &user_conn), "ERROR : HIDDEN-USER");
     std::fs::remove_file(&noident).unwrap();
     assert_eq!(
-        unseparated.ask_about(&user_conn),
+        ask_about(&unseparated, &user_conn),
         format!("USERID : UNIX : {}", user.name)
     );
 }
@@ -233,38 +183,6 @@ fn under_inetd_a_server_with_user_answers_by_name_and_closes_the_connection() {
     assert!(child.wait().unwrap().success());
 }
 
-/// The pids of processes holding a descriptor for socket inode `inode`.
-fn holders_of(inode: u64) -> Vec<u32> {
-    let want = format!("socket:[{inode}]");
-    let mut pids = Vec::new();
-    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = proc.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else {
-            continue;
-        };
-        if fds
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn status_field(pid: u32, name: &str) -> Vec<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nobody)),
@@ -273,14 +191,14 @@ fn status_field(pid: u32, name: &str) -> Vec<String> {
 fn the_process_holding_the_client_socket_keeps_no_privilege() {
     require(&[Precondition::Root, Precondition::Nobody]);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
-    let served = Served::start("127.0.0.1:0", &["--user", "nobody"]);
+    let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     // An ident connection, held open without a request: the server holds its end.
     let querier = served.connect();
     let server_end = Tuple::new(served.addr, querier.local_addr().unwrap());
     let deadline = std::time::Instant::now() + DEADLINE;
     let holders = loop {
         let owner = lookup_owner(&server_end, Source::Proc).unwrap();
-        let holders = owner.map(|o| holders_of(o.inode)).unwrap_or_default();
+        let holders = owner.map(|o| socket_holders(o.inode)).unwrap_or_default();
         if !holders.is_empty() || std::time::Instant::now() > deadline {
             break holders;
         }
@@ -288,22 +206,22 @@ fn the_process_holding_the_client_socket_keeps_no_privilege() {
     };
     assert_eq!(
         holders,
-        [served.child.id()],
+        [served.server.pid()],
         "only the network side holds it"
     );
     let pid = holders[0];
     let (uid, gid) = (nobody.uid.to_string(), nobody.gid.to_string());
-    assert_eq!(status_field(pid, "Uid:"), [uid.as_str(); 4]);
-    assert_eq!(status_field(pid, "Gid:"), [gid.as_str(); 4]);
-    assert_eq!(status_field(pid, "Groups:"), [gid.as_str()]);
-    for cap in ["CapEff:", "CapPrm:", "CapAmb:"] {
-        assert_eq!(status_field(pid, cap), ["0000000000000000"], "{cap}");
+    assert_eq!(proc_status_field(pid, "Uid"), [uid.as_str(); 4]);
+    assert_eq!(proc_status_field(pid, "Gid"), [gid.as_str(); 4]);
+    assert_eq!(proc_status_field(pid, "Groups"), [gid.as_str()]);
+    for cap in ["CapEff", "CapPrm", "CapAmb"] {
+        assert_eq!(proc_status_field(pid, cap), ["0000000000000000"], "{cap}");
     }
-    assert_eq!(status_field(pid, "NoNewPrivs:"), ["1"]);
+    assert_eq!(proc_status_field(pid, "NoNewPrivs"), ["1"]);
     // The privileged helper is the server's child, and holds no listener or client.
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let helper: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    assert_eq!(status_field(helper, "Uid:"), ["0"; 4]);
+    assert_eq!(proc_status_field(helper, "Uid"), ["0"; 4]);
     let helper_fds: Vec<String> = std::fs::read_dir(format!("/proc/{helper}/fd"))
         .unwrap()
         .flatten()
@@ -326,7 +244,7 @@ fn the_process_holding_the_client_socket_keeps_no_privilege() {
     drop(served);
     let deadline = std::time::Instant::now() + DEADLINE;
     while std::path::Path::new(&format!("/proc/{helper}/status")).exists()
-        && status_field(helper, "State:")[0] != "Z"
+        && proc_status_field(helper, "State")[0] != "Z"
     {
         assert!(
             std::time::Instant::now() < deadline,
@@ -341,20 +259,7 @@ fn the_process_holding_the_client_socket_keeps_no_privilege() {
 /// service on 127.0.0.1 (as the server host), whose client socket belongs to
 /// nobody and has half-closed: FIN_WAIT2. Returns (client, accepted, listener).
 fn nobody_half_closed_from(from: &str) -> (TcpStream, TcpStream, TcpListener) {
-    let fd: OwnedFd = std::thread::spawn(|| {
-        // SAFETY: setfsuid changes only this thread's credentials.
-        let old = unsafe { libc::setfsuid(65534) };
-        let fd = sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        );
-        unsafe { libc::setfsuid(old as libc::uid_t) };
-        fd.unwrap()
-    })
-    .join()
-    .unwrap();
+    let fd = socket_owned_by(NOBODY);
     let service = TcpListener::bind("127.0.0.1:0").unwrap();
     let from: SocketAddr = format!("{from}:0").parse().unwrap();
     sock::bind(fd.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
@@ -383,9 +288,9 @@ fn libidents_test_client_gets_nobody_for_a_nobody_owned_half_closed_connection()
         Precondition::Nobody,
         Precondition::LibidentTester,
     ]);
-    let tester = std::path::Path::new(crate::testenv::LIBIDENT_TESTER);
+    let tester = std::path::Path::new(LIBIDENT_TESTER);
     // in.identtestd asks port 113 of the host its client came from: 127.0.0.11.
-    let _served = Served::start("127.0.0.11:113", &["--user", "nobody"]);
+    let _served = Identd::start("127.0.0.11:113", &["--user", "nobody"]);
     let (mut client, accepted, _service) = nobody_half_closed_from("127.0.0.11");
     // Started as inetd would: the accepted connection is its stdin and stdout.
     let fd: OwnedFd = accepted.into();
@@ -415,7 +320,7 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
         Precondition::NetIdent,
     ]);
     // Net::Ident always asks port 113: a loopback address no other test uses.
-    let served = Served::start("127.0.0.10:113", &["--user", "nobody"]);
+    let served = Identd::start("127.0.0.10:113", &["--user", "nobody"]);
     let (_client, accepted, _service) = nobody_half_closed_from("127.0.0.10");
     let script = r#"
         use Net::Ident; use Socket;

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use predicates::prelude::PredicateBooleanExt;
 use serde_json::Value;
 
-use crate::testenv::{Precondition, require};
-use crate::util::{is_root, racefree, racefree_path};
+use crate::testenv::{
+    Precondition, TestEnv, is_root, racefree_path, report_fails_with, report_passes, require,
+};
 
 fn launcher(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,24 +49,14 @@ fn clean(mut cmd: Command) -> Command {
 /// The merged report passes on the tree the run left, and fails once one leaf of
 /// one round is gone: it judges the shared tree, not only what the instances said.
 fn report_catches_a_missing_leaf(work: &Path) {
-    racefree()
-        .args(["stress", "report"])
-        .arg(work)
-        .assert()
-        .success()
-        .stdout(predicates::str::ends_with("verdict: PASS\n"));
+    report_passes(work);
     // Depth 4, fanout 3 (the recipes' defaults): 81 leaves and 121 directories a round.
     let leaf = work.join("round-0/l0n2/l1n0/l2n1/l3n2");
     std::fs::remove_dir(&leaf).unwrap();
-    racefree()
-        .args(["stress", "report"])
-        .arg(work)
-        .assert()
-        .code(1)
-        .stdout(
-            predicates::str::contains("round 0: the tree has 120 directories, expected 121")
-                .and(predicates::str::ends_with("verdict: FAIL\n")),
-        );
+    report_fails_with(
+        work,
+        &["round 0: the tree has 120 directories, expected 121"],
+    );
 }
 
 #[test]
@@ -76,7 +66,7 @@ fn report_catches_a_missing_leaf(work: &Path) {
 )]
 fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf() {
     require(&[Precondition::OpenMpi]);
-    let shared = tempfile::tempdir().unwrap();
+    let shared = TestEnv::new();
     // Four ranks on this machine stand in for four hosts: mpirun starts them and
     // gives each its OMPI_COMM_WORLD_RANK, which is all racefree learns of its id.
     let mut mpirun_args = String::from("--oversubscribe");
@@ -90,7 +80,7 @@ fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf
         .arg("120")
         .arg("sh")
         .arg(launcher("mpirun.sh"))
-        .env("SHARED", shared.path())
+        .env("SHARED", shared.root())
         .env("NP", "4")
         .env("RUN", "ci")
         .env("DURATION", "2")
@@ -110,9 +100,9 @@ fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf
     );
     // Each rank found its own id: four arrivals at the barrier, four reports.
     for id in 0..4 {
-        assert!(shared.path().join(format!("go-ci.arrived.{id}")).is_file());
+        assert!(shared.root().join(format!("go-ci.arrived.{id}")).is_file());
     }
-    let work = shared.path().join("racefree-stress-go-ci");
+    let work = shared.root().join("racefree-stress-go-ci");
     report_catches_a_missing_leaf(&work);
 }
 
@@ -188,23 +178,20 @@ fn the_slurm_recipe_is_a_valid_batch_script_whose_steps_pass() {
     // one task per SLURM_NTASKS with its SLURM_PROCID, as srun does (Slurm itself
     // is not on this machine). What is proven: the script's steps and paths agree,
     // racefree takes each id from SLURM_PROCID, and the report merges all of them.
-    let shared = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    let srun = bin.path().join("srun");
-    std::fs::write(
-        &srun,
+    let env = TestEnv::new();
+    let shared = env.mkdir("shared");
+    let srun = env.write(
+        "bin/srun",
         "#!/bin/sh\n\
          # stand-in for srun: --ntasks=N, then the command, started N times\n\
          n=${1#--ntasks=}; shift; i=0; pids=\"\"\n\
          while [ \"$i\" -lt \"$n\" ]; do SLURM_PROCID=$i \"$@\" & pids=\"$pids $!\"; i=$((i+1)); done\n\
          rc=0; for p in $pids; do wait \"$p\" || rc=1; done; exit $rc\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&srun, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
+    env.chmod("bin/srun", 0o755);
     let path_var = format!(
         "{}:{}",
-        bin.path().display(),
+        srun.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let out = clean(Command::new("timeout"))
@@ -212,7 +199,7 @@ fn the_slurm_recipe_is_a_valid_batch_script_whose_steps_pass() {
         .arg("bash")
         .arg(&path)
         .env("PATH", path_var)
-        .env("SHARED", shared.path())
+        .env("SHARED", &shared)
         .env("SLURM_JOB_ID", "4242")
         .env("SLURM_NTASKS", tasks.to_string())
         .env("DURATION", "2")
@@ -232,7 +219,7 @@ fn the_slurm_recipe_is_a_valid_batch_script_whose_steps_pass() {
         "{}",
         show(&out)
     );
-    report_catches_a_missing_leaf(&shared.path().join("racefree-stress-go-slurm-4242"));
+    report_catches_a_missing_leaf(&shared.join("racefree-stress-go-slurm-4242"));
 }
 
 /// The documents of a YAML file, as JSON (PyYAML, which kubernetes-validate uses).
@@ -276,13 +263,11 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
     );
     // The same check refuses a manifest with a misspelt field.
     let original = std::fs::read_to_string(&manifest).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let broken = scratch.path().join("broken.yaml");
-    std::fs::write(
-        &broken,
-        original.replacen("completionMode:", "completionmode:", 1),
-    )
-    .unwrap();
+    let scratch = TestEnv::new();
+    let broken = scratch.write(
+        "broken.yaml",
+        &original.replacen("completionMode:", "completionmode:", 1),
+    );
     let out = validate(&broken);
     assert!(
         !out.status.success(),
@@ -344,7 +329,7 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
     // temporary directory, a 2 s race, and the Job's uid made up.
     assert_eq!(container["command"], serde_json::json!(["/bin/sh", "-c"]));
     let script = container["args"][0].as_str().unwrap();
-    let shared = tempfile::tempdir().unwrap();
+    let shared = scratch.mkdir("shared");
     let bin_dir = racefree_path().parent().unwrap().to_path_buf();
     let path_var = format!(
         "{}:{}",
@@ -357,7 +342,7 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
             cmd.args(["120", "/bin/sh", "-c", script])
                 .env("PATH", &path_var)
                 .env("INSTANCES", instances.to_string())
-                .env("SHARED", shared.path())
+                .env("SHARED", &shared)
                 .env("DURATION", "2")
                 .env("RUN", "0f5c2a64-uid")
                 .env("JOB_COMPLETION_INDEX", index.to_string())
@@ -384,5 +369,5 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
         "{}",
         show(&outputs[0])
     );
-    report_catches_a_missing_leaf(&shared.path().join("racefree-stress-go-0f5c2a64-uid"));
+    report_catches_a_missing_leaf(&shared.join("racefree-stress-go-0f5c2a64-uid"));
 }

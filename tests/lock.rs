@@ -3,25 +3,24 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Child, Command as StdCommand, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
+use crate::testenv::{TestEnv, is_root, racefree, racefree_path};
 
 /// A process holding the lock on `lockfile` (with extra options) until dropped.
 /// Returns once it holds it: it says "ready" from inside the lock.
 struct Holder(Child);
 
 impl Holder {
-    fn new(dir: &Path, opts: &[&str]) -> Holder {
-        let mut child = StdCommand::new(racefree_path())
-            .arg("lock")
+    fn new(env: &TestEnv, opts: &[&str]) -> Holder {
+        let mut child = env
+            .racefree_process(["lock"])
             .args(opts)
             .args(["l", "--", "sh", "-c", "echo ready; read x"])
-            .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -42,70 +41,65 @@ impl Drop for Holder {
     }
 }
 
-fn lock_in(dir: &Path) -> assert_cmd::Command {
-    let mut c = racefree();
-    c.current_dir(dir).arg("lock");
-    c
+fn lock_in(env: &TestEnv) -> assert_cmd::Command {
+    env.racefree(["lock"])
 }
 
 #[test]
 fn commands_status_is_passed_through_and_a_signal_is_128_plus_n() {
-    let t = tempfile::tempdir().unwrap();
-    lock_in(t.path())
+    let env = TestEnv::new();
+    lock_in(&env)
         .args(["l", "true"])
         .assert()
         .code(0)
         .stdout("")
         .stderr("");
-    lock_in(t.path())
+    lock_in(&env)
         .args(["l", "--", "sh", "-c", "exit 7"])
         .assert()
         .code(7);
-    lock_in(t.path())
+    lock_in(&env)
         .args(["l", "sh", "-c", "echo out; echo err >&2; exit 0"])
         .assert()
         .success()
         .stdout("out\n")
         .stderr("err\n");
-    lock_in(t.path())
+    lock_in(&env)
         .args(["l", "sh", "-c", "kill -KILL $$"])
         .assert()
         .code(137);
-    lock_in(t.path())
-        .args(["-c", "exit 4", "l"])
-        .assert()
-        .code(4);
-    assert!(t.path().join("l").is_file(), "created, and never removed");
+    lock_in(&env).args(["-c", "exit 4", "l"]).assert().code(4);
+    assert!(env.root().join("l").is_file(), "created, and never removed");
 }
 
 #[test]
 fn a_held_lock_gives_the_conflict_status_with_n_and_w() {
-    let t = tempfile::tempdir().unwrap();
-    let _holder = Holder::new(t.path(), &[]);
+    let env = TestEnv::new();
+    let _holder = Holder::new(&env, &[]);
     // Silent, as flock(1): scripts test the status.
-    lock_in(t.path())
+    lock_in(&env)
         .args(["-n", "l", "echo", "ran"])
         .assert()
         .code(1)
         .stdout("")
         .stderr("");
-    lock_in(t.path())
+    lock_in(&env)
         .args(["-n", "-E", "42", "l", "true"])
         .assert()
         .code(42);
     let started = std::time::Instant::now();
-    lock_in(t.path())
+    lock_in(&env)
         .args(["-w", "0.3", "l", "true"])
         .assert()
         .code(1)
         .stdout("");
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
-    lock_in(t.path())
+    lock_in(&env)
         .args(["--verbose", "-w", "0.05", "l", "true"])
         .assert()
         .code(1)
         .stderr("racefree: lock: timed out after 0.05 s waiting for the lock on 'l'\n");
-    lock_in(t.path())
+    lock_in(&env)
         .args(["--verbose", "-n", "l", "true"])
         .assert()
         .code(1)
@@ -114,34 +108,34 @@ fn a_held_lock_gives_the_conflict_status_with_n_and_w() {
 
 #[test]
 fn shared_holders_coexist_and_keep_an_exclusive_one_out() {
-    let t = tempfile::tempdir().unwrap();
-    let _holder = Holder::new(t.path(), &["-s"]);
-    lock_in(t.path())
+    let env = TestEnv::new();
+    let _holder = Holder::new(&env, &["-s"]);
+    lock_in(&env)
         .args(["-s", "-n", "l", "true"])
         .assert()
         .code(0);
-    lock_in(t.path())
+    lock_in(&env)
         .args(["-x", "-n", "l", "true"])
         .assert()
         .code(1);
-    lock_in(t.path()).args(["-n", "l", "true"]).assert().code(1);
+    lock_in(&env).args(["-n", "l", "true"]).assert().code(1);
 }
 
 #[test]
 fn command_inherits_the_lock_unless_close() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let list = "for f in /proc/$$/fd/*; do readlink \"$f\"; done";
-    let out = lock_in(t.path())
+    let out = lock_in(&env)
         .args(["l", "sh", "-c", list])
         .output()
         .unwrap();
     let fds = String::from_utf8(out.stdout).unwrap();
-    let lockfile = fs::canonicalize(t.path()).unwrap().join("l");
+    let lockfile = fs::canonicalize(env.root()).unwrap().join("l");
     assert!(
         fds.lines().any(|l| Path::new(l) == lockfile),
         "inherited: {fds}"
     );
-    let out = lock_in(t.path())
+    let out = lock_in(&env)
         .args(["-o", "l", "sh", "-c", list])
         .output()
         .unwrap();
@@ -154,10 +148,10 @@ fn command_inherits_the_lock_unless_close() {
 
 #[test]
 fn a_background_child_keeps_an_inherited_lock_but_not_with_close() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let bg = "sleep 60 >/dev/null 2>&1 & echo $!";
     for (opts, held_after) in [(&[][..], true), (&["-o"][..], false)] {
-        let out = lock_in(t.path())
+        let out = lock_in(&env)
             .args(opts)
             .args(["l", "sh", "-c", bg])
             .output()
@@ -169,10 +163,7 @@ fn a_background_child_keeps_an_inherited_lock_but_not_with_close() {
             .parse()
             .unwrap();
         let code = if held_after { 1 } else { 0 };
-        lock_in(t.path())
-            .args(["-n", "l", "true"])
-            .assert()
-            .code(code);
+        lock_in(&env).args(["-n", "l", "true"]).assert().code(code);
         // SAFETY: killing the background child this test started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
@@ -180,13 +171,12 @@ fn a_background_child_keeps_an_inherited_lock_but_not_with_close() {
 
 #[test]
 fn sigterm_to_racefree_reaches_command_and_its_status_comes_back() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     // Bounded, so a failure cannot leave the shell (and this test) waiting forever.
     let script =
         "trap 'echo got TERM; exit 3' TERM; echo ready; for i in $(seq 400); do sleep 0.05; done";
-    let mut child = StdCommand::new(racefree_path())
-        .args(["lock", "l", "sh", "-c", script])
-        .current_dir(t.path())
+    let mut child = env
+        .racefree_process(["lock", "l", "sh", "-c", script])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -204,9 +194,9 @@ fn sigterm_to_racefree_reaches_command_and_its_status_comes_back() {
 
 #[test]
 fn a_symlink_at_lockfile_is_refused_and_not_followed() {
-    let t = tempfile::tempdir().unwrap();
-    symlink("target", t.path().join("l")).unwrap();
-    lock_in(t.path())
+    let env = TestEnv::new();
+    symlink("target", env.root().join("l")).unwrap();
+    lock_in(&env)
         .args(["l", "echo", "ran"])
         .assert()
         .code(125)
@@ -215,30 +205,30 @@ fn a_symlink_at_lockfile_is_refused_and_not_followed() {
             "racefree: error: refusing to lock 'l': it is a symbolic link (a lock file is never \
              followed through a link someone else may have planted)\n",
         );
-    assert!(!t.path().join("target").exists());
+    assert!(!env.root().join("target").exists());
 }
 
 #[test]
 fn a_directory_can_be_locked() {
-    let t = tempfile::tempdir().unwrap();
-    fs::create_dir(t.path().join("l")).unwrap();
-    let _holder = Holder::new(t.path(), &[]);
-    lock_in(t.path()).args(["-n", "l", "true"]).assert().code(1);
+    let env = TestEnv::new();
+    env.mkdir("l");
+    let _holder = Holder::new(&env, &[]);
+    lock_in(&env).args(["-n", "l", "true"]).assert().code(1);
 }
 
 #[test]
 fn command_not_found_is_127_and_not_executable_is_126() {
-    let t = tempfile::tempdir().unwrap();
-    lock_in(t.path())
+    let env = TestEnv::new();
+    lock_in(&env)
         .args(["l", "no-such-command-racefree"])
         .assert()
         .code(127)
         .stderr(
             "racefree: error: cannot run 'no-such-command-racefree': No such file or directory\n",
         );
-    fs::write(t.path().join("script"), "#!/bin/sh\n").unwrap();
-    fs::set_permissions(t.path().join("script"), fs::Permissions::from_mode(0o644)).unwrap();
-    lock_in(t.path())
+    env.write("script", "#!/bin/sh\n");
+    env.chmod("script", 0o644);
+    lock_in(&env)
         .args(["l", "./script"])
         .assert()
         .code(126)
@@ -273,16 +263,12 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_lock_file_nobody_may_create_is_status_125() {
-    let t = tempfile::tempdir().unwrap();
-    fs::create_dir(t.path().join("ro")).unwrap();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(
-        t.path().join("ro"),
-        fs::Permissions::from_mode(if is_root() { 0o755 } else { 0o555 }),
-    )
-    .unwrap();
-    let out = racefree_as_nobody(t.path())
-        .args(["lock", "ro/l", "echo", "ran"])
+    let env = TestEnv::new();
+    env.mkdir("ro");
+    env.chmod(".", 0o755);
+    env.chmod("ro", if is_root() { 0o755 } else { 0o555 });
+    let out = env
+        .racefree_as_nobody(["lock", "ro/l", "echo", "ran"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
@@ -296,7 +282,7 @@ fn a_lock_file_nobody_may_create_is_status_125() {
 /// Many processes run a critical section that a witness checks: mkdir of a
 /// directory that must not exist (it does if two holders overlap), then rmdir.
 fn contend(extra: &[&str]) {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let racers = 8;
     let per = 15;
     let opts = extra.join(" ");
@@ -310,7 +296,7 @@ fn contend(extra: &[&str]) {
             StdCommand::new("sh")
                 .args(["-c", &script])
                 .arg(racefree_path())
-                .current_dir(t.path())
+                .current_dir(env.root())
                 .spawn()
                 .unwrap()
         })
@@ -323,7 +309,7 @@ fn contend(extra: &[&str]) {
             "99 means two holders at once ({extra:?})"
         );
     }
-    let log = fs::read_to_string(t.path().join("log")).unwrap();
+    let log = fs::read_to_string(env.root().join("log")).unwrap();
     assert_eq!(log.lines().count(), racers * per);
 }
 
@@ -403,14 +389,14 @@ fn closed_standard_descriptors_are_never_the_lock_file() {
     // Started with stdin, stdout and stderr closed, the lock file would be opened as
     // fd 0 and COMMAND's output (to fd 1, then fd 2) written into it, had racefree
     // not put /dev/null on every closed standard descriptor first.
-    let d = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let status = StdCommand::new("sh")
         .arg("-c")
         .arg(r#"exec "$0" lock l -- sh -c 'echo out; echo err >&2' <&- >&- 2>&-"#)
         .arg(racefree_path())
-        .current_dir(d.path())
+        .current_dir(env.root())
         .status()
         .unwrap();
     assert!(status.success(), "{status}");
-    assert_eq!(fs::read(d.path().join("l")).unwrap(), b"");
+    assert_eq!(fs::read(env.root().join("l")).unwrap(), b"");
 }

@@ -10,8 +10,7 @@ use std::process::Stdio;
 
 use predicates::prelude::*;
 
-use crate::testenv::{Expected, TestEnv};
-use crate::util::racefree;
+use crate::testenv::{Expected, TestEnv, racefree};
 
 #[test]
 fn verbose_announces_each_created_level_exactly() {

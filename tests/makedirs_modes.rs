@@ -7,8 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::testenv::{Expected, TestEnv, set_umask};
-use crate::util::racefree_path;
+use crate::testenv::{Expected, TestEnv, racefree_path, set_umask};
 
 /// A small deterministic generator (xorshift), so a failure names a reproducible case.
 struct Rng(u64);

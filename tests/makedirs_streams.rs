@@ -8,8 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::testenv::{Expected, TestEnv, assert_output};
-use crate::util::racefree;
+use crate::testenv::{Expected, TestEnv, assert_output, racefree};
 
 #[test]
 fn a_reader_that_leaves_costs_no_directory_and_is_not_success() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use crate::testenv::{Precondition, cargo, note, require};
+use crate::testenv::{Precondition, TestEnv, cargo, note, require};
 
 const PACKAGE: &str = "racefree";
 
@@ -174,17 +174,18 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
 
     // Build: cargo deb builds the release binary (reused when fresh). --fast only
     // lowers the compression level; the package's contents are the same.
-    let out_dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
+    let out_dir = env.mkdir("deb");
     let begin = Instant::now();
     run(Command::new(&cargo)
         .current_dir(root())
         .args(["deb", "--locked", "--fast", "--output"])
-        .arg(out_dir.path()));
+        .arg(&out_dir));
     note(&format!(
         "package: cargo deb took {:.1} s",
         begin.elapsed().as_secs_f64()
     ));
-    let debs: Vec<PathBuf> = std::fs::read_dir(out_dir.path())
+    let debs: Vec<PathBuf> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "deb"))
@@ -236,7 +237,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     // the package itself with `man -l`, and say so.
     let excluded = excluded_by_dpkg("/usr/share/man/man1/racefree.1.gz");
     let on_disk = Path::new("/usr/share/man/man1/racefree.1.gz").exists();
-    let extracted = tempfile::tempdir().unwrap();
+    let extracted = env.mkdir("extracted");
     if !on_disk {
         assert!(
             !excluded.is_empty(),
@@ -246,10 +247,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
             "package: dpkg is told not to install man pages ({}); reading them from the .deb with man -l",
             excluded.join(", ")
         ));
-        run(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(deb)
-            .arg(extracted.path()));
+        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&extracted));
     }
     for page in &pages {
         let name = page.strip_suffix(".1").unwrap();
@@ -267,11 +265,8 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
             );
             man.args(["--warnings", name]);
         } else {
-            man.args(["--warnings", "-l"]).arg(
-                extracted
-                    .path()
-                    .join(format!("usr/share/man/man1/{page}.gz")),
-            );
+            man.args(["--warnings", "-l"])
+                .arg(extracted.join(format!("usr/share/man/man1/{page}.gz")));
         }
         let out = run(&mut man);
         let text = stdout(&out);
@@ -384,18 +379,18 @@ fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
     let cargo = cargo();
     // A scratch root stands in for ~/.cargo. The release build is shared with
     // `cargo deb`; whichever runs first builds it.
-    let prefix = tempfile::tempdir().unwrap();
+    let prefix = TestEnv::new();
     let begin = Instant::now();
     run(Command::new(&cargo)
         .current_dir(root())
         .args(["install", "--locked", "--offline", "--path", "."])
         .arg("--root")
-        .arg(prefix.path()));
+        .arg(prefix.root()));
     note(&format!(
         "package: cargo install took {:.1} s",
         begin.elapsed().as_secs_f64()
     ));
-    let bin = prefix.path().join("bin");
+    let bin = prefix.root().join("bin");
     let version = run(Command::new(bin.join("racefree")).arg("--version"));
     assert_eq!(
         stdout(&version),
@@ -403,7 +398,7 @@ fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
     );
 
     // README's step for the man pages, and man finding them from PATH alone.
-    let man1 = prefix.path().join("share/man/man1");
+    let man1 = prefix.root().join("share/man/man1");
     let mut install = Command::new("install");
     install.arg("-Dm644").arg("-t").arg(&man1);
     for page in man_pages() {

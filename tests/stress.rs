@@ -2,14 +2,15 @@
 //! verdicts and figures, and control arms that must show the race.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command as StdCommand, Stdio};
 
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::stress_report::{hosts_run, report_fails_with, report_passes};
-use crate::util::{is_root, racefree, racefree_as_nobody, racefree_path};
+use crate::testenv::{
+    Precondition, TestEnv, is_root, racefree, racefree_path, report_fails_with, report_passes,
+    require,
+};
 
 fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -25,8 +26,8 @@ fn run_json(args: &[&str]) -> (Option<i32>, Value) {
 
 #[test]
 fn makedirs_rounds_are_verified_exactly() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().to_str().unwrap();
+    let env = TestEnv::new();
+    let dir = env.root().to_str().unwrap();
     let (code, r) = run_json(&[
         "stress", "makedirs", "--dir", dir, "--rounds", "5", "--racers", "8", "--json",
     ]);
@@ -42,7 +43,7 @@ fn makedirs_rounds_are_verified_exactly() {
     assert_eq!(r["racers"], 8);
     assert!(r["start_spread_max_ns"].as_u64().is_some());
     // The run cleaned up after itself and touched nothing else.
-    assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(env.root()).unwrap().count(), 0);
 }
 
 #[test]
@@ -113,16 +114,16 @@ fn churn_removes_directories_and_makedirs_still_never_fails() {
 
 #[test]
 fn keep_leaves_the_work_directory() {
-    let d = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     racefree()
         .args([
             "stress", "makedirs", "--keep", "--rounds", "2", "--racers", "2", "--dir",
         ])
-        .arg(d.path())
+        .arg(env.root())
         .assert()
         .success()
         .stdout(predicate::str::contains("racefree").and(predicate::str::contains("held")));
-    let work: Vec<_> = fs::read_dir(d.path())
+    let work: Vec<_> = fs::read_dir(env.root())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -132,13 +133,13 @@ fn keep_leaves_the_work_directory() {
 
 #[test]
 fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
-    let d = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     // Three local processes stand in for three hosts, each with its launcher's rank.
-    let work = hosts_run(d.path(), 3, &["makedirs", "--rounds", "4", "--racers", "4"]);
+    let work = env.hosts_run(3, &["makedirs", "--rounds", "4", "--racers", "4"]);
     for id in 0..3 {
         assert!(work.join(format!("report-{id}.json")).is_file());
     }
-    report_passes(d.path()).stdout(predicate::str::contains("3 instances (0, 1, 2), 4 rounds"));
+    report_passes(env.root()).stdout(predicate::str::contains("3 instances (0, 1, 2), 4 rounds"));
     let out = racefree()
         .args(["stress", "report", "--json"])
         .arg(&work)
@@ -159,7 +160,7 @@ fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
 
 #[test]
 fn a_barrier_that_never_fills_times_out_clearly() {
-    let d = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     racefree()
         .args([
             "stress",
@@ -174,9 +175,9 @@ fn a_barrier_that_never_fills_times_out_clearly() {
             "1",
             "--dir",
         ])
-        .arg(d.path())
+        .arg(env.root())
         .arg("--barrier-file")
-        .arg(d.path().join("b"))
+        .arg(env.root().join("b"))
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -333,22 +334,22 @@ fn stress_usage_errors() {
 
 #[test]
 fn a_barrier_file_needs_a_shared_dir_and_refuses_stale_arrivals() {
-    let d = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     racefree()
         .args(["stress", "makedirs", "--rounds", "1", "--barrier-file"])
-        .arg(d.path().join("go"))
+        .arg(env.root().join("go"))
         .assert()
         .code(2)
         .stderr("racefree: error: --barrier-file needs --dir: the shared tree every instance races on\n");
     // Arrival files left by an earlier run would release this one early: refused.
-    fs::write(d.path().join("go.arrived.7"), "").unwrap();
+    fs::write(env.root().join("go.arrived.7"), "").unwrap();
     racefree()
         .args([
             "stress", "makedirs", "--rounds", "1", "--expect", "1", "--id", "0", "--dir",
         ])
-        .arg(d.path())
+        .arg(env.root())
         .arg("--barrier-file")
-        .arg(d.path().join("go"))
+        .arg(env.root().join("go"))
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -361,11 +362,10 @@ fn a_barrier_file_needs_a_shared_dir_and_refuses_stale_arrivals() {
 fn a_user_the_server_hides_is_expected_hidden_not_failed() {
     // Run as nobody: the harness states on its own whom the server must hide, and
     // nobody (home /nonexistent, so no ~/.noident) is named; every answer is right.
-    crate::testenv::require(&[crate::testenv::Precondition::Root]);
-    let d = tempfile::tempdir().unwrap();
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let mut cmd = racefree_as_nobody(d.path());
-    cmd.env("TMPDIR", d.path()).args([
+    require(&[Precondition::Root]);
+    let env = TestEnv::new();
+    env.chmod(".", 0o777);
+    let mut cmd = env.racefree_as_nobody([
         "stress",
         "ident",
         "--via-server",
@@ -377,6 +377,7 @@ fn a_user_the_server_hides_is_expected_hidden_not_failed() {
         "1",
         "--json",
     ]);
+    cmd.env("TMPDIR", env.root());
     let out = cmd.output().unwrap();
     let r = json_of(&out);
     assert_eq!(
@@ -395,8 +396,8 @@ fn a_user_the_server_hides_is_expected_hidden_not_failed() {
 
 #[test]
 fn a_dir_that_does_not_exist_is_refused_not_made() {
-    let d = tempfile::tempdir().unwrap();
-    let missing = d.path().join("nonexistent/x");
+    let env = TestEnv::new();
+    let missing = env.root().join("nonexistent/x");
     racefree()
         .args(["stress", "makedirs", "--rounds", "1", "--dir"])
         .arg(&missing)
@@ -407,7 +408,7 @@ fn a_dir_that_does_not_exist_is_refused_not_made() {
             "racefree: error: --dir '{}': No such file or directory; the run works in a new directory it makes inside an existing one\n",
             missing.display()
         ));
-    assert!(!d.path().join("nonexistent").exists());
+    assert!(!env.root().join("nonexistent").exists());
 }
 
 /// Starts `racefree stress ARGS` with its own $TMPDIR, waits until its work
@@ -415,11 +416,11 @@ fn a_dir_that_does_not_exist_is_refused_not_made() {
 /// nothing in $TMPDIR. With `rounds`, waits until a round's directory exists too.
 fn sigterm_leaves_nothing(args: &[&str], rounds: bool) {
     use std::os::unix::process::ExitStatusExt;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TestEnv::new();
     let child = StdCommand::new(racefree_path())
         .arg("stress")
         .args(args)
-        .env("TMPDIR", tmp.path())
+        .env("TMPDIR", tmp.root())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -428,7 +429,7 @@ fn sigterm_leaves_nothing(args: &[&str], rounds: bool) {
     // waits for a state, it races nothing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let under_way = || {
-        let work: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        let work: Vec<_> = fs::read_dir(tmp.root()).unwrap().collect();
         match work.first() {
             Some(w) if rounds => fs::read_dir(w.as_ref().unwrap().path())
                 .map(|mut entries| entries.next().is_some())
@@ -457,7 +458,7 @@ fn sigterm_leaves_nothing(args: &[&str], rounds: bool) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let left: Vec<_> = fs::read_dir(tmp.path())
+    let left: Vec<_> = fs::read_dir(tmp.root())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

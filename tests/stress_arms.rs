@@ -6,8 +6,7 @@ use std::fs;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::stress_report::{multi_host_run, report_fails_with, report_passes};
-use crate::util::racefree;
+use crate::testenv::{TestEnv, racefree, report_fails_with, report_passes};
 
 fn run_json(args: &[&str]) -> Value {
     let out = racefree().args(args).output().unwrap();
@@ -137,9 +136,9 @@ fn lock_processes_run_racefree_lock_lose_no_update_and_the_control_does() {
 
 #[test]
 fn counter_across_hosts_merges_and_catches_a_wrong_counter() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["counter", "--takes", "10"], "3");
-    report_passes(d.path()).stdout(predicate::str::starts_with(
+    let env = TestEnv::new();
+    let work = env.multi_host_run(&["counter", "--takes", "10"], "3");
+    report_passes(env.root()).stdout(predicate::str::starts_with(
         "stress report: counter, 2 instances (0, 1), 3 rounds, 180 calls, 0 failed\n",
     ));
     fs::write(work.join("round-1/counter"), "59\n").unwrap();
@@ -148,12 +147,8 @@ fn counter_across_hosts_merges_and_catches_a_wrong_counter() {
 
 #[test]
 fn write_across_hosts_merges_and_catches_a_torn_file() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(
-        d.path(),
-        &["write", "--versions", "10", "--reads", "20"],
-        "2",
-    );
+    let env = TestEnv::new();
+    let work = env.multi_host_run(&["write", "--versions", "10", "--reads", "20"], "2");
     report_passes(&work);
     fs::write(work.join("round-0/file"), "").unwrap();
     report_fails_with(&work, &["round 0: 'round-0/file' was left empty"]);
@@ -161,8 +156,8 @@ fn write_across_hosts_merges_and_catches_a_torn_file() {
 
 #[test]
 fn lock_across_hosts_merges_and_catches_a_lost_update() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), &["lock", "--increments", "50"], "2");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(&["lock", "--increments", "50"], "2");
     report_passes(&work);
     fs::write(work.join("round-1/counter"), "299\n").unwrap();
     report_fails_with(

@@ -3,84 +3,11 @@
 //! pass on nothing, or a walk through a symlink.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command as StdCommand, Stdio};
+use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::util::{racefree, racefree_path};
-
-/// Two instances of `stress ARM` meeting at a barrier file in `dir`; returns the
-/// shared work directory.
-///
-/// `stress report` rightly fails a run whose hosts did not overlap, so each caller
-/// sizes its run to last 0.1 s or more in a debug build: an order of magnitude above
-/// how late a loaded machine wakes one instance at the barrier's start time.
-pub fn multi_host_run(dir: &Path, arm: &[&str], rounds: &str) -> PathBuf {
-    hosts_run(
-        dir,
-        2,
-        &[arm, &["--rounds", rounds, "--racers", "3"]].concat(),
-    )
-}
-
-/// `instances` local processes standing in for hosts, each running `stress ARGS`
-/// with its launcher's rank (SLURM_PROCID), meeting at a barrier file in `dir`;
-/// each must exit 0. Returns the shared work directory.
-pub fn hosts_run(dir: &Path, instances: u32, args: &[&str]) -> PathBuf {
-    let barrier = dir.join("go");
-    let hosts: Vec<_> = (0..instances)
-        .map(|rank| {
-            StdCommand::new(racefree_path())
-                .arg("stress")
-                .args(args)
-                .args(["--expect", &instances.to_string(), "--dir"])
-                .arg(dir)
-                .arg("--barrier-file")
-                .arg(&barrier)
-                .env("SLURM_PROCID", rank.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for h in hosts {
-        let out = h.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    dir.join("racefree-stress-go")
-}
-
-/// `stress report DIR` says PASS (exit 0) and its stdout ends the way a pass does.
-pub fn report_passes(dir: &Path) -> assert_cmd::assert::Assert {
-    racefree()
-        .args(["stress", "report"])
-        .arg(dir)
-        .assert()
-        .success()
-        .stdout(predicate::str::ends_with("verdict: PASS\n"))
-}
-
-/// `stress report DIR` says FAIL (exit 1), naming every one of `problems` in its
-/// stdout, which ends the way a failure does.
-pub fn report_fails_with(dir: &Path, problems: &[&str]) {
-    let out = racefree()
-        .args(["stress", "report"])
-        .arg(dir)
-        .assert()
-        .code(1);
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
-    for p in problems {
-        assert!(stdout.contains(p), "no {p:?} in:\n{stdout}");
-    }
-    assert!(stdout.ends_with("verdict: FAIL\n"), "{stdout}");
-}
+use crate::testenv::{TestEnv, racefree, report_fails_with};
 
 /// A makedirs run of 729 leaves a round: about 0.1 s a round on 2 cores.
 const MAKEDIRS: &[&str] = &["makedirs", "--depth", "6"];
@@ -93,8 +20,8 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn a_tampered_tree_shape_is_an_error_not_a_100_gb_allocation() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), MAKEDIRS, "1");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(MAKEDIRS, "1");
     racefree()
         .args(["stress", "report"])
         .arg(&work)
@@ -124,8 +51,8 @@ fn a_tampered_tree_shape_is_an_error_not_a_100_gb_allocation() {
 
 #[test]
 fn a_report_that_verified_no_round_fails() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), MAKEDIRS, "1");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(MAKEDIRS, "1");
     for id in 0..2 {
         edit_json(&work.join(format!("report-{id}.json")), |v| {
             v["racefree"]["rounds"] = 0.into();
@@ -144,16 +71,16 @@ fn a_report_that_verified_no_round_fails() {
 
 #[test]
 fn a_round_on_disk_that_no_report_covers_fails() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), MAKEDIRS, "2");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(MAKEDIRS, "2");
     fs::create_dir(work.join("round-2")).unwrap();
     report_fails_with(&work, &["'round-2' is on disk, but no report covers it"]);
 }
 
 #[test]
 fn a_round_that_is_a_symlink_is_never_followed() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), MAKEDIRS, "1");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(MAKEDIRS, "1");
     fs::remove_dir_all(work.join("round-0")).unwrap();
     std::os::unix::fs::symlink("/usr", work.join("round-0")).unwrap();
     report_fails_with(
@@ -164,9 +91,16 @@ fn a_round_that_is_a_symlink_is_never_followed() {
         ],
     );
     // A report that is a symlink is not read either.
-    fs::rename(work.join("report-1.json"), d.path().join("elsewhere.json")).unwrap();
-    std::os::unix::fs::symlink(d.path().join("elsewhere.json"), work.join("report-1.json"))
-        .unwrap();
+    fs::rename(
+        work.join("report-1.json"),
+        env.root().join("elsewhere.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        env.root().join("elsewhere.json"),
+        work.join("report-1.json"),
+    )
+    .unwrap();
     racefree()
         .args(["stress", "report"])
         .arg(&work)
@@ -179,8 +113,8 @@ fn a_round_that_is_a_symlink_is_never_followed() {
 
 #[test]
 fn garbage_in_a_rounds_file_is_an_error_naming_it() {
-    let d = tempfile::tempdir().unwrap();
-    let work = multi_host_run(d.path(), MAKEDIRS, "2");
+    let env = TestEnv::new();
+    let work = env.multi_host_run(MAKEDIRS, "2");
     fs::write(
         work.join("rounds-0.jsonl"),
         "{\"round\":0,\"record\":[]}\nnot json\n",

@@ -19,5 +19,4 @@ mod stress;
 mod stress_arms;
 mod stress_report;
 mod testenv;
-mod util;
 mod write;

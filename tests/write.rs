@@ -10,7 +10,7 @@ use std::process::{Command as StdCommand, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{NOBODY, is_root, racefree, racefree_as_nobody, racefree_path};
+use crate::testenv::{NOBODY, Precondition, TestEnv, is_root, racefree, racefree_path, require};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -27,63 +27,53 @@ fn mode_of(p: &Path) -> u32 {
 
 #[test]
 fn stdin_becomes_the_new_content_and_nothing_else_is_left() {
-    let t = tempfile::tempdir().unwrap();
-    fs::write(t.path().join("f"), "old content that is longer\n").unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "f"])
+    let env = TestEnv::new();
+    fs::write(env.root().join("f"), "old content that is longer\n").unwrap();
+    env.racefree(["write", "f"])
         .write_stdin("new\n")
         .assert()
         .success()
         .stdout("")
         .stderr("");
-    assert_eq!(fs::read_to_string(t.path().join("f")).unwrap(), "new\n");
+    assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "new\n");
     // Empty input is a legitimate empty file.
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "f", "--no-sync"])
+    env.racefree(["write", "f", "--no-sync"])
         .write_stdin("")
         .assert()
         .success();
-    assert_eq!(fs::read(t.path().join("f")).unwrap(), b"");
-    assert_eq!(names(t.path()), ["f"]);
+    assert_eq!(fs::read(env.root().join("f")).unwrap(), b"");
+    assert_eq!(names(env.root()), ["f"]);
 }
 
 #[test]
 fn a_new_file_gets_0666_minus_umask_and_an_old_one_keeps_its_mode() {
-    let t = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let status = StdCommand::new("sh")
         .args([
             "-c",
             "umask 027; echo hi | \"$0\" write new",
             &racefree_path().to_string_lossy(),
         ])
-        .current_dir(t.path())
+        .current_dir(env.root())
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(mode_of(&t.path().join("new")), 0o640);
+    assert_eq!(mode_of(&env.root().join("new")), 0o640);
 
-    let old = t.path().join("old");
+    let old = env.root().join("old");
     fs::write(&old, "x").unwrap();
     fs::set_permissions(&old, fs::Permissions::from_mode(0o604)).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "old"])
+    env.racefree(["write", "old"])
         .write_stdin("y")
         .assert()
         .success();
     assert_eq!(mode_of(&old), 0o604);
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "-m", "u=rw,go=", "old"])
+    env.racefree(["write", "-m", "u=rw,go=", "old"])
         .write_stdin("z")
         .assert()
         .success();
     assert_eq!(mode_of(&old), 0o600);
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "-m", "9", "old"])
+    env.racefree(["write", "-m", "9", "old"])
         .write_stdin("z")
         .assert()
         .code(2)
@@ -92,109 +82,99 @@ fn a_new_file_gets_0666_minus_umask_and_an_old_one_keeps_its_mode() {
 
 #[test]
 fn a_symlink_target_is_replaced_unless_no_follow() {
-    let t = tempfile::tempdir().unwrap();
-    fs::create_dir(t.path().join("dotfiles")).unwrap();
-    fs::write(t.path().join("dotfiles/rc"), "old").unwrap();
-    symlink("dotfiles/rc", t.path().join("rc")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "rc"])
+    let env = TestEnv::new();
+    fs::create_dir(env.root().join("dotfiles")).unwrap();
+    fs::write(env.root().join("dotfiles/rc"), "old").unwrap();
+    symlink("dotfiles/rc", env.root().join("rc")).unwrap();
+    env.racefree(["write", "rc"])
         .write_stdin("new")
         .assert()
         .success();
     assert!(
-        fs::symlink_metadata(t.path().join("rc"))
+        fs::symlink_metadata(env.root().join("rc"))
             .unwrap()
             .file_type()
             .is_symlink()
     );
     assert_eq!(
-        fs::read_to_string(t.path().join("dotfiles/rc")).unwrap(),
+        fs::read_to_string(env.root().join("dotfiles/rc")).unwrap(),
         "new"
     );
-    assert_eq!(names(&t.path().join("dotfiles")), ["rc"]);
+    assert_eq!(names(&env.root().join("dotfiles")), ["rc"]);
 
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "--no-follow", "rc"])
+    env.racefree(["write", "--no-follow", "rc"])
         .write_stdin("own")
         .assert()
         .success();
-    assert!(fs::symlink_metadata(t.path().join("rc")).unwrap().is_file());
-    assert_eq!(fs::read_to_string(t.path().join("rc")).unwrap(), "own");
+    assert!(
+        fs::symlink_metadata(env.root().join("rc"))
+            .unwrap()
+            .is_file()
+    );
+    assert_eq!(fs::read_to_string(env.root().join("rc")).unwrap(), "own");
     assert_eq!(
-        fs::read_to_string(t.path().join("dotfiles/rc")).unwrap(),
+        fs::read_to_string(env.root().join("dotfiles/rc")).unwrap(),
         "new"
     );
 
     // A dangling link creates the file it names, as `echo > link` does.
-    symlink("made-by-write", t.path().join("dangling")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "dangling"])
+    symlink("made-by-write", env.root().join("dangling")).unwrap();
+    env.racefree(["write", "dangling"])
         .write_stdin("x")
         .assert()
         .success();
     assert_eq!(
-        fs::read_to_string(t.path().join("made-by-write")).unwrap(),
+        fs::read_to_string(env.root().join("made-by-write")).unwrap(),
         "x"
     );
 }
 
 #[test]
 fn errors_name_the_file_and_leave_it_as_it_was() {
-    let t = tempfile::tempdir().unwrap();
-    fs::create_dir(t.path().join("d")).unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "d"])
+    let env = TestEnv::new();
+    fs::create_dir(env.root().join("d")).unwrap();
+    env.racefree(["write", "d"])
         .write_stdin("x")
         .assert()
         .code(1)
         .stderr("racefree: error: cannot replace 'd': it is a directory\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "missing/f"])
+    env.racefree(["write", "missing/f"])
         .write_stdin("x")
         .assert()
         .code(1)
         .stderr("racefree: error: cannot open directory 'missing': No such file or directory\n");
     nix::unistd::mkfifo(
-        &t.path().join("fifo"),
+        &env.root().join("fifo"),
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .unwrap();
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "fifo"])
+    env.racefree(["write", "fifo"])
         .write_stdin("x")
         .assert()
         .code(1)
         .stderr("racefree: error: cannot replace 'fifo': it is not a regular file\n");
-    racefree()
-        .current_dir(t.path())
-        .args(["write", ""])
+    env.racefree(["write", ""])
         .assert()
         .code(2)
         .stderr("racefree: error: FILE is empty\n");
-    assert_eq!(names(t.path()), ["d", "fifo"]);
+    assert_eq!(names(env.root()), ["d", "fifo"]);
 }
 
 #[test]
 fn an_unwritable_directory_is_a_clear_error_and_the_file_is_unchanged() {
-    let t = tempfile::tempdir().unwrap();
-    let d = t.path().join("ro");
+    let env = TestEnv::new();
+    let d = env.root().join("ro");
     fs::create_dir(&d).unwrap();
     fs::write(d.join("f"), "old").unwrap();
     fs::set_permissions(d.join("f"), fs::Permissions::from_mode(0o666)).unwrap();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    env.chmod(".", 0o755);
     fs::set_permissions(
         &d,
         fs::Permissions::from_mode(if is_root() { 0o755 } else { 0o555 }),
     )
     .unwrap();
-    let mut child = racefree_as_nobody(t.path())
-        .args(["write", "ro/f"])
+    let mut child = env
+        .racefree_as_nobody(["write", "ro/f"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -218,19 +198,14 @@ fn an_unwritable_directory_is_a_clear_error_and_the_file_is_unchanged() {
     ignore = "needs root to give files away to nobody"
 )]
 fn the_owner_and_group_are_kept_or_the_write_refused() {
-    crate::testenv::require(&[
-        crate::testenv::Precondition::Root,
-        crate::testenv::Precondition::Nobody,
-    ]);
-    let t = tempfile::tempdir().unwrap();
-    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let f = t.path().join("theirs");
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let env = TestEnv::new();
+    env.chmod(".", 0o777);
+    let f = env.root().join("theirs");
     fs::write(&f, "old").unwrap();
     std::os::unix::fs::chown(&f, Some(NOBODY), Some(NOBODY)).unwrap();
     // Root replaces nobody's file: it stays nobody's.
-    racefree()
-        .current_dir(t.path())
-        .args(["write", "theirs"])
+    env.racefree(["write", "theirs"])
         .write_stdin("new")
         .assert()
         .success();
@@ -238,11 +213,11 @@ fn the_owner_and_group_are_kept_or_the_write_refused() {
     assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY));
     // nobody may write root's file in a world-writable directory, but could not
     // keep its owner: refused, and the file is as it was.
-    let g = t.path().join("roots");
+    let g = env.root().join("roots");
     fs::write(&g, "root's").unwrap();
     fs::set_permissions(&g, fs::Permissions::from_mode(0o666)).unwrap();
-    let mut child = racefree_as_nobody(t.path())
-        .args(["write", "roots"])
+    let mut child = env
+        .racefree_as_nobody(["write", "roots"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -255,7 +230,7 @@ fn the_owner_and_group_are_kept_or_the_write_refused() {
         "racefree: error: cannot keep the owner and group of 'roots' (0:0): Operation not permitted; it was left as it was\n"
     );
     assert_eq!(fs::read_to_string(&g).unwrap(), "root's");
-    assert_eq!(names(t.path()), ["racefree-bin", "roots", "theirs"]);
+    assert_eq!(names(env.root()), ["racefree-bin", "roots", "theirs"]);
 }
 
 /// Waits until `pid` has a descriptor open on a temporary file (the condition the
@@ -291,12 +266,10 @@ fn a_signal_while_waiting_for_input_leaves_no_temporary_file() {
         (true, libc::SIGHUP),
         (false, libc::SIGTERM),
     ] {
-        let t = tempfile::tempdir().unwrap();
-        fs::write(t.path().join("f"), "old").unwrap();
-        let mut cmd = StdCommand::new(racefree_path());
-        cmd.args(["write", "f"])
-            .current_dir(t.path())
-            .stdin(Stdio::piped());
+        let env = TestEnv::new();
+        fs::write(env.root().join("f"), "old").unwrap();
+        let mut cmd = env.racefree_process(["write", "f"]);
+        cmd.stdin(Stdio::piped());
         if named {
             cmd.env("RACEFREE_WRITE_NAMED_TEMP", "1");
         }
@@ -306,7 +279,7 @@ fn a_signal_while_waiting_for_input_leaves_no_temporary_file() {
         wait_for_temp_fd(child.id());
         if named {
             assert_eq!(
-                names(t.path()).len(),
+                names(env.root()).len(),
                 2,
                 "the named temporary file exists now"
             );
@@ -315,8 +288,8 @@ fn a_signal_while_waiting_for_input_leaves_no_temporary_file() {
         unsafe { libc::kill(child.id() as i32, sig) };
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(sig), "dies of the signal it got");
-        assert_eq!(names(t.path()), ["f"], "named={named} sig={sig}");
-        assert_eq!(fs::read_to_string(t.path().join("f")).unwrap(), "old");
+        assert_eq!(names(env.root()), ["f"], "named={named} sig={sig}");
+        assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "old");
     }
 }
 

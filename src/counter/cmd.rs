@@ -8,6 +8,7 @@ use clap::Args as ClapArgs;
 
 use super::{DEFAULT_ADD, DEFAULT_INIT, Options, Step};
 use crate::exit::{self, Exit};
+use crate::help;
 
 /// The long description for --help and the man page (set on the subcommand in
 /// cli.rs: a doc comment there would otherwise replace it).
@@ -26,6 +27,22 @@ pub const LONG_ABOUT: &str = "Add N to the integer stored in FILE and print the 
         directory fsynced) before it is printed; without it, a crash may lose the latest \
         increments, but never mixes two values.";
 
+/// counter's examples, for `--help` and the man page.
+pub const EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "a build number, unique however many jobs start at once",
+        lines: "n=$(racefree counter /var/lib/ci/build-number)",
+    },
+    help::Example {
+        what: "count in a loop, from many shells at once",
+        lines: "for f in *.log; do grep -q ERROR \"$f\" && racefree counter errors >/dev/null; done\nracefree counter --get errors",
+    },
+    help::Example {
+        what: "a slot counter that goes down as well as up, durably",
+        lines: "racefree counter --add -1 --sync /var/lib/app/slots",
+    },
+];
+
 /// counter's exit statuses, for `--help` and the man page.
 pub const STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
@@ -41,8 +58,7 @@ pub const STATUSES: &[exit::Status] = &[
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example: n=$(racefree counter /var/lib/myjob/build-number)",
-    after_long_help = exit::help_text(STATUSES)
+    after_long_help = help::long_help(EXAMPLES, STATUSES)
 )]
 pub struct Args {
     /// The file holding the counter (created on first use)

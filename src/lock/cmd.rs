@@ -12,6 +12,7 @@ use clap::Args as ClapArgs;
 
 use super::{Busy, Options, acquire};
 use crate::exit::{self, Exit};
+use crate::help;
 use crate::quote::quote;
 
 /// The long description for --help and the man page (set on the subcommand in
@@ -34,6 +35,22 @@ pub const LONG_ABOUT: &str = "Take a lock on LOCKFILE, run COMMAND while holding
         While COMMAND runs, racefree ignores SIGINT and SIGQUIT (a terminal sends them to \
         COMMAND too, which decides) and passes SIGTERM and SIGHUP on to COMMAND, so the lock \
         is never released while COMMAND still runs.";
+
+/// lock's examples, for `--help` and the man page.
+pub const EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "cron: skip this run while the last one still holds the lock",
+        lines: "racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/ || echo 'backup already running'",
+    },
+    help::Example {
+        what: "wait at most 60 seconds for the lock, then give up with status 75",
+        lines: "racefree lock -w 60 -E 75 /run/lock/db.lock -c 'pg_dump app > app.sql'",
+    },
+    help::Example {
+        what: "many readers at once, no writer among them",
+        lines: "racefree lock -s /run/lock/cache.lock -- ./read-cache",
+    },
+];
 
 /// lock's exit statuses, for `--help` and the man page. Its 0 is COMMAND's.
 pub const STATUSES: &[exit::Status] = &[
@@ -69,8 +86,7 @@ pub const STATUSES: &[exit::Status] = &[
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example: racefree lock -n /run/lock/backup.lock -- rsync -a /data/ /backup/",
-    after_long_help = exit::help_text(STATUSES)
+    after_long_help = help::long_help(EXAMPLES, STATUSES)
 )]
 pub struct Args {
     /// The file to lock (created if missing, never removed)

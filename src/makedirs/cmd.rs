@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::{Error, Made, Options, make_dirs, mode};
 use crate::exit::{self, Exit};
+use crate::help;
 use crate::quote::{json_path, quote};
 
 /// The long description, for `--help` and the man page. cli.rs names it too: the
@@ -33,6 +34,30 @@ pub const LONG_ABOUT: &str = "Create each PATH and every missing ancestor, like 
         Many paths run in parallel; output and errors come out in input order, and one path's \
         failure does not stop the others.";
 
+/// makedirs's examples, for `--help` and the man page.
+pub const EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "mkdir -p, correct while other processes build or remove the same tree",
+        lines: "racefree makedirs build/obj/x86_64 build/obj/arm64",
+    },
+    help::Example {
+        what: "copy a tree's directories (any names, newlines included) into another",
+        lines: "(cd src && find . -type d -print0) | (cd dst && racefree makedirs -0 --from -)",
+    },
+    help::Example {
+        what: "mkdir as a lock: exit 3 if another job made it first",
+        lines: "racefree makedirs --exclusive /run/lock/nightly.d || exit 0",
+    },
+    help::Example {
+        what: "a private leaf, its new ancestors as mkdir -p makes them",
+        lines: "racefree makedirs -m 700 \"$HOME/.cache/app/keys\"",
+    },
+    help::Example {
+        what: "in a world-writable directory: refuse every symlink on the way",
+        lines: "racefree makedirs --no-symlinks /tmp/shared/$USER/run",
+    },
+];
+
 /// makedirs' exit statuses, for `--help` and the man page.
 pub const STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
@@ -51,7 +76,7 @@ pub const STATUSES: &[exit::Status] = &[
 ];
 
 #[derive(Debug, ClapArgs)]
-#[command(long_about = LONG_ABOUT, after_long_help = exit::help_text(STATUSES))]
+#[command(long_about = LONG_ABOUT, after_long_help = help::long_help(EXAMPLES, STATUSES))]
 pub struct Args {
     /// Directories to create
     // Any bytes at all: an empty PATH is refused by our own check, with a message

@@ -8,6 +8,7 @@ use clap::Args as ClapArgs;
 
 use super::{Options, TempKind, cleanup, replace_with};
 use crate::exit::{self, Exit};
+use crate::help;
 
 /// The long description for --help and the man page (set on the subcommand in
 /// cli.rs: a doc comment there would otherwise replace it).
@@ -27,6 +28,18 @@ pub const LONG_ABOUT: &str = "Read standard input to the end and make it FILE's 
         replacement, other hard links to FILE keep the old content, and extended attributes \
         and ACLs of the old FILE are not copied.";
 
+/// write's examples, for `--help` and the man page.
+pub const EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "sort a file in place, like sponge, but readers never see half a file",
+        lines: "sort -u hosts.txt | racefree write hosts.txt",
+    },
+    help::Example {
+        what: "a new config, owner-only, durable before the service reloads",
+        lines: "render-config | racefree write -m 600 /etc/app/app.conf && systemctl reload app",
+    },
+];
+
 /// write's exit statuses, for `--help` and the man page.
 pub const STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
@@ -42,8 +55,7 @@ pub const STATUSES: &[exit::Status] = &[
 
 #[derive(Debug, ClapArgs)]
 #[command(
-    after_help = "Example: sort data.txt | racefree write data.txt",
-    after_long_help = exit::help_text(STATUSES)
+    after_long_help = help::long_help(EXAMPLES, STATUSES)
 )]
 pub struct Args {
     /// The file to replace (created if absent)

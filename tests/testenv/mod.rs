@@ -1,9 +1,13 @@
 //! What every integration test shares (fd's `tests/testenv` is the model): the
 //! binary under test, a [`TestEnv`] owning a temporary tree that runs it and asserts
 //! its exact output with a readable diff, the preconditions a test may need
-//! ([`require`]), and the socket helpers the ident tests use (a server under test,
-//! reply readers, socket inodes, another user's sockets).
+//! ([`require`]), one test run under several settings ([`for_each_setting`]), the
+//! socket helpers the ident tests use (a server under test, reply readers, socket
+//! inodes, another user's sockets), and the fixtures: `stress` instances standing
+//! in for hosts (`hosts.rs`), and a network of namespaces behind a NAT ([`netns`]).
 
+mod hosts;
+pub mod netns;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
@@ -17,6 +21,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use assert_cmd::assert::Assert;
+pub use hosts::{report_fails_with, report_passes};
 pub use preconditions::Precondition;
 use racefree::ident::server::ServeChild;
 
@@ -47,10 +52,37 @@ pub fn require(needs: &[Precondition]) {
     let hint = if preconditions::under_ci() {
         "CI=true: a missing precondition is a failure, not a skip"
     } else {
-        "build.rs found it when the tests were built; the machine has changed since \
-         (touch build.rs to probe again)"
+        probe_again_at_next_build();
+        "build.rs found it when the tests were built; the machine has changed since, \
+         and the next build probes again"
     };
     panic!("precondition missing: {}; {hint}", missing.join(", "));
+}
+
+/// Whether build.rs set `p`'s cfg: it found `p` when the tests were built (or
+/// CI=true set them all).
+fn built_with(p: Precondition) -> bool {
+    env!("RACEFREE_TEST_PRECONDITIONS")
+        .split_whitespace()
+        .any(|cfg| cfg == p.cfg())
+}
+
+/// Touches the stamp build.rs watches (see preconditions.rs), so the next build
+/// runs the probes again and rebuilds what their cfgs decide.
+fn probe_again_at_next_build() {
+    let stamp = Path::new(env!("OUT_DIR")).join(preconditions::REPROBE_STAMP);
+    let touched = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&stamp)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(e) = touched {
+        note(&format!(
+            "cannot touch {}: {e}; touch build.rs to probe again",
+            stamp.display()
+        ));
+    }
 }
 
 pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
@@ -65,6 +97,30 @@ pub fn note(line: &str) {
 /// The xinetd binary (see [`Precondition::Xinetd`]).
 pub fn xinetd_path() -> PathBuf {
     preconditions::xinetd_path().unwrap_or_else(|e| panic!("{e}"))
+}
+
+// ---------------------------------------------------------------------------
+// One behaviour under several settings
+
+/// Runs `test` under each of `settings` in turn (a label and a value), for a
+/// behaviour that must hold alike under all of them; every setting runs, and the
+/// failure names each one that failed, with its panic message.
+#[track_caller]
+pub fn for_each_setting<T: Copy>(settings: &[(&str, T)], test: impl Fn(T)) {
+    let failed: Vec<String> = settings
+        .iter()
+        .filter_map(|&(label, setting)| {
+            let panic =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(setting))).err()?;
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            Some(format!("{label}: {why}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed {}", failed.join("\nfailed "));
 }
 
 // ---------------------------------------------------------------------------
@@ -571,6 +627,46 @@ impl Identd {
         }
         cmd.assert()
     }
+}
+
+/// A precondition build.rs did not find, but the machine has now (installed since),
+/// would leave its tests listed as ignored for a reason no longer true: a failure,
+/// which makes the next build probe again. (The other way, one found but gone since,
+/// fails each test that needs it, in [`require`].)
+#[test]
+fn no_precondition_missing_at_build_time_has_appeared_since() {
+    let appeared: Vec<&str> = Precondition::ALL
+        .into_iter()
+        .filter(|&p| !built_with(p) && p.probe().is_ok())
+        .map(Precondition::describe)
+        .collect();
+    if !appeared.is_empty() {
+        probe_again_at_next_build();
+    }
+    assert!(
+        appeared.is_empty(),
+        "missing when the tests were built, so their tests were listed as ignored, and \
+         here now: {}; the next build probes again",
+        appeared.join(", ")
+    );
+}
+
+#[test]
+fn each_setting_runs_and_a_failure_names_the_settings_that_failed() {
+    let ran = std::sync::Mutex::new(Vec::new());
+    for_each_setting(&[("one", 1), ("two", 2)], |n| ran.lock().unwrap().push(n));
+    assert_eq!(*ran.lock().unwrap(), [1, 2]);
+    let failed = std::panic::catch_unwind(|| {
+        for_each_setting(
+            &[("plain", false), ("with --flag", true), ("again", true)],
+            |fail| assert!(!fail, "boom"),
+        )
+    })
+    .expect_err("a failing setting passed");
+    assert_eq!(
+        failed.downcast_ref::<String>().map(String::as_str),
+        Some("failed with --flag: boom\nfailed again: boom")
+    );
 }
 
 #[test]

@@ -10,10 +10,18 @@
 //! lists it as ignored, with that reason, where the machine lacks root. Under CI
 //! (`CI=true`) the build script emits every cfg whatever it found, so every such
 //! test runs, and [`require`] fails it naming what is missing: CI cannot go green
-//! by skipping. The run-time probe also catches a stale build (the cfg says
-//! present, the machine no longer has it): a failure, never a silent pass.
-//! (A custom harness such as libtest-mimic could ignore at run time, but only by
-//! taking every test of the one integration binary out of `#[test]`.)
+//! by skipping. (A custom harness such as libtest-mimic could ignore at run time,
+//! but only by taking every test of the one integration binary out of `#[test]`.)
+//!
+//! When the build probes again. Every rerun of a build script rebuilds the whole
+//! package (library, binary, examples, tests), even when its output is the same,
+//! so `build.rs` watches no file of the machine: a full test run adds a user and
+//! installs the package, and watching /etc/passwd or dpkg's status rebuilt the
+//! crate after each run. The test binary finds a stale build instead, both ways: a
+//! precondition built in but gone fails the tests that [`require`] it, and one
+//! missing at build time but here now fails the test that looks for it (in
+//! `testenv`); either touches [`REPROBE_STAMP`] in the build script's `OUT_DIR`,
+//! the one file `build.rs` watches, so the next build probes again.
 
 use std::process::{Command, Stdio};
 
@@ -215,6 +223,10 @@ pub fn xinetd_path() -> Result<std::path::PathBuf, String> {
         .find(|p| p.is_file())
         .ok_or_else(|| "no xinetd on PATH or in /usr/sbin".to_string())
 }
+
+/// The file in the build script's `OUT_DIR` that the tests touch to make the next
+/// build probe again.
+pub const REPROBE_STAMP: &str = "reprobe-preconditions";
 
 /// libident's test client, started as inetd would start it.
 pub const LIBIDENT_TESTER: &str = "/usr/sbin/in.identtestd";
