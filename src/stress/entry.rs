@@ -19,7 +19,8 @@ use super::merge::{self, Merged};
 use super::progress::Progress;
 use super::race::{Helper, Race, Report, Subject};
 use super::table;
-use crate::exit::{self, Exit};
+use crate::exit::Exit;
+use crate::help;
 
 /// What the registry knows of one arm.
 pub trait Entry: Sync {
@@ -84,7 +85,7 @@ impl<S: Subject> Entry for Registered<S> {
         <S::Args as clap::Args>::augment_args(clap::Command::new(S::NAME))
             .about(S::ABOUT)
             .long_about(None)
-            .after_long_help(exit::help_text(S::STATUSES))
+            .after_long_help(help::long_help(S::EXAMPLES, S::STATUSES))
     }
 
     fn parse(&self, matches: &mut ArgMatches) -> Result<Box<dyn Invocation>, clap::Error> {

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::args::{self, ArmArgs, RaceArgs};
-use crate::exit;
+use crate::{exit, help};
 
 /// Which implementation racers run: racefree's, or the known-bad control that shows
 /// the harness can see the race.
@@ -167,6 +167,8 @@ pub trait Race: Sync + Sized {
 pub trait Subject: Race + 'static {
     /// Its line in `stress --help`.
     const ABOUT: &'static str;
+    /// Examples its long `--help` and man page show, above its exit statuses.
+    const EXAMPLES: &'static [help::Example] = &[];
     /// What `stress NAME` exits with: the statuses every racing run shares unless
     /// the arm has more to say.
     const STATUSES: &'static [exit::Status] = args::STATUSES;
