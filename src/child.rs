@@ -1,9 +1,13 @@
 //! Child processes racefree starts (stress racers, the ident server the stress
 //! harness and the tests run): none may outlive the run that started it.
 
-use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+use nix::errno::Errno;
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::getppid;
 
 /// Makes a child die with us (SIGKILL when this thread exits), so a racer or server
 /// process never outlives a run that was killed. Spawn from the thread that lives as
@@ -11,16 +15,15 @@ use std::process::Command;
 /// thread that forked, not the process.
 pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     let parent = std::process::id();
-    // SAFETY: prctl and getppid are async-signal-safe.
+    // SAFETY: the hook, run between fork and exec, makes only the prctl and getppid
+    // system calls, which are async-signal-safe, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            set_pdeathsig(Signal::SIGKILL)?;
             // A parent that died between fork and prctl sent no signal: the child,
             // already reparented, must not run on.
-            if u32::try_from(libc::getppid()) != Ok(parent) {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            if u32::try_from(getppid().as_raw()) != Ok(parent) {
+                return Err(Errno::ESRCH.into());
             }
             Ok(())
         })

@@ -1,5 +1,5 @@
 //! The top-level clap definition. Each subcommand's own arguments live in its module
-//! (`makedirs::cmd::Args`, `ident::Args`, `stress::cmd::Args`); this file only joins them.
+//! (`makedirs::cmd::Args`, `ident::cmd::Args`, `stress::cmd::Args`); this file only joins them.
 
 use clap::{Parser, Subcommand};
 
@@ -44,7 +44,7 @@ pub enum Command {
     #[command(long_about = crate::makedirs::cmd::LONG_ABOUT)]
     Makedirs(crate::makedirs::cmd::Args),
     /// RFC 1413 ident: look up a connection's owner, serve identd, or query one
-    Ident(crate::ident::Args),
+    Ident(crate::ident::cmd::Args),
     /// Run parallel racers against every command and verify every answer
     #[command(long_about = crate::stress::cmd::LONG_ABOUT)]
     Stress(crate::stress::cmd::Args),
@@ -60,8 +60,8 @@ pub enum Command {
 }
 
 /// The command line, or the exit status of a usage error already reported: on
-/// stderr as clap does, or, when inetd or systemd may have started us (fd 2 may be
-/// the client's socket), to syslog only.
+/// stderr as clap does, or where `ident` says it must go instead (under inetd or
+/// systemd, fd 2 may be the client's socket).
 pub fn parse() -> Result<Cli, exit::Exit> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(cli) = parse_primitive_fast(&argv) {
@@ -69,8 +69,7 @@ pub fn parse() -> Result<Cli, exit::Exit> {
     }
     match <Cli as Parser>::try_parse_from(&argv) {
         Ok(cli) => Ok(cli),
-        Err(err) if err.use_stderr() && crate::ident::server::started_by_a_superserver() => {
-            crate::ident::server::log_usage_error_quietly(&err.to_string());
+        Err(err) if crate::ident::server::reported_usage_error_quietly(&err) => {
             Err(exit::Exit::Usage)
         }
         Err(err) => err.exit(),

@@ -17,6 +17,7 @@ pub mod ident;
 pub mod lock;
 pub mod makedirs;
 pub mod quote;
+pub mod signals;
 pub mod startup;
 pub mod stress;
 pub mod write;
@@ -28,7 +29,7 @@ use exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Makedirs(args) => makedirs::cmd::run(args),
-        Command::Ident(args) => ident::run(args),
+        Command::Ident(args) => ident::cmd::run(args),
         Command::Stress(args) => stress::cmd::run(args),
         Command::Lock(args) => lock::cmd::run(args),
         Command::Counter(args) => counter::cmd::run(args),

@@ -1,7 +1,10 @@
 //! What the binary does before parsing its arguments, in place of Rust's own
 //! start-up (see src/main.rs for why that is skipped).
 
-use std::ffi::CStr;
+use std::os::fd::{AsRawFd, IntoRawFd};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
 
 /// Makes the process ready to run a command: fds 0, 1 and 2 open, SIGPIPE ignored.
 ///
@@ -16,6 +19,8 @@ use std::ffi::CStr;
 /// command reports, not a silent death. Children get it back at its default: std's
 /// Command resets it when it spawns them.
 pub fn init() {
+    // libc's poll and fcntl, not nix's: nix's take a BorrowedFd, which promises an
+    // open descriptor, and whether 0, 1 and 2 are open is the question asked here.
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
@@ -32,16 +37,16 @@ pub fn init() {
             }
         }
     }
-    const DEV_NULL: &CStr = c"/dev/null";
     for p in fds {
         if p.revents & libc::POLLNVAL != 0 {
-            // SAFETY: a valid NUL-terminated path; the flags are constants.
-            let fd = unsafe { libc::open(DEV_NULL.as_ptr(), libc::O_RDWR) };
-            if fd != p.fd {
-                std::process::abort();
+            match open(c"/dev/null", OFlag::O_RDWR, Mode::empty()) {
+                // It stays open, as that standard descriptor, for the process's life.
+                Ok(fd) if fd.as_raw_fd() == p.fd => {
+                    let _ = fd.into_raw_fd();
+                }
+                _ => std::process::abort(),
             }
         }
     }
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let _ = crate::signals::ignore(libc::SIGPIPE);
 }

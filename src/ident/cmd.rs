@@ -1,5 +1,6 @@
-//! The three `ident` subcommands: arguments, output and exit statuses. The work is
-//! in `lookup`, `server` and `client`; this is the thin shell around them.
+//! The `racefree ident` command line: `Args`, the three subcommands, their output
+//! and exit statuses, and `run`. The work is in `lookup`, `server` and `client`;
+//! this is the thin shell around them.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -7,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args as ClapArgs, Subcommand};
 use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
@@ -68,6 +69,38 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     },
 ];
 
+#[derive(Debug, ClapArgs)]
+#[command(
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_long_help = exit::help_text(STATUSES)
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the user that owns a TCP connection, matched on its 4-tuple only
+    #[command(long_about = LOOKUP_ABOUT, after_long_help = exit::help_text(LOOKUP_STATUSES))]
+    Lookup(LookupArgs),
+    /// Serve RFC 1413 ident under inetd, systemd socket activation, or standalone
+    #[command(long_about = SERVE_ABOUT, after_long_help = exit::help_text(SERVE_STATUSES))]
+    Serve(ServeArgs),
+    /// Ask a host's identd who owns a connection
+    #[command(long_about = QUERY_ABOUT, after_long_help = exit::help_text(QUERY_STATUSES))]
+    Query(QueryArgs),
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    match args.command {
+        Command::Lookup(a) => lookup(a),
+        Command::Serve(a) => serve(a),
+        Command::Query(a) => query(a),
+    }
+}
+
 pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of this host.\n\n\
     The connection is found by its 4-tuple only: any TCP state counts (a client that \
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
@@ -79,7 +112,7 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
     holding it is named from its own /etc/passwd; a connection from another host is \
     asked about at that host's identd with --forward.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct LookupArgs {
     /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6)
     #[arg(value_name = "LOCAL")]
@@ -101,7 +134,7 @@ pub struct LookupArgs {
 }
 
 /// `--nat` and `--forward`, shared by `lookup` and `serve`.
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 struct NatArgs {
     /// Answer for connections this host translated (masquerade, SNAT): look the
     /// conntrack entry up, then the container holding the original connection
@@ -212,7 +245,7 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
     and the containers, and --forward's query to the host behind is made as the user.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
     /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
     #[arg(long, value_name = "ADDR:PORT")]
@@ -291,43 +324,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
-    let config = ServerConfig {
-        source: lookup::resolve(args.source)?,
-        matcher: lookup::Matcher::FourTuple,
-        numeric: args.numeric,
-        hide_uids: args
-            .hide
-            .iter()
-            .map(|h| resolve_user(h))
-            .collect::<anyhow::Result<_>>()?,
-        hide_all: args.hide_all,
-        timeout: Duration::from_secs(args.timeout),
-        max_conns: args.max_conns as usize,
-        nat: NatConfig {
-            proxies: args.proxy.clone(),
-            ..args
-                .nat
-                .config(args.source, Duration::from_secs(args.timeout))
-        },
-    };
+    let config = args.server_config()?;
     match mode {
-        Mode::Standalone => {
-            let listeners = args
-                .listen
-                .iter()
-                .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let server = start_server(args, config, log)?;
-            let mut out = io::stdout().lock();
-            for l in &listeners {
-                let addr = l.local_addr()?;
-                writeln!(out, "listening on {addr}")?;
-                server.log().info(&format!("listening on {addr}"));
-            }
-            out.flush()?;
-            drop(out);
-            server.run(listeners)?;
-        }
+        Mode::Standalone => serve_standalone(args, config, log)?,
         Mode::InetdNowait | Mode::InetdWait => {
             let fd = io::stdin()
                 .as_fd()
@@ -336,22 +335,72 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
             serve_fds(start_server(args, config, log)?, vec![fd])?;
         }
         Mode::Systemd => {
-            let fds = (0..systemd_fds)
-                .map(|i| {
-                    let raw = 3 + i32::try_from(i).context("too many LISTEN_FDS")?;
-                    // SAFETY: systemd passed fds 3.. LISTEN_FDS-1 to this process
-                    // (LISTEN_PID is ours); nothing else in racefree opens or owns them.
-                    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-                    if server::classify(borrowed) == SocketKind::NotSocket {
-                        anyhow::bail!("LISTEN_FDS: fd {raw} is not a stream socket");
-                    }
-                    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let fds = systemd_sockets(systemd_fds)?;
             serve_fds(start_server(args, config, log)?, fds)?;
         }
     }
     Ok(Exit::Success)
+}
+
+impl ServeArgs {
+    /// What the server answers and how long it waits, as the options say.
+    fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let timeout = Duration::from_secs(self.timeout);
+        Ok(ServerConfig {
+            source: lookup::resolve(self.source)?,
+            matcher: lookup::Matcher::FourTuple,
+            numeric: self.numeric,
+            hide_uids: self
+                .hide
+                .iter()
+                .map(|h| resolve_user(h))
+                .collect::<anyhow::Result<_>>()?,
+            hide_all: self.hide_all,
+            timeout,
+            max_conns: self.max_conns as usize,
+            nat: NatConfig {
+                proxies: self.proxy.clone(),
+                ..self.nat.config(self.source, timeout)
+            },
+        })
+    }
+}
+
+/// Binds every `--listen` address, says where it listens, and serves until stopped.
+fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<()> {
+    let listeners = args
+        .listen
+        .iter()
+        .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let server = start_server(args, config, log)?;
+    let mut out = io::stdout().lock();
+    for l in &listeners {
+        let addr = l.local_addr()?;
+        writeln!(out, "listening on {addr}")?;
+        server.log().info(&format!("listening on {addr}"));
+    }
+    out.flush()?;
+    drop(out);
+    server.run(listeners)
+}
+
+/// The `count` sockets systemd passed as fds 3 onwards, each checked to be a stream
+/// socket before it is taken.
+fn systemd_sockets(count: usize) -> anyhow::Result<Vec<OwnedFd>> {
+    (0..count)
+        .map(|i| {
+            let raw = 3 + i32::try_from(i).context("too many LISTEN_FDS")?;
+            // SAFETY: systemd passed fds 3.. LISTEN_FDS-1 to this process
+            // (LISTEN_PID is ours); nothing else in racefree opens or owns them.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+            if server::classify(borrowed) == SocketKind::NotSocket {
+                anyhow::bail!("LISTEN_FDS: fd {raw} is not a stream socket");
+            }
+            // SAFETY: as above, and this is the one place that takes fd `raw`, once.
+            Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+        })
+        .collect()
 }
 
 /// Serves sockets handed to us: connected ones once each, listening ones until stopped.
@@ -386,20 +435,9 @@ fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::
         return Ok(Server::new(config, log));
     };
     // Refuse an unknown user before forking anything.
-    server::privdrop_target(name).map(drop)?;
-    let helper = server::Helper::start(
-        server::HelperConfig {
-            source: config.source,
-            matcher: config.matcher,
-            nat: config.nat.clone(),
-            numeric: config.numeric,
-            hide_all: config.hide_all,
-            log: log.target(),
-            workers: config.max_conns,
-        },
-        &log,
-    )?;
-    server::drop_privileges(name)?;
+    let user = server::privdrop_target(name)?;
+    let helper = server::Helper::start(&config, &log)?;
+    server::drop_privileges(&user)?;
     Ok(Server::with_helper(config, log, helper))
 }
 
@@ -422,7 +460,7 @@ pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between
     invisible Unicode format characters such as a bidi override U+202E (which make it \
     print as something else) is refused: nothing of it is printed, exit 1.";
 
-#[derive(Debug, Args)]
+#[derive(Debug, ClapArgs)]
 pub struct QueryArgs {
     /// The host running identd (name or address)
     #[arg(value_name = "HOST")]

@@ -9,11 +9,15 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::signal::{SaFlags, Signal, kill};
+use nix::unistd::Pid;
 
 use super::{Busy, Options, acquire};
 use crate::exit::{self, Exit};
 use crate::help;
 use crate::quote::quote;
+use crate::signals::{self, Replace};
 
 /// The long description for --help and the man page (set on the subcommand in
 /// cli.rs: a doc comment there would otherwise replace it).
@@ -204,14 +208,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         // bench/RESULTS-primitives.md). Safe only because this command line is
         // single-threaded, so no other child can be started meanwhile; the library's
         // descriptors stay close-on-exec.
-        // SAFETY: plain fcntl on a descriptor we own.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())) {
             return Err(with_status(
                 CANNOT_LOCK,
-                anyhow::anyhow!(
-                    "cannot pass the lock on: {}",
-                    nix::errno::Errno::last().desc()
-                ),
+                anyhow::anyhow!("cannot pass the lock on: {}", e.desc()),
             ));
         }
     }
@@ -285,14 +285,20 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 extern "C" fn on_termination(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
+        pass_on(pid, sig);
     } else {
         PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
 extern "C" fn on_interrupt(_sig: libc::c_int) {}
+
+/// Sends `sig` to COMMAND. Async-signal-safe: the handler calls it.
+fn pass_on(pid: i32, sig: libc::c_int) {
+    if let Ok(sig) = Signal::try_from(sig) {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
 
 /// Installs racefree's handlers, before COMMAND is spawned. A handler, not SIG_IGN,
 /// even for the interrupts: exec resets a caught signal to its default in COMMAND,
@@ -308,21 +314,10 @@ fn catch_signals() {
                 .map(|&sig| (sig, on_interrupt as extern "C" fn(libc::c_int))),
         );
     for (sig, handler) in handlers {
-        // SAFETY: querying and installing dispositions; the handlers only call
-        // kill(2) and touch atomics, which is async-signal-safe.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
-                || old.sa_sigaction == libc::SIG_IGN
-            {
-                continue;
-            }
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+        // SAFETY: the handlers only call kill(2) and touch atomics, which is
+        // async-signal-safe.
+        let _ =
+            unsafe { signals::install(sig, handler, SaFlags::SA_RESTART, Replace::UnlessIgnored) };
     }
 }
 
@@ -335,7 +330,6 @@ fn forward_terminations_to(pid: i32) {
     CHILD.store(pid, Ordering::SeqCst);
     let sig = PENDING.swap(0, Ordering::SeqCst);
     if sig != 0 {
-        // SAFETY: signalling the child we just spawned.
-        unsafe { libc::kill(pid, sig) };
+        pass_on(pid, sig);
     }
 }

@@ -12,12 +12,19 @@
 //!
 //! The signal is SIGRTMAX. If the application already handles it, or the timer
 //! cannot be made, [`flock_until`] returns `None` and the caller polls instead.
+//!
+//! The timer and the signal mask are libc's calls, not nix's: nix's `Timer`,
+//! `SigEvent` and `SigSet` take its `Signal`, which has no real-time signals.
 
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::signal::SaFlags;
+use nix::unistd::gettid;
+
+use crate::signals::{self, Replace};
 
 /// After the deadline the timer keeps firing at this interval, so a signal that
 /// landed just before flock(2) was entered cannot leave the wait unbounded.
@@ -30,21 +37,12 @@ fn signal() -> Option<libc::c_int> {
     static SIGNAL: OnceLock<Option<libc::c_int>> = OnceLock::new();
     *SIGNAL.get_or_init(|| {
         let sig = libc::SIGRTMAX();
-        // SAFETY: sigaction with a zeroed struct to read, then a fully set one to
-        // write; the handler is an extern "C" fn that touches nothing.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
-                || old.sa_sigaction != libc::SIG_DFL
-            {
-                return None;
-            }
-            let mut new: libc::sigaction = std::mem::zeroed();
-            new.sa_sigaction = wake as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            new.sa_flags = 0; // no SA_RESTART: the point is to interrupt flock
-            libc::sigemptyset(&mut new.sa_mask);
-            (libc::sigaction(sig, &new, std::ptr::null_mut()) == 0).then_some(sig)
-        }
+        // No SA_RESTART: the point is to interrupt flock. An application that
+        // handles or ignores SIGRTMAX keeps it so, and we poll instead.
+        // SAFETY: the handler is an extern "C" fn that touches nothing.
+        let installed =
+            unsafe { signals::install(sig, wake, SaFlags::empty(), Replace::OnlyDefault) };
+        matches!(installed, Ok(Some(_))).then_some(sig)
     })
 }
 
@@ -54,12 +52,12 @@ struct ThreadTimer(libc::timer_t);
 impl ThreadTimer {
     fn new(sig: libc::c_int) -> Option<ThreadTimer> {
         // SAFETY: a zeroed sigevent with the fields SIGEV_THREAD_ID reads set;
-        // gettid has no preconditions; timer_create writes the id on success.
+        // timer_create writes the id on success.
         unsafe {
             let mut ev: libc::sigevent = std::mem::zeroed();
             ev.sigev_notify = libc::SIGEV_THREAD_ID;
             ev.sigev_signo = sig;
-            ev.sigev_notify_thread_id = libc::gettid();
+            ev.sigev_notify_thread_id = gettid().as_raw();
             let mut id: libc::timer_t = std::mem::zeroed();
             (libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) == 0)
                 .then_some(ThreadTimer(id))
@@ -138,6 +136,7 @@ pub fn flock_until(fd: RawFd, op: libc::c_int, limit: Duration) -> Option<Result
         } else {
             0
         };
+        // libc's flock, for the reason lock/mod.rs's flock gives.
         // SAFETY: plain syscall on a descriptor the caller owns.
         if unsafe { libc::flock(fd, op | nonblock) } == 0 {
             return Some(Ok(()));

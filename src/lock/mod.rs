@@ -17,31 +17,22 @@
 pub mod cmd;
 mod deadline;
 pub mod nfs;
+mod wait;
 
 use std::ffi::CString;
-use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+pub use wait::{Busy, Options};
 
 use crate::quote::quote;
-
-/// How [`acquire`] locks.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// A shared (read) lock instead of an exclusive one.
-    pub shared: bool,
-    /// Fail at once with [`Busy`] instead of waiting.
-    pub nonblock: bool,
-    /// Wait at most this long, then fail with [`Busy`]. Zero means `nonblock`.
-    pub timeout: Option<Duration>,
-    /// Use the link(2) lock of [`nfs`] instead of flock.
-    pub nfs: bool,
-}
 
 /// A held lock. Dropping it releases the lock.
 #[derive(Debug)]
@@ -57,11 +48,17 @@ enum HeldKind {
 }
 
 impl Held {
+    fn link(held: nfs::LinkHeld) -> Held {
+        Held {
+            kind: HeldKind::Link(held),
+        }
+    }
+
     /// The descriptor holding a flock lock (`None` for a link lock, which a
     /// descriptor cannot carry). A child that inherits it holds the lock too.
-    pub fn fd(&self) -> Option<RawFd> {
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.kind {
-            HeldKind::Flock(fd) => Some(fd.as_raw_fd()),
+            HeldKind::Flock(fd) => Some(fd.as_fd()),
             HeldKind::Link(_) => None,
         }
     }
@@ -75,38 +72,10 @@ impl Held {
     }
 }
 
-/// The lock is held by someone else and we were told not to wait (longer).
-#[derive(Debug)]
-pub struct Busy {
-    pub path: PathBuf,
-    /// `Some` when a timeout expired, `None` for a non-blocking attempt.
-    pub waited: Option<Duration>,
-}
-
-impl fmt::Display for Busy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.waited {
-            None => write!(
-                f,
-                "{} is locked by another process",
-                quote(self.path.as_os_str())
-            ),
-            Some(d) => write!(
-                f,
-                "timed out after {} s waiting for the lock on {}",
-                d.as_secs_f64(),
-                quote(self.path.as_os_str())
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Busy {}
-
 /// Takes the lock on `path`, creating the file if needed. Safe from many threads.
 pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
     if opts.nfs {
-        return nfs::acquire(path, opts);
+        return nfs::acquire(path, opts).map(Held::link);
     }
     let fd = open_lock_file(path)?;
     let op = if opts.shared {
@@ -114,8 +83,7 @@ pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
     } else {
         libc::LOCK_EX
     };
-    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
-    let result = if nonblock {
+    let result = if opts.nonblocking() {
         flock(&fd, op | libc::LOCK_NB)
     } else if let Some(limit) = opts.timeout {
         flock_until(&fd, op, limit)
@@ -126,18 +94,17 @@ pub fn acquire(path: &Path, opts: &Options) -> anyhow::Result<Held> {
         Ok(()) => Ok(Held {
             kind: HeldKind::Flock(fd),
         }),
-        Err(Errno::EWOULDBLOCK) => Err(Busy {
-            path: path.to_path_buf(),
-            waited: if nonblock { None } else { opts.timeout },
-        }
-        .into()),
+        Err(Errno::EWOULDBLOCK) => Err(opts.busy(path).into()),
         // No flock here: fall back to the lock that works on any filesystem with
         // link(2). It is exclusive only, which is stricter, never weaker.
-        Err(Errno::ENOLCK | Errno::EOPNOTSUPP) => nfs::acquire(path, opts),
+        Err(Errno::ENOLCK | Errno::EOPNOTSUPP) => nfs::acquire(path, opts).map(Held::link),
         Err(e) => bail!("cannot lock {}: {}", quote(path.as_os_str()), e.desc()),
     }
 }
 
+/// flock(2), retried when a signal interrupts it. libc's, not nix's: nix's `Flock`
+/// unlocks when dropped (LOCK_UN), which would release the lock for the COMMAND
+/// that inherited the descriptor too, and nix's plain `flock` is deprecated.
 fn flock(fd: &OwnedFd, op: libc::c_int) -> Result<(), Errno> {
     loop {
         // SAFETY: plain syscall on an owned fd.
@@ -182,26 +149,19 @@ pub fn open_lock_file(path: &Path) -> anyhow::Result<OwnedFd> {
         return Err(crate::exit::usage("LOCKFILE is empty"));
     }
     // O_NONBLOCK: a FIFO planted at the name must not hang the open.
-    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
-    let open = |flags: libc::c_int| {
-        // SAFETY: a valid C string.
-        let fd = unsafe { libc::open(c.as_ptr(), base | flags, 0o666 as libc::c_uint) };
-        if fd >= 0 {
-            // SAFETY: fd was just returned by open.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        } else {
-            Err(Errno::last())
-        }
+    let base = OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    let open = |flags: OFlag| {
+        nix::fcntl::open(c.as_c_str(), base | flags, Mode::from_bits_truncate(0o666))
     };
-    let first = match open(libc::O_RDONLY | libc::O_CREAT) {
+    let first = match open(OFlag::O_RDONLY | OFlag::O_CREAT) {
         Ok(fd) => return Ok(fd),
         // A directory can be locked too (flock(1) allows it); no O_CREAT for it.
-        Err(Errno::EISDIR) => match open(libc::O_RDONLY | libc::O_DIRECTORY) {
+        Err(Errno::EISDIR) => match open(OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(e) => e,
         },
         // A file we may write but not read locks just as well.
-        Err(Errno::EACCES) => match open(libc::O_WRONLY) {
+        Err(Errno::EACCES) => match open(OFlag::O_WRONLY) {
             Ok(fd) => return Ok(fd),
             Err(_) => Errno::EACCES,
         },
@@ -222,6 +182,8 @@ pub fn open_lock_file(path: &Path) -> anyhow::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
+    use nix::sys::signal::SigSet;
+
     use super::*;
 
     fn nonblock(shared: bool) -> Options {
@@ -327,12 +289,7 @@ mod tests {
         let _held = acquire(&l, &Options::default()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // SAFETY: blocking every signal in this thread only.
-            unsafe {
-                let mut all: libc::sigset_t = std::mem::zeroed();
-                libc::sigfillset(&mut all);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-            }
+            SigSet::all().thread_block().unwrap();
             let opts = Options {
                 timeout: Some(Duration::from_millis(50)),
                 ..Options::default()

@@ -21,10 +21,8 @@
 //! while we hold the breaker lock: its owner is dead, and every other breaker of T
 //! waits for the breaker lock.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -32,10 +30,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::errno::Errno;
+use procfs::process::Stat;
 
-use super::{Busy, Held, HeldKind, Options};
+use super::wait::Options;
 use crate::quote::quote;
+use crate::write::{LinkNewError, link_new};
 
 /// Who holds a link lock, as written in the lock file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,10 +126,8 @@ fn read_here(pid: u32) -> Result<Here, String> {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map_err(|e| format!("cannot read /proc/sys/kernel/random/boot_id: {e}"))?
-        .trim()
-        .to_string();
+    let boot = procfs::sys::kernel::random::boot_id()
+        .map_err(|e| format!("cannot read the boot id: {e}"))?;
     let start = process(pid as i32)
         .ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?
         .start;
@@ -144,23 +141,19 @@ pub struct Process {
     pub zombie: bool,
 }
 
-/// Reads /proc/PID/stat; `None` when there is no such process.
-pub fn process(pid: i32) -> Option<Process> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
+impl From<&Stat> for Process {
+    fn from(stat: &Stat) -> Process {
+        Process {
+            start: stat.starttime,
+            zombie: matches!(stat.state, 'Z' | 'X'),
+        }
+    }
 }
 
-/// The state and start time from a /proc/PID/stat line. The command name in
-/// parentheses may itself hold spaces and parentheses: fields start after the last ')'.
-pub fn parse_stat(stat: &[u8]) -> Option<Process> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // fields[0] is field 3 (state); starttime is field 22.
-    Some(Process {
-        zombie: matches!(*fields.first()?, "Z" | "X"),
-        start: fields.get(19)?.parse().ok()?,
-    })
+/// Reads /proc/PID/stat; `None` when there is no such process.
+pub fn process(pid: i32) -> Option<Process> {
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(Process::from(&stat))
 }
 
 /// Whether a lock's owner can be proven dead.
@@ -238,32 +231,29 @@ impl Drop for LinkHeld {
 
 /// Takes the link lock for `lockfile`. Always exclusive: `shared` is honoured as
 /// exclusive, which is stricter, never weaker.
-pub fn acquire(lockfile: &Path, opts: &Options) -> anyhow::Result<Held> {
+pub fn acquire(lockfile: &Path, opts: &Options) -> anyhow::Result<LinkHeld> {
     acquire_with_hook(lockfile, opts, &NoHook)
 }
 
 /// [`acquire`] with a seam between judging a lock stale and breaking it.
-pub fn acquire_with_hook(lockfile: &Path, opts: &Options, hook: &dyn Hook) -> anyhow::Result<Held> {
+pub fn acquire_with_hook(
+    lockfile: &Path,
+    opts: &Options,
+    hook: &dyn Hook,
+) -> anyhow::Result<LinkHeld> {
     if lockfile.as_os_str().is_empty() {
         return Err(crate::exit::usage("LOCKFILE is empty"));
     }
     let lock = dotlock_path(lockfile);
-    let nonblock = opts.nonblock || opts.timeout == Some(Duration::ZERO);
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(held) = try_lock(&lock, hook, 0)? {
-            return Ok(Held {
-                kind: HeldKind::Link(held),
-            });
+            return Ok(held);
         }
         let now = Instant::now();
-        if nonblock || deadline.is_some_and(|d| now >= d) {
-            return Err(Busy {
-                path: lockfile.to_path_buf(),
-                waited: if nonblock { None } else { opts.timeout },
-            }
-            .into());
+        if opts.nonblocking() || deadline.is_some_and(|d| now >= d) {
+            return Err(opts.busy(lockfile).into());
         }
         // No way to sleep until a link lock is released: poll, backing off to 100 ms.
         let wait = match deadline {
@@ -365,66 +355,44 @@ impl NoFollow for std::fs::OpenOptions {
     }
 }
 
-/// One link(2) attempt: write our owner file under a unique name, link it to
-/// `lock`, remove the unique name. `None` if `lock` exists.
+/// One link(2) attempt: our owner file, written whole under a unique name and
+/// linked to `lock`. `None` if `lock` exists.
 fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
     let me = me()?;
     let mut tmp_name = lock.as_os_str().to_os_string();
     tmp_name.push(format!(".{}.tmp", me.token));
     let tmp = PathBuf::from(tmp_name);
-    let ctmp = CString::new(tmp.as_os_str().as_bytes()).expect("checked for NUL");
-    let clock = CString::new(lock.as_os_str().as_bytes())
-        .map_err(|_| crate::exit::usage("a NUL byte inside LOCKFILE"))?;
-    // SAFETY: a valid C string.
-    let fd = unsafe {
-        libc::open(
-            ctmp.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o644 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        bail!(
-            "cannot create {} to take the lock: {}",
-            quote(tmp.as_os_str()),
-            Errno::last().desc()
-        );
+    if lock.as_os_str().as_bytes().contains(&0) {
+        return Err(crate::exit::usage("a NUL byte inside LOCKFILE"));
     }
-    // SAFETY: fd was just returned by open.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    struct Unlink<'a>(&'a CString);
-    impl Drop for Unlink<'_> {
-        fn drop(&mut self) {
-            // SAFETY: a valid C string.
-            unsafe { libc::unlink(self.0.as_ptr()) };
-        }
-    }
-    let _unlink_tmp = Unlink(&ctmp);
-    crate::write::write_all(&fd, me.to_text().as_bytes())
-        .with_context(|| format!("cannot write {}", quote(tmp.as_os_str())))?;
-    // SAFETY: valid C strings.
-    let r = unsafe { libc::link(ctmp.as_ptr(), clock.as_ptr()) };
-    let err = (r != 0).then(Errno::last);
-    let st = nix::sys::stat::fstat(&fd)
-        .with_context(|| format!("cannot examine {}", quote(tmp.as_os_str())))?;
-    // NFS: a link whose reply was lost reports failure but did happen; the link
-    // count tells the truth either way.
-    if err.is_none() || st.st_nlink == 2 {
-        return Ok(Some(LinkHeld {
-            path: lock.to_path_buf(),
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }));
-    }
-    match err {
-        Some(Errno::EEXIST) => Ok(None),
-        Some(e) => bail!(
-            "cannot take the lock {}: {}",
-            quote(lock.as_os_str()),
-            e.desc()
-        ),
-        None => unreachable!(),
-    }
+    let st =
+        match link_new(&tmp, lock, me.to_text().as_bytes()) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(None),
+            Err(LinkNewError::Create(e)) => bail!(
+                "cannot create {} to take the lock: {}",
+                quote(tmp.as_os_str()),
+                e.desc()
+            ),
+            Err(LinkNewError::Write(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot write {}", quote(tmp.as_os_str()))));
+            }
+            Err(LinkNewError::Examine(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot examine {}", quote(tmp.as_os_str()))));
+            }
+            Err(LinkNewError::Link(e)) => bail!(
+                "cannot take the lock {}: {}",
+                quote(lock.as_os_str()),
+                e.desc()
+            ),
+        };
+    Ok(Some(LinkHeld {
+        path: lock.to_path_buf(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }))
 }
 
 impl fmt::Display for Owner {

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use nix::sys::stat::{Mode, umask as umask_set};
+
 /// The process umask, read once.
 pub fn umask() -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();
@@ -13,19 +15,20 @@ pub fn umask() -> u32 {
 }
 
 fn read_umask_from_proc() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    procfs::process::Process::myself()
+        .ok()?
+        .status()
+        .ok()?
+        .umask
 }
 
 /// Kernels before 4.7 lack the Umask line. Setting and restoring it is the only other
 /// way to read it; racy only against other threads creating files at this instant,
 /// and `main` reads it before any thread starts.
 fn read_umask_by_setting() -> u32 {
-    // SAFETY: umask never fails.
-    let old = unsafe { libc::umask(0o022) };
-    unsafe { libc::umask(old) };
-    old as u32
+    let old = umask_set(Mode::from_bits_truncate(0o022));
+    umask_set(old);
+    old.bits()
 }
 
 /// Mode bits for a new ancestor: `(0777 & ~umask) | u+wx`, so the walk can always
@@ -400,6 +403,17 @@ mod tests {
             parse_mode("u+q", 0o022),
             Err("invalid mode 'u+q': unexpected 'q' at byte 3".into())
         );
+    }
+
+    #[test]
+    fn the_umask_read_from_proc_is_the_one_a_child_inherits() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", "umask"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8(out.stdout).unwrap();
+        let inherited = u32::from_str_radix(shown.trim(), 8).unwrap();
+        assert_eq!(read_umask_from_proc(), Some(inherited));
     }
 
     #[test]

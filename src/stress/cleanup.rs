@@ -66,10 +66,7 @@ pub fn die_if_caught() {
     let Ok(signal) = Signal::try_from(sig) else {
         return;
     };
-    // SAFETY: resetting a disposition to its default and raising are plain calls.
-    unsafe {
-        let _ = nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl);
-    }
+    let _ = crate::signals::reset_to_default(sig);
     let mut one = SigSet::empty();
     one.add(signal);
     let _ = nix::sys::signal::raise(signal);

@@ -5,11 +5,16 @@
 //! swaps a pointer out of its slot owns it: the handler takes it and never frees it
 //! (the process is about to die), so it can never read freed memory.
 
-use std::ffi::{CString, c_char};
+use std::ffi::{CStr, CString, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
+
+use nix::sys::signal::{SaFlags, Signal, raise};
+use nix::unistd::unlink;
+
+use crate::signals::{self, Replace};
 
 /// Concurrent replacements one process can protect; more still work, unprotected
 /// against signals (the O_TMPFILE path needs a slot only for microseconds).
@@ -58,18 +63,18 @@ pub fn unlink_all() {
         let p = slot.swap(ptr::null_mut(), Ordering::AcqRel);
         if !p.is_null() {
             // SAFETY: a valid C string we now own (and deliberately leak).
-            unsafe { libc::unlink(p) };
+            let _ = unlink(unsafe { CStr::from_ptr(p) });
         }
     }
 }
 
 extern "C" fn on_fatal_signal(sig: libc::c_int) {
     unlink_all();
-    // Die of the same signal, so the parent sees what happened.
-    // SAFETY: signal and raise are async-signal-safe.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
+    // Die of the same signal, so the parent sees what happened: it is blocked while
+    // this handler runs, and delivered with its default action as the handler returns.
+    let _ = signals::reset_to_default(sig);
+    if let Ok(sig) = Signal::try_from(sig) {
+        let _ = raise(sig);
     }
 }
 
@@ -79,18 +84,15 @@ extern "C" fn on_fatal_signal(sig: libc::c_int) {
 /// takes the ordinary error path, which unlinks the temporary file as well.
 pub fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: querying and setting dispositions; the handler is signal-safe.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, ptr::null(), &mut old) != 0 || old.sa_sigaction == libc::SIG_IGN
-            {
-                continue;
-            }
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_fatal_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigaction(sig, &sa, ptr::null_mut());
-        }
+        // SAFETY: the handler only swaps atomics and calls unlink(2), sigaction(2)
+        // and raise(3), which are async-signal-safe.
+        let _ = unsafe {
+            signals::install(
+                sig,
+                on_fatal_signal,
+                SaFlags::SA_RESTART,
+                Replace::UnlessIgnored,
+            )
+        };
     }
 }

@@ -18,12 +18,15 @@ pub mod cmd;
 
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlink, unlinkat, write};
 
 use crate::quote::quote;
 
@@ -145,26 +148,22 @@ impl Target {
             _ => PathBuf::from("."),
         };
         let cdir = cstring(dir_path.as_os_str())?;
-        // SAFETY: a valid C string; the fd is owned below.
-        let fd = unsafe {
-            libc::open(
-                cdir.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let e = Errno::last();
-            bail!(
+        let dir = match open(
+            cdir.as_c_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(dir) => dir,
+            Err(e) => bail!(
                 "cannot open directory {}: {}",
                 quote(dir_path.as_os_str()),
                 e.desc()
-            );
-        }
+            ),
+        };
         Ok(Target {
             shown: path.to_path_buf(),
             dir_path,
-            // SAFETY: fd was just returned by open.
-            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir,
             name: cstring(&name)?,
         })
     }
@@ -175,24 +174,16 @@ impl Target {
 
     /// The file being replaced, if there is one. A symlink here means --no-follow:
     /// the link itself is replaced by a new regular file.
-    pub(crate) fn existing(&self) -> anyhow::Result<Option<libc::stat>> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd, C string and out pointer.
-        let r = unsafe {
-            libc::fstatat(
-                self.dir.as_raw_fd(),
-                self.name.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
+    pub(crate) fn existing(&self) -> anyhow::Result<Option<FileStat>> {
+        let st = match fstatat(
+            &self.dir,
+            self.name.as_c_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => bail!("cannot examine {}: {}", self.shown(), e.desc()),
         };
-        if r != 0 {
-            let e = Errno::last();
-            if e == Errno::ENOENT {
-                return Ok(None);
-            }
-            bail!("cannot examine {}: {}", self.shown(), e.desc());
-        }
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => Ok(Some(st)),
             libc::S_IFLNK => Ok(None),
@@ -203,63 +194,43 @@ impl Target {
 
     /// A new, empty temporary file in the target's directory, mode 0600 until
     /// publish sets the real mode (so no one reads a half-written file).
-    pub(crate) fn create_temp(&self, kind: TempKind) -> anyhow::Result<Temp> {
+    pub(crate) fn create_temp(&self, kind: TempKind) -> anyhow::Result<Temp<'_>> {
+        let private = Mode::S_IRUSR | Mode::S_IWUSR;
         if kind == TempKind::Auto && proc_fd_usable() {
-            // SAFETY: valid fd and C string.
-            let fd = unsafe {
-                libc::openat(
-                    self.dir.as_raw_fd(),
-                    c".".as_ptr(),
-                    libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o600 as libc::c_uint,
-                )
-            };
-            if fd >= 0 {
-                return Ok(Temp {
-                    // SAFETY: fd was just returned by openat.
-                    file: unsafe { std::fs::File::from_raw_fd(fd) },
-                    name: None,
-                    dir: self.dir.as_raw_fd(),
-                });
-            }
-            let e = Errno::last();
-            // Filesystems and kernels without O_TMPFILE say so in several ways.
-            if !matches!(
-                e,
-                Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT
-            ) {
-                return Err(self.dir_error(e));
+            let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+            match openat(&self.dir, c".", flags, private) {
+                Ok(fd) => {
+                    return Ok(Temp {
+                        file: fd.into(),
+                        name: None,
+                        dir: self.dir.as_fd(),
+                    });
+                }
+                // Filesystems and kernels without O_TMPFILE say so in several ways.
+                Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {}
+                Err(e) => return Err(self.dir_error(e)),
             }
         }
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
         loop {
             let name = temp_name(&self.name);
             let slot = cleanup::register(&self.dir_path, &name);
-            // SAFETY: valid fd and C string.
-            let fd = unsafe {
-                libc::openat(
-                    self.dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_WRONLY
-                        | libc::O_CLOEXEC
-                        | libc::O_NOFOLLOW,
-                    0o600 as libc::c_uint,
-                )
-            };
-            if fd >= 0 {
-                return Ok(Temp {
-                    // SAFETY: fd was just returned by openat.
-                    file: unsafe { std::fs::File::from_raw_fd(fd) },
-                    name: Some((name, slot)),
-                    dir: self.dir.as_raw_fd(),
-                });
-            }
-            let e = Errno::last();
-            // Not ours: the slot must not unlink someone else's file.
-            drop(slot);
-            if e != Errno::EEXIST {
-                return Err(self.dir_error(e));
+            match openat(&self.dir, name.as_c_str(), flags, private) {
+                Ok(fd) => {
+                    return Ok(Temp {
+                        file: fd.into(),
+                        name: Some((name, slot)),
+                        dir: self.dir.as_fd(),
+                    });
+                }
+                Err(e) => {
+                    // Not ours: the slot must not unlink someone else's file.
+                    drop(slot);
+                    if e != Errno::EEXIST {
+                        return Err(self.dir_error(e));
+                    }
+                }
             }
         }
     }
@@ -279,77 +250,63 @@ impl Target {
     pub(crate) fn publish(
         &self,
         temp: &mut Temp,
-        existing: Option<&libc::stat>,
+        existing: Option<&FileStat>,
         mode: u32,
         sync: bool,
     ) -> anyhow::Result<()> {
-        let fd = temp.file.as_raw_fd();
+        let file = &temp.file;
         if let Some(st) = existing {
-            let mine = fstat(fd).context("cannot examine the temporary file")?;
+            let mine = fstat(file)
+                .map_err(io::Error::from)
+                .context("cannot examine the temporary file")?;
             if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) {
                 // chown before chmod: chown clears setuid and setgid bits.
-                // SAFETY: plain syscall on an owned fd.
-                if unsafe { libc::fchown(fd, st.st_uid, st.st_gid) } != 0 {
+                let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+                if let Err(e) = fchown(file, Some(uid), Some(gid)) {
                     bail!(
                         "cannot keep the owner and group of {} ({}:{}): {}; it was left as it was",
                         self.shown(),
                         st.st_uid,
                         st.st_gid,
-                        Errno::last().desc()
+                        e.desc()
                     );
                 }
             }
         }
-        // SAFETY: plain syscall on an owned fd.
-        if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
+        if let Err(e) = fchmod(file, Mode::from_bits_truncate(mode)) {
             bail!(
                 "cannot set mode {mode:04o} for {}: {}",
                 self.shown(),
-                Errno::last().desc()
+                e.desc()
             );
         }
-        if sync {
-            // SAFETY: plain syscall on an owned fd.
-            if unsafe { libc::fsync(fd) } != 0 {
-                bail!(
-                    "cannot sync the new content of {}: {}",
-                    self.shown(),
-                    Errno::last().desc()
-                );
-            }
+        if sync && let Err(e) = fsync(file) {
+            bail!(
+                "cannot sync the new content of {}: {}",
+                self.shown(),
+                e.desc()
+            );
         }
         if temp.name.is_none() {
             self.link_tmpfile(temp)?;
         }
         let (name, _) = temp.name.as_ref().expect("named by now");
-        // SAFETY: valid fds and C strings.
-        let r = unsafe {
-            libc::renameat(
-                self.dir.as_raw_fd(),
-                name.as_ptr(),
-                self.dir.as_raw_fd(),
-                self.name.as_ptr(),
-            )
-        };
-        if r != 0 {
+        if let Err(e) = renameat(&self.dir, name.as_c_str(), &self.dir, self.name.as_c_str()) {
             bail!(
                 "cannot rename the new content over {}: {}",
                 self.shown(),
-                Errno::last().desc()
+                e.desc()
             );
         }
         // The name now belongs to FILE: nothing to clean up any more.
         temp.name.take();
-        if sync {
-            // SAFETY: plain syscall on an owned fd.
-            if unsafe { libc::fsync(self.dir.as_raw_fd()) } != 0 {
-                bail!(
-                    "replaced {}, but cannot sync its directory {}: {}",
-                    self.shown(),
-                    quote(self.dir_path.as_os_str()),
-                    Errno::last().desc()
-                );
-            }
+        if sync && let Err(e) = fsync(&self.dir) {
+            bail!(
+                "replaced {}, but cannot sync its directory {}: {}",
+                self.shown(),
+                quote(self.dir_path.as_os_str()),
+                e.desc()
+            );
         }
         Ok(())
     }
@@ -364,41 +321,40 @@ impl Target {
             // Registered before the link exists: a signal right after linkat
             // still finds it. A random 64-bit name is never someone else's.
             let slot = cleanup::register(&self.dir_path, &name);
-            // SAFETY: valid fds and C strings.
-            let r = unsafe {
-                libc::linkat(
-                    libc::AT_FDCWD,
-                    proc.as_ptr(),
-                    self.dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::AT_SYMLINK_FOLLOW,
-                )
-            };
-            if r == 0 {
-                temp.name = Some((name, slot));
-                return Ok(());
-            }
-            let e = Errno::last();
-            drop(slot);
-            if e != Errno::EEXIST {
-                return Err(self.dir_error(e));
+            match linkat(
+                AT_FDCWD,
+                proc.as_c_str(),
+                &self.dir,
+                name.as_c_str(),
+                AtFlags::AT_SYMLINK_FOLLOW,
+            ) {
+                Ok(()) => {
+                    temp.name = Some((name, slot));
+                    return Ok(());
+                }
+                Err(e) => {
+                    drop(slot);
+                    if e != Errno::EEXIST {
+                        return Err(self.dir_error(e));
+                    }
+                }
             }
         }
     }
 }
 
-/// A temporary file being filled. Dropping it before publish unlinks its name.
-pub(crate) struct Temp {
+/// A temporary file being filled, in its target's directory. Dropping it before
+/// publish unlinks its name.
+pub(crate) struct Temp<'a> {
     pub(crate) file: std::fs::File,
     name: Option<(CString, cleanup::Slot)>,
-    dir: RawFd,
+    dir: BorrowedFd<'a>,
 }
 
-impl Drop for Temp {
+impl Drop for Temp<'_> {
     fn drop(&mut self) {
         if let Some((name, slot)) = self.name.take() {
-            // SAFETY: the directory fd outlives every Temp made from its Target.
-            unsafe { libc::unlinkat(self.dir, name.as_ptr(), 0) };
+            let _ = unlinkat(self.dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
             drop(slot);
         }
     }
@@ -416,6 +372,7 @@ fn temp_name(file: &CString) -> CString {
 
 pub(crate) fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
+    // libc's getrandom: nix does not wrap it.
     // SAFETY: buf is valid for 8 bytes.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
     if n != 8 {
@@ -436,34 +393,65 @@ fn proc_fd_usable() -> bool {
     *OK.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
-fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out pointer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
 fn cstring(s: &OsStr) -> anyhow::Result<CString> {
     CString::new(s.as_bytes().to_vec())
         .map_err(|_| crate::exit::usage(format!("{}: a NUL byte inside a path", quote(s))))
 }
 
-pub(crate) fn write_all(to: &impl AsRawFd, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all(to: impl AsFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: data is valid for its length.
-        let n = unsafe { libc::write(to.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match write(&to, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
-        data = &data[n as usize..];
     }
     Ok(())
+}
+
+/// The step at which [`link_new`] failed, for each caller to say in its own terms.
+#[derive(Debug)]
+pub(crate) enum LinkNewError {
+    /// The aside could not be created (it must not exist yet).
+    Create(Errno),
+    Write(io::Error),
+    /// The aside's stat, which tells whether the link was made.
+    Examine(Errno),
+    /// link(2) failed, and not because the name was taken.
+    Link(Errno),
+}
+
+/// Makes `name` appear holding exactly `content` (mode 0644 & ~umask), unless
+/// something is there already: the content is written to `aside`, a new name
+/// unique to the caller, linked to `name` with link(2), and `aside` removed, so
+/// whoever finds `name` finds it whole. `Ok(Some(stat))` of the new file when the
+/// link was made, `Ok(None)` when `name` was taken.
+pub(crate) fn link_new(
+    aside: &Path,
+    name: &Path,
+    content: &[u8],
+) -> Result<Option<FileStat>, LinkNewError> {
+    let flags =
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let fd = open(aside, flags, Mode::from_bits_truncate(0o644)).map_err(LinkNewError::Create)?;
+    struct Unlink<'a>(&'a Path);
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            let _ = unlink(self.0);
+        }
+    }
+    let _unlink_aside = Unlink(aside);
+    write_all(&fd, content).map_err(LinkNewError::Write)?;
+    let linked = linkat(AT_FDCWD, aside, AT_FDCWD, name, AtFlags::empty());
+    let st = fstat(&fd).map_err(LinkNewError::Examine)?;
+    match linked {
+        Ok(()) => Ok(Some(st)),
+        // NFS: a link whose reply was lost reports failure but did happen; the
+        // link count tells the truth either way.
+        Err(_) if st.st_nlink == 2 => Ok(Some(st)),
+        Err(Errno::EEXIST) => Ok(None),
+        Err(e) => Err(LinkNewError::Link(e)),
+    }
 }
 
 #[cfg(test)]

@@ -135,3 +135,30 @@ fn resolve_follows_relative_links_hop_by_hop() {
             .ends_with("too many levels of symbolic links")
     );
 }
+
+#[test]
+fn link_new_places_a_whole_file_once_and_leaves_no_aside() {
+    let t = tempfile::tempdir().unwrap();
+    let name = t.path().join("n");
+    let st = link_new(&t.path().join("n.a"), &name, b"first\n")
+        .unwrap()
+        .expect("the name was free");
+    assert_eq!(fs::read(&name).unwrap(), b"first\n");
+    let m = fs::metadata(&name).unwrap();
+    assert_eq!((m.dev(), m.ino()), (st.st_dev, st.st_ino));
+    let umask = crate::makedirs::mode::umask();
+    assert_eq!(m.mode() & 0o7777, 0o644 & !umask);
+    assert!(
+        link_new(&t.path().join("n.b"), &name, b"second\n")
+            .unwrap()
+            .is_none(),
+        "a taken name is not replaced"
+    );
+    assert_eq!(fs::read(&name).unwrap(), b"first\n");
+    assert_eq!(names(t.path()), ["n"]);
+    fs::write(t.path().join("n.c"), b"").unwrap();
+    assert!(matches!(
+        link_new(&t.path().join("n.c"), &t.path().join("m"), b""),
+        Err(LinkNewError::Create(Errno::EEXIST))
+    ));
+}

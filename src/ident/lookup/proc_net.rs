@@ -26,8 +26,9 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use memchr::memmem;
 
+use super::row::{Matcher, Row, TcpState};
 use super::single_flight::{ScanPanicked, SingleFlight};
-use super::{Matcher, Row, TcpState, Tuple, mapped};
+use super::tuple::Tuple;
 
 /// Reads happen in chunks this big: /proc/net/tcp is generated per read call, so
 /// fewer, larger reads cost less, and a hit early in the file ends the scan early.
@@ -69,9 +70,9 @@ fn needles(wanted: &Tuple) -> Vec<(&'static str, Vec<u8>)> {
                 wanted.remote.port(),
             );
             let v6 = hex_tuple(
-                &IpAddr::V6(mapped(l)),
+                &IpAddr::V6(l.to_ipv6_mapped()),
                 wanted.local.port(),
-                &IpAddr::V6(mapped(r)),
+                &IpAddr::V6(r.to_ipv6_mapped()),
                 wanted.remote.port(),
             );
             vec![("/proc/net/tcp", v4), ("/proc/net/tcp6", v6)]
@@ -412,11 +413,11 @@ mod tests {
             let text = String::from_utf8(needle).unwrap();
             let (local, remote) = text.trim_end().split_once(' ').unwrap();
             assert_eq!(
-                parse_hex_endpoint(local).map(super::super::canonical_addr),
+                parse_hex_endpoint(local).map(crate::ident::lookup::tuple::canonical_addr),
                 Some(sa("127.0.0.1:80"))
             );
             assert_eq!(
-                parse_hex_endpoint(remote).map(super::super::canonical_addr),
+                parse_hex_endpoint(remote).map(crate::ident::lookup::tuple::canonical_addr),
                 Some(sa("10.0.0.2:4660"))
             );
         }

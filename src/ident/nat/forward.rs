@@ -229,7 +229,7 @@ mod tests {
         .unwrap()
         .expect("our connection");
         // SAFETY: geteuid never fails.
-        assert_eq!(owner.uid, unsafe { libc::geteuid() });
+        assert_eq!(owner.uid, nix::unistd::geteuid().as_raw());
         let wrong_port = owner_by_ports(client.local_addr().unwrap(), 1).unwrap();
         assert_eq!(wrong_port, None);
     }

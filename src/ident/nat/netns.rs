@@ -15,12 +15,14 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+use nix::sched::{CloneFlags, setns};
 use nix::sys::stat::Mode;
+use procfs::process::{FDTarget, Process};
 
 use super::passwd;
 use crate::ident::lookup::{self, Matcher, Owner, Source, TcpState, Tuple};
@@ -71,6 +73,7 @@ pub fn find(tuple: &Tuple) -> anyhow::Result<Result<Found, Miss>> {
     };
     let pids = &spaces[index];
     let pid = holder(pids, row.inode).unwrap_or(pids[0]);
+    // procfs has no reader for uid_map.
     let inside_uid = fs::read_to_string(format!("/proc/{pid}/uid_map"))
         .ok()
         .and_then(|map| passwd::map_to_inside(&map, row.uid));
@@ -141,15 +144,18 @@ fn search_netlink(spaces: &[Vec<u32>], wanted: &Tuple) -> Vec<(usize, Owner)> {
 fn enter_namespace_of(pids: &[u32]) -> Option<()> {
     pids.iter().find_map(|pid| {
         let ns = File::open(format!("/proc/{pid}/ns/net")).ok()?;
-        // SAFETY: setns on a namespace fd we own; it changes only this thread's
-        // network namespace, and this thread runs nothing else.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        (rc == 0).then_some(())
+        // Changes only this thread's network namespace; this thread runs nothing else.
+        setns(ns, CloneFlags::CLONE_NEWNET).ok()
     })
 }
 
 /// The processes of each distinct network namespace, in /proc order. Processes we
 /// may not inspect, and those that exit while we look, are left out.
+///
+/// By hand, one stat of `/proc/PID/ns/net` each, not procfs: its
+/// `Process::namespaces()` stats every namespace of the process to give one, and
+/// grouping 600 processes took 110 ms with it, 13 ms by hand, on a query whose
+/// netlink lookups take 12 to 29 ms (bench/RESULTS-netns-proc.md).
 fn namespaces() -> anyhow::Result<Vec<Vec<u32>>> {
     let mut order: Vec<(u64, u64)> = Vec::new();
     let mut by_ns: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
@@ -181,7 +187,8 @@ fn namespaces() -> anyhow::Result<Vec<Vec<u32>>> {
 /// uid map name the owner of socket `inode`: any of them when they all share one
 /// mount and one user namespace (one container, the usual case: no fd is read);
 /// otherwise the one holding the socket open, if any does (a pod's containers share
-/// a network namespace, each with its own root).
+/// a network namespace, each with its own root). The two namespaces are read by
+/// hand, as in [`namespaces`] and for its reason.
 fn holder(pids: &[u32], inode: u64) -> Option<u32> {
     let views = |pid: &u32| -> Option<[(u64, u64); 2]> {
         let id =
@@ -197,14 +204,12 @@ fn holder(pids: &[u32], inode: u64) -> Option<u32> {
 
 /// The process among `pids` that holds the socket `inode` open, if any does.
 fn holding(pids: &[u32], inode: u64) -> Option<u32> {
-    let wanted = format!("socket:[{inode}]");
-    pids.iter().copied().find(|pid| {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+    pids.iter().copied().find(|&pid| {
+        let Ok(fds) = Process::new(pid as i32).and_then(|p| p.fd()) else {
             return false;
         };
-        fds.flatten().any(|fd| {
-            fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
-        })
+        fds.flatten()
+            .any(|fd| matches!(fd.target, FDTarget::Socket(i) if i == inode))
     })
 }
 
@@ -242,8 +247,7 @@ mod tests {
         let (_server, _) = listener.accept().unwrap();
         let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
         let found = find(&t).unwrap().expect("our own connection");
-        // SAFETY: geteuid never fails.
-        let me = unsafe { libc::geteuid() };
+        let me = nix::unistd::geteuid().as_raw();
         assert_eq!(found.outside_uid, me);
         assert_eq!(found.inside_uid, Some(me));
         // Which process names the owner depends on the machine's other processes;

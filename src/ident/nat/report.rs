@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{NatConfig, Resolution, resolve};
+use super::forward::Forward;
+use super::netns::Found;
+use super::resolve::{NatConfig, Resolution, resolve};
 use crate::exit::{self, Exit};
 use crate::ident::lookup::{TcpState, Tuple};
 use crate::ident::proto;
@@ -62,46 +64,14 @@ pub fn print_lookup(config: &NatConfig, tuple: &Tuple, how: Format) -> anyhow::R
     let mut out = io::stdout().lock();
     match resolution {
         Resolution::Container { original, found } => {
-            let user = match (&found.name, found.inside_uid) {
-                (Some(name), Some(_)) => name.clone(),
-                (None, Some(uid)) => uid.to_string(),
-                (_, None) => found.outside_uid.to_string(),
-            };
-            if how == Format::Json {
-                let json = NatJson {
-                    uid: found.inside_uid,
-                    host_uid: found.outside_uid,
-                    user,
-                    state: found.state,
-                    inode: found.inode,
-                    pid: found.pid,
-                    original_local: original.local,
-                    original_remote: original.remote,
-                };
-                writeln!(out, "{}", serde_json::to_string(&json)?)?;
-            } else if how == Format::Numeric {
-                writeln!(out, "{}", found.inside_uid.unwrap_or(found.outside_uid))?;
-            } else {
-                writeln!(out, "{}", quote_name(&user))?;
-            }
+            print_container(&mut out, how, &original, &found)?;
         }
         Resolution::Elsewhere { original, forward } => match forward
             .ask(config.timeout)
             .with_context(|| format!("--nat lookup of {tuple}"))?
         {
             proto::ReplyKind::UserId { os, user, .. } => {
-                if how == Format::Json {
-                    let json = ForwardedJson {
-                        user,
-                        os,
-                        identd: forward.identd,
-                        original_local: original.local,
-                        original_remote: original.remote,
-                    };
-                    writeln!(out, "{}", serde_json::to_string(&json)?)?;
-                } else {
-                    writeln!(out, "{}", quote_name(&user))?;
-                }
+                print_forwarded(&mut out, how, &original, &forward, os, user)?;
             }
             proto::ReplyKind::Error(token) => {
                 exit::print_error(format_args!(
@@ -119,6 +89,62 @@ pub fn print_lookup(config: &NatConfig, tuple: &Tuple, how: Format) -> anyhow::R
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// A container's user, as its own database names them.
+fn print_container(
+    out: &mut impl Write,
+    how: Format,
+    original: &Tuple,
+    found: &Found,
+) -> anyhow::Result<()> {
+    let user = match (&found.name, found.inside_uid) {
+        (Some(name), Some(_)) => name.clone(),
+        (None, Some(uid)) => uid.to_string(),
+        (_, None) => found.outside_uid.to_string(),
+    };
+    match how {
+        Format::Json => {
+            let json = NatJson {
+                uid: found.inside_uid,
+                host_uid: found.outside_uid,
+                user,
+                state: found.state,
+                inode: found.inode,
+                pid: found.pid,
+                original_local: original.local,
+                original_remote: original.remote,
+            };
+            writeln!(out, "{}", serde_json::to_string(&json)?)?;
+        }
+        Format::Numeric => writeln!(out, "{}", found.inside_uid.unwrap_or(found.outside_uid))?,
+        Format::Name => writeln!(out, "{}", quote_name(&user))?,
+    }
+    Ok(())
+}
+
+/// The user the host behind this one named, and its operating system.
+fn print_forwarded(
+    out: &mut impl Write,
+    how: Format,
+    original: &Tuple,
+    forward: &Forward,
+    os: String,
+    user: String,
+) -> anyhow::Result<()> {
+    if how == Format::Json {
+        let json = ForwardedJson {
+            user,
+            os,
+            identd: forward.identd,
+            original_local: original.local,
+            original_remote: original.remote,
+        };
+        writeln!(out, "{}", serde_json::to_string(&json)?)?;
+    } else {
+        writeln!(out, "{}", quote_name(&user))?;
+    }
+    Ok(())
 }
 
 /// A name from a container's database or another host, for a terminal: as is when

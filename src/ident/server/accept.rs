@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::socket as sock;
 
-use super::{Server, Shared};
+use super::identd::{Server, Shared};
 
 impl Server {
     /// Accepts on every listener until one fails for good, then stops them all and

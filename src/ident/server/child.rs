@@ -108,31 +108,7 @@ impl ServeChild {
             addr,
             _stdout: Some(stdout),
         };
-        // Detached: it ends at end of file, when the server (and any helper it
-        // forked, which dies with it) is gone. A failed write to our stderr
-        // stops the copying but not the draining.
-        std::thread::Builder::new()
-            .name("identd-stderr".into())
-            .spawn(move || {
-                let mut ours = Some(copy_to);
-                let mut buf = [0u8; 4096];
-                loop {
-                    match stderr.read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => {
-                            if ours
-                                .as_mut()
-                                .is_some_and(|o| o.write_all(&buf[..n]).is_err())
-                            {
-                                ours = None;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return,
-                    }
-                }
-            })
-            .context("starting the thread that copies the server's stderr")?;
+        copy_stderr(stderr, copy_to)?;
         Ok(served)
     }
 
@@ -163,6 +139,38 @@ impl Drop for ServeChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Copies the server's stderr to `copy_to` as it comes, on a detached thread that
+/// ends at end of file, when the server (and any helper it forked, which dies with
+/// it) is gone. A failed write to `copy_to` stops the copying but not the draining.
+fn copy_stderr(
+    mut stderr: impl Read + Send + 'static,
+    copy_to: impl Write + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("identd-stderr".into())
+        .spawn(move || {
+            let mut ours = Some(copy_to);
+            let mut buf = [0u8; 4096];
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if ours
+                            .as_mut()
+                            .is_some_and(|o| o.write_all(&buf[..n]).is_err())
+                        {
+                            ours = None;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .context("starting the thread that copies the server's stderr")?;
+    Ok(())
 }
 
 /// The address in `listening on ADDR\n`, the whole line and nothing else: no other

@@ -5,8 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use super::super::proto::{Framed, LineFramer, MAX_LINE};
-use super::Server;
+use super::identd::Server;
+use crate::ident::proto::{Framed, LineFramer, MAX_LINE};
 
 /// Requests answered on one connection before it is closed. RFC 1413 allows
 /// several per connection but sets no limit; real clients send one. The cap, with

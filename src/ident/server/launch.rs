@@ -141,28 +141,35 @@ fn listen_pid_is_ours() -> bool {
         == Some(std::process::id())
 }
 
+/// Reports a command-line error that clap found, if inetd or systemd may have
+/// started this process, and says whether it did. clap would print it on fd 2,
+/// which under inetd is the client's socket, before `serve` could silence it.
+/// Instead fd 2 goes to /dev/null (so nothing later can write there either) and the
+/// error's first line to syslog, ident `racefree`. `false`, having done nothing,
+/// for help and version output and when no superserver is in sight: clap prints it.
+pub fn reported_usage_error_quietly(err: &clap::Error) -> bool {
+    if !err.use_stderr() || !started_by_a_superserver() {
+        return false;
+    }
+    // If /dev/null cannot be opened there is nothing better to do: we print nothing.
+    let _ = silence_stderr();
+    let message = err.to_string();
+    let first = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    Logger::syslog_as("racefree").error(&format!("usage error: {first}"));
+    true
+}
+
 /// True when inetd or systemd may have started this process, so that fd 2 may be a
 /// client's socket: fd 0 is a socket of any kind, or `LISTEN_PID` names us. Cruder
 /// than the mode detection on purpose: it runs before the command line is
 /// understood, and a false "yes" costs only an error message sent to syslog.
-pub fn started_by_a_superserver() -> bool {
+fn started_by_a_superserver() -> bool {
     let stdin_is_socket = nix::sys::stat::fstat(io::stdin().as_fd()).is_ok_and(|st| {
         nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
             == nix::sys::stat::SFlag::S_IFSOCK
     });
     stdin_is_socket || listen_pid_is_ours()
-}
-
-/// Reports a command-line error that clap found when [`started_by_a_superserver`]:
-/// clap would print it on fd 2, which under inetd is the client's socket, before
-/// `serve` could silence it. Instead fd 2 goes to /dev/null (so nothing later can
-/// write there either) and the error's first line to syslog, ident `racefree`.
-pub fn log_usage_error_quietly(message: &str) {
-    // If /dev/null cannot be opened there is nothing better to do: we print nothing.
-    let _ = silence_stderr();
-    let first = message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    Logger::syslog_as("racefree").error(&format!("usage error: {first}"));
 }
 
 /// Points fd 2 at /dev/null, so nothing (a fatal error printed by `main`, a panic
@@ -172,18 +179,8 @@ pub fn silence_stderr() -> anyhow::Result<()> {
         .write(true)
         .open("/dev/null")
         .context("opening /dev/null")?;
-    let mut stderr = unsafe_stderr_fd();
-    nix::unistd::dup2(null.as_fd(), &mut stderr).context("pointing fd 2 at /dev/null")?;
-    std::mem::forget(stderr);
+    nix::unistd::dup2_stderr(&null).context("pointing fd 2 at /dev/null")?;
     Ok(())
-}
-
-/// fd 2 as an `OwnedFd` for `dup2`'s target, forgotten afterwards so it is never closed.
-fn unsafe_stderr_fd() -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fd 2 exists for the life of the process (dup2 onto it replaces it in
-    // place) and the OwnedFd is forgotten right after, never closing it.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(2) }
 }
 
 #[cfg(test)]

@@ -12,33 +12,24 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
-use super::super::lookup::{self, Matcher, Source, Tuple};
-use super::super::nat::{self, NatConfig, Unowned};
-use super::super::proto::{Answer, ErrorToken};
+use super::config::ServerConfig;
 use super::log::Logger;
 use super::policy::{Findings, HomeCheck, Passwd, home_allows_naming};
-
-/// Where [`find`] looks, and what it does when no socket of this host has the tuple.
-#[derive(Clone, Copy, Debug)]
-pub struct Finder<'a> {
-    pub source: Source,
-    pub matcher: Matcher,
-    /// `--nat`, `--forward`, `--proxy`.
-    pub nat: &'a NatConfig,
-    /// `--numeric` and `--hide-all`: the rules `--nat` applies to what it finds
-    /// (its answers are decided where they are found, [`Findings::Decided`]).
-    pub numeric: bool,
-    pub hide_all: bool,
-}
+use crate::ident::lookup::{self, Tuple};
+use crate::ident::nat::{self, Unowned};
+use crate::ident::proto::{Answer, ErrorToken};
 
 /// Looks up the owner of `tuple`, their password entry and their home: everything
-/// [`super::policy::decide`] needs. When no socket of this host has the tuple, the
+/// [`super::policy::decide`] needs. `config` says where to look (`--source`) and what
+/// `--nat` does; of its rules only `--numeric` and `--hide-all` are applied here, to
+/// what `--nat` finds (its answers are decided where they are found,
+/// [`Findings::Decided`]). When no socket of this host has the tuple, the
 /// NAT hook ([`nat::unowned`]) looks further. Failures are logged here, where their
 /// detail is.
-pub fn find(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
-    let owner = match lookup::lookup_owner_with(tuple, finder.source, finder.matcher) {
+pub fn find(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
+    let owner = match lookup::lookup_owner_with(tuple, config.source, config.matcher) {
         Ok(Some(owner)) => owner,
-        Ok(None) => return unowned(tuple, finder, log),
+        Ok(None) => return unowned(tuple, config, log),
         Err(e) => {
             log.error(&format!("looking up {tuple}: {e:#}"));
             return Findings::LookupFailed;
@@ -48,8 +39,8 @@ pub fn find(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
 }
 
 /// The NAT hook: NO-USER unless `--nat` or `--proxy` finds more.
-fn unowned(tuple: &Tuple, finder: Finder<'_>, log: &Logger) -> Findings {
-    match nat::unowned(finder.nat, tuple, finder.numeric, finder.hide_all, |m| {
+fn unowned(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
+    match nat::unowned(&config.nat, tuple, config.numeric, config.hide_all, |m| {
         log.error(m)
     }) {
         // A trusted NAT host's query about a socket of this host: its owner is one
@@ -190,9 +181,10 @@ mod tests {
         // CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from that thread alone.
         let (got, why) = std::thread::spawn(move || {
             if nix::unistd::Uid::effective().is_root() {
-                // SAFETY: setfsuid changes only this thread's credentials.
-                unsafe { libc::setfsuid(65534) };
-                assert_eq!(unsafe { libc::setfsuid(u32::MAX) }, 65534);
+                use nix::unistd::{Uid, setfsuid};
+                setfsuid(Uid::from_raw(65534));
+                // An invalid uid changes nothing and says what the fsuid is.
+                assert_eq!(setfsuid(Uid::from_raw(u32::MAX)).as_raw(), 65534);
             }
             check_home(&path)
         })

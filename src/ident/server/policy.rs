@@ -1,5 +1,5 @@
 //! Who may be named: the disclosure policy, as pure functions over what the lookup,
-//! the password database and the home check found. No I/O here: [`super::owner`]
+//! the password database and the home check found. No I/O here: `super::owner`
 //! gathers the facts (in the privileged helper under `--user`), these decide.
 //!
 //! The rules, like oidentd's and pidentd's:

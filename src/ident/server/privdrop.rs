@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use nix::unistd::{Gid, Uid, User};
+use procfs::process::Process;
 
 /// The password entry of `--user`'s NAME; an unknown name is a usage error.
 pub fn target(name: &str) -> anyhow::Result<User> {
@@ -11,25 +12,21 @@ pub fn target(name: &str) -> anyhow::Result<User> {
         .ok_or_else(|| crate::exit::usage(format!("--user: no user named {name}")))
 }
 
-/// Drops to `name` (supplementary groups, gid, uid, in that order; glibc applies
+/// Drops to `user` (supplementary groups, gid, uid, in that order; glibc applies
 /// each to every thread) and checks that the drop holds: real, effective and saved
 /// ids all changed, no capability is left in any thread, and root cannot be
 /// regained. No-new-privileges is set too, so no exec could gain any back.
-pub fn drop_privileges(name: &str) -> anyhow::Result<()> {
-    let user = target(name)?;
+pub fn drop_privileges(user: &User) -> anyhow::Result<()> {
     let context = || {
         format!(
-            "dropping privileges to {name} (uid {}, gid {})",
-            user.uid, user.gid
+            "dropping privileges to {} (uid {}, gid {})",
+            user.name, user.uid, user.gid
         )
     };
     nix::unistd::setgroups(&[user.gid]).with_context(context)?;
     nix::unistd::setgid(user.gid).with_context(context)?;
     nix::unistd::setuid(user.uid).with_context(context)?;
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) only sets a flag of this process.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(context);
-    }
+    nix::sys::prctl::set_no_new_privs().with_context(context)?;
     verify_dropped(user.uid, user.gid).with_context(context)
 }
 
@@ -54,20 +51,47 @@ fn verify_dropped(uid: Uid, gid: Gid) -> anyhow::Result<()> {
 }
 
 /// The first nonzero permitted, effective or ambient capability set of any thread
-/// of this process, as `/proc` prints it.
+/// of this process, named with its thread and printed as `/proc` prints it.
 fn capabilities_left() -> anyhow::Result<Option<String>> {
-    for task in std::fs::read_dir("/proc/self/task").context("listing /proc/self/task")? {
-        let path = task?.path().join("status");
-        let status = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        for line in status.lines() {
-            if let Some((name, value)) = line.split_once(":\t")
-                && matches!(name, "CapPrm" | "CapEff" | "CapAmb")
-                && value.trim().bytes().any(|b| b != b'0')
-            {
-                return Ok(Some(format!("{} {line}", path.display())));
-            }
+    let tasks = Process::myself()
+        .and_then(|me| me.tasks())
+        .context("listing /proc/self/task")?;
+    for task in tasks {
+        let task = task.context("reading /proc/self/task")?;
+        let status = task
+            .status()
+            .with_context(|| format!("reading /proc/self/task/{}/status", task.tid))?;
+        let sets = [
+            ("CapPrm", status.capprm),
+            ("CapEff", status.capeff),
+            ("CapAmb", status.capamb.unwrap_or(0)),
+        ];
+        if let Some((name, set)) = sets.into_iter().find(|&(_, set)| set != 0) {
+            return Ok(Some(format!("thread {} {name}:\t{set:016x}", task.tid)));
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Held against an independent reading of this process's own status: any
+    /// capability there is one the check must see.
+    #[test]
+    fn a_capability_this_process_holds_is_found() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let holds_some = status.lines().any(|line| {
+            line.split_once(":\t").is_some_and(|(name, value)| {
+                matches!(name, "CapPrm" | "CapEff" | "CapAmb")
+                    && value.trim().bytes().any(|b| b != b'0')
+            })
+        });
+        let found = capabilities_left().unwrap();
+        assert_eq!(found.is_some(), holds_some, "{found:?}\n{status}");
+        if let Some(line) = found {
+            assert!(line.starts_with("thread "), "{line}");
+        }
+    }
 }

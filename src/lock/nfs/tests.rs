@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crate::lock::Busy;
 
 fn stale_owner(token: &str) -> Owner {
     let here = here().unwrap();
@@ -21,7 +22,7 @@ fn nonblock() -> Options {
     }
 }
 
-fn is_busy(r: &anyhow::Result<Held>) -> bool {
+fn is_busy<T>(r: &anyhow::Result<T>) -> bool {
     matches!(r, Err(e) if e.downcast_ref::<Busy>().is_some())
 }
 
@@ -37,18 +38,31 @@ fn owner_text_round_trips_and_garbage_is_not_an_owner() {
     assert_eq!(Owner::parse("racefree-lock 1\nhost h\npid 5\n"), None);
 }
 
+/// A /proc/PID/stat line as [`process`] reads it.
+fn parse_stat(stat: &[u8]) -> Option<Process> {
+    use procfs::FromRead;
+    Stat::from_read(stat).ok().map(|s| Process::from(&s))
+}
+
+/// Fields 4 to 37 of a /proc/PID/stat line, with `start` as field 22.
+fn stat_fields(start: u64) -> String {
+    let mut fields: Vec<String> = (4..=37).map(|n| n.to_string()).collect();
+    fields[22 - 4] = start.to_string();
+    fields.join(" ")
+}
+
 #[test]
 fn stat_fields_are_found_after_the_last_parenthesis() {
-    let line = b"42 (a) b (c) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 1 2 3";
+    let line = format!("42 (a) b (c) R {}", stat_fields(987654));
     assert_eq!(
-        parse_stat(line),
+        parse_stat(line.as_bytes()),
         Some(Process {
             start: 987654,
             zombie: false
         })
     );
-    let line = b"42 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5";
-    assert!(parse_stat(line).unwrap().zombie);
+    let line = format!("42 (x) Z {}", stat_fields(5));
+    assert!(parse_stat(line.as_bytes()).unwrap().zombie);
     assert_eq!(parse_stat(b"42 (x) R 1"), None);
 }
 
@@ -108,7 +122,11 @@ fn judge_breaks_only_provably_dead_owners() {
 fn threads_exclude_each_other_and_release_on_drop() {
     let t = tempfile::tempdir().unwrap();
     let l = t.path().join("l");
-    let held = acquire(&l, &Options::default()).unwrap();
+    let link = Options {
+        nfs: true,
+        ..Options::default()
+    };
+    let held = crate::lock::acquire(&l, &link).unwrap();
     assert_eq!(held.method(), "link");
     assert!(dotlock_path(&l).exists());
     std::thread::scope(|s| {
@@ -148,7 +166,7 @@ fn a_late_breaker_never_breaks_the_live_lock_taken_in_between() {
     struct Interleave<'a> {
         lockfile: &'a Path,
         fired: AtomicBool,
-        b_held: std::sync::Mutex<Option<Held>>,
+        b_held: std::sync::Mutex<Option<LinkHeld>>,
     }
     impl Hook for Interleave<'_> {
         fn judged_stale(&self, lock: &Path, _owner: &Owner) {

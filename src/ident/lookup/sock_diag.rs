@@ -8,38 +8,24 @@
 //! tuple differs from the one asked for, or whose state is LISTEN, is a miss
 //! (`Matcher::accepts` decides).
 //!
-//! Message encoding uses netlink-packet-sock-diag; the socket is netlink-sys's.
+//! Message encoding uses netlink-packet-sock-diag; the exchange is ident's one
+//! netlink exchange (`ident::netlink`).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
-use std::time::Duration;
 
 use anyhow::Context;
-use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
-use netlink_sys::protocols::NETLINK_SOCK_DIAG;
-use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
-use super::{Matcher, Row, TcpState, Tuple};
+use super::row::{Matcher, Row, TcpState};
+use super::tuple::Tuple;
+use crate::ident::netlink::{self, SOCK_DIAG};
 
 /// `INET_DIAG_NOCOOKIE`: without it the kernel insists the cookie match and answers ESTALE.
 const NO_COOKIE: [u8; 8] = [0xff; 8];
-
-/// Our request's sequence number. The socket is fresh per request, so one number
-/// serves; a reply must carry it.
-const SEQUENCE: u32 = 1;
-
-/// A reply to one exact lookup is one message of a few hundred bytes.
-const RECV_BUF: usize = 8192;
-
-/// How long to wait for the kernel; it answers while the request is being sent, so
-/// this only bounds a kernel that never does.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks the kernel for `wanted` (canonical) and returns the row if `matcher` accepts it.
 pub(crate) fn find(wanted: &Tuple, matcher: Matcher) -> anyhow::Result<Option<Row>> {
@@ -100,109 +86,55 @@ enum Reply {
     Error(io::Error),
 }
 
-/// Sends one request on a fresh socket and reads until the kernel is done. A socket
-/// per call keeps lookups from many threads independent; socket, request and reply
-/// together took 15 us (median; p99 43 us) at 100,000 sockets (bench/RESULTS-ident.md).
+/// Sends one request and reads until the kernel is done: one reply message for an
+/// exact lookup, up to `NLMSG_DONE` for a dump.
 fn exchange(request: InetRequest, flags: u16) -> anyhow::Result<Reply> {
-    let socket = Socket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
-    nix::sys::socket::setsockopt(
-        &socket.as_fd(),
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0),
-    )
-    .context("setting a receive timeout on the netlink socket")?;
-
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    header.sequence_number = SEQUENCE;
-    let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
-    packet.finalize();
-    let mut out = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut out);
-    loop {
-        match socket.send_to(&out, &NetlinkAddr::new(0, 0), 0) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("sending the sock_diag request"),
-        }
-    }
-
+    let packet = NetlinkMessage::new(
+        netlink::header(flags),
+        SockDiagMessage::InetRequest(request).into(),
+    );
     let dump = flags & NLM_F_DUMP != 0;
     let mut rows = Vec::new();
-    let mut buf = Vec::with_capacity(RECV_BUF);
-    loop {
-        buf.clear();
-        let (n, from) = match socket.recv_from(&mut buf, 0) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading the sock_diag reply"),
-        };
-        if let Some(reply) = take_datagram(&buf[..n], from.port_number(), dump, &mut rows)? {
-            return Ok(reply);
-        }
-    }
+    netlink::exchange(&SOCK_DIAG, packet, |datagram| {
+        take_datagram(datagram, dump, &mut rows)
+    })
 }
 
-/// Takes one datagram read from the socket: adds the rows of the kernel's reply to
-/// our request to `rows`, and returns the reply once it is complete. Only messages
-/// from the kernel (netlink port id 0) carrying our sequence number count; anything
-/// else (another process can unicast to our port id) is discarded, so it can
-/// neither answer for the kernel nor end the read early.
-fn take_datagram(
-    bytes: &[u8],
-    sender_port: u32,
-    dump: bool,
-    rows: &mut Vec<Row>,
-) -> anyhow::Result<Option<Reply>> {
-    if sender_port != 0 {
-        return Ok(None);
-    }
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let message = NetlinkMessage::<SockDiagMessage>::deserialize(&bytes[offset..])
-            .map_err(|e| anyhow::anyhow!("undecodable sock_diag reply: {e}"))?;
-        let len = message.header.length as usize;
-        if message.header.sequence_number == SEQUENCE {
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                    let h = &resp.header;
-                    rows.push(Row {
-                        tuple: Tuple::new(
-                            SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port),
-                            SocketAddr::new(
-                                h.socket_id.destination_address,
-                                h.socket_id.destination_port,
-                            ),
+/// Takes one datagram from the kernel: adds the rows of its reply to our request to
+/// `rows`, and returns the reply once it is complete.
+fn take_datagram(bytes: &[u8], dump: bool, rows: &mut Vec<Row>) -> anyhow::Result<Option<Reply>> {
+    for message in netlink::our_messages::<SockDiagMessage>(&SOCK_DIAG, bytes) {
+        match message?.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                let h = &resp.header;
+                rows.push(Row {
+                    tuple: Tuple::new(
+                        SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port),
+                        SocketAddr::new(
+                            h.socket_id.destination_address,
+                            h.socket_id.destination_port,
                         ),
-                        state: TcpState::from_kernel(h.state),
-                        uid: h.uid,
-                        inode: u64::from(h.inode),
-                    });
-                    if !dump {
-                        return Ok(Some(Reply::Rows(std::mem::take(rows))));
-                    }
-                }
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Ok(Some(Reply::Error(io::Error::from_raw_os_error(
-                        -e.raw_code(),
-                    ))));
-                }
-                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => {
+                    ),
+                    state: TcpState::from_kernel(h.state),
+                    uid: h.uid,
+                    inode: u64::from(h.inode),
+                });
+                if !dump {
                     return Ok(Some(Reply::Rows(std::mem::take(rows))));
                 }
-                _ => {}
             }
+            NetlinkPayload::Error(e) if e.code.is_some() => {
+                return Ok(Some(Reply::Error(io::Error::from_raw_os_error(
+                    -e.raw_code(),
+                ))));
+            }
+            NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => {
+                return Ok(Some(Reply::Rows(std::mem::take(rows))));
+            }
+            _ => {}
         }
-        if len == 0 {
-            break;
-        }
-        offset += nlmsg_align(len);
     }
     Ok(None)
-}
-
-fn nlmsg_align(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 #[cfg(test)]
@@ -246,6 +178,7 @@ mod tests {
 
     /// One sock_diag reply message as the kernel would send it, numbered `seq`.
     fn response(seq: u32, inode: u32) -> Vec<u8> {
+        use netlink_packet_core::NetlinkHeader;
         use netlink_packet_sock_diag::inet::{InetResponse, InetResponseHeader};
         let mut header = NetlinkHeader::default();
         header.sequence_number = seq;
@@ -284,20 +217,26 @@ mod tests {
         }
     }
 
+    /// A datagram from netlink port id `sender`, as the exchange takes it.
+    fn take(sender: u32, bytes: &[u8], rows: &mut Vec<Row>) -> Option<Reply> {
+        netlink::from_kernel(sender, bytes, |d| take_datagram(d, false, rows)).unwrap()
+    }
+
     #[test]
     fn only_the_kernels_reply_to_our_request_counts() {
+        use netlink::SEQUENCE;
         let mut rows = Vec::new();
         // Another sequence number: not the answer to this request.
-        let stray = take_datagram(&response(SEQUENCE + 1, 7), 0, false, &mut rows).unwrap();
+        let stray = take(0, &response(SEQUENCE + 1, 7), &mut rows);
         assert_eq!(inodes(stray), None);
         // Our sequence number, but sent by a process (port id 4242), not the kernel.
-        let forged = take_datagram(&response(SEQUENCE, 7), 4242, false, &mut rows).unwrap();
+        let forged = take(4242, &response(SEQUENCE, 7), &mut rows);
         assert_eq!(inodes(forged), None);
         assert!(rows.is_empty());
         // A stray message ahead of ours in one datagram is skipped, ours taken.
         let mut both = response(SEQUENCE + 1, 7);
         both.extend(response(SEQUENCE, 8));
-        let ours = take_datagram(&both, 0, false, &mut rows).unwrap();
+        let ours = take(0, &both, &mut rows);
         assert_eq!(inodes(ours), Some(vec![8]));
     }
 

@@ -1,0 +1,564 @@
+//! The helper's channel and its binary records: the one format both sides of the
+//! privilege separation speak, and the one place its bytes are read.
+//!
+//! - request: id (u64), server port (u16), client port (u16), padding; the ident
+//!   connection itself travels beside it as a descriptor (SCM_RIGHTS);
+//! - reply: id, what the lookup found (no owner / failed / owner / refused /
+//!   decided by `--nat` / forward), the owner's uid, whether the password database
+//!   has an entry (and its name), and whether the home check lets them be named;
+//!   or, for an answer `--nat` decided, which answer (a name, a uid, an error
+//!   token); or, for a forward, the host's address family, and in the bytes a name
+//!   takes otherwise: its address (4 or 16 bytes), its identd's port and the two
+//!   original ports to ask about.
+//!
+//! A reply is accepted only in the exact form the encoder gives its value (every
+//! unused byte zero, a name of the stated length, UTF-8 and, for a `--nat` name, fit
+//! for the wire; a forward's payload exactly as long as its family says, an
+//! address one host answers on, no port 0); anything else is a failed lookup,
+//! never a name and never a connection. The decoder proves it by re-encoding what
+//! it read and comparing.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+
+use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType};
+
+use super::super::policy::{Findings, Passwd};
+use crate::ident::nat::Forward;
+use crate::ident::proto::{Answer, ErrorToken, is_wire_safe};
+
+/// id, server port, client port, padding.
+pub(super) const REQUEST_LEN: usize = 16;
+/// The longest name a reply carries: `proto::is_wire_safe`'s limit.
+pub(super) const NAME_MAX: usize = 512;
+/// id, kind, detail (passwd or answer), flag (may_be_named or error token),
+/// padding, uid, name length, name.
+pub(super) const REPLY_LEN: usize = 8 + 1 + 1 + 1 + 1 + 4 + 2 + NAME_MAX;
+
+const KIND_NO_OWNER: u8 = 0;
+const KIND_FAILED: u8 = 1;
+const KIND_OWNER: u8 = 2;
+const KIND_REFUSED: u8 = 3;
+/// `--nat` decided the answer ([`Findings::Decided`]); detail says which kind.
+const KIND_DECIDED: u8 = 4;
+/// `--nat --forward`: ask a host behind this one ([`Findings::Forward`]); detail
+/// says the address family, the name bytes carry the query.
+const KIND_FORWARD: u8 = 5;
+
+const FAMILY_V4: u8 = 0;
+const FAMILY_V6: u8 = 1;
+
+const PASSWD_ENTRY: u8 = 0;
+const PASSWD_NONE: u8 = 1;
+const PASSWD_UNREADABLE: u8 = 2;
+
+const ANSWER_USER: u8 = 0;
+const ANSWER_UID: u8 = 1;
+const ANSWER_ERROR: u8 = 2;
+
+/// The error tokens a decided answer may carry, by their code on the channel.
+const ERROR_TOKENS: [ErrorToken; 4] = [
+    ErrorToken::InvalidPort,
+    ErrorToken::NoUser,
+    ErrorToken::HiddenUser,
+    ErrorToken::UnknownError,
+];
+
+/// The helper's channel: a socketpair of records (SOCK_SEQPACKET keeps each request
+/// and reply whole), closed on exec.
+pub(super) fn channel() -> nix::Result<(OwnedFd, OwnedFd)> {
+    sock::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// A request: its id and the two ports asked about.
+pub(super) fn encode_request(id: u64, server_port: u16, client_port: u16) -> [u8; REQUEST_LEN] {
+    let mut r = [0u8; REQUEST_LEN];
+    r[..8].copy_from_slice(&id.to_le_bytes());
+    r[8..10].copy_from_slice(&server_port.to_le_bytes());
+    r[10..12].copy_from_slice(&client_port.to_le_bytes());
+    r
+}
+
+/// A request's id, server port and client port.
+pub(super) fn decode_request(r: &[u8; REQUEST_LEN]) -> (u64, u16, u16) {
+    let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+    (
+        id,
+        u16::from_le_bytes([r[8], r[9]]),
+        u16::from_le_bytes([r[10], r[11]]),
+    )
+}
+
+/// A reply record's fields, before they are laid out in bytes.
+struct Fields {
+    kind: u8,
+    /// What kind of password entry, answer, or address family.
+    detail: u8,
+    /// may_be_named, or an error token's code.
+    flag: u8,
+    uid: u32,
+    /// A name, or a forward's address and ports.
+    payload: Vec<u8>,
+}
+
+impl Fields {
+    fn new(kind: u8, detail: u8, flag: u8, uid: u32, payload: &[u8]) -> Fields {
+        let payload = payload.to_vec();
+        Fields {
+            kind,
+            detail,
+            flag,
+            uid,
+            payload,
+        }
+    }
+
+    /// UNKNOWN-ERROR, decided: what is sent in place of something that must not be.
+    fn unknown_error() -> Fields {
+        let code = error_code(ErrorToken::UnknownError);
+        Fields::new(KIND_DECIDED, ANSWER_ERROR, code, 0, b"")
+    }
+}
+
+/// The reply record for `findings` (`None`: the request was refused).
+pub(super) fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_LEN] {
+    let f = match findings {
+        None => Fields::new(KIND_REFUSED, 0, 0, 0, b""),
+        Some(Findings::NoOwner) => Fields::new(KIND_NO_OWNER, 0, 0, 0, b""),
+        Some(Findings::LookupFailed) => Fields::new(KIND_FAILED, 0, 0, 0, b""),
+        Some(Findings::Owner { uid, passwd }) => owner_fields(*uid, passwd),
+        Some(Findings::Decided(answer)) => decided_fields(answer),
+        Some(Findings::Forward(forward)) if forward.is_sound() => {
+            let (family, bytes) = encode_forward(forward);
+            Fields::new(KIND_FORWARD, family, 0, 0, &bytes)
+        }
+        // Not a query to make: nobody is named, and nothing is asked.
+        Some(Findings::Forward(_)) => Fields::unknown_error(),
+    };
+    let mut r = [0u8; REPLY_LEN];
+    r[..8].copy_from_slice(&id.to_le_bytes());
+    r[8] = f.kind;
+    r[9] = f.detail;
+    r[10] = f.flag;
+    r[12..16].copy_from_slice(&f.uid.to_le_bytes());
+    r[16..18].copy_from_slice(&(f.payload.len() as u16).to_le_bytes());
+    r[18..18 + f.payload.len()].copy_from_slice(&f.payload);
+    r
+}
+
+fn owner_fields(uid: u32, passwd: &Passwd) -> Fields {
+    match passwd {
+        Passwd::Entry { name, may_be_named } => {
+            // A name too long to carry is too long for the wire: sent empty, it
+            // is answered by number, as an unsafe name is.
+            let name = if name.len() <= NAME_MAX {
+                name.as_bytes()
+            } else {
+                b""
+            };
+            Fields::new(KIND_OWNER, PASSWD_ENTRY, u8::from(*may_be_named), uid, name)
+        }
+        Passwd::NoEntry => Fields::new(KIND_OWNER, PASSWD_NONE, 0, uid, b""),
+        Passwd::Unreadable => Fields::new(KIND_OWNER, PASSWD_UNREADABLE, 0, uid, b""),
+    }
+}
+
+fn decided_fields(answer: &Answer) -> Fields {
+    match answer {
+        // is_wire_safe bounds a name to NAME_MAX; `--nat` names no other kind.
+        Answer::User(name) if is_wire_safe(name) => {
+            Fields::new(KIND_DECIDED, ANSWER_USER, 0, 0, name.as_bytes())
+        }
+        Answer::User(_) => Fields::unknown_error(),
+        Answer::Uid(uid) => Fields::new(KIND_DECIDED, ANSWER_UID, 0, *uid, b""),
+        Answer::Error(token) => Fields::new(KIND_DECIDED, ANSWER_ERROR, error_code(*token), 0, b""),
+    }
+}
+
+/// A forward's family, and its payload: the address's bytes (4 or 16, network
+/// order), then the identd's port, the server port and the client port.
+fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
+    let (family, mut bytes) = match forward.identd.ip() {
+        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
+        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
+    };
+    for port in [
+        forward.identd.port(),
+        forward.server_port,
+        forward.client_port,
+    ] {
+        bytes.extend(port.to_le_bytes());
+    }
+    (family, bytes)
+}
+
+/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
+/// sound ([`Forward::is_sound`]).
+fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
+    let (ip, ports): (IpAddr, &[u8]) = match family {
+        FAMILY_V4 => {
+            let (a, rest) = payload.split_first_chunk::<4>()?;
+            (Ipv4Addr::from(*a).into(), rest)
+        }
+        FAMILY_V6 => {
+            let (a, rest) = payload.split_first_chunk::<16>()?;
+            (Ipv6Addr::from(*a).into(), rest)
+        }
+        _ => return None,
+    };
+    let ports: &[u8; 6] = ports.try_into().ok()?;
+    let port = |at: usize| u16::from_le_bytes([ports[at], ports[at + 1]]);
+    Some(Forward {
+        identd: SocketAddr::new(ip, port(0)),
+        server_port: port(2),
+        client_port: port(4),
+    })
+    .filter(Forward::is_sound)
+}
+
+fn error_code(token: ErrorToken) -> u8 {
+    ERROR_TOKENS
+        .iter()
+        .position(|&t| t == token)
+        .expect("every token has a code") as u8
+}
+
+/// A reply back to findings. Anything but a record exactly as [`encode_reply`]
+/// writes its value is a failed lookup, never a name.
+pub(super) fn decode_reply(r: &[u8; REPLY_LEN]) -> (u64, Findings) {
+    let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+    let findings = decode_findings(r)
+        // Canonical form only: every unused byte zero, every flag 0 or 1, nothing
+        // past the name. Re-encoding the value must give back the record.
+        .filter(|f| encode_reply(id, Some(f)) == *r)
+        .unwrap_or(Findings::LookupFailed);
+    (id, findings)
+}
+
+/// The value a reply's fields say, if they name one (not yet checked canonical).
+fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
+    let (kind, detail, flag) = (r[8], r[9], r[10]);
+    let uid = u32::from_le_bytes(r[12..16].try_into().expect("4 bytes"));
+    let len = usize::from(u16::from_le_bytes([r[16], r[17]]));
+    let bytes = r[18..].get(..len)?;
+    if kind == KIND_FORWARD {
+        return decode_forward(detail, bytes).map(Findings::Forward);
+    }
+    let name = std::str::from_utf8(bytes).ok()?;
+    Some(match (kind, detail) {
+        (KIND_NO_OWNER, _) => Findings::NoOwner,
+        (KIND_FAILED, _) => Findings::LookupFailed,
+        (KIND_OWNER, PASSWD_ENTRY) => Findings::Owner {
+            uid,
+            passwd: Passwd::Entry {
+                name: name.to_string(),
+                may_be_named: flag == 1,
+            },
+        },
+        (KIND_OWNER, PASSWD_NONE) => Findings::Owner {
+            uid,
+            passwd: Passwd::NoEntry,
+        },
+        (KIND_OWNER, PASSWD_UNREADABLE) => Findings::Owner {
+            uid,
+            passwd: Passwd::Unreadable,
+        },
+        (KIND_DECIDED, ANSWER_USER) if is_wire_safe(name) => {
+            Findings::Decided(Answer::User(name.to_string()))
+        }
+        (KIND_DECIDED, ANSWER_UID) => Findings::Decided(Answer::Uid(uid)),
+        (KIND_DECIDED, ANSWER_ERROR) => {
+            Findings::Decided(Answer::Error(*ERROR_TOKENS.get(usize::from(flag))?))
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_finding_crosses_the_channel_unchanged() {
+        let entry = |name: &str, ok| Findings::Owner {
+            uid: 1000,
+            passwd: Passwd::Entry {
+                name: name.into(),
+                may_be_named: ok,
+            },
+        };
+        for f in [
+            Findings::NoOwner,
+            Findings::LookupFailed,
+            entry("alice", true),
+            entry("alice", false),
+            entry(&"x".repeat(NAME_MAX), true),
+            Findings::Owner {
+                uid: 7,
+                passwd: Passwd::NoEntry,
+            },
+            Findings::Owner {
+                uid: 8,
+                passwd: Passwd::Unreadable,
+            },
+        ] {
+            assert_eq!(decode_reply(&encode_reply(42, Some(&f))), (42, f.clone()));
+        }
+        // A refusal, an overlong name, garbage: never a name.
+        assert_eq!(
+            decode_reply(&encode_reply(1, None)).1,
+            Findings::LookupFailed
+        );
+        let long = entry(&"x".repeat(NAME_MAX + 1), true);
+        assert_eq!(
+            decode_reply(&encode_reply(1, Some(&long))).1,
+            entry("", true)
+        );
+        let mut junk = [0xffu8; REPLY_LEN];
+        junk[8] = 9;
+        assert_eq!(decode_reply(&junk).1, Findings::LookupFailed);
+    }
+
+    /// Every answer `--nat` can decide, as the helper sends them.
+    fn decided() -> Vec<Findings> {
+        let mut all = vec![
+            Findings::Decided(Answer::User("rfctruser".into())),
+            Findings::Decided(Answer::User("n".repeat(NAME_MAX))),
+            Findings::Decided(Answer::Uid(0)),
+            Findings::Decided(Answer::Uid(4343)),
+            Findings::Decided(Answer::Uid(u32::MAX)),
+        ];
+        all.extend(ERROR_TOKENS.map(|t| Findings::Decided(Answer::Error(t))));
+        all
+    }
+
+    #[test]
+    fn every_answer_nat_decides_crosses_the_channel_unchanged() {
+        for f in decided() {
+            assert_eq!(
+                decode_reply(&encode_reply(7, Some(&f))),
+                (7, f.clone()),
+                "{f:?}"
+            );
+        }
+        // A name unfit for the wire is never sent as one.
+        for unsafe_name in ["", "a b", "a:b", "caf\u{e9}", &"n".repeat(NAME_MAX + 1)] {
+            let f = Findings::Decided(Answer::User(unsafe_name.into()));
+            assert_eq!(
+                decode_reply(&encode_reply(7, Some(&f))).1,
+                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
+                "{unsafe_name:?}"
+            );
+        }
+    }
+
+    /// `base` with the bytes at the given offsets replaced: a record the encoder
+    /// never writes.
+    fn with(base: &[u8; REPLY_LEN], edits: &[(usize, u8)]) -> [u8; REPLY_LEN] {
+        let mut r = *base;
+        for &(at, byte) in edits {
+            r[at] = byte;
+        }
+        r
+    }
+
+    /// Hand-made records the encoder never writes: each is a failed lookup.
+    #[test]
+    fn every_malformed_decided_record_is_a_failed_lookup() {
+        let user = encode_reply(9, Some(&Findings::Decided(Answer::User("bob".into()))));
+        let uid = encode_reply(9, Some(&Findings::Decided(Answer::Uid(4343))));
+        let error = encode_reply(
+            9,
+            Some(&Findings::Decided(Answer::Error(ErrorToken::NoUser))),
+        );
+        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
+            ("an unknown answer kind", with(&user, &[(9, 3)])),
+            ("an unknown reply kind", with(&user, &[(8, 5)])),
+            ("an unknown error token", with(&error, &[(10, 4)])),
+            ("a flag on a name", with(&user, &[(10, 1)])),
+            ("a flag on a uid", with(&uid, &[(10, 1)])),
+            ("padding set", with(&user, &[(11, 1)])),
+            ("a uid beside a name", with(&user, &[(12, 1)])),
+            ("a uid beside an error", with(&error, &[(12, 1)])),
+            ("an empty name", with(&user, &[(16, 0)])),
+            ("a name longer than stated", with(&user, &[(16, 2)])),
+            ("a name shorter than stated", with(&user, &[(16, 4)])),
+            ("a byte past the name", with(&user, &[(21, b'x')])),
+            ("the last byte set", with(&user, &[(REPLY_LEN - 1, 1)])),
+            (
+                "a length past the record",
+                with(&user, &[(16, 0xff), (17, 0xff)]),
+            ),
+            ("a length of NAME_MAX + 1", {
+                let len = (NAME_MAX as u16 + 1).to_le_bytes();
+                with(&user, &[(16, len[0]), (17, len[1])])
+            }),
+            ("a space in the name", with(&user, &[(19, b' ')])),
+            ("a colon in the name", with(&user, &[(19, b':')])),
+            ("a control byte in the name", with(&user, &[(19, b'\n')])),
+            ("a non-ASCII name", with(&user, &[(18, 0xc3), (19, 0xa9)])),
+            ("a name that is not UTF-8", with(&user, &[(19, 0xff)])),
+            ("a name beside a uid", with(&uid, &[(16, 1), (18, b'a')])),
+            (
+                "a name beside an error",
+                with(&error, &[(16, 1), (18, b'a')]),
+            ),
+        ];
+        for (what, record) in &malformed {
+            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
+        }
+    }
+
+    /// Any one byte of any valid record changed (the id aside) is either refused or
+    /// exactly the record of another value: nothing is read loosely.
+    #[test]
+    fn a_changed_byte_is_refused_or_another_values_exact_record() {
+        let mut values = decided();
+        values.extend(forwards());
+        values.extend([
+            Findings::NoOwner,
+            Findings::LookupFailed,
+            Findings::Owner {
+                uid: 1000,
+                passwd: Passwd::Entry {
+                    name: "alice".into(),
+                    may_be_named: true,
+                },
+            },
+            Findings::Owner {
+                uid: 1000,
+                passwd: Passwd::Unreadable,
+            },
+        ]);
+        let bytes = [0u8, 1, 2, 3, 4, 5, b' ', b':', b'a', 0x7f, 0x80, 0xff];
+        let mut refused = 0;
+        for f in &values {
+            let good = encode_reply(3, Some(f));
+            for at in 8..REPLY_LEN {
+                for &b in &bytes {
+                    let mut r = good;
+                    r[at] = b;
+                    let (id, got) = decode_reply(&r);
+                    assert_eq!(id, 3);
+                    if got == Findings::LookupFailed {
+                        refused += 1;
+                    } else {
+                        assert_eq!(encode_reply(3, Some(&got)), r, "{f:?}, byte {at} = {b}");
+                    }
+                }
+            }
+        }
+        assert!(refused > 0);
+    }
+
+    fn forward(identd: &str, server_port: u16, client_port: u16) -> Findings {
+        Findings::Forward(Forward {
+            identd: identd.parse().unwrap(),
+            server_port,
+            client_port,
+        })
+    }
+
+    /// Every forward `--nat --forward` can ask, as the helper sends them.
+    fn forwards() -> Vec<Findings> {
+        vec![
+            forward("198.18.2.2:113", 40000, 6667),
+            forward("10.0.0.1:1", 1, 65535),
+            forward("127.0.0.1:65535", 65535, 1),
+            forward("[2001:db8::2]:113", 40000, 6667),
+            forward("[fe80::1]:1113", 2, 3),
+            forward("[::1]:113", 5, 6),
+        ]
+    }
+
+    #[test]
+    fn every_forward_crosses_the_channel_unchanged() {
+        for f in forwards() {
+            assert_eq!(
+                decode_reply(&encode_reply(11, Some(&f))),
+                (11, f.clone()),
+                "{f:?}"
+            );
+        }
+        // A forward that is no query to make is never sent as one: nobody is named
+        // and nothing is asked.
+        for unsound in [
+            forward("0.0.0.0:113", 1, 2),
+            forward("[::]:113", 1, 2),
+            forward("255.255.255.255:113", 1, 2),
+            forward("224.0.0.1:113", 1, 2),
+            forward("[ff02::1]:113", 1, 2),
+            forward("[::ffff:198.18.2.2]:113", 1, 2),
+            forward("[fe80::1%3]:113", 1, 2),
+            forward("198.18.2.2:0", 1, 2),
+            forward("198.18.2.2:113", 0, 2),
+            forward("198.18.2.2:113", 1, 0),
+        ] {
+            assert_eq!(
+                decode_reply(&encode_reply(11, Some(&unsound))).1,
+                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
+                "{unsound:?}"
+            );
+        }
+    }
+
+    /// Hand-made forward records the encoder never writes: each is a failed lookup,
+    /// never a connection to make.
+    #[test]
+    fn every_malformed_forward_record_is_a_failed_lookup() {
+        let v4 = encode_reply(9, Some(&forward("198.18.2.2:113", 40000, 6667)));
+        let v6 = encode_reply(9, Some(&forward("[2001:db8::2]:113", 40000, 6667)));
+        // The payload starts at 18: address, identd port, server port, client port.
+        assert_eq!((v4[8], v4[9], v4[16], v6[9], v6[16]), (5, 0, 10, 1, 22));
+        assert_eq!(
+            &v4[18..28],
+            &[198, 18, 2, 2, 113, 0, 0x40, 0x9c, 0x0b, 0x1a]
+        );
+        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
+            ("an unknown family", with(&v4, &[(9, 2)])),
+            ("a v4 payload called v6", with(&v4, &[(9, 1)])),
+            ("a v6 payload called v4", with(&v6, &[(9, 0)])),
+            ("a flag set", with(&v4, &[(10, 1)])),
+            ("padding set", with(&v4, &[(11, 1)])),
+            ("a uid beside it", with(&v4, &[(12, 1)])),
+            ("a v4 payload one short", with(&v4, &[(16, 9)])),
+            ("a v4 payload one long", with(&v4, &[(16, 11)])),
+            ("a v6 payload one short", with(&v6, &[(16, 21)])),
+            ("a v6 payload one long", with(&v6, &[(16, 23)])),
+            ("no payload", with(&v4, &[(16, 0)])),
+            ("a byte past the payload", with(&v4, &[(28, 1)])),
+            ("the last byte set", with(&v4, &[(REPLY_LEN - 1, 1)])),
+            (
+                "a length past the record",
+                with(&v4, &[(16, 0xff), (17, 0xff)]),
+            ),
+            (
+                "the unspecified address",
+                with(&v4, &[(18, 0), (19, 0), (20, 0), (21, 0)]),
+            ),
+            (
+                "a broadcast address",
+                with(&v4, &[(18, 255), (19, 255), (20, 255), (21, 255)]),
+            ),
+            ("a multicast address", with(&v4, &[(18, 224)])),
+            ("identd port 0", with(&v4, &[(22, 0)])),
+            ("server port 0", with(&v4, &[(24, 0), (25, 0)])),
+            ("client port 0", with(&v4, &[(26, 0), (27, 0)])),
+            ("an IPv4-mapped v6 address", {
+                let mut r = v6;
+                r[18..34]
+                    .copy_from_slice(&"::ffff:198.18.2.2".parse::<Ipv6Addr>().unwrap().octets());
+                r
+            }),
+            ("a v6 multicast address", with(&v6, &[(18, 0xff)])),
+        ];
+        for (what, record) in &malformed {
+            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
+        }
+    }
+}
