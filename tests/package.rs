@@ -208,6 +208,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
         .find_map(|l| l.strip_prefix("Description: "))
         .unwrap();
     assert!(synopsis.len() < 80, "synopsis too long: {synopsis}");
+    assert_debug_info_split_off(deb, &out_dir);
 
     let installed = Installed;
     run(Command::new("dpkg").arg("-i").arg(deb));
@@ -354,6 +355,121 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     assert!(left.is_empty(), "left after purge: {left:?}");
 }
 
+/// The packaged binary carries no debug info, and the racefree-dbgsym .ddeb beside
+/// the .deb in `dir` holds it, under the binary's build id: real DWARF, and the
+/// symbol table.
+fn assert_debug_info_split_off(deb: &Path, dir: &Path) {
+    let scratch = TestEnv::new();
+    let unpacked = scratch.mkdir("deb");
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked));
+    let binary = Elf::read(&unpacked.join("usr/bin/racefree"));
+    assert_eq!(
+        binary.debug_sections(),
+        Vec::<&str>::new(),
+        "the packaged binary"
+    );
+    let build_id = binary.build_id();
+
+    let ddebs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ddeb"))
+        .collect();
+    assert_eq!(ddebs.len(), 1, "{ddebs:?}");
+    let symbols = scratch.mkdir("ddeb");
+    run(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&ddebs[0])
+        .arg(&symbols));
+    let debug_file = symbols.join(format!(
+        "usr/lib/debug/.build-id/{}/{}.debug",
+        &build_id[..2],
+        &build_id[2..]
+    ));
+    let debug = Elf::read(&debug_file);
+    assert_eq!(debug.build_id(), build_id);
+    for section in [".debug_info", ".debug_line", ".symtab"] {
+        let size = debug.size_of(section);
+        assert!(size > 0, "{}: no {section}", debug_file.display());
+    }
+    note(&format!(
+        "package: /usr/bin/racefree {} bytes; its debug info in racefree-dbgsym: .debug_info {} bytes",
+        binary.len,
+        debug.size_of(".debug_info")
+    ));
+}
+
+/// The section table of an ELF64 little-endian file (what a stripped binary lacks,
+/// and where its build id is).
+struct Elf {
+    data: Vec<u8>,
+    len: usize,
+    /// Name, file offset and size of each section.
+    sections: Vec<(String, usize, usize)>,
+}
+
+impl Elf {
+    fn read(path: &Path) -> Elf {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            data.starts_with(b"\x7fELF\x02\x01"),
+            "{}: not a 64-bit little-endian ELF file",
+            path.display()
+        );
+        let u16_at = |o: usize| u16::from_le_bytes(data[o..o + 2].try_into().unwrap()) as usize;
+        let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap()) as usize;
+        let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap()) as usize;
+        // e_shoff, e_shentsize, e_shnum, e_shstrndx; in each header sh_name at 0,
+        // sh_offset at 0x18, sh_size at 0x20.
+        let (table, entry, count) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+        let header = |i: usize| table + i * entry;
+        let names = u64_at(header(u16_at(0x3e)) + 0x18);
+        let sections = (0..count)
+            .map(|i| {
+                let h = header(i);
+                let name = &data[names + u32_at(h)..];
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap()];
+                let name = String::from_utf8_lossy(name).into_owned();
+                (name, u64_at(h + 0x18), u64_at(h + 0x20))
+            })
+            .collect();
+        Elf {
+            len: data.len(),
+            data,
+            sections,
+        }
+    }
+
+    fn size_of(&self, section: &str) -> usize {
+        self.sections
+            .iter()
+            .find(|(name, ..)| name == section)
+            .map_or(0, |&(_, _, size)| size)
+    }
+
+    /// The DWARF sections (`.debug_*`, and `.zdebug_*` as older tools compress them).
+    fn debug_sections(&self) -> Vec<&str> {
+        self.sections
+            .iter()
+            .map(|(name, ..)| name.as_str())
+            .filter(|n| n.starts_with(".debug_") || n.starts_with(".zdebug_"))
+            .collect()
+    }
+
+    /// The GNU build id, in hex: the note's descriptor (after namesz, descsz, type
+    /// and the name "GNU\0").
+    fn build_id(&self) -> String {
+        let &(_, offset, size) = self
+            .sections
+            .iter()
+            .find(|(name, ..)| name == ".note.gnu.build-id")
+            .expect("no .note.gnu.build-id");
+        let note = &self.data[offset..offset + size];
+        assert_eq!(&note[12..16], b"GNU\0", "{note:?}");
+        note[16..].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// Entries below `dir` whose names contain `part`.
 fn find_named(dir: &Path, part: &str) -> Vec<PathBuf> {
     let mut hits = Vec::new();
@@ -377,8 +493,7 @@ fn find_named(dir: &Path, part: &str) -> Vec<PathBuf> {
 fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
     require(&[Precondition::Man]);
     let cargo = cargo();
-    // A scratch root stands in for ~/.cargo. The release build is shared with
-    // `cargo deb`; whichever runs first builds it.
+    // A scratch root stands in for ~/.cargo.
     let prefix = TestEnv::new();
     let begin = Instant::now();
     run(Command::new(&cargo)
@@ -396,6 +511,10 @@ fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
         stdout(&version),
         format!("racefree {}\n", env!("CARGO_PKG_VERSION"))
     );
+    // The release profile leaves the debug info out (the profiling profile keeps it).
+    let installed = Elf::read(&bin.join("racefree"));
+    assert_eq!(installed.debug_sections(), Vec::<&str>::new());
+    note(&format!("package: cargo install: {} bytes", installed.len));
 
     // README's step for the man pages, and man finding them from PATH alone.
     let man1 = prefix.root().join("share/man/man1");
