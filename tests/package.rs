@@ -208,10 +208,24 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
         .find_map(|l| l.strip_prefix("Description: "))
         .unwrap();
     assert!(synopsis.len() < 80, "synopsis too long: {synopsis}");
+    // Every command, in the synopsis and as an entry of the extended description.
+    for command in COMMANDS {
+        assert!(synopsis.contains(command), "{command} not in {synopsis:?}");
+        assert!(
+            control.contains(&format!("\n  {command} ")),
+            "{command} has no entry in:\n{control}"
+        );
+    }
     assert_debug_info_split_off(deb, &out_dir);
 
     let installed = Installed;
     run(Command::new("dpkg").arg("-i").arg(deb));
+
+    // The copyright file is the committed one, in Debian's format.
+    assert_eq!(
+        std::fs::read_to_string("/usr/share/doc/racefree/copyright").unwrap(),
+        std::fs::read_to_string(root().join("contrib/debian/copyright")).unwrap()
+    );
 
     let pages = man_pages();
     let listed: BTreeSet<String> = stdout(&run(Command::new("dpkg").args(["-L", PACKAGE])))
@@ -354,6 +368,9 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     let left: Vec<_> = expected.iter().filter(|f| Path::new(f).exists()).collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
 }
+
+/// racefree's commands, each of which the package's description names.
+const COMMANDS: [&str; 6] = ["makedirs", "ident", "stress", "lock", "counter", "write"];
 
 /// The packaged binary carries no debug info, and the racefree-dbgsym .ddeb beside
 /// the .deb in `dir` holds it, under the binary's build id: real DWARF, and the
@@ -536,4 +553,43 @@ fn cargo_install_works_and_man_finds_the_pages_installed_beside_it_by_hand() {
             "man -w {name}"
         );
     }
+}
+
+/// The .deb's copyright file (contrib/debian/copyright, in Debian's machine-readable
+/// format) names the holders LICENSE-MIT names, under Cargo.toml's license, with
+/// LICENSE-MIT's text and where Debian keeps the Apache-2.0 text.
+#[test]
+fn the_debian_copyright_file_names_the_holders_and_both_licenses() {
+    let read = |name: &str| std::fs::read_to_string(root().join(name)).unwrap();
+    let copyright = read("contrib/debian/copyright");
+    assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT OR Apache-2.0");
+    let mit = read("LICENSE-MIT");
+    let (notice, text) = mit.split_once("\n\n").unwrap();
+    let holders = notice.strip_prefix("Copyright (c) ").unwrap();
+    let files = format!("\nFiles: *\nCopyright: {holders}\nLicense: Expat or Apache-2.0\n");
+    assert!(copyright.contains(&files), "no {files:?} in:\n{copyright}");
+    // Debian's folding: each line indented by one space, an empty one written " .".
+    let folded: String = text
+        .trim_end()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                " .\n".to_string()
+            } else {
+                format!(" {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        copyright.contains(&format!("\nLicense: Expat\n{folded}\n")),
+        "LICENSE-MIT's text is not the Expat paragraph of:\n{copyright}"
+    );
+    assert!(
+        read("LICENSE-APACHE").contains("Apache License\n                        Version 2.0,")
+    );
+    assert!(
+        copyright.contains("\nLicense: Apache-2.0\n")
+            && copyright.contains("/usr/share/common-licenses/Apache-2.0"),
+        "{copyright}"
+    );
 }
