@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use crate::testenv::{Precondition, TestEnv, cargo, note, require};
+use crate::testenv::{IDENTD_ACCOUNT, IdentdAccount, Precondition, TestEnv, cargo, note, require};
 
 const PACKAGE: &str = "racefree";
 
@@ -202,7 +202,8 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     ])));
     assert!(control.contains("Package: racefree\n"), "{control}");
     assert!(control.contains("Section: utils\n"), "{control}");
-    assert!(control.contains("Depends: libc6"), "{control}");
+    // adduser: the postinst creates the identd's account with it.
+    assert!(control.contains("Depends: adduser, libc6"), "{control}");
     let synopsis = control
         .lines()
         .find_map(|l| l.strip_prefix("Description: "))
@@ -218,8 +219,17 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     }
     assert_debug_info_split_off(deb, &out_dir);
 
+    // Declared first, so dropped last: the account outlives the purge below.
+    let account = IdentdAccount::absent();
     let installed = Installed;
     run(Command::new("dpkg").arg("-i").arg(deb));
+
+    // The postinst made the identd's account: a system account with a group of its
+    // own, no home and no login; a reinstall (an upgrade runs the same postinst)
+    // keeps it as it is.
+    let entry = assert_identd_account();
+    run(Command::new("dpkg").arg("-i").arg(deb));
+    assert_eq!(assert_identd_account(), entry, "changed by a reinstall");
 
     // The copyright file is the committed one, in Debian's format.
     assert_eq!(
@@ -359,7 +369,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     let enabled = find_named(Path::new("/etc/systemd/system"), "racefree");
     assert!(enabled.is_empty(), "enabled by the package: {enabled:?}");
 
-    // Removal leaves nothing behind.
+    // Removal leaves nothing behind but the account, which Debian keeps.
     drop(installed);
     assert!(
         Precondition::NoRacefreePackage.probe().is_ok(),
@@ -367,6 +377,11 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     );
     let left: Vec<_> = expected.iter().filter(|f| Path::new(f).exists()).collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
+    assert!(
+        IdentdAccount::exists(),
+        "{IDENTD_ACCOUNT} removed by the purge"
+    );
+    drop(account);
 }
 
 /// racefree's commands, each of which the package's description names.
@@ -485,6 +500,25 @@ impl Elf {
         assert_eq!(&note[12..16], b"GNU\0", "{note:?}");
         note[16..].iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The identd's account as the postinst makes it; returns its passwd line.
+fn assert_identd_account() -> String {
+    let entry = stdout(&run(Command::new("getent").args(["passwd", IDENTD_ACCOUNT])));
+    let fields: Vec<&str> = entry.trim_end().split(':').collect();
+    let uid: u32 = fields[2].parse().unwrap();
+    assert!(uid < 1000, "not a system uid: {entry}");
+    assert_eq!(
+        fields[5..],
+        ["/nonexistent", "/usr/sbin/nologin"],
+        "{entry}"
+    );
+    let group = stdout(&run(Command::new("getent").args(["group", fields[3]])));
+    assert!(
+        group.starts_with(&format!("{IDENTD_ACCOUNT}:x:{}:", fields[3])),
+        "its primary group is not its own: {group}"
+    );
+    entry
 }
 
 /// Entries below `dir` whose names contain `part`.
