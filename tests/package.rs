@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use crate::testenv::{IDENTD_ACCOUNT, IdentdAccount, Precondition, TestEnv, cargo, note, require};
+use crate::testenv::{
+    IDENTD_ACCOUNT, IdentdAccount, OwnedConnection, Precondition, PrivateHomeUser, TestEnv, cargo,
+    note, require,
+};
 
 const PACKAGE: &str = "racefree";
 
@@ -120,6 +123,7 @@ fn expected_files(pages: &[String]) -> BTreeSet<String> {
         "/usr/share/fish/vendor_completions.d/racefree.fish",
         "/usr/lib/systemd/system/racefree-identd.socket",
         "/usr/lib/systemd/system/racefree-identd@.service",
+        "/usr/lib/systemd/system/racefree-identd.service",
         "/usr/share/doc/racefree/examples/inetd.conf",
         "/usr/share/doc/racefree/examples/xinetd.d/racefree-identd",
         "/usr/share/doc/racefree/examples/launchers/mpirun.sh",
@@ -219,6 +223,9 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     }
     assert_debug_info_split_off(deb, &out_dir);
 
+    // Another identd's package, as Debian's oidentd declares itself: racefree
+    // installs beside it (and binds nothing: its units are not enabled).
+    let _other_identd = OtherIdentd::install(&out_dir);
     // Declared first, so dropped last: the account outlives the purge below.
     let account = IdentdAccount::absent();
     let installed = Installed;
@@ -230,6 +237,10 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     let entry = assert_identd_account();
     run(Command::new("dpkg").arg("-i").arg(deb));
     assert_eq!(assert_identd_account(), entry, "changed by a reinstall");
+    assert!(
+        !ident_servers_installed().is_empty(),
+        "the other identd was removed"
+    );
 
     // The copyright file is the committed one, in Debian's format.
     assert_eq!(
@@ -350,6 +361,7 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     let units = [
         "/usr/lib/systemd/system/racefree-identd.socket",
         "/usr/lib/systemd/system/racefree-identd@.service",
+        "/usr/lib/systemd/system/racefree-identd.service",
     ];
     let mut verify = Command::new("systemd-analyze");
     verify.arg("verify");
@@ -368,6 +380,9 @@ fn the_debian_package_installs_man_pages_completions_and_units_that_work() {
     // Installed, not enabled: nothing under /etc/systemd/system refers to them.
     let enabled = find_named(Path::new("/etc/systemd/system"), "racefree");
     assert!(enabled.is_empty(), "enabled by the package: {enabled:?}");
+    // What the units run, within the capabilities they keep, names the users a
+    // server run as nobody cannot.
+    units_name_private_homes_and_root_within_their_capabilities();
 
     // Removal leaves nothing behind but the account, which Debian keeps.
     drop(installed);
@@ -502,6 +517,77 @@ impl Elf {
     }
 }
 
+/// Installed packages that provide `ident-server`, as Debian's identds do.
+fn ident_servers_installed() -> Vec<String> {
+    let list = stdout(&run(Command::new("dpkg-query").args([
+        "-W",
+        "-f",
+        "${Package}\t${Provides}\t${db:Status-Abbrev}\n",
+    ])));
+    list.lines()
+        .filter_map(|l| {
+            let [name, provides, status] = l.split('\t').collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            let provides_it = provides
+                .split(',')
+                .any(|p| p.split_whitespace().next() == Some("ident-server"));
+            (provides_it && status.starts_with("ii")).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// An identd package that declares `Provides: ident-server` and `Conflicts:
+/// ident-server`, as Debian's oidentd does: the one installed here if there is one,
+/// else a stand-in with those fields and no files, installed until dropped, then
+/// purged.
+struct OtherIdentd {
+    stand_in: bool,
+}
+
+impl OtherIdentd {
+    const NAME: &str = "racefree-test-other-identd";
+
+    fn install(dir: &Path) -> OtherIdentd {
+        let installed = ident_servers_installed();
+        if !installed.is_empty() {
+            note(&format!(
+                "package: installing beside this machine's {}",
+                installed.join(", ")
+            ));
+            return OtherIdentd { stand_in: false };
+        }
+        let tree = dir.join("other-identd");
+        std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+        std::fs::write(
+            tree.join("DEBIAN/control"),
+            format!(
+                "Package: {}\nVersion: 1.0\nArchitecture: all\n\
+                 Maintainer: racefree tests <racefree@localhost>\n\
+                 Provides: ident-server\nConflicts: ident-server\nReplaces: ident-server\n\
+                 Description: stand-in for an identd package that conflicts with the others\n",
+                Self::NAME
+            ),
+        )
+        .unwrap();
+        let deb = dir.join("other-identd.deb");
+        run(Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&tree)
+            .arg(&deb));
+        run(Command::new("dpkg").arg("-i").arg(&deb));
+        OtherIdentd { stand_in: true }
+    }
+}
+
+impl Drop for OtherIdentd {
+    fn drop(&mut self) {
+        if self.stand_in {
+            let _ = Command::new("dpkg").args(["--purge", Self::NAME]).output();
+        }
+    }
+}
+
 /// The identd's account as the postinst makes it; returns its passwd line.
 fn assert_identd_account() -> String {
     let entry = stdout(&run(Command::new("getent").args(["passwd", IDENTD_ACCOUNT])));
@@ -519,6 +605,179 @@ fn assert_identd_account() -> String {
         "its primary group is not its own: {group}"
     );
     entry
+}
+
+/// A shipped unit's settings: every `Key=value` line of `[Service]`, in order.
+fn service_settings(unit: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(unit).unwrap();
+    let service = text
+        .split_once("\n[Service]\n")
+        .unwrap_or_else(|| panic!("{unit}: no [Service]"))
+        .1;
+    service
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (key, value) = l.split_once('=').unwrap();
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// The command line of a shipped unit, wrapped in setpriv so that it runs within
+/// what the unit lets it keep, as systemd would run it: the capability bounding set
+/// of `CapabilityBoundingSet=` (less `without`), and no_new_privs for
+/// `NoNewPrivileges=yes`. (systemd itself is not running here: setpriv applies the
+/// same two kernel settings before exec.)
+fn within_unit_limits(unit: &str, without: &[&str]) -> Vec<String> {
+    let settings = service_settings(unit);
+    let value = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let [bounding] = value("CapabilityBoundingSet")[..] else {
+        panic!("{unit}: not one CapabilityBoundingSet=");
+    };
+    let mut caps = String::from("-all");
+    for cap in bounding.split_whitespace() {
+        if !without.contains(&cap) {
+            caps += ",+";
+            caps += &cap.strip_prefix("CAP_").unwrap().to_ascii_lowercase();
+        }
+    }
+    assert_eq!(value("NoNewPrivileges"), ["yes"], "{unit}");
+    let [exec] = value("ExecStart")[..] else {
+        panic!("{unit}: not one ExecStart=");
+    };
+    let mut cmd: Vec<String> = ["setpriv", "--inh-caps=-all", "--no-new-privs"]
+        .map(String::from)
+        .into();
+    cmd.push(format!("--bounding-set={caps}"));
+    cmd.extend(exec.split_whitespace().map(String::from));
+    cmd
+}
+
+/// Kills a process and its group (a server and the helpers it forked) on drop.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // Only while the leader is unreaped: its pid, and so the group's id, cannot
+        // have been reused by then.
+        if let Ok(None) = self.0.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The installed units' commands, each run within the capabilities its unit keeps
+/// (see [`within_unit_limits`]): racefree-identd@.service socket-activated per
+/// connection as racefree-identd.socket does it, and the standalone
+/// racefree-identd.service binding port 113 itself. Each names a user whose home is
+/// 0700 and root. Controls: without CAP_DAC_READ_SEARCH the private home cannot be
+/// checked (HIDDEN-USER), and without CAP_NET_BIND_SERVICE port 113 cannot be bound.
+fn units_name_private_homes_and_root_within_their_capabilities() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+
+    let user = PrivateHomeUser::create("un");
+    let names = [(user.uid, user.name.as_str()), (0, "root")];
+    let spawn = |cmd: &[String]| {
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+
+    // Per connection: systemd-socket-activate accepts, and passes each connection
+    // as fd 3 with LISTEN_FDS and LISTEN_PID, as the socket unit does.
+    let ip: std::net::IpAddr = "127.0.0.24".parse().unwrap();
+    let port = std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd: Vec<String> = vec![
+        "systemd-socket-activate".into(),
+        "--accept".into(),
+        format!("--listen={ip}:{port}"),
+    ];
+    cmd.extend(within_unit_limits(
+        "/usr/lib/systemd/system/racefree-identd@.service",
+        &[],
+    ));
+    let activator = Stopped(spawn(&cmd));
+    let begin = Instant::now();
+    while std::net::TcpStream::connect((ip, port)).is_err() {
+        assert!(
+            begin.elapsed() < crate::testenv::DEADLINE,
+            "systemd-socket-activate never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for (uid, name) in names {
+        let conn = OwnedConnection::new(uid, ip);
+        assert_eq!(
+            conn.ask_identd(port),
+            format!("USERID : UNIX : {name}"),
+            "racefree-identd@.service"
+        );
+    }
+    drop(activator);
+
+    // Standalone, on port 113 of an address of its own.
+    let standalone = "/usr/lib/systemd/system/racefree-identd.service";
+    let ip: std::net::IpAddr = "127.0.0.23".parse().unwrap();
+    let serve = |without: &[&str]| {
+        let mut cmd = within_unit_limits(standalone, without);
+        let listen = cmd.iter().position(|a| a == "[::]:113").unwrap();
+        cmd[listen] = format!("{ip}:113");
+        cmd.extend(["--log".into(), "none".into()]);
+        let mut child = spawn(&cmd);
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (Stopped(child), line)
+    };
+    let (server, line) = serve(&[]);
+    assert_eq!(line, format!("listening on {ip}:113\n"), "{standalone}");
+    for (uid, name) in names {
+        let conn = OwnedConnection::new(uid, ip);
+        assert_eq!(
+            conn.ask_identd(113),
+            format!("USERID : UNIX : {name}"),
+            "{standalone}"
+        );
+    }
+    drop(server);
+
+    let (server, _) = serve(&["CAP_DAC_READ_SEARCH"]);
+    let conn = OwnedConnection::new(user.uid, ip);
+    assert_eq!(conn.ask_identd(113), "ERROR : HIDDEN-USER", "the control");
+    drop(server);
+
+    let (mut server, line) = serve(&["CAP_NET_BIND_SERVICE"]);
+    assert_eq!(line, "", "bound port 113 without CAP_NET_BIND_SERVICE");
+    let status = server.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(server.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("113") && stderr.contains("ermission"),
+        "{stderr}"
+    );
 }
 
 /// Entries below `dir` whose names contain `part`.
