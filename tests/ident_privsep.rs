@@ -10,15 +10,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, as_fsuid, proc_status_field,
-    racefree_path, require, socket_holders,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, as_fsuid,
+    proc_status_field, racefree_path, require, socket_holders,
 };
 
 /// The reply of `identd` about the connection whose end on this host is `end`,
@@ -67,51 +66,6 @@ fn socket_owned_by(uid: u32) -> OwnedFd {
     })
 }
 
-/// A user made for one test, with a 0700 home of its own; removed on drop.
-struct ThrowawayUser {
-    name: String,
-    uid: u32,
-    home: tempfile::TempDir,
-}
-
-impl ThrowawayUser {
-    fn create(tag: &str) -> ThrowawayUser {
-        let name = format!("rf{tag}{}", std::process::id());
-        let home = tempfile::Builder::new()
-            .prefix("racefree-home-")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg("--home-dir")
-            .arg(home.path())
-            .arg(&name)
-            .status()
-            .expect("running useradd");
-        assert!(status.success(), "useradd {name} failed");
-        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
-        let made = ThrowawayUser {
-            name,
-            uid: user.uid.as_raw(),
-            home,
-        };
-        nix::unistd::chown(made.home.path(), Some(user.uid), Some(user.gid)).unwrap();
-        std::fs::set_permissions(made.home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        made
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nobody)),
@@ -119,7 +73,7 @@ impl Drop for ThrowawayUser {
 )]
 fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     require(&[Precondition::Root, Precondition::Nobody]);
-    let user = ThrowawayUser::create("ps");
+    let user = PrivateHomeUser::create("ps");
     let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     let (root_conn, _a, _l1) = connection_owned_by(0);
     let (user_conn, _b, _l2) = connection_owned_by(user.uid);
@@ -132,7 +86,7 @@ fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     );
     assert_eq!(ask_about(&served, &nobody_conn), "USERID : UNIX : nobody");
     // The user asks to be hidden.
-    let noident = user.home.path().join(".noident");
+    let noident = user.home.join(".noident");
     std::fs::write(&noident, "").unwrap();
     assert_eq!(ask_about(&served, &user_conn), "ERROR : HIDDEN-USER");
     assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");

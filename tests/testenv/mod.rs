@@ -6,6 +6,7 @@
 //! inodes, another user's sockets), and the fixtures: `stress` instances standing
 //! in for hosts (`hosts.rs`), and a network of namespaces behind a NAT ([`netns`]).
 
+mod accounts;
 mod hosts;
 pub mod netns;
 // The probes are shared with build.rs, which uses parts the tests do not.
@@ -85,6 +86,9 @@ fn probe_again_at_next_build() {
     }
 }
 
+pub use accounts::{
+    IDENTD_ACCOUNT, IdentdAccount, OwnedConnection, PrivateHomeUser, assert_private_from_nobody,
+};
 pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
 
 /// Prints a line on the terminal even when the test passes (timings, what was
