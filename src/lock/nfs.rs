@@ -5,10 +5,10 @@
 //! holds it. The file, its owner record ([`record`]), is written completely under a
 //! unique temporary name before it is linked, so a lock that exists always names its
 //! owner. link(2) is atomic on NFS too; a reply lost in transit is caught by checking
-//! the temporary file's link count. (Linux's NFS client writes a file's data to the
-//! server before it sends the link, since 5.16 and in the stable kernels before it; a
-//! client without that change could let another host read the record empty for a
-//! moment, which is reported as unreadable: an error, never a break.)
+//! the temporary file's link count. (Linux's NFS client has written a file's data
+//! to the server before sending a link of it since a 2021 change, backported to the
+//! stable kernels; a client without it could let another host read the record empty
+//! for a moment, which is reported as unreadable: an error, never a break.)
 //!
 //! The record names every process that may hold the lock: the racefree that took
 //! it, and COMMAND, which racefree starts before it takes the lock and holds at a

@@ -17,7 +17,8 @@ pub struct Options {
     /// Wait at most this long, then fail with [`Busy`]. Zero means `nonblock`; one
     /// too long for a deadline to be computed (`Duration::MAX`) means no limit.
     pub timeout: Option<Duration>,
-    /// Use the link(2) lock of [`nfs`](super::nfs) instead of flock.
+    /// Take the link(2) lock of [`nfs`](super::nfs) as well as the flock (which
+    /// is then exclusive, and skipped where the filesystem has no flock).
     pub nfs: bool,
 }
 
