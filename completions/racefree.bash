@@ -664,7 +664,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__lock)
-            opts="-c -s -x -n -w -E -o -h -V --command --shared --exclusive --nb --nonblock --wait --timeout --conflict-exit-code --close --nfs --verbose --help --version"
+            opts="-c -s -e -x -u -n -w -E -o -F -h -V --command --shared --exclusive --unlock --nb --nonblocking --nonblock --wait --timeout --conflict-exit-code --close --no-fork --nfs --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

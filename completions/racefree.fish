@@ -206,13 +206,15 @@ complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_see
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "rmw" -d 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s c -l command -d 'Run COMMAND_STRING with \'sh -c\', as flock(1) -c does' -r
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail' -r
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail' -r
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s E -l conflict-exit-code -d 'Exit status when the lock is not acquired (held, with -n or -w)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s s -l shared -d 'Take a shared lock: any number of shared holders, no exclusive one'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s x -l exclusive -d 'Take an exclusive lock (the default)'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s n -l nonblock -l nb -d 'Fail at once if the lock is held, instead of waiting'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s x -s e -l exclusive -d 'Take an exclusive lock (the default)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s u -l unlock -d 'Drop the lock on descriptor FD (the descriptor form only)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s n -l nonblock -l nb -l nonblocking -d 'Fail at once if the lock is held, instead of waiting'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s o -l close -d 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -l nfs -d 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s F -l no-fork -d 'Run COMMAND in racefree\'s place (exec, no fork), so that COMMAND holds the lock'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -l nfs -d 'Take the link(2) lock LOCKFILE.nfslock as well as flock (for NFS without locking)'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -l verbose -d 'Say on standard error how long the lock took and what runs'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s V -l version -d 'Print version'
