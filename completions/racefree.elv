@@ -72,7 +72,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
         }
         &'racefree;ident;serve'= {
-            cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable'
+            cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6; port 0 picks one); repeatable'
             cand --mode 'How the server was started'
             cand --max-conns 'Standalone and inetd wait: connections served at once; more are closed at once'
             cand --timeout 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)'
@@ -93,7 +93,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;ident;query'= {
             cand --port 'identd''s port on HOST'
             cand --timeout 'Give up after this many seconds (connect, send and reply together)'
-            cand --bind 'Connect from this local address (identd answers only about connections of the address it is asked from)'
+            cand --bind 'Connect from this local address (identd answers only about connections of the address it is asked from); a link-local one names its interface, fe80::2%eth0'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

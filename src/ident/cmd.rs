@@ -39,7 +39,7 @@ pub const LOOKUP_STATUSES: &[exit::Status] = &[
     },
     exit::Status {
         code: 2,
-        meaning: "usage error: bad option, an address that is not ADDR:PORT, port 0, or LOCAL and REMOTE of different families",
+        meaning: "usage error: bad option, an address that is not ADDR:PORT, port 0, LOCAL and REMOTE of different families or on different interfaces",
     },
 ];
 
@@ -106,6 +106,10 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
     owner). A TIME_WAIT row has no owner (the kernel's uid 0 there is not root). On a \
     miss the table is read once more before answering, since /proc is not a snapshot.\n\n\
+    A link-local IPv6 end may name its interface ([fe80::1%eth0]:22, or its index): the \
+    same addresses and ports can be a connection on each of two links, and then only the \
+    one on that interface matches. sock_diag says which interface a connection is on; \
+    /proc/net/tcp6 does not, so --source proc refuses such a question (exit 1).\n\n\
     With --nat, a connection that is no socket of this host is looked up as the \
     outside face of a NAT: LOCAL is this host's translated end. Its conntrack entry \
     gives the original connection; a container (network namespace) of this host \
@@ -114,11 +118,11 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
 
 #[derive(Debug, ClapArgs)]
 pub struct LookupArgs {
-    /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6)
-    #[arg(value_name = "LOCAL")]
+    /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6; a link-local one may name its interface, [fe80::1%eth0]:22, and then matches only there)
+    #[arg(value_name = "LOCAL", value_parser = lookup::parse_endpoint)]
     local: SocketAddr,
-    /// The other end, ADDR:PORT ([V6ADDR]:PORT for IPv6)
-    #[arg(value_name = "REMOTE")]
+    /// The other end, ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6)
+    #[arg(value_name = "REMOTE", value_parser = lookup::parse_endpoint)]
     remote: SocketAddr,
     /// Print the uid instead of the user name
     #[arg(long, conflicts_with = "json")]
@@ -180,6 +184,11 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<Exit> {
     let tuple = Tuple::new(args.local, args.remote);
     if !tuple.is_one_family() {
         return Err(usage("LOCAL and REMOTE must both be IPv4 or both IPv6"));
+    }
+    if tuple.has_two_scopes() {
+        return Err(usage(
+            "LOCAL and REMOTE name different interfaces: a link-local connection is on one",
+        ));
     }
     let Some(owner) = lookup::lookup_owner(&tuple, args.source)? else {
         if args.nat.nat {
@@ -247,8 +256,8 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6; port 0 picks one); repeatable
+    #[arg(long, value_name = "ADDR:PORT", value_parser = lookup::parse_endpoint)]
     listen: Vec<SocketAddr>,
     /// How the server was started
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
@@ -478,15 +487,14 @@ pub struct QueryArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// Connect from this local address (identd answers only about connections of the
-    /// address it is asked from)
-    #[arg(long, value_name = "ADDR")]
-    bind: Option<std::net::IpAddr>,
+    /// address it is asked from); a link-local one names its interface, fe80::2%eth0
+    #[arg(long, value_name = "ADDR", value_parser = lookup::parse_address)]
+    bind: Option<SocketAddr>,
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
-    let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {}", args.host))?
+    let addrs: Vec<SocketAddr> = host_addrs(&args.host, args.port)?
+        .into_iter()
         .filter(|a| args.bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()))
         .collect();
     if addrs.is_empty() {
@@ -504,6 +512,21 @@ pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
         }
     }
     Err(last_error.expect("at least one address was tried"))
+}
+
+/// HOST's addresses: a scoped link-local address as written (`fe80::1%eth0`, in
+/// brackets or not, the interface by name or index), or else what the resolver says.
+fn host_addrs(host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    if host.contains('%') {
+        let mut addr =
+            lookup::parse_address(host).map_err(|e| usage(format!("HOST {host}: {e}")))?;
+        addr.set_port(port);
+        return Ok(vec![addr]);
+    }
+    Ok((host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .collect())
 }
 
 fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
