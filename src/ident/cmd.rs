@@ -61,7 +61,7 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "the server could not start (bind, privilege drop) or its listening socket failed",
+        meaning: "the server could not start (bind, privilege drop), its listening socket failed, or its privileged helper (--user) died",
     },
     exit::Status {
         code: 2,
@@ -433,7 +433,12 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
     if !listeners.is_empty() {
         server.run(listeners)?;
     }
-    Ok(())
+    // Under inetd nowait, one process per query: one whose helper died answered
+    // UNKNOWN-ERROR, and exits non-zero so that it is seen.
+    match server.failure() {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// The server, once everything privileged is done. With `--user`, a privileged

@@ -1,5 +1,5 @@
 //! The accept loops: one per listener, a thread per connection up to `max_conns`,
-//! and a clean stop of every loop when one fails for good.
+//! and a clean stop of every loop when one fails for good or the server is halted.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,11 +16,13 @@ use nix::sys::socket as sock;
 use super::identd::{Server, Shared};
 
 impl Server {
-    /// Accepts on every listener until one fails for good, then stops them all and
-    /// returns that error (after logging it). Runs forever otherwise.
+    /// Accepts on every listener until one fails for good, or the server is halted
+    /// (its privileged helper died), then stops them all and returns that error
+    /// (after logging it). Runs forever otherwise.
     pub fn run(&self, listeners: Vec<TcpListener>) -> anyhow::Result<()> {
         let listeners: Vec<Arc<TcpListener>> = listeners.into_iter().map(Arc::new).collect();
-        thread::scope(|scope| {
+        self.watch_for_halt(&listeners);
+        let result = thread::scope(|scope| {
             let loops: Vec<_> = listeners
                 .iter()
                 .map(|l| scope.spawn(|| self.accept_until_fatal(l, &listeners)))
@@ -35,7 +37,8 @@ impl Server {
                 }
             }
             first_error.map_or(Ok(()), Err)
-        })
+        });
+        result.and(self.failure().map_or(Ok(()), |why| Err(anyhow!(why))))
     }
 
     /// One accept loop that, when it ends in an error (or a panic), logs it and stops
@@ -76,6 +79,7 @@ impl Server {
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let listeners: Vec<Arc<TcpListener>> = listeners.into_iter().map(Arc::new).collect();
+        self.watch_for_halt(&listeners);
         let threads = listeners
             .iter()
             .map(|l| {
@@ -180,7 +184,9 @@ impl ServerHandle {
             t.join()
                 .unwrap_or_else(|_| bail!("an accept loop panicked"))?;
         }
-        Ok(())
+        self.server
+            .failure()
+            .map_or(Ok(()), |why| Err(anyhow!(why)))
     }
 }
 
