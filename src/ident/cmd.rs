@@ -238,8 +238,13 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     the home or the password database cannot be read.\n\n\
     A querier learns only about connections between its own address and the address it \
     connected to; anything else is NO-USER. A connection is closed after 100 requests, \
-    or when a request line is not complete within --timeout (a deadline for the whole \
-    line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
+    or when its first request line is not complete within --first-line-timeout of \
+    connecting, or a later one within --timeout of the one before (a deadline for the \
+    whole line, however slowly its bytes arrive). Standalone and inetd wait, at most \
+    --max-conns connections are served, and --max-conns-per-addr from one address (an \
+    IPv6 /64); past either, a new connection takes the place of the oldest idle one (no \
+    complete request yet) of the address holding the most, so that no one address can \
+    keep the others out. In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
     Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
     the server is ready, so port 0 can be used and found.\n\n\
@@ -262,9 +267,15 @@ pub struct ServeArgs {
     /// How the server was started
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
     mode: ModeChoice,
-    /// Standalone and inetd wait: connections served at once; more are closed at once
+    /// Standalone and inetd wait: connections served at once; when all are taken, a new one replaces the oldest idle one (no complete request yet) of the address holding the most, or is closed if none is idle. At most what RLIMIT_NOFILE allows (the soft limit is raised as needed; the log says when the hard limit bounds it)
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNS, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_conns: u32,
+    /// Connections one address may hold (IPv6: one /64, what a host is given); a new one past it takes the place of that address's oldest idle one, or is closed if none is idle [default: half of --max-conns]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_conns_per_addr: Option<u32>,
+    /// Seconds a new connection may take to send its first request line in full (at most --timeout)
+    #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_FIRST_LINE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    first_line_timeout: u64,
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
@@ -366,7 +377,9 @@ impl ServeArgs {
                 .collect::<anyhow::Result<_>>()?,
             hide_all: self.hide_all,
             timeout,
+            first_line_timeout: Duration::from_secs(self.first_line_timeout),
             max_conns: self.max_conns as usize,
+            max_conns_per_addr: self.max_conns_per_addr.map(|n| n as usize),
             nat: NatConfig {
                 proxies: self.proxy.clone(),
                 ..self.nat.config(self.source, timeout)

@@ -1,10 +1,11 @@
 //! The identd itself: its configuration, its log, the connections it is serving,
-//! and its answer to one request line. The accept loops (`accept`) and the
-//! per-connection loop (`conn`) are its other two parts.
+//! and its answer to one request line. The accept loops (`accept`), the
+//! per-connection loop (`conn`) and the table of connections (`table`) are its
+//! other parts.
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::socket as sock;
@@ -14,12 +15,13 @@ use super::log::Logger;
 use super::owner;
 use super::policy::{self, Findings};
 use super::privsep::Helper;
+use super::table::Table;
 use crate::ident::lookup::Tuple;
 use crate::ident::nat;
 use crate::ident::proto::{self, Answer, ErrorToken};
 
-/// An identd: configuration, log and the count of connections being served.
-/// Cheap to clone; clones share the count.
+/// An identd: configuration, log and the connections being served.
+/// Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct Server {
     pub(super) shared: Arc<Shared>,
@@ -31,7 +33,7 @@ pub(super) struct Shared {
     pub(super) log: Logger,
     /// Under `--user`: the privileged helper that looks owners up.
     helper: Option<Helper>,
-    pub(super) active: AtomicUsize,
+    pub(super) table: Arc<Table>,
     pub(super) stop: AtomicBool,
     halt: Mutex<Halt>,
 }
@@ -68,12 +70,13 @@ impl Server {
     }
 
     fn build(config: ServerConfig, log: Logger, helper: Option<Helper>) -> Server {
+        let table = Table::new(config.max_conns, config.max_conns_per_addr);
         Server {
             shared: Arc::new(Shared {
                 config,
                 log,
                 helper,
-                active: AtomicUsize::new(0),
+                table: Arc::new(table),
                 stop: AtomicBool::new(false),
                 halt: Mutex::new(Halt::default()),
             }),
