@@ -393,7 +393,7 @@ fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyh
     let listeners = args
         .listen
         .iter()
-        .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
+        .map(|&a| server::listen(a).with_context(|| format!("binding {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let server = start_server(args, config, log)?;
     let mut out = io::stdout().lock();

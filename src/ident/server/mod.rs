@@ -49,7 +49,7 @@ pub use config::{
 pub use conn::MAX_REQUESTS_PER_CONN;
 pub use identd::Server;
 pub use launch::{
-    Mode, ModeChoice, SocketKind, classify, decide_mode, reported_usage_error_quietly,
+    Mode, ModeChoice, SocketKind, classify, decide_mode, listen, reported_usage_error_quietly,
     silence_stderr, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
