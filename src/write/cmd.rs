@@ -40,7 +40,8 @@ pub const LONG_ABOUT: &str = "Make standard input, or with '-- COMMAND' COMMAND'
         crash) can leave its temporary file, named .FILE.rf-HOST-BOOT-PID-START-RAND: the next \
         successful write of FILE removes it once its writer is provably dead (same host and \
         boot, and that process is gone), or, when it was written from another host or by an \
-        older racefree, once it is an hour old. As with every rename-based replacement, other \
+        older racefree, once it is an hour old (in a directory bigger than 32 KiB, only a \
+        share of the writes looks, in proportion, so the listing stays cheap). As with every rename-based replacement, other \
         hard links to FILE keep the old content, and extended attributes and ACLs of the old \
         FILE are not copied.";
 

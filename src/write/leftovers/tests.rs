@@ -189,3 +189,14 @@ fn remove_dead_removes_exactly_what_the_rule_says_in_a_real_directory() {
     want.sort();
     assert_eq!(names(t.path()), want);
 }
+
+#[test]
+fn a_small_directory_is_always_listed_and_a_big_one_in_proportion() {
+    for draw in [0, 1, u64::MAX] {
+        assert!(worth_listing(4096, draw));
+        assert!(worth_listing(LIST_ALWAYS_UP_TO, draw));
+    }
+    let size = 4 * LIST_ALWAYS_UP_TO;
+    let listed = (0..size).filter(|&d| worth_listing(size, d)).count() as u64;
+    assert_eq!(listed, LIST_ALWAYS_UP_TO, "one draw in four lists");
+}
