@@ -36,12 +36,14 @@
 //! Finding the names costs a listing of FILE's directory: nothing cheaper finds
 //! them, since a leftover's name is unknown to the next call until listed, and any
 //! marker a writer made to announce it would itself be left by a kill. A listing
-//! costs in proportion to the directory (bench/write.sh: about 6 ms more per call
-//! beside 10,000 files, 40 ms beside 100,000, on ext4), so a directory bigger than
-//! [`LIST_ALWAYS_UP_TO`] is listed by a successful write with probability
-//! LIST_ALWAYS_UP_TO / size ([`worth_listing`]): each call pays at most about one
-//! small directory's listing on average, and a leftover there goes after size /
-//! LIST_ALWAYS_UP_TO successful writes on average (8 beside 10,000 files on ext4).
+//! costs in proportion to the directory (listing on every call, perf stat on ext4
+//! measured 3.5 ms more CPU per write beside 10,000 files and 40 ms beside 100,000,
+//! against 1 ms for the whole call; bench/write.sh has a row beside 10,000 files),
+//! so a directory bigger than [`LIST_ALWAYS_UP_TO`] is listed by a successful
+//! write with probability LIST_ALWAYS_UP_TO / size ([`worth_listing`]): each call
+//! pays at most about one small directory's listing on average, and a leftover
+//! there goes after size / LIST_ALWAYS_UP_TO successful writes on average (8
+//! beside 10,000 files on ext4).
 //!
 //! `counter` needs none of this: it names its temporary file `.NAME.rf-counter`,
 //! one fixed name, while it holds FILE.lock. A holder releases the lock only after
