@@ -714,7 +714,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__makedirs)
-            opts="-m -v -0 -j -h -V --mode --verbose --no-symlinks --beneath --exclusive --from --null --jobs --json --attempts --help --version"
+            opts="-m -p -Z -v -0 -j -h -V --mode --parents --context --verbose --no-symlinks --beneath --exclusive --from --null --jobs --json --attempts --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -725,6 +725,14 @@ _racefree() {
                     return 0
                     ;;
                 -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -Z)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1222,7 +1230,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__write)
-            opts="-m -h -V --mode --no-follow --no-sync --help --version"
+            opts="-m -h -V --mode --no-follow --no-sync --no-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

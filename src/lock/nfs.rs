@@ -34,15 +34,14 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use procfs::process::Stat;
 
 pub use record::{FORMAT, Holder, Owner};
 
 use super::wait::Options;
+use crate::owner::{self, Here, Process, Verdict, here, process};
 use crate::quote::quote;
 use crate::write::{LinkNewError, link_new};
 
@@ -66,80 +65,6 @@ pub fn holder(pid: i32) -> Option<Holder> {
         pid,
         start: p.start,
     })
-}
-
-/// The facts about this host and process a verdict compares against.
-#[derive(Clone, Debug)]
-pub struct Here {
-    pub host: String,
-    pub boot: String,
-    /// This process's own start time.
-    pub start: u64,
-}
-
-/// The facts about this process, read once per process: cached with the pid they
-/// belong to, because a child forked without exec must not sign locks with its
-/// parent's start time (anyone checking would find the child's pid with another
-/// start time, judge the lock stale, and break it while the child holds it).
-fn here() -> anyhow::Result<Here> {
-    static HERE: Mutex<Option<(u32, Here)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut cached = HERE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, h)) = cached.as_ref()
-        && *p == pid
-    {
-        return Ok(h.clone());
-    }
-    let fresh = read_here(pid)
-        .map_err(|e| anyhow::anyhow!("a link lock needs its owner's identity: {e}"))?;
-    *cached = Some((pid, fresh.clone()));
-    Ok(fresh)
-}
-
-fn read_here(pid: u32) -> Result<Here, String> {
-    let host = nix::sys::utsname::uname()
-        .map_err(|e| format!("cannot read the host name: {}", e.desc()))?
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    let boot = procfs::sys::kernel::random::boot_id()
-        .map_err(|e| format!("cannot read the boot id: {e}"))?;
-    let start = process(pid as i32)
-        .ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?
-        .start;
-    Ok(Here { host, boot, start })
-}
-
-/// What /proc says about a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Process {
-    pub start: u64,
-    pub zombie: bool,
-}
-
-impl From<&Stat> for Process {
-    fn from(stat: &Stat) -> Process {
-        Process {
-            start: stat.starttime,
-            zombie: matches!(stat.state, 'Z' | 'X'),
-        }
-    }
-}
-
-/// Reads /proc/PID/stat; `None` when there is no such process.
-pub fn process(pid: i32) -> Option<Process> {
-    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
-    Some(Process::from(&stat))
-}
-
-/// Whether a lock's owner can be proven dead.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Live,
-    /// Provably dead owner, and why.
-    Stale(String),
-    /// Cannot be judged from here (another host): treated as live.
-    Unknown(String),
 }
 
 /// Judges an owner. Pure: `probe` is how processes are looked up. A lock is stale
@@ -178,15 +103,7 @@ pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>)
 
 /// `Ok` while `p` runs; otherwise how it is known to be gone.
 fn alive(p: Holder, probe: impl Fn(i32) -> Option<Process>) -> Result<(), String> {
-    match probe(p.pid) {
-        None => Err(format!("pid {}, which no longer exists", p.pid)),
-        Some(now) if now.start != p.start => Err(format!(
-            "pid {}, which no longer exists (the pid now belongs to another process)",
-            p.pid
-        )),
-        Some(now) if now.zombie => Err(format!("pid {}, which has exited", p.pid)),
-        Some(_) => Ok(()),
-    }
+    owner::alive(p.pid, p.start, probe)
 }
 
 /// The seam for tests: runs between "judged stale" and the break.

@@ -58,10 +58,12 @@ pub enum Precondition {
     OpenMpi,
     /// kubernetes-validate (pip), to check the Kubernetes Job against the schema.
     KubernetesValidate,
+    /// moreutils' sponge, to run `write`'s script forms beside the tool it replaces.
+    Sponge,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 14] = [
+    pub const ALL: [Precondition; 15] = [
         Precondition::Root,
         Precondition::Nobody,
         Precondition::Ipv6Loopback,
@@ -76,6 +78,7 @@ impl Precondition {
         Precondition::NoRacefreePackage,
         Precondition::OpenMpi,
         Precondition::KubernetesValidate,
+        Precondition::Sponge,
     ];
 
     /// The cfg `build.rs` sets when the precondition holds (or under CI).
@@ -95,6 +98,7 @@ impl Precondition {
             Precondition::NoRacefreePackage => "has_no_racefree_package",
             Precondition::OpenMpi => "has_open_mpi",
             Precondition::KubernetesValidate => "has_kubernetes_validate",
+            Precondition::Sponge => "has_sponge",
         }
     }
 
@@ -134,6 +138,7 @@ impl Precondition {
             Precondition::KubernetesValidate => {
                 "kubernetes-validate (pip install kubernetes-validate==1.37.0; .ci/run installs it)"
             }
+            Precondition::Sponge => "sponge (Debian package moreutils; .ci/run installs it)",
         }
     }
 
@@ -210,6 +215,7 @@ impl Precondition {
                 Err(e) => Err(format!("cannot run mpirun: {e}")),
             },
             Precondition::KubernetesValidate => succeeds("kubernetes-validate", &["--version"]),
+            Precondition::Sponge => succeeds("sh", &["-c", "command -v sponge"]),
         }
     }
 }

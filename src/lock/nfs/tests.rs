@@ -1,7 +1,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use procfs::process::Stat;
+
 use super::*;
 use crate::lock::Busy;
+use crate::owner::{Here, Process};
 
 fn stale_owner(token: &str) -> Owner {
     let here = here().unwrap();
