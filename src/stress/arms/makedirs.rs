@@ -239,7 +239,7 @@ impl Race for Makedirs {
 
     /// Every racer makes every leaf path once.
     fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
-        let calls = u64::from(racers) * u64::from(p.fanout).pow(p.depth);
+        let calls = u64::from(racers).saturating_mul(u64::from(p.fanout).saturating_pow(p.depth));
         calls..=calls
     }
 
