@@ -764,7 +764,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --json --help --version makedirs ident counter write lock report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -786,7 +786,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__counter)
-            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +825,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -976,7 +980,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__ident)
-            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1018,6 +1022,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1026,7 +1034,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__lock)
-            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,6 +1076,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1076,7 +1088,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__makedirs)
-            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1134,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1130,7 +1146,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__report)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --keep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1176,7 +1192,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__write)
-            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1219,6 +1235,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
