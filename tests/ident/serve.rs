@@ -73,7 +73,7 @@ fn a_listen_address_clap_refuses_is_reported_on_one_line() {
     assert_eq!(e.status.and_then(|s| s.code()), Some(2));
     assert!(
         e.stderr.starts_with(
-            "error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+            "racefree: error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
              invalid socket address syntax\n"
         ),
         "{}",
@@ -81,8 +81,8 @@ fn a_listen_address_clap_refuses_is_reported_on_one_line() {
     );
     assert!(
         line.ends_with(
-            "(exit status: 2): error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
-             invalid socket address syntax; For more information, try '--help'."
+            "(exit status: 2): racefree: error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+             invalid socket address syntax"
         ),
         "{line}"
     );
