@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::oidentd::SystemConfig;
 use super::policy;
 use crate::ident::lookup::{Matcher, Source};
 use crate::ident::nat::NatConfig;
@@ -33,6 +34,8 @@ pub struct ServerConfig {
     pub max_conns: usize,
     /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
     pub nat: NatConfig,
+    /// `--config`: oidentd's system file, and with it users' files.
+    pub oidentd: Option<SystemConfig>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             max_conns: DEFAULT_MAX_CONNS as usize,
             nat: NatConfig::default(),
+            oidentd: None,
         }
     }
 }
