@@ -577,3 +577,40 @@ fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, FromArgMatches};
+
+    /// The system file the arguments name, and whether it must exist.
+    fn system_file(args: &[&str]) -> Option<(PathBuf, bool)> {
+        let command = OidentdArgs::augment_args(clap::Command::new("serve"));
+        let matches = command
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap();
+        OidentdArgs::from_arg_matches(&matches)
+            .unwrap()
+            .system_file()
+    }
+
+    #[test]
+    fn bare_config_is_oidentds_default_path_and_a_named_file_must_exist() {
+        assert_eq!(system_file(&[]), None);
+        assert_eq!(
+            system_file(&["--config"]),
+            Some(("/etc/oidentd.conf".into(), false))
+        );
+        for named in [
+            &["--config=/etc/oidentd.conf"][..],
+            &["-C", "/etc/oidentd.conf"],
+            &["-C/etc/oidentd.conf"],
+        ] {
+            assert_eq!(
+                system_file(named),
+                Some(("/etc/oidentd.conf".into(), true)),
+                "{named:?}"
+            );
+        }
+    }
+}
