@@ -10,15 +10,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, as_fsuid, proc_status_field,
-    racefree_path, require, socket_holders,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, ThrowawayUser, connection_owned_by,
+    proc_status_field, racefree_path, require, socket_holders, socket_owned_by,
 };
 
 /// The reply of `identd` about the connection whose end on this host is `end`,
@@ -31,85 +30,6 @@ fn ask_about(identd: &Identd, end: &TcpStream) -> String {
         .unwrap_or_else(|| panic!("{text:?}"))
         .trim_end()
         .to_string()
-}
-
-/// A loopback connection whose client socket belongs to `uid` (made on a thread
-/// whose filesystem uid is `uid`); returns (client, accepted, listener).
-fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
-    let fd = socket_owned_by(uid);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    sock::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(listener.local_addr().unwrap()),
-    )
-    .unwrap();
-    let client = TcpStream::from(fd);
-    let (accepted, _) = listener.accept().unwrap();
-    let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let owner = lookup_owner(&t, Source::Proc).unwrap().unwrap();
-    assert_eq!(
-        owner.uid, uid,
-        "the premise: the kernel records {uid} as owner"
-    );
-    (client, accepted, listener)
-}
-
-/// A new IPv4 TCP socket owned by `uid`.
-fn socket_owned_by(uid: u32) -> OwnedFd {
-    as_fsuid(uid, || {
-        sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap()
-    })
-}
-
-/// A user made for one test, with a 0700 home of its own; removed on drop.
-struct ThrowawayUser {
-    name: String,
-    uid: u32,
-    home: tempfile::TempDir,
-}
-
-impl ThrowawayUser {
-    fn create(tag: &str) -> ThrowawayUser {
-        let name = format!("rf{tag}{}", std::process::id());
-        let home = tempfile::Builder::new()
-            .prefix("racefree-home-")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg("--home-dir")
-            .arg(home.path())
-            .arg(&name)
-            .status()
-            .expect("running useradd");
-        assert!(status.success(), "useradd {name} failed");
-        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
-        let made = ThrowawayUser {
-            name,
-            uid: user.uid.as_raw(),
-            home,
-        };
-        nix::unistd::chown(made.home.path(), Some(user.uid), Some(user.gid)).unwrap();
-        std::fs::set_permissions(made.home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        made
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
 }
 
 #[test]
