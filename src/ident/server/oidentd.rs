@@ -23,6 +23,9 @@
 //!   `--numeric` says `OTHER`).
 //! - A uid with no password entry is answered as without `--config` (by number);
 //!   oidentd answers NO-USER.
+//! - SIGHUP reads the file the server started with (oidentd reads its default path
+//!   whatever `-C` said); one that no longer parses is logged and the rules read
+//!   before stay (oidentd exits).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
