@@ -1,5 +1,5 @@
 //! The top-level clap definition. Each subcommand's own arguments live in its module
-//! (`makedirs::cmd::Args`, `ident::cmd::Args`, `stress::Args`); this file only joins them.
+//! (`makedirs::cmd::Args`, `ident::cmd::Args`, `stress::cmd::Args`); this file only joins them.
 
 use clap::{Parser, Subcommand};
 
@@ -46,8 +46,8 @@ pub enum Command {
     /// RFC 1413 ident: look up a connection's owner, serve identd, or query one
     Ident(crate::ident::cmd::Args),
     /// Run parallel racers against every command and verify every answer
-    #[command(long_about = crate::stress::LONG_ABOUT)]
-    Stress(crate::stress::Args),
+    #[command(long_about = crate::stress::cmd::LONG_ABOUT)]
+    Stress(crate::stress::cmd::Args),
     /// Run a command while holding a file lock (flock(1) without its traps)
     #[command(long_about = crate::lock::cmd::LONG_ABOUT)]
     Lock(crate::lock::cmd::Args),

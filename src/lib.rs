@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Makedirs(args) => makedirs::cmd::run(args),
         Command::Ident(args) => ident::cmd::run(args),
-        Command::Stress(args) => stress::run(args),
+        Command::Stress(args) => stress::cmd::run(args),
         Command::Lock(args) => lock::cmd::run(args),
         Command::Counter(args) => counter::cmd::run(args),
         Command::Write(args) => write::cmd::run(args),

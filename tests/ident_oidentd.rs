@@ -26,7 +26,7 @@ use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::proto::{ReplyKind, parse_reply};
 
 use crate::testenv::{
-    DEADLINE, OIDENTD, Precondition, ThrowawayUser, connection_owned_by_to, racefree_as_nobody,
+    DEADLINE, OIDENTD, Precondition, PrivateHomeUser, connection_owned_by_to, racefree_as_nobody,
     racefree_path, require,
 };
 
@@ -255,16 +255,16 @@ struct Case<'a> {
 /// Two users with files oidentd can read too (0755 homes, 0644 files), A and B,
 /// and a directory for the system file.
 struct Host {
-    a: ThrowawayUser,
-    b: ThrowawayUser,
+    a: PrivateHomeUser,
+    b: PrivateHomeUser,
     dir: tempfile::TempDir,
 }
 
 impl Host {
     fn new(tag: &str, home_mode: u32) -> Host {
         let host = Host {
-            a: ThrowawayUser::create(&format!("{tag}a")),
-            b: ThrowawayUser::create(&format!("{tag}b")),
+            a: PrivateHomeUser::create(&format!("{tag}a")),
+            b: PrivateHomeUser::create(&format!("{tag}b")),
             dir: tempfile::tempdir().unwrap(),
         };
         host.a.set_home_mode(home_mode);
@@ -480,7 +480,7 @@ fn a_link_or_someone_elses_file_is_refused_as_oidentd_refuses_it() {
     // The user's ~/.oidentd.conf is a link to a file only root may read.
     let linked = || {
         host.a.remove(".oidentd.conf");
-        let link = host.a.home.path().join(".oidentd.conf");
+        let link = host.a.home.join(".oidentd.conf");
         std::os::unix::fs::symlink("/etc/shadow", &link).unwrap();
         host.a.chown(&link);
     };
@@ -496,7 +496,7 @@ fn a_link_or_someone_elses_file_is_refused_as_oidentd_refuses_it() {
             .write(".oidentd.conf", "global { reply \"dotfile\" }", 0o644);
         host.a.remove(".config/oidentd.conf");
         host.a.write(".config/placeholder", "", 0o644);
-        let link = host.a.home.path().join(".config/oidentd.conf");
+        let link = host.a.home.join(".config/oidentd.conf");
         std::os::unix::fs::symlink("/etc/shadow", &link).unwrap();
         host.a.chown(&link);
     };
@@ -509,7 +509,7 @@ fn a_link_or_someone_elses_file_is_refused_as_oidentd_refuses_it() {
     let planted = || {
         host.a.remove(".config");
         host.a.remove(".oidentd.conf");
-        let path = host.a.home.path().join(".oidentd.conf");
+        let path = host.a.home.join(".oidentd.conf");
         std::fs::write(&path, "global { reply \"planted\" }").unwrap();
     };
     failed.extend(host.run_prepared(&case("a file root owns", None, "real"), &identds, &planted));
@@ -581,7 +581,7 @@ fn a_file_in_a_private_home_counts_where_oidentd_cannot_read_it() {
     // and a gigabyte.
     let fifo = || {
         host.a.remove(".oidentd.conf");
-        let path = host.a.home.path().join(".oidentd.conf");
+        let path = host.a.home.join(".oidentd.conf");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         host.a.chown(&path);
     };

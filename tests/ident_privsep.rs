@@ -16,7 +16,7 @@ use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, ThrowawayUser, connection_owned_by,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, connection_owned_by,
     proc_status_field, racefree_path, require, socket_holders, socket_owned_by,
 };
 
@@ -39,7 +39,7 @@ fn ask_about(identd: &Identd, end: &TcpStream) -> String {
 )]
 fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     require(&[Precondition::Root, Precondition::Nobody]);
-    let user = ThrowawayUser::create("ps");
+    let user = PrivateHomeUser::create("ps");
     let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     let (root_conn, _a, _l1) = connection_owned_by(0);
     let (user_conn, _b, _l2) = connection_owned_by(user.uid);
@@ -52,7 +52,7 @@ fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     );
     assert_eq!(ask_about(&served, &nobody_conn), "USERID : UNIX : nobody");
     // The user asks to be hidden.
-    let noident = user.home.path().join(".noident");
+    let noident = user.home.join(".noident");
     std::fs::write(&noident, "").unwrap();
     assert_eq!(ask_about(&served, &user_conn), "ERROR : HIDDEN-USER");
     assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");

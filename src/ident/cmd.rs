@@ -581,7 +581,7 @@ fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Args as _, FromArgMatches};
+    use clap::FromArgMatches;
 
     /// The system file the arguments name, and whether it must exist.
     fn system_file(args: &[&str]) -> Option<(PathBuf, bool)> {

@@ -24,8 +24,10 @@ pub mod proto;
 pub mod server;
 
 pub use client::{Reply, ReplyKind, query, query_from};
+pub use lookup::resolve;
 pub use lookup::{
     Matcher, Owner, Source, TcpState, Tuple, lookup_owner, lookup_owner_established_only,
     lookup_owner_with, user_name,
 };
+pub use server::ServeChild;
 pub use server::{LogTarget, Logger, Server, ServerConfig, ServerHandle};

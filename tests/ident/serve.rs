@@ -744,7 +744,14 @@ fn assert_inetd_argv_serves(argv: &[&str], c: &Conn) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_root),
+    ignore = "needs root: the service files start as root and drop to _racefree-identd"
+)]
 fn contrib_service_files_run_the_server_they_describe() {
+    require(&[Precondition::Root]);
+    // The account their --user names, as the package's postinst makes it.
+    let _account = crate::testenv::IdentdAccount::present();
     let c = connect_pair("127.0.0.1:0", None);
 
     // inetd.conf: service type proto wait user server argv0 args...

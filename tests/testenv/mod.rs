@@ -4,12 +4,11 @@
 //! ([`require`]), one test run under several settings ([`for_each_setting`]), the
 //! socket helpers the ident tests use (a server under test, reply readers, socket
 //! inodes, another user's sockets), and the fixtures: `stress` instances standing
-//! in for hosts (`hosts.rs`), a network of namespaces behind a NAT ([`netns`]), and
-//! throwaway users with sockets of theirs (`users.rs`).
+//! in for hosts (`hosts.rs`), and a network of namespaces behind a NAT ([`netns`]).
 
+mod accounts;
 mod hosts;
 pub mod netns;
-mod users;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
@@ -87,8 +86,11 @@ fn probe_again_at_next_build() {
     }
 }
 
+pub use accounts::{
+    IDENTD_ACCOUNT, IdentdAccount, OwnedConnection, PrivateHomeUser, assert_private_from_nobody,
+    connection_owned_by, connection_owned_by_to, socket_owned_by,
+};
 pub use preconditions::{LIBIDENT_TESTER, OIDENTD, cargo, under_ci};
-pub use users::{ThrowawayUser, connection_owned_by, connection_owned_by_to, socket_owned_by};
 
 /// Prints a line on the terminal even when the test passes (timings, what was
 /// looked at instead of what was asked): straight to fd 2, not `eprintln!`, which

@@ -26,8 +26,6 @@ mod tuple;
 
 /// The /proc scan over another namespace's tables (`/proc/PID/net`), for `--nat`.
 pub(crate) use proc_net::find_in as find_in_proc_dir;
-/// One /proc/net/tcp{,6} address field back to an address (host-order words).
-pub(crate) use proc_net::parse_hex_endpoint;
 pub use row::{Matcher, TcpState};
 pub use tuple::Tuple;
 

@@ -23,18 +23,21 @@ use anyhow::bail;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
-use super::{RaceArgs, WorkArgs, defaults, shuffle, tree};
+use super::kit::shuffle;
 use crate::makedirs::{Options, make_dirs};
+use crate::stress::args::{FsArgs, RaceArgs};
+use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::tree;
 
-#[derive(Debug, Clone, ClapArgs)]
-pub struct MakedirsArgs {
+/// `stress makedirs`'s own options.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct MakedirsOptions {
     /// Levels below each round's directory
-    #[arg(long, default_value_t = defaults::DEPTH, value_parser = clap::value_parser!(u32).range(1..=MAX_DEPTH as i64))]
+    #[arg(long, default_value_t = DEFAULT_DEPTH, value_parser = clap::value_parser!(u32).range(1..=MAX_DEPTH as i64))]
     pub depth: u32,
 
     /// Subdirectories per level (fanout^depth leaf paths per round, at most 100000)
-    #[arg(long, default_value_t = defaults::FANOUT, value_parser = clap::value_parser!(u32).range(1..=MAX_FANOUT as i64))]
+    #[arg(long, default_value_t = DEFAULT_FANOUT, value_parser = clap::value_parser!(u32).range(1..=MAX_FANOUT as i64))]
     pub fanout: u32,
 
     /// Also run removers that rmdir directories while the racers create them (as
@@ -42,14 +45,12 @@ pub struct MakedirsArgs {
     /// hold, and the report counts them
     #[arg(long)]
     pub churn: bool,
-
-    #[command(flatten)]
-    pub work: WorkArgs,
-
-    #[command(flatten)]
-    pub race: RaceArgs,
 }
 
+/// Levels of each round's tree.
+pub const DEFAULT_DEPTH: u32 = 4;
+/// Subdirectories per level.
+pub const DEFAULT_FANOUT: u32 = 3;
 pub const MAX_DEPTH: u32 = 32;
 pub const MAX_FANOUT: u32 = 16;
 /// Leaf paths per round at most: every racer holds them all, shuffled.
@@ -136,27 +137,8 @@ pub struct Makedirs {
     params: Params,
 }
 
-impl Makedirs {
-    pub fn new(args: &MakedirsArgs) -> anyhow::Result<Makedirs> {
-        let dirs_per_round = tree_size(args.depth, args.fanout).map_err(|e| {
-            crate::exit::usage(format!(
-                "--depth {} --fanout {}: {e:#}",
-                args.depth, args.fanout
-            ))
-        })?;
-        Ok(Makedirs {
-            params: Params {
-                depth: args.depth,
-                fanout: args.fanout,
-                dirs_per_round,
-                churn: args.churn,
-            },
-        })
-    }
-}
-
 impl Race for Makedirs {
-    const SUBJECT: Subject = Subject::Makedirs;
+    const NAME: &'static str = "makedirs";
     const SHARED: bool = true;
     type Params = Params;
     type Round = Round;
@@ -301,6 +283,39 @@ impl Race for Makedirs {
     }
 }
 
+impl Subject for Makedirs {
+    const ABOUT: &'static str =
+        "Racers build the same deep trees at once; every round verified exactly";
+    type Args = FsArgs<MakedirsOptions>;
+
+    fn new(args: &Self::Args) -> anyhow::Result<Makedirs> {
+        let MakedirsOptions {
+            depth,
+            fanout,
+            churn,
+        } = args.own;
+        let dirs_per_round = tree_size(depth, fanout)
+            .map_err(|e| crate::exit::usage(format!("--depth {depth} --fanout {fanout}: {e:#}")))?;
+        Ok(Makedirs {
+            params: Params {
+                depth,
+                fanout,
+                dirs_per_round,
+                churn,
+            },
+        })
+    }
+
+    fn main_job(race: RaceArgs) -> Option<Self::Args> {
+        let own = MakedirsOptions {
+            depth: DEFAULT_DEPTH,
+            fanout: DEFAULT_FANOUT,
+            churn: false,
+        };
+        Some(FsArgs::on_temp_dir(own, race))
+    }
+}
+
 /// Judges one round's tree, `work/rel`, against what the racers (on every host)
 /// report they created, relative to `work`. With churn, directories come and go:
 /// what is left must be what was made minus what was removed, exactly.
@@ -352,6 +367,14 @@ pub fn judge_tree(
                 .map_or(String::new(), |m| format!("; missing '{}'", m.display()))
         ));
     }
+    bad.extend(claim_problems(&expected, created));
+    Ok(bad)
+}
+
+/// What racers say they created, against the tree: each directory claimed once,
+/// by one racer, and nothing claimed that is not part of the tree.
+fn claim_problems(expected: &BTreeSet<PathBuf>, created: &[PathBuf]) -> Vec<String> {
+    let mut bad = Vec::new();
     let mut claims: HashMap<&Path, u32> = HashMap::new();
     for c in created {
         *claims.entry(c.as_path()).or_default() += 1;
@@ -385,7 +408,7 @@ pub fn judge_tree(
             expected.len()
         ));
     }
-    Ok(bad)
+    bad
 }
 
 /// The leaf paths of one round's tree, under `round_dir`.

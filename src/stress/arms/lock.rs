@@ -13,25 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
+use clap::{Args as ClapArgs, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
-use super::counter::{make_round_dir, read_value, store_atomically};
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
-use super::{RaceArgs, WorkArgs, tree};
-
-#[derive(Debug, Clone, ClapArgs)]
-pub struct LockArgs {
-    /// Increments each racer makes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_INCREMENTS, value_parser = clap::value_parser!(u32).range(1..=MAX_INCREMENTS as i64))]
-    pub increments: u32,
-
-    #[command(flatten)]
-    pub work: WorkArgs,
-
-    #[command(flatten)]
-    pub race: RaceArgs,
-}
+use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
+use crate::stress::args::{FsArgs, RaceArgs};
+use crate::stress::race::{Arm, Helper, Race, RoundCtx, Subject, Tally, keep_failure};
 
 pub const DEFAULT_INCREMENTS: u32 = 10;
 pub const MAX_INCREMENTS: u32 = 1000;
@@ -63,8 +50,11 @@ fn write_in_place(file: &Path, value: i64) -> anyhow::Result<()> {
         .with_context(|| format!("writing '{}'", file.display()))
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress lock`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Increments each racer makes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_INCREMENTS, value_parser = clap::value_parser!(u32).range(1..=MAX_INCREMENTS as i64))]
     pub increments: u32,
 }
 
@@ -93,16 +83,6 @@ pub struct Counts {
 
 pub struct Lock {
     params: Params,
-}
-
-impl Lock {
-    pub fn new(args: &LockArgs) -> Lock {
-        Lock {
-            params: Params {
-                increments: args.increments,
-            },
-        }
-    }
 }
 
 /// `racefree lock LOCKFILE -- racefree stress rmw COUNTER [--read]`.
@@ -161,11 +141,7 @@ fn increment(round: &Round) -> anyhow::Result<()> {
 }
 
 fn judge_value(work: &Path, rel: &Path, expected: u64, counts: &mut Counts) -> Vec<String> {
-    let value = tree::read_file(work, rel, crate::counter::MAX_LEN as u64).and_then(|b| {
-        crate::counter::parse(&b)
-            .map_err(|why| anyhow::anyhow!("'{}' does not hold a number: {why}", rel.display()))
-    });
-    match value {
+    match counter_on_disk(work, rel) {
         Ok(v) if v >= 0 && v as u64 == expected => Vec::new(),
         Ok(v) => {
             counts.lost += expected.saturating_sub(v.max(0) as u64);
@@ -179,7 +155,7 @@ fn judge_value(work: &Path, rel: &Path, expected: u64, counts: &mut Counts) -> V
 }
 
 impl Race for Lock {
-    const SUBJECT: Subject = Subject::Lock;
+    const NAME: &'static str = "lock";
     const SHARED: bool = true;
     type Params = Params;
     type Round = Round;
@@ -245,7 +221,7 @@ impl Race for Lock {
             );
         }
         if !ctx.shared {
-            let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(COUNTER);
+            let rel = ctx.arm.in_round(ctx.round, COUNTER);
             let done = Self::record(ctx, round, outcomes);
             let problems = judge_value(&ctx.work, &rel, done, &mut tally.counts);
             tally.bad_round(ctx.round, problems);
@@ -263,7 +239,7 @@ impl Race for Lock {
         n: u64,
         records: &[u64],
     ) -> anyhow::Result<Vec<String>> {
-        let rel = Path::new(&Arm::Racefree.round_dir(n)).join(COUNTER);
+        let rel = Arm::Racefree.in_round(n, COUNTER);
         let expected = records.iter().fold(0u64, |a, &b| a.saturating_add(b));
         Ok(judge_value(work, &rel, expected, &mut Counts::default()))
     }
@@ -281,6 +257,31 @@ impl Race for Lock {
             "each round: a fresh counter; every racer makes {} read-modify-writes under the lock; it must end at racers x {}",
             p.increments, p.increments
         )
+    }
+}
+
+impl Subject for Lock {
+    const ABOUT: &'static str =
+        "Racers increment one counter, each read-modify-write under racefree lock";
+    const HELPER: Option<Helper> = Some(Helper {
+        name: "rmw",
+        about: "One locked read-modify-write (the COMMAND of stress lock; not for direct use)",
+        args: RmwArgs::augment_args,
+        run: |matches| rmw(&RmwArgs::from_arg_matches(matches)?),
+    });
+    type Args = FsArgs<Params>;
+
+    fn new(args: &Self::Args) -> anyhow::Result<Lock> {
+        Ok(Lock {
+            params: args.own.clone(),
+        })
+    }
+
+    fn main_job(race: RaceArgs) -> Option<Self::Args> {
+        let own = Params {
+            increments: DEFAULT_INCREMENTS,
+        };
+        Some(FsArgs::on_temp_dir(own, race))
     }
 }
 

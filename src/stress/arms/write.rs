@@ -15,27 +15,11 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::cleanup::stopping;
-use super::counter::make_round_dir;
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
-use super::{RaceArgs, WorkArgs, tree};
-
-#[derive(Debug, Clone, ClapArgs)]
-pub struct WriteArgs {
-    /// Versions each writer writes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERSIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_VERSIONS as i64))]
-    pub versions: u32,
-
-    /// Reads each reader makes per round at least (and more, until the writers are done)
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, value_parser = clap::value_parser!(u32).range(1..=MAX_READS as i64))]
-    pub reads: u32,
-
-    #[command(flatten)]
-    pub work: WorkArgs,
-
-    #[command(flatten)]
-    pub race: RaceArgs,
-}
+use super::kit::make_round_dir;
+use crate::stress::args::{ArmArgs, FsArgs, RaceArgs};
+use crate::stress::cleanup::stopping;
+use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::tree;
 
 pub const DEFAULT_VERSIONS: u32 = 5;
 pub const MAX_VERSIONS: u32 = 1000;
@@ -49,9 +33,15 @@ const VERSION_CAP: u64 = 65 * 1024;
 /// The name of each round's file.
 pub const FILE: &str = "file";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress write`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Versions each writer writes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_VERSIONS, value_parser = clap::value_parser!(u32).range(1..=MAX_VERSIONS as i64))]
     pub versions: u32,
+
+    /// Reads each reader makes per round at least (and more, until the writers are done)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READS, value_parser = clap::value_parser!(u32).range(1..=MAX_READS as i64))]
     pub reads: u32,
 }
 
@@ -90,25 +80,6 @@ pub struct Counts {
 
 pub struct WriteArm {
     params: Params,
-}
-
-/// The type `stress report` names.
-pub type Write = WriteArm;
-
-impl WriteArm {
-    pub fn new(args: &WriteArgs) -> anyhow::Result<WriteArm> {
-        if args.race.racers() < 2 {
-            return Err(crate::exit::usage(
-                "stress write needs at least 2 racers: half of them write, the others read",
-            ));
-        }
-        Ok(WriteArm {
-            params: Params {
-                versions: args.versions,
-                reads: args.reads,
-            },
-        })
-    }
 }
 
 /// FNV-1a, 64 bits: enough to tell one version from a torn mixture.
@@ -278,7 +249,7 @@ fn judge_file(work: &Path, rel: &Path) -> Option<String> {
 }
 
 impl Race for WriteArm {
-    const SUBJECT: Subject = Subject::Write;
+    const NAME: &'static str = "write";
     const SHARED: bool = true;
     type Params = Params;
     type Round = Round;
@@ -348,7 +319,7 @@ impl Race for WriteArm {
             tally.counts.torn += o.torn;
         }
         if !ctx.shared {
-            let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(FILE);
+            let rel = ctx.arm.in_round(ctx.round, FILE);
             tally.bad_round(ctx.round, judge_file(&ctx.work, &rel).into_iter().collect());
         }
         Ok(())
@@ -362,7 +333,7 @@ impl Race for WriteArm {
         n: u64,
         _records: &[()],
     ) -> anyhow::Result<Vec<String>> {
-        let rel = Path::new(&Arm::Racefree.round_dir(n)).join(FILE);
+        let rel = Arm::Racefree.in_round(n, FILE);
         Ok(judge_file(work, &rel).into_iter().collect())
     }
 
@@ -384,6 +355,31 @@ impl Race for WriteArm {
             "each round: half the racers write {} versions each (1-64 KiB, checksummed), the others read at least {} times; every read must be one whole version",
             p.versions, p.reads
         )
+    }
+}
+
+impl Subject for WriteArm {
+    const ABOUT: &'static str =
+        "Writers replace one file while readers check every read is one whole version";
+    type Args = FsArgs<Params>;
+
+    fn new(args: &Self::Args) -> anyhow::Result<WriteArm> {
+        if args.race().racers() < 2 {
+            return Err(crate::exit::usage(
+                "stress write needs at least 2 racers: half of them write, the others read",
+            ));
+        }
+        Ok(WriteArm {
+            params: args.own.clone(),
+        })
+    }
+
+    fn main_job(race: RaceArgs) -> Option<Self::Args> {
+        let own = Params {
+            versions: DEFAULT_VERSIONS,
+            reads: DEFAULT_READS,
+        };
+        Some(FsArgs::on_temp_dir(own, race))
     }
 }
 

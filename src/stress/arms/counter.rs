@@ -8,28 +8,15 @@
 //! not locked, so two racers read the same value and both store its successor:
 //! duplicates.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use super::engine::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
-use super::{RaceArgs, WorkArgs, tree};
-
-#[derive(Debug, Clone, ClapArgs)]
-pub struct CounterArgs {
-    /// Numbers each racer takes per round
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_TAKES, value_parser = clap::value_parser!(u32).range(1..=MAX_TAKES as i64))]
-    pub takes: u32,
-
-    #[command(flatten)]
-    pub work: WorkArgs,
-
-    #[command(flatten)]
-    pub race: RaceArgs,
-}
+use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
+use crate::stress::args::{FsArgs, RaceArgs};
+use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
 
 pub const DEFAULT_TAKES: u32 = 20;
 pub const MAX_TAKES: u32 = 1000;
@@ -37,8 +24,11 @@ pub const MAX_TAKES: u32 = 1000;
 /// The name of each round's counter file.
 pub const FILE: &str = "counter";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `stress counter`'s own options, echoed in its report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ClapArgs)]
 pub struct Params {
+    /// Numbers each racer takes per round
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TAKES, value_parser = clap::value_parser!(u32).range(1..=MAX_TAKES as i64))]
     pub takes: u32,
 }
 
@@ -66,53 +56,6 @@ pub struct Counts {
 
 pub struct Counter {
     params: Params,
-}
-
-impl Counter {
-    pub fn new(args: &CounterArgs) -> Counter {
-        Counter {
-            params: Params { takes: args.takes },
-        }
-    }
-}
-
-/// Makes a round's directory; across hosts every instance may, so one that is
-/// already there (and is a directory, not a symlink) is fine.
-pub fn make_round_dir(ctx: &RoundCtx) -> anyhow::Result<()> {
-    match std::fs::create_dir(&ctx.dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && ctx.shared => {
-            if std::fs::symlink_metadata(&ctx.dir)?.is_dir() {
-                Ok(())
-            } else {
-                bail!("'{}' is not a directory", ctx.dir.display())
-            }
-        }
-        Err(e) => Err(e).with_context(|| format!("creating '{}'", ctx.dir.display())),
-    }
-}
-
-/// Reads a counter file without any lock; an absent file is 0.
-pub fn read_value(file: &Path) -> anyhow::Result<i64> {
-    match std::fs::read(file) {
-        Ok(bytes) => crate::counter::parse(&bytes)
-            .map_err(|why| anyhow::anyhow!("'{}' does not hold a number: {why}", file.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e).with_context(|| format!("reading '{}'", file.display())),
-    }
-}
-
-/// An atomic store: the value goes to a temporary file beside `file`, renamed over
-/// it. Readers never see a torn number; a read-modify-write around it is still
-/// not atomic.
-pub fn store_atomically(file: &Path, value: i64) -> anyhow::Result<()> {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in '{}'", dir.display()))?;
-    writeln!(tmp, "{value}")?;
-    tmp.persist(file)
-        .with_context(|| format!("renaming over '{}'", file.display()))?;
-    Ok(())
 }
 
 /// The control: read, add one, store atomically, with no lock around the three.
@@ -168,14 +111,8 @@ fn judge_values(
     bad
 }
 
-fn read_on_disk(work: &Path, rel: &Path) -> anyhow::Result<i64> {
-    let bytes = tree::read_file(work, rel, crate::counter::MAX_LEN as u64)?;
-    crate::counter::parse(&bytes)
-        .map_err(|why| anyhow::anyhow!("'{}' does not hold a number: {why}", rel.display()))
-}
-
 impl Race for Counter {
-    const SUBJECT: Subject = Subject::Counter;
+    const NAME: &'static str = "counter";
     const SHARED: bool = true;
     type Params = Params;
     type Round = Round;
@@ -242,11 +179,11 @@ impl Race for Counter {
         }
         let total = u64::from(round.takes) * outcomes.len() as u64;
         let values = Self::record(ctx, round, outcomes);
-        let rel = Path::new(ctx.dir.file_name().expect("round-N")).join(FILE);
+        let rel = ctx.arm.in_round(ctx.round, FILE);
         let problems = judge_values(
             values,
             total,
-            read_on_disk(&ctx.work, &rel),
+            counter_on_disk(&ctx.work, &rel),
             &mut tally.counts,
         );
         tally.bad_round(ctx.round, problems);
@@ -270,11 +207,11 @@ impl Race for Counter {
         // success, on whichever host.
         let values: Vec<i64> = records.iter().flatten().copied().collect();
         let total = values.len() as u64;
-        let rel = Path::new(&Arm::Racefree.round_dir(n)).join(FILE);
+        let rel = Arm::Racefree.in_round(n, FILE);
         Ok(judge_values(
             values,
             total,
-            read_on_disk(work, &rel),
+            counter_on_disk(work, &rel),
             &mut Counts::default(),
         ))
     }
@@ -292,6 +229,25 @@ impl Race for Counter {
             "each round: a fresh counter; every racer takes {} numbers; they must be exactly 1..=total",
             p.takes
         )
+    }
+}
+
+impl Subject for Counter {
+    const ABOUT: &'static str =
+        "Racers take numbers from one counter file; all distinct, exactly 1..total";
+    type Args = FsArgs<Params>;
+
+    fn new(args: &Self::Args) -> anyhow::Result<Counter> {
+        Ok(Counter {
+            params: args.own.clone(),
+        })
+    }
+
+    fn main_job(race: RaceArgs) -> Option<Self::Args> {
+        let own = Params {
+            takes: DEFAULT_TAKES,
+        };
+        Some(FsArgs::on_temp_dir(own, race))
     }
 }
 
