@@ -1,7 +1,7 @@
 //! `--config`: oidentd's files, applied by the server. The reading and the rules
 //! are [`crate::ident::config`]'s; this holds the system file (read again on
 //! SIGHUP), asks it about each owner, reads the user's file only when the rule
-//! lets it matter ([`userfile`](super::userfile)), and turns the answer into
+//! lets it matter ([`userfile`]), and turns the answer into
 //! [`Findings`] the network side can send.
 //!
 //! Under `--user` this runs in the privileged helper, which alone may read a file

@@ -16,7 +16,7 @@
 //!   a device could be endless;
 //! - a file owned by anyone else, as oidentd refuses one.
 //!
-//! A file that opens is the one read; past [`USER_FILE_MAX`] bytes it is not used
+//! A file that opens is the one read; past [`config::USER_FILE_MAX`] bytes it is not used
 //! (read no further than one byte past it), like one that does not parse, and its
 //! user is answered by real name.
 //!
