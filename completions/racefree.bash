@@ -610,7 +610,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-C -h -V --listen --mode --max-conns --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --config --help --version"
+            opts="-C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,6 +625,14 @@ _racefree() {
                     return 0
                     ;;
                 --max-conns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-conns-per-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --first-line-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -672,7 +680,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__lock)
-            opts="-c -s -x -n -w -E -o -h -V --command --shared --exclusive --nb --nonblock --wait --timeout --conflict-exit-code --close --nfs --verbose --help --version"
+            opts="-c -s -e -x -u -n -w -E -o -F -h -V --command --shared --exclusive --unlock --nb --nonblocking --nonblock --wait --timeout --conflict-exit-code --close --no-fork --nfs --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

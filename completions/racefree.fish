@@ -60,13 +60,15 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -l nat -d 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from lookup" -s V -l version -d 'Print version'
-complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l listen -d 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l listen -d 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6; port 0 picks one); repeatable' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l mode -d 'How the server was started' -r -f -a "auto\t'systemd if LISTEN_FDS is for us, else standalone if --listen is given, else by stdin'
 inetd-nowait\t'stdin is one accepted connection: serve it, then exit'
 inetd-wait\t'stdin is a listening socket: accept on it'
 systemd\t'sockets passed as fds 3.. (LISTEN_FDS, LISTEN_PID)'
 standalone\t'bind every --listen address here'"
-complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l max-conns -d 'Standalone and inetd wait: connections served at once; more are closed at once' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l max-conns -d 'Standalone and inetd wait: connections served at once; when all are taken, a new one replaces the oldest idle one (no complete request yet) of the address holding the most, or is closed if none is idle. At most what RLIMIT_NOFILE allows (the soft limit is raised as needed; the log says when the hard limit bounds it)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l max-conns-per-addr -d 'Connections one address may hold (IPv6: one /64, what a host is given); a new one past it takes the place of that address\'s oldest idle one, or is closed if none is idle [default: half of --max-conns]' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l first-line-timeout -d 'Seconds a new connection may take to send its first request line in full (at most --timeout)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l timeout -d 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l user -d 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection\'s own addresses. With --nat and --proxy the helper also resolves what this host\'s own table lacks (conntrack, containers\' tables and their /etc/passwd: root\'s to read). With --forward the helper only says which host and ports to ask, since only conntrack, read as root, knows; the query to that host and its reply (network input) are made and parsed as this user, and a host that never answers holds no helper worker' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide -d 'Answer HIDDEN-USER for this user (name or uid); repeatable' -r
@@ -87,7 +89,7 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l port -d 'identd\'s port on HOST' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l timeout -d 'Give up after this many seconds (connect, send and reply together)' -r
-complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l bind -d 'Connect from this local address (identd answers only about connections of the address it is asked from)' -r
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -l bind -d 'Connect from this local address (identd answers only about connections of the address it is asked from); a link-local one names its interface, fe80::2%eth0' -r
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from query" -s V -l version -d 'Print version'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from help" -f -a "lookup" -d 'Print the user that owns a TCP connection, matched on its 4-tuple only'
@@ -208,13 +210,15 @@ complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_see
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "rmw" -d 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
 complete -c racefree -n "__fish_racefree_using_subcommand stress; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s c -l command -d 'Run COMMAND_STRING with \'sh -c\', as flock(1) -c does' -r
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail' -r
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s w -l timeout -l wait -d 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail' -r
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s E -l conflict-exit-code -d 'Exit status when the lock is not acquired (held, with -n or -w)' -r
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s s -l shared -d 'Take a shared lock: any number of shared holders, no exclusive one'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s x -l exclusive -d 'Take an exclusive lock (the default)'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -s n -l nonblock -l nb -d 'Fail at once if the lock is held, instead of waiting'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s x -s e -l exclusive -d 'Take an exclusive lock (the default)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s u -l unlock -d 'Drop the lock on descriptor FD (the descriptor form only)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s n -l nonblock -l nb -l nonblocking -d 'Fail at once if the lock is held, instead of waiting'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s o -l close -d 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
-complete -c racefree -n "__fish_racefree_using_subcommand lock" -l nfs -d 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -s F -l no-fork -d 'Run COMMAND in racefree\'s place (exec, no fork), so that COMMAND holds the lock'
+complete -c racefree -n "__fish_racefree_using_subcommand lock" -l nfs -d 'Take the link(2) lock LOCKFILE.nfslock as well as flock (for NFS without locking)'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -l verbose -d 'Say on standard error how long the lock took and what runs'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c racefree -n "__fish_racefree_using_subcommand lock" -s V -l version -d 'Print version'

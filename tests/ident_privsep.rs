@@ -262,3 +262,111 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
     );
     drop(served);
 }
+
+/// The privileged helper of the server `pid`: its child, found in /proc once forked.
+fn helper_of(pid: u32) -> u32 {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        if let Some(child) = children.split_whitespace().next() {
+            let helper = child.parse().unwrap();
+            assert_eq!(proc_status_field(helper, "Uid"), ["0"; 4], "root's child");
+            return helper;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {pid} forked no helper"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn sigkill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+/// Waits, within [`DEADLINE`], for `child` to exit; kills it if it does not.
+fn exit_status(mut child: std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait().unwrap()));
+    rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        sigkill(pid);
+        panic!("the server did not exit within {DEADLINE:?}")
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn a_standalone_server_whose_helper_is_killed_exits_non_zero_saying_why() {
+    // Before: it answered UNKNOWN-ERROR forever, logging "the privileged helper is
+    // gone (Ok(0))"; no supervisor could see anything wrong.
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let mut server = Command::new(racefree_path())
+        .args(["ident", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--user", "nobody", "--log", "stderr"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("listening on "), "{first:?}");
+    let mut stderr = server.stderr.take().unwrap();
+    let helper = helper_of(server.id());
+    sigkill(helper);
+    let status = exit_status(server);
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let why = format!(
+        "the privileged helper (pid {helper}) was killed by SIGKILL; no owner can be looked up"
+    );
+    assert!(
+        log.contains(&format!(
+            "racefree ident: error: {why}; stopping the server\n"
+        )),
+        "{log}"
+    );
+    assert!(log.ends_with(&format!("racefree: error: {why}\n")), "{log}");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn under_inetd_a_server_whose_helper_is_killed_answers_an_error_and_exits_non_zero() {
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    sigkill(helper_of(child.id()));
+    querier.write_all(b"1, 1\r\n").unwrap();
+    querier.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    querier.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "1, 1 : ERROR : UNKNOWN-ERROR\r\n");
+    assert_eq!(exit_status(child).code(), Some(1));
+}

@@ -1,7 +1,7 @@
 //! The RFC 1413 client: ask a host's identd who owns one connection.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -26,11 +26,12 @@ pub fn query(
     query_from(None, server, server_port, client_port, timeout)
 }
 
-/// [`query`] from a chosen local address. identd answers only about connections
+/// [`query`] from a chosen local address (its port is usually 0, any; a link-local
+/// IPv6 one carries its interface as scope id). identd answers only about connections
 /// between itself and the querier's address, so a host with several addresses must
 /// ask from the one the connection uses.
 pub fn query_from(
-    bind: Option<IpAddr>,
+    bind: Option<SocketAddr>,
     server: SocketAddr,
     server_port: u16,
     client_port: u16,
@@ -59,7 +60,11 @@ pub fn query_from(
 
 /// A connect bounded by `timeout`: started non-blocking, then waited for with poll,
 /// so neither a slow host nor a signal (EINTR) can stretch or break it.
-fn connect(bind: Option<IpAddr>, server: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
+fn connect(
+    bind: Option<SocketAddr>,
+    server: SocketAddr,
+    deadline: Instant,
+) -> io::Result<TcpStream> {
     let family = if server.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -67,11 +72,8 @@ fn connect(bind: Option<IpAddr>, server: SocketAddr, deadline: Instant) -> io::R
     };
     let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
     let fd: OwnedFd = sock::socket(family, SockType::Stream, flags, None)?;
-    if let Some(ip) = bind {
-        sock::bind(
-            fd.as_raw_fd(),
-            &SockaddrStorage::from(SocketAddr::new(ip, 0)),
-        )?;
+    if let Some(local) = bind {
+        sock::bind(fd.as_raw_fd(), &SockaddrStorage::from(local))?;
     }
     match sock::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
         Ok(()) => {}

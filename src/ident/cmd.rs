@@ -42,7 +42,7 @@ pub const LOOKUP_STATUSES: &[exit::Status] = &[
     },
     exit::Status {
         code: 2,
-        meaning: "usage error: bad option, an address that is not ADDR:PORT, port 0, or LOCAL and REMOTE of different families",
+        meaning: "usage error: bad option, an address that is not ADDR:PORT, port 0, LOCAL and REMOTE of different families or on different interfaces",
     },
 ];
 
@@ -64,7 +64,7 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "the server could not start (bind, privilege drop, a --config file missing or malformed: FILE:LINE:COLUMN and what was expected) or its listening socket failed",
+        meaning: "the server could not start (bind, privilege drop, a --config file missing or malformed: FILE:LINE:COLUMN and what was expected), its listening socket failed, or its privileged helper (--user) died",
     },
     exit::Status {
         code: 2,
@@ -109,6 +109,10 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
     half-closed with shutdown(SHUT_WR) is in FIN_WAIT1 or FIN_WAIT2 and still has an \
     owner). A TIME_WAIT row has no owner (the kernel's uid 0 there is not root). On a \
     miss the table is read once more before answering, since /proc is not a snapshot.\n\n\
+    A link-local IPv6 end may name its interface ([fe80::1%eth0]:22, or its index): the \
+    same addresses and ports can be a connection on each of two links, and then only the \
+    one on that interface matches. sock_diag says which interface a connection is on; \
+    /proc/net/tcp6 does not, so --source proc refuses such a question (exit 1).\n\n\
     With --nat, a connection that is no socket of this host is looked up as the \
     outside face of a NAT: LOCAL is this host's translated end. Its conntrack entry \
     gives the original connection; a container (network namespace) of this host \
@@ -117,11 +121,11 @@ pub const LOOKUP_ABOUT: &str = "Print the user that owns a TCP connection of thi
 
 #[derive(Debug, ClapArgs)]
 pub struct LookupArgs {
-    /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6)
-    #[arg(value_name = "LOCAL")]
+    /// This host's end of the connection, ADDR:PORT ([V6ADDR]:PORT for IPv6; a link-local one may name its interface, [fe80::1%eth0]:22, and then matches only there)
+    #[arg(value_name = "LOCAL", value_parser = lookup::parse_endpoint)]
     local: SocketAddr,
-    /// The other end, ADDR:PORT ([V6ADDR]:PORT for IPv6)
-    #[arg(value_name = "REMOTE")]
+    /// The other end, ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6)
+    #[arg(value_name = "REMOTE", value_parser = lookup::parse_endpoint)]
     remote: SocketAddr,
     /// Print the uid instead of the user name
     #[arg(long, conflicts_with = "json")]
@@ -184,6 +188,11 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<Exit> {
     if !tuple.is_one_family() {
         return Err(usage("LOCAL and REMOTE must both be IPv4 or both IPv6"));
     }
+    if tuple.has_two_scopes() {
+        return Err(usage(
+            "LOCAL and REMOTE name different interfaces: a link-local connection is on one",
+        ));
+    }
     let Some(owner) = lookup::lookup_owner(&tuple, args.source)? else {
         if args.nat.nat {
             let config = args.nat.config(args.source, LOOKUP_FORWARD_TIMEOUT);
@@ -232,8 +241,13 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     the home or the password database cannot be read.\n\n\
     A querier learns only about connections between its own address and the address it \
     connected to; anything else is NO-USER. A connection is closed after 100 requests, \
-    or when a request line is not complete within --timeout (a deadline for the whole \
-    line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
+    or when its first request line is not complete within --first-line-timeout of \
+    connecting, or a later one within --timeout of the one before (a deadline for the \
+    whole line, however slowly its bytes arrive). Standalone and inetd wait, at most \
+    --max-conns connections are served, and --max-conns-per-addr from one address (an \
+    IPv6 /64); past either, a new connection takes the place of the oldest idle one (no \
+    complete request yet) of the address holding the most, so that no one address can \
+    keep the others out. In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
     Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
     the server is ready, so port 0 can be used and found.\n\n\
@@ -261,15 +275,21 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6; port 0 picks one); repeatable
+    #[arg(long, value_name = "ADDR:PORT", value_parser = lookup::parse_endpoint)]
     listen: Vec<SocketAddr>,
     /// How the server was started
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
     mode: ModeChoice,
-    /// Standalone and inetd wait: connections served at once; more are closed at once
+    /// Standalone and inetd wait: connections served at once; when all are taken, a new one replaces the oldest idle one (no complete request yet) of the address holding the most, or is closed if none is idle. At most what RLIMIT_NOFILE allows (the soft limit is raised as needed; the log says when the hard limit bounds it)
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNS, value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_conns: u32,
+    /// Connections one address may hold (IPv6: one /64, what a host is given); a new one past it takes the place of that address's oldest idle one, or is closed if none is idle [default: half of --max-conns]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_conns_per_addr: Option<u32>,
+    /// Seconds a new connection may take to send its first request line in full (at most --timeout)
+    #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_FIRST_LINE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    first_line_timeout: u64,
     /// Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
@@ -404,7 +424,9 @@ impl ServeArgs {
                 .collect::<anyhow::Result<_>>()?,
             hide_all: self.hide_all,
             timeout,
+            first_line_timeout: Duration::from_secs(self.first_line_timeout),
             max_conns: self.max_conns as usize,
+            max_conns_per_addr: self.max_conns_per_addr.map(|n| n as usize),
             nat: NatConfig {
                 proxies: self.proxy.clone(),
                 ..self.nat.config(self.source, timeout)
@@ -419,7 +441,7 @@ fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyh
     let listeners = args
         .listen
         .iter()
-        .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
+        .map(|&a| server::listen(a).with_context(|| format!("binding {a}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let server = start_server(args, config, log)?;
     let mut out = io::stdout().lock();
@@ -472,7 +494,12 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
     if !listeners.is_empty() {
         server.run(listeners)?;
     }
-    Ok(())
+    // Under inetd nowait, one process per query: one whose helper died answered
+    // UNKNOWN-ERROR, and exits non-zero so that it is seen.
+    match server.failure() {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// The server, once everything privileged is done. With `--user`, a privileged
@@ -534,15 +561,14 @@ pub struct QueryArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// Connect from this local address (identd answers only about connections of the
-    /// address it is asked from)
-    #[arg(long, value_name = "ADDR")]
-    bind: Option<std::net::IpAddr>,
+    /// address it is asked from); a link-local one names its interface, fe80::2%eth0
+    #[arg(long, value_name = "ADDR", value_parser = lookup::parse_address)]
+    bind: Option<SocketAddr>,
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
-    let addrs: Vec<SocketAddr> = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {}", args.host))?
+    let addrs: Vec<SocketAddr> = host_addrs(&args.host, args.port)?
+        .into_iter()
         .filter(|a| args.bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()))
         .collect();
     if addrs.is_empty() {
@@ -560,6 +586,21 @@ pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
         }
     }
     Err(last_error.expect("at least one address was tried"))
+}
+
+/// HOST's addresses: a scoped link-local address as written (`fe80::1%eth0`, in
+/// brackets or not, the interface by name or index), or else what the resolver says.
+fn host_addrs(host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    if host.contains('%') {
+        let mut addr =
+            lookup::parse_address(host).map_err(|e| usage(format!("HOST {host}: {e}")))?;
+        addr.set_port(port);
+        return Ok(vec![addr]);
+    }
+    Ok((host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .collect())
 }
 
 fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {

@@ -9,6 +9,9 @@
 //! - **Inode 0 is not an owner.** The kernel prints uid 0 for a TIME_WAIT socket (and
 //!   for any socket no file holds any more); that is nobody, not root. Such a row is
 //!   skipped and the search goes on for another with the same tuple.
+//! - **A link-local connection is on one interface.** Asked with a scope id, only
+//!   a row on that interface answers: sock_diag says which interface a socket is
+//!   on, /proc does not, so /proc refuses such a question ([`Tuple`] explains).
 //! - **Retry once on a miss.** `/proc/net/tcp` is not a snapshot: a row can move past
 //!   the read position while the table changes, so a miss is read once more before
 //!   the answer is "no owner".
@@ -27,7 +30,7 @@ mod tuple;
 /// The /proc scan over another namespace's tables (`/proc/PID/net`), for `--nat`.
 pub(crate) use proc_net::find_in as find_in_proc_dir;
 pub use row::{Matcher, TcpState};
-pub use tuple::Tuple;
+pub use tuple::{Tuple, parse_address, parse_endpoint};
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -95,6 +98,13 @@ pub fn lookup_owner_with(
         return Ok(None);
     }
     let source = resolve(source)?;
+    if source == Source::Proc && wanted.link_local_scope().is_some() {
+        anyhow::bail!(
+            "{wanted}: /proc/net/tcp6 does not say which interface a connection is on, so \
+             a link-local one cannot be told from one with the same addresses on another \
+             interface; netlink sock_diag can (--source netlink)"
+        );
+    }
     // One retry on a miss: /proc can skip a row that moved while we read; sock_diag is
     // retried too so both sources keep the same contract.
     for _attempt in 0..2 {

@@ -343,6 +343,8 @@ fn row_at(buf: &[u8], hit: usize, needle_len: usize) -> Option<Row> {
         state: TcpState::from_kernel(state),
         uid,
         inode,
+        // /proc/net/tcp6 prints no interface.
+        interface: None,
     })
 }
 

@@ -1,11 +1,14 @@
 //! The identd itself: its configuration, its log, the connections it is serving,
-//! and its answer to one request line. The accept loops (`accept`) and the
-//! per-connection loop (`conn`) are its other two parts.
+//! and its answer to one request line. The accept loops (`accept`), the
+//! per-connection loop (`conn`) and the table of connections (`table`) are its
+//! other parts.
 
-use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::socket as sock;
 
 use super::config::ServerConfig;
 use super::log::Logger;
@@ -13,12 +16,13 @@ use super::oidentd;
 use super::owner;
 use super::policy::{self, Findings};
 use super::privsep::Helper;
+use super::table::Table;
 use crate::ident::lookup::Tuple;
 use crate::ident::nat;
 use crate::ident::proto::{self, Answer, ErrorToken};
 
-/// An identd: configuration, log and the count of connections being served.
-/// Cheap to clone; clones share the count.
+/// An identd: configuration, log and the connections being served.
+/// Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct Server {
     pub(super) shared: Arc<Shared>,
@@ -30,8 +34,17 @@ pub(super) struct Shared {
     pub(super) log: Logger,
     /// Under `--user`: the privileged helper that looks owners up.
     helper: Option<Helper>,
-    pub(super) active: AtomicUsize,
+    pub(super) table: Arc<Table>,
     pub(super) stop: AtomicBool,
+    halt: Mutex<Halt>,
+}
+
+/// Why the server must stop although its listeners are fine, and the listeners
+/// to wake when it must.
+#[derive(Default)]
+struct Halt {
+    reason: Option<String>,
+    listeners: Vec<Arc<TcpListener>>,
 }
 
 impl Server {
@@ -42,20 +55,69 @@ impl Server {
 
     /// A server that asks `helper` who owns each connection and whether they may be
     /// named (privilege separation: this process may then drop every privilege).
+    /// Should the helper die, the server stops: it can no longer answer anyone, and
+    /// a supervisor that sees it exit can start it again.
     pub fn with_helper(config: ServerConfig, log: Logger, helper: Helper) -> Server {
-        Server::build(config, log, Some(helper))
+        let server = Server::build(config, log, Some(helper));
+        let weak = Arc::downgrade(&server.shared);
+        if let Some(helper) = &server.shared.helper {
+            helper.when_gone(Box::new(move |reason: &str| {
+                if let Some(shared) = weak.upgrade() {
+                    Server { shared }.halt(reason);
+                }
+            }));
+        }
+        server
     }
 
     fn build(config: ServerConfig, log: Logger, helper: Option<Helper>) -> Server {
+        let table = Table::new(config.max_conns, config.max_conns_per_addr);
         Server {
             shared: Arc::new(Shared {
                 config,
                 log,
                 helper,
-                active: AtomicUsize::new(0),
+                table: Arc::new(table),
                 stop: AtomicBool::new(false),
+                halt: Mutex::new(Halt::default()),
             }),
         }
+    }
+
+    /// Stops the server for `reason`: every accept loop returns, and `run` returns
+    /// the reason as its error. Logged here, once.
+    fn halt(&self, reason: &str) {
+        let mut halt = lock(&self.shared.halt);
+        if halt.reason.is_some() {
+            return;
+        }
+        self.shared
+            .log
+            .error(&format!("{reason}; stopping the server"));
+        halt.reason = Some(reason.to_string());
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for l in &halt.listeners {
+            let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
+        }
+    }
+
+    /// Registers `listeners` to be woken by a halt; if the server was halted
+    /// already, wakes them now.
+    pub(super) fn watch_for_halt(&self, listeners: &[Arc<TcpListener>]) {
+        let mut halt = lock(&self.shared.halt);
+        halt.listeners.extend(listeners.iter().cloned());
+        if halt.reason.is_some() {
+            for l in listeners {
+                let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Why the server stopped, if something other than its listeners stopped it
+    /// (its privileged helper died): a server that cannot answer must not look
+    /// healthy, under inetd as much as standalone.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.halt).reason.clone()
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -165,6 +227,10 @@ impl Server {
         ));
         reply
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! - `privsep` and `privdrop`: under `--user`, a privileged helper that answers
 //!   "who owns this and may they be named", and the drop of every privilege by the
 //!   process that reads the network;
-//! - `accept` and `conn`: the accept loops and the per-connection loop;
+//! - `accept`, `table` and `conn`: the accept loops, the table of connections (who
+//!   gives up a place when a new connection needs one), and the per-connection loop;
 //! - `log`: syslog, stderr or nowhere;
 //! - `child`: the server as a child process of ours, as the stress harness and the
 //!   integration tests run it ([`ServeChild`]).
@@ -43,15 +44,18 @@ pub mod policy;
 mod privdrop;
 mod privsep;
 mod reload;
+mod table;
 mod userfile;
 
 pub use accept::ServerHandle;
 pub use child::ServeChild;
-pub use config::{DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT_SECS, ServerConfig};
+pub use config::{
+    DEFAULT_FIRST_LINE_TIMEOUT_SECS, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT_SECS, ServerConfig,
+};
 pub use conn::MAX_REQUESTS_PER_CONN;
 pub use identd::Server;
 pub use launch::{
-    Mode, ModeChoice, SocketKind, classify, decide_mode, reported_usage_error_quietly,
+    Mode, ModeChoice, SocketKind, classify, decide_mode, listen, reported_usage_error_quietly,
     silence_stderr, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
