@@ -610,7 +610,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --help --version"
+            opts="-C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -662,6 +662,14 @@ _racefree() {
                     ;;
                 --log)
                     COMPREPLY=($(compgen -W "syslog stderr none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

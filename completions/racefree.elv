@@ -88,6 +88,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer (ident serve --user makes that query as the user; only reading conntrack, to know whom to ask, stays privileged)'
             cand --proxy 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
+            cand --config 'Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where no such file means oidentd''s defaults) and users'' ~/.config/oidentd.conf or ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again'
+            cand -C 'oidentd''s spelling of --config=FILE'
             cand --hide-all 'Answer HIDDEN-USER for everyone'
             cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'
             cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'

@@ -82,6 +82,8 @@ complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l log -d 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]' -r -f -a "syslog\t'The local syslog daemon (facility daemon); silently nothing if there is none'
 stderr\t'Standard error (refused in inetd and systemd modes, where fd 2 may be the socket)'
 none\t'Nowhere'"
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l config -d 'Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where no such file means oidentd\'s defaults) and users\' ~/.config/oidentd.conf or ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again' -r -F
+complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -s C -d 'oidentd\'s spelling of --config=FILE' -r -F
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l hide-all -d 'Answer HIDDEN-USER for everyone'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l numeric -d 'Answer `USERID : OTHER : <uid>` instead of the user name'
 complete -c racefree -n "__fish_racefree_using_subcommand ident; and __fish_seen_subcommand_from serve" -l nat -d 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'

@@ -12,12 +12,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, as_fsuid,
-    proc_status_field, racefree_path, require, socket_holders,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, connection_owned_by,
+    proc_status_field, racefree_path, require, socket_holders, socket_owned_by,
 };
 
 /// The reply of `identd` about the connection whose end on this host is `end`,
@@ -30,40 +30,6 @@ fn ask_about(identd: &Identd, end: &TcpStream) -> String {
         .unwrap_or_else(|| panic!("{text:?}"))
         .trim_end()
         .to_string()
-}
-
-/// A loopback connection whose client socket belongs to `uid` (made on a thread
-/// whose filesystem uid is `uid`); returns (client, accepted, listener).
-fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
-    let fd = socket_owned_by(uid);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    sock::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(listener.local_addr().unwrap()),
-    )
-    .unwrap();
-    let client = TcpStream::from(fd);
-    let (accepted, _) = listener.accept().unwrap();
-    let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let owner = lookup_owner(&t, Source::Proc).unwrap().unwrap();
-    assert_eq!(
-        owner.uid, uid,
-        "the premise: the kernel records {uid} as owner"
-    );
-    (client, accepted, listener)
-}
-
-/// A new IPv4 TCP socket owned by `uid`.
-fn socket_owned_by(uid: u32) -> OwnedFd {
-    as_fsuid(uid, || {
-        sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap()
-    })
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,8 +14,10 @@ use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
 use super::nat::{self, NatConfig};
-use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
-use super::{client, proto};
+use super::server::{
+    self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind, SystemConfig,
+};
+use super::{client, config, proto};
 use crate::exit::{self, Exit, usage};
 
 /// `ident`'s own statuses (a usage error before any subcommand ran).
@@ -61,7 +64,7 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "the server could not start (bind, privilege drop), its listening socket failed, or its privileged helper (--user) died",
+        meaning: "the server could not start (bind, privilege drop, a --config file missing or malformed: FILE:LINE:COLUMN and what was expected), its listening socket failed, or its privileged helper (--user) died",
     },
     exit::Status {
         code: 2,
@@ -257,7 +260,18 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
     which grow with every connection on the machine (--source netlink keeps it to \
     milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
-    and the containers, and --forward's query to the host behind is made as the user.";
+    and the containers, and --forward's query to the host behind is made as the user.\n\n\
+    --config reads oidentd.conf(5) as oidentd 2.5 reads it: the system file's rules \
+    (spoof, spoof_all, spoof_privport, hide, random, random_numeric, numeric, forward, \
+    force, by user and by host and port ranges) and, where they let it matter, each \
+    user's ~/.config/oidentd.conf, else ~/.oidentd.conf, read at each query as that \
+    user (never following a link, only a regular file the user owns, at most 64 KiB), \
+    so a file in a 0700 home counts. A user's file that cannot be used is logged and \
+    the real name answered; every other answer it or the system file gives is logged \
+    with the real user. --hide and --hide-all hide whatever the files say; \
+    ~/.noident hides where the system file grants hide. SIGHUP reads the system file \
+    again; if it no longer parses, the rules read before stay and the error is logged. \
+    With --user, the privileged helper reads the files.";
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
@@ -303,6 +317,39 @@ pub struct ServeArgs {
     /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
     #[arg(long, value_enum, value_name = "TARGET")]
     log: Option<LogTarget>,
+    #[command(flatten)]
+    oidentd: OidentdArgs,
+}
+
+/// `--config` and `-C`: oidentd's files.
+#[derive(Debug, ClapArgs)]
+struct OidentdArgs {
+    /// Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where
+    /// no such file means oidentd's defaults) and users' ~/.config/oidentd.conf or
+    /// ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again
+    #[arg(long = "config", value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    config: Option<Option<PathBuf>>,
+    /// oidentd's spelling of --config=FILE
+    #[arg(short = 'C', value_name = "FILE", conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+}
+
+impl OidentdArgs {
+    /// The system file, and whether it was named (then it must exist).
+    fn system_file(&self) -> Option<(PathBuf, bool)> {
+        match (&self.config, &self.config_file) {
+            (Some(Some(file)), _) | (_, Some(file)) => Some((file.clone(), true)),
+            (Some(None), None) => Some((PathBuf::from(config::SYSTEM_FILE), false)),
+            (None, None) => None,
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<Option<SystemConfig>> {
+        let Some((path, named)) = self.system_file() else {
+            return Ok(None);
+        };
+        Ok(Some(SystemConfig::load(&path, named)?))
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
@@ -384,6 +431,7 @@ impl ServeArgs {
                 proxies: self.proxy.clone(),
                 ..self.nat.config(self.source, timeout)
             },
+            oidentd: self.oidentd.load()?,
         })
     }
 }
@@ -456,16 +504,24 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
 
 /// The server, once everything privileged is done. With `--user`, a privileged
 /// helper is forked first (it alone keeps root, to look in 0700 homes for
-/// `.noident`), then this process, which parses network input, drops to the user.
+/// `.noident` and users' oidentd.conf), then this process, which parses network
+/// input, drops to the user. With `--config`, SIGHUP reloads from here on.
 fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<Server> {
-    let Some(name) = &args.user else {
-        return Ok(Server::new(config, log));
+    let server = match &args.user {
+        None => Server::new(config, log),
+        Some(name) => {
+            // Refuse an unknown user before forking anything.
+            let user = server::privdrop_target(name)?;
+            let helper = server::Helper::start(&config, &log)?;
+            server::drop_privileges(&user)?;
+            Server::with_helper(config, log, helper)
+        }
     };
-    // Refuse an unknown user before forking anything.
-    let user = server::privdrop_target(name)?;
-    let helper = server::Helper::start(&config, &log)?;
-    server::drop_privileges(&user)?;
-    Ok(Server::with_helper(config, log, helper))
+    if server.config().oidentd.is_some() {
+        let reloading = server.clone();
+        server::reload_on_sighup(move || reloading.reload_config())?;
+    }
+    Ok(server)
 }
 
 /// A `--hide` value: a user name, or a uid number.
@@ -559,6 +615,43 @@ fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
             let (s, c) = (reply.server_port, reply.client_port);
             exit::print_error(format_args!("{token} (identd at {addr}, for {s}, {c})"));
             Ok(Exit::Failure)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::FromArgMatches;
+
+    /// The system file the arguments name, and whether it must exist.
+    fn system_file(args: &[&str]) -> Option<(PathBuf, bool)> {
+        let command = OidentdArgs::augment_args(clap::Command::new("serve"));
+        let matches = command
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap();
+        OidentdArgs::from_arg_matches(&matches)
+            .unwrap()
+            .system_file()
+    }
+
+    #[test]
+    fn bare_config_is_oidentds_default_path_and_a_named_file_must_exist() {
+        assert_eq!(system_file(&[]), None);
+        assert_eq!(
+            system_file(&["--config"]),
+            Some(("/etc/oidentd.conf".into(), false))
+        );
+        for named in [
+            &["--config=/etc/oidentd.conf"][..],
+            &["-C", "/etc/oidentd.conf"],
+            &["-C/etc/oidentd.conf"],
+        ] {
+            assert_eq!(
+                system_file(named),
+                Some(("/etc/oidentd.conf".into(), true)),
+                "{named:?}"
+            );
         }
     }
 }

@@ -88,8 +88,9 @@ fn probe_again_at_next_build() {
 
 pub use accounts::{
     IDENTD_ACCOUNT, IdentdAccount, OwnedConnection, PrivateHomeUser, assert_private_from_nobody,
+    connection_owned_by, connection_owned_by_to, socket_owned_by,
 };
-pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
+pub use preconditions::{LIBIDENT_TESTER, OIDENTD, cargo, under_ci};
 
 /// Prints a line on the terminal even when the test passes (timings, what was
 /// looked at instead of what was asked): straight to fd 2, not `eprintln!`, which

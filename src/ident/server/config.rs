@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::oidentd::SystemConfig;
 use super::policy;
 use crate::ident::lookup::{Matcher, Source};
 use crate::ident::nat::NatConfig;
@@ -45,6 +46,8 @@ pub struct ServerConfig {
     pub max_conns_per_addr: Option<usize>,
     /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
     pub nat: NatConfig,
+    /// `--config`: oidentd's system file, and with it users' files.
+    pub oidentd: Option<SystemConfig>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             max_conns: DEFAULT_MAX_CONNS as usize,
             max_conns_per_addr: None,
             nat: NatConfig::default(),
+            oidentd: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use nix::sys::socket as sock;
 
 use super::config::ServerConfig;
 use super::log::Logger;
+use super::oidentd;
 use super::owner;
 use super::policy::{self, Findings};
 use super::privsep::Helper;
@@ -127,6 +128,22 @@ impl Server {
         &self.shared.log
     }
 
+    /// Reads `--config`'s system file again, where the rules are applied: in the
+    /// privileged helper under `--user` (which logs how it went), else here.
+    pub fn reload_config(&self) {
+        let Some(files) = &self.shared.config.oidentd else {
+            return;
+        };
+        match &self.shared.helper {
+            Some(helper) => {
+                if let Err(e) = helper.reload() {
+                    self.shared.log.error(&format!("{e:#}"));
+                }
+            }
+            None => files.reload_and_log(&self.shared.log),
+        }
+    }
+
     /// The answer to one request that arrived on an ident connection from `peer`
     /// to `local`: the owner of `local.ip():server_port` to `peer.ip():client_port`.
     /// For a server with a helper, which needs the ident connection itself, see
@@ -171,6 +188,13 @@ impl Server {
                     self.shared.log.error(m)
                 })
             }
+            Findings::ConfigForward(f) => oidentd::forwarded(
+                f,
+                request.server_port,
+                config.timeout,
+                config.rules(),
+                &self.shared.log,
+            ),
             found => policy::decide(config.rules(), &found),
         }
     }

@@ -5,6 +5,9 @@
 //!   standalone) and keeping fd 2 quiet when it may be the client's socket;
 //! - `policy`: who may be named, a pure function of what was found;
 //! - `owner`: finding it out (the one place an owner is looked up);
+//! - `oidentd` and `userfile`: `--config`, oidentd's system file held and
+//!   reloaded, and a user's file read as that user;
+//! - `reload`: SIGHUP, which reads the system file again;
 //! - `privsep` and `privdrop`: under `--user`, a privileged helper that answers
 //!   "who owns this and may they be named", and the drop of every privilege by the
 //!   process that reads the network;
@@ -35,11 +38,14 @@ mod conn;
 mod identd;
 mod launch;
 mod log;
+mod oidentd;
 mod owner;
 pub mod policy;
 mod privdrop;
 mod privsep;
+mod reload;
 mod table;
+mod userfile;
 
 pub use accept::ServerHandle;
 pub use child::ServeChild;
@@ -53,6 +59,8 @@ pub use launch::{
     silence_stderr, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
+pub use oidentd::SystemConfig;
 pub use owner::check_home;
 pub use privdrop::{drop_privileges, target as privdrop_target};
 pub use privsep::Helper;
+pub use reload::reload_on_sighup;

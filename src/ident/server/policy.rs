@@ -14,6 +14,7 @@
 //!   answered by number, as is a name that cannot go on the wire, and every owner
 //!   under `--numeric`.
 
+use super::super::config::Forwarding;
 use super::super::nat::Forward;
 use super::super::proto::{self, Answer, ErrorToken};
 
@@ -62,16 +63,23 @@ pub enum Findings {
         uid: u32,
         passwd: Passwd,
     },
-    /// `--nat` answered for a connection that is no socket of this host (a
-    /// container's user, a forwarded reply, an error) and already applied the rules
-    /// that concern it (`--hide-all`, `--numeric`; `--hide` and `.noident` are about
-    /// this host's users, and a container's uids are its own).
+    /// An answer decided where it was found, which already applied the rules that
+    /// concern it: `--nat` answered for a connection that is no socket of this host
+    /// (a container's user, a forwarded reply, an error; `--hide-all` and
+    /// `--numeric` applied, while `--hide` and `.noident` are about this host's
+    /// users, and a container's uids are its own); or `--config`'s files gave
+    /// this host's user another name, a number or HIDDEN-USER (for a user
+    /// `--hide` and `--hide-all` do not hide).
     Decided(Answer),
     /// `--nat --forward`: the connection came from a host behind this one, whose
     /// identd is to be asked and its answer relayed. Not a decision: the server
     /// makes that query itself ([`super::super::nat::forwarded`]), on the side
     /// that holds no privilege, and [`decide`] is never given this.
     Forward(Forward),
+    /// `--config`: the files say to ask another identd about the same two ports
+    /// and to judge its answer ([`Forwarding::finish`]). Asked, like
+    /// [`Findings::Forward`], by the side that holds no privilege.
+    ConfigForward(Forwarding),
 }
 
 /// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
@@ -82,6 +90,13 @@ pub struct Rules<'a> {
     pub numeric: bool,
 }
 
+impl Rules<'_> {
+    /// Whether `--hide-all` or `--hide` hides `uid`, whatever else is true.
+    pub fn hides(&self, uid: u32) -> bool {
+        self.hide_all || self.hide_uids.contains(&uid)
+    }
+}
+
 /// The answer to a request, from the operator's rules and what was found.
 pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
     let (uid, passwd) = match found {
@@ -90,9 +105,11 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
         Findings::Owner { uid, passwd } => (*uid, passwd),
         Findings::Decided(answer) => return answer.clone(),
         // The server asks first; should it ever get here, nobody is named.
-        Findings::Forward(_) => return Answer::Error(ErrorToken::UnknownError),
+        Findings::Forward(_) | Findings::ConfigForward(_) => {
+            return Answer::Error(ErrorToken::UnknownError);
+        }
     };
-    if rules.hide_all || rules.hide_uids.contains(&uid) {
+    if rules.hides(uid) {
         return Answer::Error(ErrorToken::HiddenUser);
     }
     match passwd {

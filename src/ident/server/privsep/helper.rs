@@ -9,7 +9,10 @@
 //! the passed ident connection itself, so it can only ever answer about a
 //! connection between the querier and the address the querier reached. A request
 //! that is not exactly one record with exactly one connected TCP socket is refused;
-//! one of the wrong size ends the helper.
+//! one of the wrong size ends the helper. The one other thing it may be asked is to
+//! read `--config`'s system file again (the file it was started with; the request
+//! names none), which the network side asks on SIGHUP: the helper ignores SIGHUP
+//! itself, since a signal from the network side's user could not reach it anyway.
 
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use super::super::config::ServerConfig;
 use super::super::log::{LogTarget, Logger};
 use super::super::owner;
 use super::super::policy::Findings;
-use super::record::{REQUEST_LEN, decode_request, encode_reply};
+use super::record::{Ask, REQUEST_LEN, decode_request, encode_reply};
 use crate::ident::lookup::Tuple;
 
 /// Requests answered at once, at most: the network side's connection limit, up to this.
@@ -50,6 +53,11 @@ pub(super) fn main(
     if isolate(channel.as_raw_fd()).is_err() {
         return 1;
     }
+    // A SIGHUP for every racefree process reloads once, through the network side;
+    // by default it would end the helper, and with it every lookup.
+    if config.oidentd.is_some() && crate::signals::ignore(libc::SIGHUP).is_err() {
+        return 1;
+    }
     let log = Logger::new(log);
     let channel = Arc::new(channel);
     let workers = config.max_conns.clamp(1, MAX_WORKERS);
@@ -61,7 +69,14 @@ pub(super) fn main(
             let log = log.clone_target();
             thread::Builder::new()
                 .name("identd-helper".into())
-                .spawn(move || serve_requests(&channel, &log, &|t| owner::find(t, &config, &log)))
+                .spawn(move || {
+                    let reload = || {
+                        if let Some(files) = &config.oidentd {
+                            files.reload_and_log(&log);
+                        }
+                    };
+                    serve_requests(&channel, &log, &|t| owner::find(t, &config, &log), &reload)
+                })
                 .ok()
         })
         .collect();
@@ -107,12 +122,13 @@ fn isolate(channel: RawFd) -> nix::Result<()> {
 }
 
 /// One worker: receive a request, check it, answer it with `find` (the helper's is
-/// [`owner::find`]). Returns the process's exit code when the channel ends (0) or
-/// the network side broke the protocol (1).
+/// [`owner::find`]), or for a reload call `reload`. Returns the process's exit code
+/// when the channel ends (0) or the network side broke the protocol (1).
 pub(super) fn serve_requests(
     channel: &OwnedFd,
     log: &Logger,
     find: &dyn Fn(&Tuple) -> Findings,
+    reload: &dyn Fn(),
 ) -> i32 {
     let mut buf = [0u8; REQUEST_LEN + 1];
     loop {
@@ -131,10 +147,20 @@ pub(super) fn serve_requests(
             log.error("privileged helper: a request of the wrong size; stopping");
             return 1;
         }
-        let (id, server_port, client_port) = decode_request(request);
-        let findings = match (received.fds.as_slice(), server_port, client_port) {
-            ([conn], 1.., 1..) => {
-                tuple_of(conn.as_fd(), server_port, client_port).map(|tuple| find(&tuple))
+        let (id, ask) = decode_request(request);
+        let findings = match (ask, received.fds.as_slice()) {
+            (
+                Some(Ask::Lookup {
+                    server_port: server_port @ 1..,
+                    client_port: client_port @ 1..,
+                }),
+                [conn],
+            ) => tuple_of(conn.as_fd(), server_port, client_port).map(|tuple| find(&tuple)),
+            // Nothing to answer: the network side does not wait for it.
+            (Some(Ask::Reload), []) => {
+                drop(received);
+                reload();
+                continue;
             }
             _ => None,
         };
@@ -234,6 +260,7 @@ mod tests {
     use super::*;
     use nix::sys::socket::{AddressFamily, ControlMessage, SockFlag};
     use std::io::IoSlice;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn only_a_connected_tcp_socket_names_a_tuple_and_its_own_addresses_are_used() {
@@ -262,13 +289,19 @@ mod tests {
         let config = ServerConfig::default();
         let t = thread::spawn(move || {
             let log = Logger::new(LogTarget::None);
-            serve_requests(&theirs, &log, &|t| owner::find(t, &config, &log))
+            serve_requests(&theirs, &log, &|t| owner::find(t, &config, &log), &|| {})
         });
         (ours, t)
     }
 
     fn request(channel: &OwnedFd, id: u64, ports: (u16, u16), fds: &[RawFd]) -> Findings {
-        let r = encode_request(id, ports.0, ports.1);
+        let r = encode_request(
+            id,
+            Ask::Lookup {
+                server_port: ports.0,
+                client_port: ports.1,
+            },
+        );
         let cmsg = [ControlMessage::ScmRights(fds)];
         let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
         sock::sendmsg::<()>(
@@ -351,6 +384,77 @@ mod tests {
         // A record of the wrong size ends the helper: it trusts nothing after that.
         sock::send(channel.as_raw_fd(), &[0u8; 3], MsgFlags::empty()).unwrap();
         assert_eq!(t.join().unwrap(), 1);
+    }
+
+    /// A reload request makes the worker call `reload` and send nothing back; one
+    /// with a descriptor, or any request the encoder never writes, is refused.
+    #[test]
+    fn a_reload_request_reloads_without_a_reply_and_a_malformed_one_is_refused() {
+        let (ours, theirs) = channel().unwrap();
+        let reloads = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&reloads);
+        let t = thread::spawn(move || {
+            let log = Logger::new(LogTarget::None);
+            let reload = || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            };
+            serve_requests(&theirs, &log, &|_| Findings::NoOwner, &reload)
+        });
+        let send = |record: &[u8], fds: &[RawFd]| {
+            let cmsg = [ControlMessage::ScmRights(fds)];
+            let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+            sock::sendmsg::<()>(
+                ours.as_raw_fd(),
+                &[IoSlice::new(record)],
+                cmsgs,
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        };
+        let reply = || {
+            let mut buf = [0u8; REPLY_LEN];
+            assert_eq!(
+                sock::recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
+                REPLY_LEN
+            );
+            decode_reply(&buf)
+        };
+        let identd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _querier = std::net::TcpStream::connect(identd.local_addr().unwrap()).unwrap();
+        let (conn, _) = identd.accept().unwrap();
+        let lookup = |id| {
+            encode_request(
+                id,
+                Ask::Lookup {
+                    server_port: 1,
+                    client_port: 2,
+                },
+            )
+        };
+        send(&encode_request(1, Ask::Reload), &[]);
+        // One worker answers in order: the reply to the next lookup comes after
+        // the reload has run, and is the first reply there is.
+        send(&lookup(2), &[conn.as_raw_fd()]);
+        assert_eq!(reply(), (2, Findings::NoOwner));
+        assert_eq!(reloads.load(Ordering::SeqCst), 1);
+        send(&encode_request(3, Ask::Reload), &[conn.as_raw_fd()]);
+        assert_eq!(
+            reply(),
+            (3, Findings::LookupFailed),
+            "a reload with a descriptor"
+        );
+        let mut padded = lookup(4);
+        padded[15] = 1;
+        send(&padded, &[conn.as_raw_fd()]);
+        assert_eq!(
+            reply(),
+            (4, Findings::LookupFailed),
+            "a request with padding set"
+        );
+        assert_eq!(reloads.load(Ordering::SeqCst), 1);
+        drop(ours);
+        assert_eq!(t.join().unwrap(), 0);
     }
 
     #[test]

@@ -1,22 +1,27 @@
 //! The helper's channel and its binary records: the one format both sides of the
 //! privilege separation speak, and the one place its bytes are read.
 //!
-//! - request: id (u64), server port (u16), client port (u16), padding; the ident
-//!   connection itself travels beside it as a descriptor (SCM_RIGHTS);
+//! - request: id (u64), server port (u16), client port (u16), what is asked (a
+//!   lookup, or for `--config` a reload of the system file), padding; for a
+//!   lookup the ident connection itself travels beside it as a descriptor
+//!   (SCM_RIGHTS); a reload carries no port and no descriptor, and has no reply;
 //! - reply: id, what the lookup found (no owner / failed / owner / refused /
-//!   decided by `--nat` / forward), the owner's uid, whether the password database
-//!   has an entry (and its name), and whether the home check lets them be named;
-//!   or, for an answer `--nat` decided, which answer (a name, a uid, an error
-//!   token); or, for a forward, the host's address family, and in the bytes a name
-//!   takes otherwise: its address (4 or 16 bytes), its identd's port and the two
-//!   original ports to ask about.
+//!   decided by `--nat` or `--config` / forward / `--config`'s forward), the
+//!   owner's uid, whether the password database has an entry (and its name), and
+//!   whether the home check lets them be named; or, for a decided answer, which
+//!   answer (a name, a uid, an error token); or, for a forward, the host's address
+//!   family, and in the bytes a name takes otherwise: its address (4 or 16 bytes),
+//!   its identd's port and the two original ports to ask about; or, for
+//!   `--config`'s forward, the family and whether the user's file asked for it,
+//!   and in those bytes the address, the identd's port, the query's foreign port,
+//!   the capabilities granted and the owner's name.
 //!
-//! A reply is accepted only in the exact form the encoder gives its value (every
-//! unused byte zero, a name of the stated length, UTF-8 and, for a `--nat` name, fit
+//! A record is accepted only in the exact form the encoder gives its value (every
+//! unused byte zero, a name of the stated length, UTF-8 and, for a decided name, fit
 //! for the wire; a forward's payload exactly as long as its family says, an
 //! address one host answers on, no port 0); anything else is a failed lookup,
-//! never a name and never a connection. The decoder proves it by re-encoding what
-//! it read and comparing.
+//! never a name and never a connection (a request, refused). The decoder proves it
+//! by re-encoding what it read and comparing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -24,11 +29,17 @@ use std::os::fd::OwnedFd;
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType};
 
 use super::super::policy::{Findings, Passwd};
+use crate::ident::config::policy::Caps;
+use crate::ident::config::{Forwarding, Owner};
 use crate::ident::nat::Forward;
+use crate::ident::nat::forward::is_one_host;
 use crate::ident::proto::{Answer, ErrorToken, is_wire_safe};
 
-/// id, server port, client port, padding.
+/// id, server port, client port, what is asked, padding.
 pub(super) const REQUEST_LEN: usize = 16;
+
+const ASK_LOOKUP: u8 = 0;
+const ASK_RELOAD: u8 = 1;
 /// The longest name a reply carries: `proto::is_wire_safe`'s limit.
 pub(super) const NAME_MAX: usize = 512;
 /// id, kind, detail (passwd or answer), flag (may_be_named or error token),
@@ -44,6 +55,9 @@ const KIND_DECIDED: u8 = 4;
 /// `--nat --forward`: ask a host behind this one ([`Findings::Forward`]); detail
 /// says the address family, the name bytes carry the query.
 const KIND_FORWARD: u8 = 5;
+/// `--config`'s `forward` ([`Findings::ConfigForward`]): detail says the address
+/// family, flag whether the user's file asked (1) or the system file forced it.
+const KIND_CONFIG_FORWARD: u8 = 6;
 
 const FAMILY_V4: u8 = 0;
 const FAMILY_V6: u8 = 1;
@@ -75,23 +89,48 @@ pub(super) fn channel() -> nix::Result<(OwnedFd, OwnedFd)> {
     )
 }
 
-/// A request: its id and the two ports asked about.
-pub(super) fn encode_request(id: u64, server_port: u16, client_port: u16) -> [u8; REQUEST_LEN] {
+/// What a request asks the helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ask {
+    /// Who owns the connection between the passed ident connection's ends, on
+    /// these ports, and may they be named?
+    Lookup { server_port: u16, client_port: u16 },
+    /// Read `--config`'s system file again (the network side got SIGHUP). It
+    /// names no file: the helper reads the one it was started with.
+    Reload,
+}
+
+/// A request: its id and what it asks.
+pub(super) fn encode_request(id: u64, ask: Ask) -> [u8; REQUEST_LEN] {
     let mut r = [0u8; REQUEST_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
-    r[8..10].copy_from_slice(&server_port.to_le_bytes());
-    r[10..12].copy_from_slice(&client_port.to_le_bytes());
+    match ask {
+        Ask::Lookup {
+            server_port,
+            client_port,
+        } => {
+            r[8..10].copy_from_slice(&server_port.to_le_bytes());
+            r[10..12].copy_from_slice(&client_port.to_le_bytes());
+            r[12] = ASK_LOOKUP;
+        }
+        Ask::Reload => r[12] = ASK_RELOAD,
+    }
     r
 }
 
-/// A request's id, server port and client port.
-pub(super) fn decode_request(r: &[u8; REQUEST_LEN]) -> (u64, u16, u16) {
+/// A request's id and what it asks; `None` for a record [`encode_request`] never
+/// writes (padding set, an unknown question, a reload with ports).
+pub(super) fn decode_request(r: &[u8; REQUEST_LEN]) -> (u64, Option<Ask>) {
     let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-    (
-        id,
-        u16::from_le_bytes([r[8], r[9]]),
-        u16::from_le_bytes([r[10], r[11]]),
-    )
+    let ask = match r[12] {
+        ASK_LOOKUP => Some(Ask::Lookup {
+            server_port: u16::from_le_bytes([r[8], r[9]]),
+            client_port: u16::from_le_bytes([r[10], r[11]]),
+        }),
+        ASK_RELOAD => Some(Ask::Reload),
+        _ => None,
+    };
+    (id, ask.filter(|&ask| encode_request(id, ask) == *r))
 }
 
 /// A reply record's fields, before they are laid out in bytes.
@@ -139,6 +178,9 @@ pub(super) fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_L
         }
         // Not a query to make: nobody is named, and nothing is asked.
         Some(Findings::Forward(_)) => Fields::unknown_error(),
+        Some(Findings::ConfigForward(f)) => {
+            config_forward_fields(f).unwrap_or_else(Fields::unknown_error)
+        }
     };
     let mut r = [0u8; REPLY_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
@@ -183,10 +225,7 @@ fn decided_fields(answer: &Answer) -> Fields {
 /// A forward's family, and its payload: the address's bytes (4 or 16, network
 /// order), then the identd's port, the server port and the client port.
 fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
-    let (family, mut bytes) = match forward.identd.ip() {
-        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
-        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
-    };
+    let (family, mut bytes) = address_bytes(forward.identd.ip());
     for port in [
         forward.identd.port(),
         forward.server_port,
@@ -197,20 +236,73 @@ fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
     (family, bytes)
 }
 
-/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
-/// sound ([`Forward::is_sound`]).
-fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
-    let (ip, ports): (IpAddr, &[u8]) = match family {
+/// `--config`'s forward: the family, whether the user's file asked, the owner's uid,
+/// and the payload: the address's bytes, the identd's port, the query's foreign
+/// port, the capabilities granted (0 when forced) and the owner's name. `None` for
+/// one that is no query to make (not [`is_one_host`], foreign port 0) or whose owner
+/// has no name that fits.
+fn config_forward_fields(f: &Forwarding) -> Option<Fields> {
+    let owner = f.owner();
+    if !is_one_host(f.to) || f.foreign_port() == 0 || owner.name.is_empty() {
+        return None;
+    }
+    let (family, mut bytes) = address_bytes(f.to.ip());
+    bytes.extend(f.to.port().to_le_bytes());
+    bytes.extend(f.foreign_port().to_le_bytes());
+    bytes.extend(f.checked().map_or(0, Caps::bits).to_le_bytes());
+    bytes.extend(owner.name.as_bytes());
+    let asked = u8::from(f.checked().is_some());
+    (bytes.len() <= NAME_MAX)
+        .then(|| Fields::new(KIND_CONFIG_FORWARD, family, asked, owner.uid, &bytes))
+}
+
+/// An address as a family and its bytes, in network order.
+fn address_bytes(ip: IpAddr) -> (u8, Vec<u8>) {
+    match ip {
+        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
+        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
+    }
+}
+
+/// The address `family` says, and the bytes after it.
+fn split_address(family: u8, payload: &[u8]) -> Option<(IpAddr, &[u8])> {
+    match family {
         FAMILY_V4 => {
             let (a, rest) = payload.split_first_chunk::<4>()?;
-            (Ipv4Addr::from(*a).into(), rest)
+            Some((Ipv4Addr::from(*a).into(), rest))
         }
         FAMILY_V6 => {
             let (a, rest) = payload.split_first_chunk::<16>()?;
-            (Ipv6Addr::from(*a).into(), rest)
+            Some((Ipv6Addr::from(*a).into(), rest))
         }
+        _ => None,
+    }
+}
+
+/// The `--config` forward the fields say, if exactly that ([`config_forward_fields`]).
+fn decode_config_forward(family: u8, asked: u8, uid: u32, payload: &[u8]) -> Option<Forwarding> {
+    let (ip, rest) = split_address(family, payload)?;
+    let (numbers, name) = rest.split_first_chunk::<6>()?;
+    let number = |at: usize| u16::from_le_bytes([numbers[at], numbers[at + 1]]);
+    let checked = match asked {
+        0 => None,
+        1 => Some(Caps::from_bits(number(4))?),
         _ => return None,
     };
+    let name = std::str::from_utf8(name).ok()?;
+    let owner = Owner { uid, name };
+    Some(Forwarding::from_parts(
+        SocketAddr::new(ip, number(0)),
+        owner,
+        number(2),
+        checked,
+    ))
+}
+
+/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
+/// sound ([`Forward::is_sound`]).
+fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
+    let (ip, ports) = split_address(family, payload)?;
     let ports: &[u8; 6] = ports.try_into().ok()?;
     let port = |at: usize| u16::from_le_bytes([ports[at], ports[at + 1]]);
     Some(Forward {
@@ -248,6 +340,9 @@ fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
     let bytes = r[18..].get(..len)?;
     if kind == KIND_FORWARD {
         return decode_forward(detail, bytes).map(Findings::Forward);
+    }
+    if kind == KIND_CONFIG_FORWARD {
+        return decode_config_forward(detail, flag, uid, bytes).map(Findings::ConfigForward);
     }
     let name = std::str::from_utf8(bytes).ok()?;
     Some(match (kind, detail) {
@@ -420,6 +515,7 @@ mod tests {
     fn a_changed_byte_is_refused_or_another_values_exact_record() {
         let mut values = decided();
         values.extend(forwards());
+        values.extend(config_forwards());
         values.extend([
             Findings::NoOwner,
             Findings::LookupFailed,
@@ -556,6 +652,148 @@ mod tests {
                 r
             }),
             ("a v6 multicast address", with(&v6, &[(18, 0xff)])),
+        ];
+        for (what, record) in &malformed {
+            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
+        }
+    }
+
+    #[test]
+    fn every_request_crosses_the_channel_unchanged_and_nothing_else_is_one() {
+        let lookup = |server_port, client_port| Ask::Lookup {
+            server_port,
+            client_port,
+        };
+        for ask in [
+            lookup(6667, 40000),
+            lookup(1, 65535),
+            lookup(0, 0),
+            Ask::Reload,
+        ] {
+            assert_eq!(decode_request(&encode_request(77, ask)), (77, Some(ask)));
+        }
+        let good = encode_request(77, lookup(6667, 40000));
+        let reload = encode_request(77, Ask::Reload);
+        for (what, record) in [
+            ("an unknown question", with_request(&good, &[(12, 2)])),
+            ("padding set", with_request(&good, &[(13, 1)])),
+            ("the last byte set", with_request(&good, &[(15, 1)])),
+            (
+                "a reload with a server port",
+                with_request(&reload, &[(8, 1)]),
+            ),
+            (
+                "a reload with a client port",
+                with_request(&reload, &[(11, 1)]),
+            ),
+        ] {
+            assert_eq!(decode_request(&record), (77, None), "{what}");
+        }
+    }
+
+    fn with_request(base: &[u8; REQUEST_LEN], edits: &[(usize, u8)]) -> [u8; REQUEST_LEN] {
+        let mut r = *base;
+        for &(at, byte) in edits {
+            r[at] = byte;
+        }
+        r
+    }
+
+    fn config_forward(to: &str, name: &str, checked: Option<u16>) -> Findings {
+        Findings::ConfigForward(Forwarding::from_parts(
+            to.parse().unwrap(),
+            Owner { uid: 1000, name },
+            6667,
+            checked.map(|bits| Caps::from_bits(bits).unwrap()),
+        ))
+    }
+
+    /// Every forward `--config`'s files can ask, as the helper sends them.
+    fn config_forwards() -> Vec<Findings> {
+        vec![
+            config_forward("10.0.0.2:113", "alice", None),
+            config_forward("10.0.0.2:113", "alice", Some(0)),
+            config_forward("192.0.2.7:1", "a", Some(0x1ff)),
+            config_forward("[2001:db8::2]:113", "bob", Some(0x10f)),
+            config_forward("[::1]:65535", &"n".repeat(NAME_MAX - 22), None),
+        ]
+    }
+
+    #[test]
+    fn every_config_forward_crosses_the_channel_unchanged() {
+        for f in config_forwards() {
+            assert_eq!(
+                decode_reply(&encode_reply(12, Some(&f))),
+                (12, f.clone()),
+                "{f:?}"
+            );
+        }
+        // One that is no query to make, or whose owner's name does not fit or is
+        // empty, is never sent as one.
+        for unsound in [
+            config_forward("0.0.0.0:113", "alice", None),
+            config_forward("224.0.0.1:113", "alice", None),
+            config_forward("[::ffff:10.0.0.2]:113", "alice", None),
+            config_forward("10.0.0.2:0", "alice", None),
+            config_forward("[::1]:113", &"n".repeat(NAME_MAX - 21), None),
+            config_forward("10.0.0.2:113", "", None),
+            Findings::ConfigForward(Forwarding::from_parts(
+                "10.0.0.2:113".parse().unwrap(),
+                Owner {
+                    uid: 1000,
+                    name: "alice",
+                },
+                0,
+                None,
+            )),
+        ] {
+            assert_eq!(
+                decode_reply(&encode_reply(12, Some(&unsound))).1,
+                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
+                "{unsound:?}"
+            );
+        }
+    }
+
+    /// Hand-made `--config` forward records the encoder never writes: each is a
+    /// failed lookup, never a connection to make.
+    #[test]
+    fn every_malformed_config_forward_record_is_a_failed_lookup() {
+        let forced = encode_reply(9, Some(&config_forward("10.0.0.2:113", "alice", None)));
+        let asked = encode_reply(9, Some(&config_forward("10.0.0.2:113", "bob", Some(3))));
+        // kind, family, asked; uid; length; address, identd port, foreign port, caps, name.
+        assert_eq!(
+            (forced[8], forced[9], forced[10], forced[16]),
+            (6, 0, 0, 15)
+        );
+        assert_eq!(&forced[12..16], &1000u32.to_le_bytes());
+        assert_eq!(
+            &asked[18..31],
+            &[10, 0, 0, 2, 113, 0, 0x0b, 0x1a, 3, 0, b'b', b'o', b'b']
+        );
+        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
+            ("an unknown family", with(&forced, &[(9, 2)])),
+            ("a v4 payload called v6", with(&forced, &[(9, 1)])),
+            (
+                "asked neither by file nor forced",
+                with(&forced, &[(10, 2)]),
+            ),
+            ("forced, with capabilities", with(&forced, &[(26, 1)])),
+            ("a capability no rule has", with(&asked, &[(27, 2)])),
+            ("padding set", with(&forced, &[(11, 1)])),
+            ("no name", with(&forced, &[(16, 10)])),
+            ("a length short of the name", with(&forced, &[(16, 14)])),
+            ("a byte past the name", with(&forced, &[(33, b'x')])),
+            ("the last byte set", with(&forced, &[(REPLY_LEN - 1, 1)])),
+            ("a name that is not UTF-8", with(&forced, &[(28, 0xff)])),
+            ("too short for its address", with(&forced, &[(16, 3)])),
+            (
+                "the unspecified address",
+                with(&forced, &[(18, 0), (19, 0), (20, 0), (21, 0)]),
+            ),
+            ("a multicast address", with(&forced, &[(18, 224)])),
+            ("identd port 0", with(&forced, &[(22, 0)])),
+            ("foreign port 0", with(&forced, &[(24, 0), (25, 0)])),
         ];
         for (what, record) in &malformed {
             assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
