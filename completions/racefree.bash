@@ -772,7 +772,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --json --help --version makedirs ident counter write lock report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -794,7 +794,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__counter)
-            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -833,6 +833,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -984,7 +988,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__ident)
-            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1026,6 +1030,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1034,7 +1042,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__lock)
-            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1076,6 +1084,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1084,7 +1096,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__makedirs)
-            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,6 +1142,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1138,7 +1154,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__report)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --keep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1184,7 +1200,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__write)
-            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1227,6 +1243,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,5 +19,6 @@ mod props;
 mod stress;
 mod stress_arms;
 mod stress_report;
+mod stress_verdict;
 mod testenv;
 mod write;
