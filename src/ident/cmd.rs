@@ -127,7 +127,7 @@ pub struct LookupArgs {
     #[arg(long)]
     json: bool,
     /// Where to read the kernel's socket table
-    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
     source: Source,
     #[command(flatten)]
     nat: NatArgs,
@@ -239,11 +239,12 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     (network namespace) of this host holding it is named from its own /etc/passwd. \
     --forward asks the identd of a host behind this one instead (it must trust this \
     host with --proxy). Cost: a query that misses this host's own table pays one \
-    conntrack lookup and one sock_diag lookup per network namespace; with the default \
-    --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
-    which grow with every connection on the machine (--source netlink keeps it to \
-    milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
-    and the containers, and --forward's query to the host behind is made as the user.";
+    conntrack lookup and one sock_diag lookup per network namespace; with --source proc \
+    (or auto where sock_diag is refused), also whole reads of /proc/net/tcp{,6} and \
+    /proc/net/nf_conntrack, which grow with every connection on the machine (sock_diag \
+    keeps it to milliseconds). --nat needs root; with --user, the privileged helper \
+    reads conntrack and the containers, and --forward's query to the host behind is \
+    made as the user.";
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
@@ -271,8 +272,8 @@ pub struct ServeArgs {
     /// Answer `USERID : OTHER : <uid>` instead of the user name
     #[arg(long)]
     numeric: bool,
-    /// Where to read the kernel's socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)
-    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    /// Where to read the kernel's socket table (what each costs: bench/RESULTS-identd.md)
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
     source: Source,
     #[command(flatten)]
     nat: NatArgs,
@@ -325,6 +326,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
     let config = args.server_config()?;
+    if let (Source::Auto, Some(why)) = (args.source, lookup::sock_diag_refusal()) {
+        log.info(&format!(
+            "--source auto reads /proc/net/tcp{{,6}}: netlink sock_diag is refused here ({why})"
+        ));
+    }
     match mode {
         Mode::Standalone => serve_standalone(args, config, log)?,
         Mode::InetdNowait | Mode::InetdWait => {
@@ -346,8 +352,10 @@ impl ServeArgs {
     /// What the server answers and how long it waits, as the options say.
     fn server_config(&self) -> anyhow::Result<ServerConfig> {
         let timeout = Duration::from_secs(self.timeout);
+        // Refuses --source netlink where sock_diag is not, before serving anything.
+        lookup::resolve(self.source)?;
         Ok(ServerConfig {
-            source: lookup::resolve(self.source)?,
+            source: self.source,
             matcher: lookup::Matcher::FourTuple,
             numeric: self.numeric,
             hide_uids: self

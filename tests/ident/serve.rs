@@ -39,6 +39,80 @@ fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
     wait_for_state(cl, cr, TcpState::TimeWait);
 }
 
+/// A standalone server started here (not through [`ServeChild::start`], so `cmd`
+/// can carry a sandbox), with its stderr kept apart: `--log stderr`. Returns it,
+/// once it said where it listens, and its stderr, to read after it is stopped.
+fn standalone_logging_to_stderr(cmd: &mut Command) -> (Identd, std::process::ChildStderr) {
+    cmd.args([
+        "ident",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "stderr",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|a| a.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("the server said {line:?}"));
+    (Identd::adopt(child, addr), stderr)
+}
+
+/// Everything a stopped server wrote on stderr.
+fn stopped(identd: Identd, mut stderr: std::process::ChildStderr) -> String {
+    drop(identd);
+    let mut text = String::new();
+    stderr.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// In a sandbox that refuses sock_diag, the default source reads /proc, and says
+/// once why; for a passing failure (EMFILE) it reads /proc too, saying nothing of a
+/// refusal. Either way every live state is answered and TIME_WAIT is nobody's.
+#[test]
+fn a_server_in_a_sandbox_without_sock_diag_answers_from_proc() {
+    let me = my_name();
+    for (errno, refused) in [
+        (libc::EACCES, true),
+        (libc::EPROTONOSUPPORT, true),
+        (libc::EMFILE, false),
+    ] {
+        let mut cmd = Command::new(racefree_path());
+        deny_sock_diag(&mut cmd, errno);
+        let (identd, stderr) = standalone_logging_to_stderr(&mut cmd);
+        let fw1 = fin_wait1_conn();
+        let (cl, cr) = fw1.client_end();
+        wait_for_state(cl, cr, TcpState::FinWait1);
+        assert_served(&identd, cl, cr, Some(&me));
+        let half = connect_pair("127.0.0.1:0", None);
+        half.client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (hl, hr) = half.client_end();
+        let (sl, sr) = half.server_end();
+        wait_for_state(hl, hr, TcpState::FinWait2);
+        assert_served(&identd, hl, hr, Some(&me));
+        assert_served(&identd, sl, sr, Some(&me));
+        let (tl, tr) = time_wait_end();
+        assert_served(&identd, tl, tr, None);
+        wait_for_state(cl, cr, TcpState::FinWait1);
+        let log = stopped(identd, stderr);
+        let why = std::io::Error::from_raw_os_error(errno).to_string();
+        let said = log.lines().any(|l| {
+            l.contains("--source auto reads /proc/net/tcp{,6}: netlink sock_diag is refused here")
+                && l.contains(&why)
+        });
+        assert_eq!(said, refused, "errno {errno}:\n{log}");
+        assert!(!log.contains("UNKNOWN-ERROR"), "errno {errno}:\n{log}");
+    }
+}
+
 /// Why a server did not start, as its wrapper reports it (for the stress harness as
 /// for these tests): its stderr, kept whole and also in the one-line message.
 fn start_error(listen: &str) -> (String, StartError) {

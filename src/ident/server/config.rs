@@ -38,7 +38,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            source: Source::Proc,
+            source: Source::Auto,
             matcher: Matcher::FourTuple,
             numeric: false,
             hide_uids: Vec::new(),
