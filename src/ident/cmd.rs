@@ -232,8 +232,9 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     or when a request line is not complete within --timeout (a deadline for the whole \
     line, however slowly its bytes arrive). In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
-    Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
-    the server is ready, so port 0 can be used and found.\n\n\
+    Standalone, each bound address is printed on stdout (only there, and to syslog with \
+    --log syslog) as `listening on ADDR:PORT` once the server is ready, so port 0 can be \
+    used and found.\n\n\
     --nat answers for connections this host masquerades: the conntrack entry whose reply \
     direction is the asked tuple gives the original connection, and the container \
     (network namespace) of this host holding it is named from its own /etc/passwd. \
@@ -386,7 +387,12 @@ fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyh
     for l in &listeners {
         let addr = l.local_addr()?;
         writeln!(out, "listening on {addr}")?;
-        server.log().info(&format!("listening on {addr}"));
+        // stdout is where a caller learns the port (`--listen ...:0`); on stderr the
+        // line would only be said twice. Syslog, a record kept apart from our
+        // stdout, still gets it.
+        if server.log().target() == LogTarget::Syslog {
+            server.log().info(&format!("listening on {addr}"));
+        }
     }
     out.flush()?;
     drop(out);

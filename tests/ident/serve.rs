@@ -74,6 +74,18 @@ fn stopped(identd: Identd, mut stderr: std::process::ChildStderr) -> String {
     text
 }
 
+#[test]
+fn standalone_says_where_it_listens_on_stdout_alone() {
+    let (identd, stderr) = standalone_logging_to_stderr(&mut Command::new(racefree_path()));
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    assert_served(&identd, cl, cr, Some(&my_name()));
+    let log = stopped(identd, stderr);
+    // The log does go to stderr (the query is in it); the address does not.
+    assert!(log.contains(&format!("about {}", cl.port())), "{log}");
+    assert!(!log.contains("listening on"), "{log}");
+}
+
 /// In a sandbox that refuses sock_diag, the default source reads /proc, and says
 /// once why; for a passing failure (EMFILE) it reads /proc too, saying nothing of a
 /// refusal. Either way every live state is answered and TIME_WAIT is nobody's.
