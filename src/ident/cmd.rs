@@ -273,6 +273,23 @@ pub struct ServeArgs {
     /// Answer `USERID : OTHER : <uid>` instead of the user name
     #[arg(long)]
     numeric: bool,
+    /// When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)
+    #[arg(short = 'r', long, value_name = "USERID", value_parser = wire_user_id)]
+    reply: Option<String>,
+    /// Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)
+    #[arg(short = 'R', long, value_name = "USERID", value_parser = wire_user_id,
+          conflicts_with_all = ["reply", "hide", "hide_all", "numeric", "nat", "proxy"])]
+    reply_all: Option<String>,
+    /// The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)
+    #[arg(short = 'o', long, value_name = "OS", num_args = 0..=1,
+          default_missing_value = "OTHER", value_parser = wire_token)]
+    other: Option<String>,
+    /// Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)
+    #[arg(short = 'c', long, value_name = "CHARSET", value_parser = wire_token)]
+    charset: Option<String>,
+    /// Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)
+    #[arg(short = 'e', long)]
+    error: bool,
     /// Where to read the kernel's socket table (what each costs: bench/RESULTS-identd.md)
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     source: Source,
@@ -371,6 +388,15 @@ impl ServeArgs {
                 proxies: self.proxy.clone(),
                 ..self.nat.config(self.source, timeout)
             },
+            overrides: server::Overrides {
+                reply_all: self.reply_all.clone(),
+                on_failure: self.reply.clone(),
+                errors_unknown: self.error,
+            },
+            format: proto::ReplyFormat {
+                os: self.other.clone(),
+                charset: self.charset.clone(),
+            },
         })
     }
 }
@@ -453,6 +479,24 @@ fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::
     let helper = server::Helper::start(&config, &log)?;
     server::drop_privileges(&user)?;
     Ok(Server::with_helper(config, log, helper))
+}
+
+/// A `--reply` or `--reply-all` value: what a USERID reply may carry.
+fn wire_user_id(s: &str) -> Result<String, String> {
+    if proto::is_wire_safe(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a user id is 1 to 512 visible ASCII characters, without ':'".into())
+    }
+}
+
+/// An `--other` or `--charset` value: one field of a USERID reply.
+fn wire_token(s: &str) -> Result<String, String> {
+    if proto::is_wire_safe_token(s) {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 64 visible ASCII characters, without ':' or ','".into())
+    }
 }
 
 /// A `--hide` value: a user name, or a uid number.

@@ -220,6 +220,117 @@ fn a_connection_between_two_other_addresses_is_no_users_business() {
         .stdout(format!("{}\n", my_name()));
 }
 
+/// oidentd's reply options, spelled as a migration from it spells them: `-r` for a
+/// failed lookup, `-e` hiding which error, `-R` for every query, `-o` and `-c` for
+/// the OS and charset fields.
+#[test]
+fn oidentds_reply_options_shape_the_answers() {
+    let me = my_name();
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    let (sp, cp) = (cl.port(), cr.port());
+    let owned = format!("{sp}, {cp}\r\n");
+    // 127.0.0.1:1 to 127.0.0.1:1 is nobody's connection.
+    let unowned = b"1, 1\r\n";
+    let malformed = b"no ports here\r\n";
+    let ask = |args: &[&str]| {
+        let identd = Identd::start("127.0.0.1:0", args);
+        [
+            identd.ask_line(owned.as_bytes()),
+            identd.ask_line(unowned),
+            identd.ask_line(malformed),
+        ]
+    };
+    let user = |u: &str| userid(sp, cp, u);
+    assert_eq!(
+        ask(&[]),
+        [
+            user(&me),
+            error(1, 1, "NO-USER"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // -r: a lookup that finds nobody answers the fixed user id; an owner is named.
+    assert_eq!(
+        ask(&["-r", "unknown"]),
+        [
+            user(&me),
+            userid(1, 1, "unknown"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // ...and a hidden owner stays hidden.
+    assert_eq!(
+        ask(&["--reply", "unknown", "--hide", &me])[0],
+        error(sp, cp, "HIDDEN-USER")
+    );
+    // -e: every error is UNKNOWN-ERROR, so hidden, absent and malformed look alike.
+    let unknown = |a, b| error(a, b, "UNKNOWN-ERROR");
+    assert_eq!(
+        ask(&["-e", "--hide", &me]),
+        [unknown(sp, cp), unknown(1, 1), unknown(0, 0)]
+    );
+    assert_eq!(ask(&["--error"])[0], user(&me));
+    // -r before -e: the failed lookup is answered, not hidden.
+    assert_eq!(ask(&["-e", "-r", "unknown"])[1], userid(1, 1, "unknown"));
+    // -R: every well-formed request gets the one user id; nothing is looked up.
+    assert_eq!(
+        ask(&["-R", "ircuser"]),
+        [
+            user("ircuser"),
+            userid(1, 1, "ircuser"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // -o without a value is OTHER; -c names the charset after it.
+    let fields = |os: &str, id: &str| format!("{sp}, {cp} : USERID : {os} : {id}\r\n");
+    assert_eq!(ask(&["-o", "-c", "UTF-8"])[0], fields("OTHER,UTF-8", &me));
+    assert_eq!(
+        ask(&["--other=UNIX", "--numeric"])[0],
+        fields("UNIX", &euid().to_string())
+    );
+    assert_eq!(ask(&["-oVMS"])[0], fields("VMS", &me));
+    // What the client makes of such a reply: the user id, as always.
+    Identd::start("127.0.0.1:0", &["--other", "--charset", "UTF-8"])
+        .query(sp, cp, None)
+        .success()
+        .stdout(format!("{me}\n"));
+}
+
+#[test]
+fn reply_values_that_could_not_go_on_the_wire_are_usage_errors() {
+    for (args, message) in [
+        (
+            &["-r", "a b"][..],
+            "invalid value 'a b' for '--reply <USERID>'",
+        ),
+        (
+            &["-R", "x:y"],
+            "invalid value 'x:y' for '--reply-all <USERID>'",
+        ),
+        (
+            &["-c", "UTF 8"],
+            "invalid value 'UTF 8' for '--charset <CHARSET>'",
+        ),
+        (
+            &["--other=UNIX,UTF-8"],
+            "invalid value 'UNIX,UTF-8' for '--other [<OS>]'",
+        ),
+        (
+            &["-R", "x", "--hide-all"],
+            "'--reply-all <USERID>' cannot be used with '--hide-all'",
+        ),
+    ] {
+        racefree()
+            .args(["ident", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(message));
+    }
+}
+
 #[test]
 fn hide_hide_all_and_numeric_change_the_answer() {
     let c = connect_pair("127.0.0.1:0", None);

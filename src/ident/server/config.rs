@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::policy;
 use crate::ident::lookup::{Matcher, Source};
 use crate::ident::nat::NatConfig;
+use crate::ident::proto::ReplyFormat;
 
 /// `--timeout`'s default, in seconds: RFC 1413 suggests 60 to 180.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -33,6 +34,10 @@ pub struct ServerConfig {
     pub max_conns: usize,
     /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
     pub nat: NatConfig,
+    /// `--reply-all`, `--reply`, `--error`: what every answer becomes on its way out.
+    pub overrides: policy::Overrides,
+    /// `--other`, `--charset`: the OS and charset fields of USERID replies.
+    pub format: ReplyFormat,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +51,8 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             max_conns: DEFAULT_MAX_CONNS as usize,
             nat: NatConfig::default(),
+            overrides: policy::Overrides::default(),
+            format: ReplyFormat::default(),
         }
     }
 }

@@ -50,5 +50,6 @@ pub use launch::{
 };
 pub use log::{LogTarget, Logger};
 pub use owner::check_home;
+pub use policy::Overrides;
 pub use privdrop::{drop_privileges, target as privdrop_target};
 pub use privsep::Helper;
