@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
 use super::nat::{self, NatConfig};
+use super::server::listen::{self, Listen};
 use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
 use super::{client, proto};
 use crate::exit::{self, Exit, usage};
@@ -249,9 +250,9 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable
+    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6), or on every address, IPv4 and IPv6, with PORT or :PORT (port 0 picks one); repeatable
     #[arg(long, value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
+    listen: Vec<Listen>,
     /// How the server was started
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
     mode: ModeChoice,
@@ -403,11 +404,10 @@ impl ServeArgs {
 
 /// Binds every `--listen` address, says where it listens, and serves until stopped.
 fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<()> {
-    let listeners = args
-        .listen
-        .iter()
-        .map(|a| TcpListener::bind(a).with_context(|| format!("binding {a}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut listeners = Vec::new();
+    for &listen in &args.listen {
+        listeners.extend(listen::bind(listen)?);
+    }
     let server = start_server(args, config, log)?;
     let mut out = io::stdout().lock();
     for l in &listeners {

@@ -43,17 +43,15 @@ fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
 /// can carry a sandbox), with its stderr kept apart: `--log stderr`. Returns it,
 /// once it said where it listens, and its stderr, to read after it is stopped.
 fn standalone_logging_to_stderr(cmd: &mut Command) -> (Identd, std::process::ChildStderr) {
-    cmd.args([
-        "ident",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--log",
-        "stderr",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    standalone_on("127.0.0.1:0", cmd)
+}
+
+/// [`standalone_logging_to_stderr`] listening on `listen`.
+fn standalone_on(listen: &str, cmd: &mut Command) -> (Identd, std::process::ChildStderr) {
+    cmd.args(["ident", "serve", "--listen", listen, "--log", "stderr"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -160,7 +158,7 @@ fn a_listen_address_clap_refuses_is_reported_on_one_line() {
     assert!(
         e.stderr.starts_with(
             "error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
-             invalid socket address syntax\n"
+             expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT\n"
         ),
         "{}",
         e.stderr
@@ -168,10 +166,76 @@ fn a_listen_address_clap_refuses_is_reported_on_one_line() {
     assert!(
         line.ends_with(
             "(exit status: 2): error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
-             invalid socket address syntax; For more information, try '--help'."
+             expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT; For more information, try '--help'."
         ),
         "{line}"
     );
+}
+
+#[test]
+fn a_listen_value_that_cannot_be_parsed_says_what_is_wrong() {
+    for (value, why) in [
+        (
+            "127.0.0.1",
+            "no port; expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT",
+        ),
+        (
+            "::1:113",
+            "an IPv6 address goes in brackets: [::1:113]:PORT",
+        ),
+        ("70000", "port 70000 is out of range (0 to 65535)"),
+        (
+            "localhost:113",
+            "\"localhost\" is not an IP address (names are not resolved)",
+        ),
+    ] {
+        racefree()
+            .args(["ident", "serve", "--listen", value])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::starts_with(format!(
+                "error: invalid value '{value}' for '--listen <ADDR:PORT>': {why}"
+            )));
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_ipv6_loopback, has_dual_stack)),
+    ignore = "needs IPv6 loopback and dual-stack sockets"
+)]
+fn a_port_alone_listens_on_every_address_ipv4_and_ipv6() {
+    require(&[Precondition::Ipv6Loopback, Precondition::DualStack]);
+    let me = my_name();
+    for listen in [":0", "0"] {
+        let mut identd = Identd::start(listen, &[]);
+        assert_eq!(
+            identd.addr.ip(),
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        );
+        let port = identd.addr.port();
+        assert_ne!(port, 0);
+        for (here, on) in [("127.0.0.1", "127.0.0.1:0"), ("::1", "[::1]:0")] {
+            identd.addr = SocketAddr::new(here.parse().unwrap(), port);
+            let c = connect_pair(on, None);
+            let (cl, cr) = c.client_end();
+            assert_served(&identd, cl, cr, Some(&me));
+        }
+    }
+}
+
+#[test]
+fn a_port_alone_on_a_host_without_ipv6_listens_on_every_ipv4_address() {
+    let mut cmd = Command::new(racefree_path());
+    let (mut identd, stderr) = standalone_on(":0", crate::testenv::deny_ipv6(&mut cmd));
+    assert_eq!(identd.addr.ip(), IpAddr::from(Ipv4Addr::UNSPECIFIED));
+    identd.addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    assert_served(&identd, cl, cr, Some(&my_name()));
+    let log = stopped(identd, stderr);
+    assert!(!log.contains("error"), "{log}");
 }
 
 #[test]

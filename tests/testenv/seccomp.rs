@@ -1,8 +1,9 @@
-//! A sandbox that blocks netlink sock_diag, as some container runtimes' and
-//! systemd's seccomp filters do: a child whose `socket(AF_NETLINK, _,
-//! NETLINK_SOCK_DIAG)` fails with a chosen errno, everything else allowed. The
-//! filter is the kernel's own (seccomp BPF, installed between fork and exec), so
-//! the binary under test meets the refusal exactly where a sandbox would put it.
+//! Sandboxes that refuse one kind of socket, as container runtimes' and systemd's
+//! seccomp filters do: a child whose `socket(DOMAIN, _, PROTOCOL)` fails with a
+//! chosen errno, everything else allowed. Used for netlink sock_diag blocked, and
+//! for a host without IPv6. The filter is the kernel's own (seccomp BPF, installed
+//! between fork and exec), so the binary under test meets the refusal exactly where
+//! a sandbox would put it.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -35,37 +36,55 @@ fn stmt(code: u32, k: u32) -> libc::sock_filter {
     }
 }
 
-/// `if A == k` falls through, else jumps `skip` instructions ahead.
-fn unless_eq(k: u32, skip: u8) -> libc::sock_filter {
+/// `if A == k` falls through, else jumps to the instruction `to`; `at` is this one's.
+fn unless_eq(k: u32, at: usize, to: usize) -> libc::sock_filter {
     libc::sock_filter {
         code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
         jt: 0,
-        jf: skip,
+        jf: (to - at - 1) as u8,
         k,
     }
 }
 
-/// The filter: socket(AF_NETLINK, any, NETLINK_SOCK_DIAG) returns `errno`.
-fn program(errno: i32) -> Vec<libc::sock_filter> {
+/// The filter: socket(domain, any, protocol or any) returns `errno`.
+fn program(domain: i32, protocol: Option<u32>, errno: i32) -> Vec<libc::sock_filter> {
     let load = |offset| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
     let ret = |k| stmt(libc::BPF_RET | libc::BPF_K, k);
-    vec![
-        load(ARCH),
-        unless_eq(AUDIT_ARCH, 7),
-        load(NR),
-        unless_eq(libc::SYS_socket as u32, 5),
-        load(ARG0),
-        unless_eq(libc::AF_NETLINK as u32, 3),
-        load(ARG2),
-        unless_eq(NETLINK_SOCK_DIAG, 1),
-        ret(libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA)),
-        ret(libc::SECCOMP_RET_ALLOW),
-    ]
+    // (what to load, what it must equal); then refuse; then allow.
+    let mut checks = vec![
+        (ARCH, AUDIT_ARCH),
+        (NR, libc::SYS_socket as u32),
+        (ARG0, domain as u32),
+    ];
+    checks.extend(protocol.map(|p| (ARG2, p)));
+    let allow = 2 * checks.len() + 1;
+    let mut prog = Vec::new();
+    for (offset, k) in checks {
+        prog.push(load(offset));
+        prog.push(unless_eq(k, prog.len(), allow));
+    }
+    prog.push(ret(
+        libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA)
+    ));
+    prog.push(ret(libc::SECCOMP_RET_ALLOW));
+    prog
 }
 
 /// Runs `cmd` where opening a NETLINK_SOCK_DIAG socket fails with `errno`.
 pub fn deny_sock_diag(cmd: &mut Command, errno: i32) -> &mut Command {
-    let mut filter = program(errno);
+    deny_socket(cmd, libc::AF_NETLINK, Some(NETLINK_SOCK_DIAG), errno)
+}
+
+/// Runs `cmd` on what looks like a host without IPv6: an AF_INET6 socket fails
+/// with EAFNOSUPPORT, as on a kernel booted with ipv6.disable=1.
+pub fn deny_ipv6(cmd: &mut Command) -> &mut Command {
+    deny_socket(cmd, libc::AF_INET6, None, libc::EAFNOSUPPORT)
+}
+
+/// Runs `cmd` where `socket(domain, _, protocol)` fails with `errno` (any
+/// protocol when `None`).
+fn deny_socket(cmd: &mut Command, domain: i32, protocol: Option<u32>, errno: i32) -> &mut Command {
+    let mut filter = program(domain, protocol, errno);
     // SAFETY: between fork and exec only prctl runs, which is async-signal-safe; the
     // filter's memory was allocated before the fork and is only read here (the
     // kernel copies it). PR_SET_NO_NEW_PRIVS lets an unprivileged caller install it.

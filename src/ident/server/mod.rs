@@ -8,6 +8,7 @@
 //! - `privsep` and `privdrop`: under `--user`, a privileged helper that answers
 //!   "who owns this and may they be named", and the drop of every privilege by the
 //!   process that reads the network;
+//! - `listen`: what `--listen` names and binding it (every address: dual stack);
 //! - `accept` and `conn`: the accept loops and the per-connection loop;
 //! - `log`: syslog, stderr or nowhere;
 //! - `child`: the server as a child process of ours, as the stress harness and the
@@ -33,6 +34,7 @@ mod config;
 mod conn;
 mod identd;
 mod launch;
+pub mod listen;
 mod log;
 mod owner;
 pub mod policy;
