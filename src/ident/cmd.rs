@@ -17,6 +17,7 @@ use super::server::listen::{self, Listen};
 use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
 use super::{client, proto};
 use crate::exit::{self, Exit, usage};
+use crate::help;
 
 /// `ident`'s own statuses (a usage error before any subcommand ran).
 pub const STATUSES: &[exit::Status] = &[
@@ -81,16 +82,70 @@ pub struct Args {
     pub command: Command,
 }
 
+/// `ident lookup`'s examples, for `--help` and the man page.
+pub const LOOKUP_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "who owns this host's end of an SSH session: this host's address first",
+        lines: "racefree ident lookup 192.0.2.10:22 198.51.100.7:51234",
+    },
+    help::Example {
+        what: "uid, user, TCP state, inode and the source that answered, as JSON",
+        lines: "racefree ident lookup --json 127.0.0.1:40312 127.0.0.1:5432",
+    },
+];
+
+/// `ident serve`'s examples: the ways it is started, and oidentd's options.
+pub const SERVE_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "standalone on port 113 of every address (IPv4 and IPv6); only a small helper stays root",
+        lines: "racefree ident serve --listen 113 --user nobody",
+    },
+    help::Example {
+        what: "the same as a systemd service ([Service] of a unit of your own)",
+        lines: "ExecStart=/usr/bin/racefree ident serve --listen 113 --user nobody
+Restart=on-failure",
+    },
+    help::Example {
+        what: "under xinetd (a service in /etc/xinetd.d/ with wait = no and user = root)",
+        lines: "server      = /usr/bin/racefree
+server_args = ident serve --user nobody",
+    },
+    help::Example {
+        what: "under inetd (/etc/inetd.conf)",
+        lines: "ident stream tcp nowait root /usr/bin/racefree racefree ident serve --user nobody",
+    },
+    help::Example {
+        what: "systemd socket activation: the service of a socket with ListenStream=113, Accept=yes",
+        lines: "ExecStart=/usr/bin/racefree ident serve --user nobody",
+    },
+    help::Example {
+        what: "in place of `oidentd -q -e -r unknown`: no log, one error token, a fixed failure answer",
+        lines: "racefree ident serve --listen 113 --user nobody --log none -e -r unknown",
+    },
+];
+
+/// `ident query`'s examples.
+pub const QUERY_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "an IRC server (port 6667 here) asks who connected from port 51234 of 198.51.100.7",
+        lines: "racefree ident query 198.51.100.7 51234 6667",
+    },
+    help::Example {
+        what: "the whole reply and its verdict, as JSON",
+        lines: "racefree ident query --json 198.51.100.7 51234 6667",
+    },
+];
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the user that owns a TCP connection, matched on its 4-tuple only
-    #[command(long_about = LOOKUP_ABOUT, after_long_help = exit::help_text(LOOKUP_STATUSES))]
+    #[command(long_about = LOOKUP_ABOUT, after_long_help = help::long_help(LOOKUP_EXAMPLES, LOOKUP_STATUSES))]
     Lookup(LookupArgs),
     /// Serve RFC 1413 ident under inetd, systemd socket activation, or standalone
-    #[command(long_about = SERVE_ABOUT, after_long_help = exit::help_text(SERVE_STATUSES))]
+    #[command(long_about = SERVE_ABOUT, after_long_help = help::long_help(SERVE_EXAMPLES, SERVE_STATUSES))]
     Serve(ServeArgs),
     /// Ask a host's identd who owns a connection
-    #[command(long_about = QUERY_ABOUT, after_long_help = exit::help_text(QUERY_STATUSES))]
+    #[command(long_about = QUERY_ABOUT, after_long_help = help::long_help(QUERY_EXAMPLES, QUERY_STATUSES))]
     Query(QueryArgs),
 }
 
