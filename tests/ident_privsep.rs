@@ -342,3 +342,70 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
     );
     drop(served);
 }
+
+/// The workers of the privileged helper forked by the server `pid`, counted once
+/// all have been started: the helper starts every worker, then a thread per worker
+/// that waits for it (unnamed, so called like the process), so one such thread
+/// besides the main one means the workers are all there.
+fn helper_workers(pid: u32) -> usize {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let helper: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{helper}/task"))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_string())
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let names = names();
+        if names.iter().filter(|n| *n == "racefree").count() >= 2 {
+            return names.iter().filter(|n| *n == "identd-helper").count();
+        }
+        assert!(start.elapsed() < DEADLINE, "the helper never started: {names:?}");
+        std::thread::yield_now();
+    }
+}
+
+/// A server started per query (inetd nowait) serves one connection, so its helper
+/// starts one worker; a standalone one starts a worker per connection it may serve
+/// at once (up to 32), each with a thread that waits for it to end.
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn a_server_for_one_connection_starts_one_helper_worker() {
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let (root_conn, _a, _l) = connection_owned_by(0);
+    let (l, r) = (
+        root_conn.local_addr().unwrap(),
+        root_conn.peer_addr().unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let mut child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
+    let mut reply = [0u8; 64];
+    let n = querier.read(&mut reply).unwrap();
+    assert!(reply[..n].ends_with(b" : USERID : UNIX : root\r\n"));
+    // Answered, and the connection still open: the helper is up.
+    assert_eq!(helper_workers(child.id()), 1);
+    drop(querier);
+    assert!(child.wait().unwrap().success());
+    // Standalone with the default --max-conns (64): 32 workers, each waited for.
+    let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
+    assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
+    assert_eq!(helper_workers(served.server.pid()), 32);
+}

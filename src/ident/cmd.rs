@@ -399,26 +399,29 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
-    let config = args.server_config()?;
+    let mut config = args.server_config()?;
     if let (Source::Auto, Some(why)) = (args.source, lookup::sock_diag_refusal()) {
         log.info(&format!(
             "--source auto reads /proc/net/tcp{{,6}}: netlink sock_diag is refused here ({why})"
         ));
     }
-    match mode {
-        Mode::Standalone => serve_standalone(args, config, log)?,
-        Mode::InetdNowait | Mode::InetdWait => {
-            let fd = io::stdin()
+    let fds = match mode {
+        Mode::Standalone => return serve_standalone(args, config, log).map(|()| Exit::Success),
+        Mode::InetdNowait | Mode::InetdWait => vec![
+            io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
-                .context("duplicating stdin")?;
-            serve_fds(start_server(args, config, log)?, vec![fd])?;
-        }
-        Mode::Systemd => {
-            let fds = systemd_sockets(systemd_fds)?;
-            serve_fds(start_server(args, config, log)?, fds)?;
-        }
+                .context("duplicating stdin")?,
+        ],
+        Mode::Systemd => systemd_sockets(systemd_fds)?,
+    };
+    if fds.len() == 1 && server::classify(fds[0].as_fd()) == SocketKind::Connected {
+        // One connection to serve (inetd nowait, systemd Accept=yes), so one
+        // privileged helper worker: such a server is started per query, and
+        // starting 32 helper threads was most of what --user cost there.
+        config.max_conns = 1;
     }
+    serve_fds(start_server(args, config, log)?, fds)?;
     Ok(Exit::Success)
 }
 

@@ -123,6 +123,67 @@ fn a_server_in_a_sandbox_without_sock_diag_answers_from_proc() {
     }
 }
 
+/// inetd starts `ident serve` per query, so main parses its command line against
+/// serve's own arguments alone (as for lock); it must parse every line exactly as
+/// the full parser does, and leave to it every line it does not accept.
+#[test]
+fn the_fast_parser_agrees_with_the_full_one_for_serve() {
+    use clap::Parser;
+    use racefree::cli::{Cli, parse_primitive_fast};
+    let argv = |line: &[&str]| -> Vec<std::ffi::OsString> {
+        ["racefree", "ident", "serve"]
+            .iter()
+            .chain(line)
+            .map(Into::into)
+            .collect()
+    };
+    let lines: &[&[&str]] = &[
+        &[],
+        &["--user", "nobody", "--log", "none"],
+        &[
+            "--listen",
+            ":113",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-conns",
+            "8",
+        ],
+        &["-e", "-r", "unknown", "-o", "-c", "UTF-8"],
+        &["-R", "x", "--other=VMS"],
+        &[
+            "--nat",
+            "--forward",
+            "--source",
+            "proc",
+            "--hide",
+            "root",
+            "--numeric",
+        ],
+    ];
+    for line in lines {
+        let fast = parse_primitive_fast(&argv(line))
+            .unwrap_or_else(|| panic!("fast parse refused {line:?}"));
+        let full = Cli::try_parse_from(argv(line)).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line:?}");
+    }
+    let refused: &[&[&str]] = &[
+        &["--help"],
+        &["-h"],
+        &["--version"],
+        &["--listen", "bogus"],
+        &["-R", "x", "-r", "y"],
+        &["--forward"],
+    ];
+    for line in refused {
+        assert!(parse_primitive_fast(&argv(line)).is_none(), "{line:?}");
+    }
+    let other: Vec<std::ffi::OsString> = ["racefree", "ident", "lookup", "1.2.3.4:5", "1.2.3.4:6"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    assert!(parse_primitive_fast(&other).is_none());
+}
+
 /// Why a server did not start, as its wrapper reports it (for the stress harness as
 /// for these tests): its stderr, kept whole and also in the one-line message.
 fn start_error(listen: &str) -> (String, StartError) {
