@@ -343,35 +343,40 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
     drop(served);
 }
 
-/// The workers of the privileged helper forked by the server `pid`, counted once
-/// all have been started: the helper starts every worker, then a thread per worker
-/// that waits for it (unnamed, so called like the process), so one such thread
-/// besides the main one means the workers are all there.
-fn helper_workers(pid: u32) -> usize {
+/// The privileged helper forked by the server `pid`, once its threads are
+/// `workers` workers (named identd-helper), a thread waiting on each (unnamed,
+/// called like the process) and its main thread: the shape it takes when it has
+/// started them all. Fails if it never takes that shape.
+fn wait_for_helper_with_workers(pid: u32, workers: usize) -> u32 {
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let helper: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    let names = || -> Vec<String> {
-        std::fs::read_dir(format!("/proc/{helper}/task"))
-            .unwrap()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-            .map(|n| n.trim_end().to_string())
-            .collect()
-    };
     let start = std::time::Instant::now();
     loop {
-        let names = names();
-        if names.iter().filter(|n| *n == "racefree").count() >= 2 {
-            return names.iter().filter(|n| *n == "identd-helper").count();
+        let names = helper_thread_names(helper);
+        let named = names.iter().filter(|n| *n == "identd-helper").count();
+        if named == workers && names.len() == 1 + 2 * workers {
+            return helper;
         }
-        assert!(start.elapsed() < DEADLINE, "the helper never started: {names:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the helper never had {workers} workers: {names:?}"
+        );
         std::thread::yield_now();
     }
 }
 
+fn helper_thread_names(helper: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{helper}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}
+
 /// A server started per query (inetd nowait) serves one connection, so its helper
 /// starts one worker; a standalone one starts a worker per connection it may serve
-/// at once (up to 32), each with a thread that waits for it to end.
+/// at once (up to 32).
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nobody)),
@@ -396,16 +401,22 @@ fn a_server_for_one_connection_starts_one_helper_worker() {
         .stderr(Stdio::from(fd))
         .spawn()
         .unwrap();
-    write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
-    let mut reply = [0u8; 64];
-    let n = querier.read(&mut reply).unwrap();
-    assert!(reply[..n].ends_with(b" : USERID : UNIX : root\r\n"));
-    // Answered, and the connection still open: the helper is up.
-    assert_eq!(helper_workers(child.id()), 1);
+    let ask = |querier: &mut TcpStream| {
+        write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
+        let mut reply = [0u8; 64];
+        let n = querier.read(&mut reply).unwrap();
+        assert!(reply[..n].ends_with(b" : USERID : UNIX : root\r\n"));
+    };
+    ask(&mut querier);
+    let helper = wait_for_helper_with_workers(child.id(), 1);
+    // Still one worker after another answer: none was still being started.
+    ask(&mut querier);
+    let names = helper_thread_names(helper);
+    assert_eq!(names.len(), 3, "{names:?}");
     drop(querier);
     assert!(child.wait().unwrap().success());
-    // Standalone with the default --max-conns (64): 32 workers, each waited for.
+    // Standalone with the default --max-conns (64): 32 workers.
     let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
-    assert_eq!(helper_workers(served.server.pid()), 32);
+    wait_for_helper_with_workers(served.server.pid(), 32);
 }

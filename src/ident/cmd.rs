@@ -415,14 +415,22 @@ fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> an
         ],
         Mode::Systemd => systemd_sockets(systemd_fds)?,
     };
-    if fds.len() == 1 && server::classify(fds[0].as_fd()) == SocketKind::Connected {
-        // One connection to serve (inetd nowait, systemd Accept=yes), so one
-        // privileged helper worker: such a server is started per query, and
-        // starting 32 helper threads was most of what --user cost there.
-        config.max_conns = 1;
-    }
+    let kinds: Vec<SocketKind> = fds.iter().map(|fd| server::classify(fd.as_fd())).collect();
+    config.max_conns = connections_at_once(&kinds, config.max_conns);
     serve_fds(start_server(args, config, log)?, fds)?;
     Ok(Exit::Success)
+}
+
+/// The connections a server handed sockets of these kinds serves at once, which
+/// under --user is also its privileged helper's worker count: one for a single
+/// connected socket (inetd nowait, systemd Accept=yes), all it will ever serve;
+/// otherwise --max-conns. Such a server is started per query, and starting 32
+/// helper threads was most of what --user cost there.
+fn connections_at_once(kinds: &[SocketKind], max_conns: usize) -> usize {
+    match kinds {
+        [SocketKind::Connected] => 1,
+        _ => max_conns,
+    }
 }
 
 impl ServeArgs {
@@ -779,4 +787,19 @@ fn swapped_ports_hint(
             args.host
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_connection_is_served_by_one_slot_and_anything_else_by_max_conns() {
+        use SocketKind::{Connected, Listening};
+        assert_eq!(connections_at_once(&[Connected], 64), 1);
+        assert_eq!(connections_at_once(&[Listening], 64), 64);
+        assert_eq!(connections_at_once(&[Connected, Connected], 64), 64);
+        assert_eq!(connections_at_once(&[Connected, Listening], 8), 8);
+        assert_eq!(connections_at_once(&[], 64), 64);
+    }
 }
