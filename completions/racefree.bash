@@ -584,7 +584,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__query)
-            opts="-h -V --port --timeout --bind --help --version"
+            opts="-h -V --port --timeout --bind --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,7 +610,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --config --help --version"
+            opts="-r -R -o -c -e -C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --reply --reply-all --other --charset --error --source --nat --forward --proxy --log --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -645,6 +645,38 @@ _racefree() {
                     return 0
                     ;;
                 --hide)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reply)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reply-all)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -R)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --charset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

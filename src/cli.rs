@@ -131,7 +131,8 @@ pub fn command() -> clap::Command {
 
 /// The primitives scripts call once per item (`lock`, `counter`, `write`) pay for
 /// start-up on every call, and building clap's whole command tree costs more than
-/// flock(1) takes in all (bench/RESULTS-primitives.md). This parses such a command
+/// flock(1) takes in all (bench/RESULTS-primitives.md); so does `ident serve` under
+/// inetd, started once per query (bench/RESULTS-identd.md). This parses such a command
 /// line against its own subcommand alone. Anything it does not accept cleanly
 /// (help, version, any error) gives `None`, and the full parser then handles it, so
 /// every message stays exactly as the full tree makes it.
@@ -150,6 +151,10 @@ pub fn parse_primitive_fast(argv: &[std::ffi::OsString]) -> Option<Cli> {
         "lock" => Command::Lock(one("lock", rest)?),
         "counter" => Command::Counter(one("counter", rest)?),
         "write" => Command::Write(one("write", rest)?),
+        "ident" if rest.first()?.to_str()? == "serve" => {
+            let serve = crate::ident::cmd::Command::Serve(one("serve", rest.get(1..)?)?);
+            Command::Ident(crate::ident::cmd::Args { command: serve })
+        }
         _ => return None,
     };
     Some(Cli { command })

@@ -9,6 +9,7 @@
 mod accounts;
 mod hosts;
 pub mod netns;
+mod seccomp;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
@@ -25,6 +26,7 @@ use assert_cmd::assert::Assert;
 pub use hosts::{report_fails_with, report_passes};
 pub use preconditions::Precondition;
 use racefree::ident::server::ServeChild;
+pub use seccomp::{deny_ipv6, deny_sock_diag};
 
 /// How long any one network step of a test may take before it is a failure.
 pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -45,14 +45,41 @@ pub enum Answer {
     Error(ErrorToken),
 }
 
+/// How a USERID reply names its operating system and character set (oidentd's
+/// `--other` and `--charset`). The default is RFC 1413's plain form: `UNIX` for a
+/// name, `OTHER` for a uid (a number is no UNIX user name), no charset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyFormat {
+    /// The operating system field of every USERID reply, a uid's included.
+    pub os: Option<String>,
+    /// Sent after the OS, as `UNIX,UTF-8` (RFC 1340 names), as oidentd sends it.
+    pub charset: Option<String>,
+}
+
+impl ReplyFormat {
+    fn opsys(&self, default: &str) -> String {
+        let os = self.os.as_deref().unwrap_or(default);
+        match &self.charset {
+            Some(charset) => format!("{os},{charset}"),
+            None => os.to_string(),
+        }
+    }
+}
+
 /// Formats one reply line, CRLF included. The ports are echoed in the request's
 /// order. A user name that could break the line (a control byte, a colon, a space,
 /// a non-ASCII byte) is replaced by its uid under OS `OTHER` when the uid is known.
 pub fn format_reply(ports: (u32, u32), answer: &Answer) -> String {
+    format_reply_as(ports, answer, &ReplyFormat::default())
+}
+
+/// [`format_reply`] with the OS and charset fields `format` asks for.
+pub fn format_reply_as(ports: (u32, u32), answer: &Answer, format: &ReplyFormat) -> String {
     let (server_port, client_port) = ports;
     match answer {
         Answer::User(name) if is_wire_safe(name) => {
-            format!("{server_port}, {client_port} : USERID : UNIX : {name}\r\n")
+            let os = format.opsys("UNIX");
+            format!("{server_port}, {client_port} : USERID : {os} : {name}\r\n")
         }
         // An unsafe name with no uid to fall back on: say nothing about it.
         Answer::User(_) => {
@@ -61,9 +88,22 @@ pub fn format_reply(ports: (u32, u32), answer: &Answer) -> String {
                 ErrorToken::UnknownError
             )
         }
-        Answer::Uid(uid) => format!("{server_port}, {client_port} : USERID : OTHER : {uid}\r\n"),
+        Answer::Uid(uid) => {
+            let os = format.opsys("OTHER");
+            format!("{server_port}, {client_port} : USERID : {os} : {uid}\r\n")
+        }
         Answer::Error(token) => format!("{server_port}, {client_port} : ERROR : {token}\r\n"),
     }
+}
+
+/// An OS or charset field goes on the wire only as visible ASCII without the colon
+/// and comma that delimit it, so a client reads back exactly what was configured.
+pub fn is_wire_safe_token(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b':' && b != b',')
 }
 
 /// A user id goes on the wire only as visible ASCII without a colon, so no passwd
@@ -254,6 +294,56 @@ mod tests {
                 format!("1, 2 : ERROR : {text}\r\n")
             );
         }
+    }
+
+    #[test]
+    fn the_os_and_charset_fields_are_the_operators_and_parse_back() {
+        let both = ReplyFormat {
+            os: Some("OTHER".into()),
+            charset: Some("UTF-8".into()),
+        };
+        let os_only = ReplyFormat {
+            os: Some("UNIX".into()),
+            charset: None,
+        };
+        let charset_only = ReplyFormat {
+            os: None,
+            charset: Some("US-ASCII".into()),
+        };
+        let cases = [
+            (
+                &both,
+                Answer::User("alice".into()),
+                "USERID : OTHER,UTF-8 : alice",
+            ),
+            (&both, Answer::Uid(1000), "USERID : OTHER,UTF-8 : 1000"),
+            (&os_only, Answer::Uid(1000), "USERID : UNIX : 1000"),
+            (
+                &charset_only,
+                Answer::User("bob".into()),
+                "USERID : UNIX,US-ASCII : bob",
+            ),
+            (&charset_only, Answer::Uid(7), "USERID : OTHER,US-ASCII : 7"),
+            (&both, Answer::Error(ErrorToken::NoUser), "ERROR : NO-USER"),
+        ];
+        for (format, answer, rest) in cases {
+            let line = format_reply_as((6193, 23), &answer, format);
+            assert_eq!(line, format!("6193, 23 : {rest}\r\n"));
+            let parsed = parse_reply(line.trim_end().as_bytes()).unwrap();
+            if let ReplyKind::UserId { os, charset, .. } = parsed.kind {
+                let default = if matches!(answer, Answer::Uid(_)) {
+                    "OTHER"
+                } else {
+                    "UNIX"
+                };
+                assert_eq!(os, format.os.as_deref().unwrap_or(default));
+                assert_eq!(charset, format.charset);
+            }
+        }
+        for bad in ["", "UN IX", "UNIX:", "UNIX,UTF-8", "\u{e9}", "a\tb"] {
+            assert!(!is_wire_safe_token(bad), "{bad:?}");
+        }
+        assert!(is_wire_safe_token("ISO-8859-1"));
     }
 
     #[test]

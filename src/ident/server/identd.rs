@@ -160,6 +160,9 @@ impl Server {
         request: proto::Request,
     ) -> Answer {
         let config = &self.shared.config;
+        if let Some(fixed) = config.overrides.fixed() {
+            return fixed;
+        }
         let found = match (&self.shared.helper, connection) {
             // The helper reads both addresses from the connection itself.
             (Some(helper), Some(conn)) => {
@@ -180,7 +183,7 @@ impl Server {
                 owner::find(&tuple, config, &self.shared.log)
             }
         };
-        match found {
+        let answer = match found {
             // Asked here, in the process that reads the network: under --user it
             // holds no privilege, and no helper worker waits on the other host.
             Findings::Forward(forward) => {
@@ -196,7 +199,8 @@ impl Server {
                 &self.shared.log,
             ),
             found => policy::decide(config.rules(), &found),
-        }
+        };
+        config.overrides.apply(answer)
     }
 
     /// The reply line to one request line.
@@ -212,14 +216,20 @@ impl Server {
         peer: SocketAddr,
         line: &[u8],
     ) -> String {
+        let config = &self.shared.config;
         let (ports, answer) = match proto::parse_request(line) {
             Ok(req) => (
                 (u32::from(req.server_port), u32::from(req.client_port)),
                 self.answer_on(connection, local, peer, req),
             ),
-            Err(bad) => (bad.echo(), Answer::Error(ErrorToken::InvalidPort)),
+            Err(bad) => (
+                bad.echo(),
+                config
+                    .overrides
+                    .apply(Answer::Error(ErrorToken::InvalidPort)),
+            ),
         };
-        let reply = proto::format_reply(ports, &answer);
+        let reply = proto::format_reply_as(ports, &answer, &config.format);
         self.shared.log.info(&format!(
             "{peer} asked {local} about {}: {}",
             String::from_utf8_lossy(line).escape_debug(),

@@ -13,6 +13,11 @@
 //! - A uid with no password entry has no home that could ask to be hidden: it is
 //!   answered by number, as is a name that cannot go on the wire, and every owner
 //!   under `--numeric`.
+//!
+//! Then oidentd's reply options ([`Overrides`]), on the answer as decided:
+//! `--reply-all` answers before anything is looked up, `--reply` replaces NO-USER
+//! and a failed lookup's UNKNOWN-ERROR (never HIDDEN-USER: a hidden user stays
+//! hidden), and `--error` turns every error left into UNKNOWN-ERROR.
 
 use super::super::config::Forwarding;
 use super::super::nat::Forward;
@@ -124,6 +129,41 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
         } if !rules.numeric && proto::is_wire_safe(name) => Answer::User(name.clone()),
         // No entry, --numeric, or a name that cannot go on the wire.
         Passwd::Entry { .. } | Passwd::NoEntry => Answer::Uid(uid),
+    }
+}
+
+/// oidentd's `--reply-all`, `--reply` and `--error`: what an answer becomes on its
+/// way out, whatever was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--reply-all`: every well-formed request is answered with this user id, and
+    /// nothing is looked up.
+    pub reply_all: Option<String>,
+    /// `--reply`: this user id instead of NO-USER or a failed lookup's UNKNOWN-ERROR.
+    pub on_failure: Option<String>,
+    /// `--error`: every ERROR is UNKNOWN-ERROR, so a querier cannot tell a hidden
+    /// user from an absent one, nor a malformed request from either.
+    pub errors_unknown: bool,
+}
+
+impl Overrides {
+    /// The answer to any well-formed request, fixed before a lookup: `--reply-all`'s.
+    pub fn fixed(&self) -> Option<Answer> {
+        self.reply_all.clone().map(Answer::User)
+    }
+
+    /// `answer` as it is sent.
+    pub fn apply(&self, answer: Answer) -> Answer {
+        let answer = match (answer, &self.on_failure) {
+            (Answer::Error(ErrorToken::NoUser | ErrorToken::UnknownError), Some(user)) => {
+                Answer::User(user.clone())
+            }
+            (answer, _) => answer,
+        };
+        match answer {
+            Answer::Error(_) if self.errors_unknown => Answer::Error(ErrorToken::UnknownError),
+            answer => answer,
+        }
     }
 }
 
@@ -241,6 +281,52 @@ mod tests {
             }
         }
         assert_eq!(checked, 2 * 2 * 2 * findings.len());
+    }
+
+    #[test]
+    fn oidentds_reply_options_change_only_what_they_name() {
+        let token = |t| Answer::Error(t);
+        let answers = [
+            Answer::User("alice".into()),
+            Answer::Uid(1000),
+            token(ErrorToken::NoUser),
+            token(ErrorToken::UnknownError),
+            token(ErrorToken::HiddenUser),
+            token(ErrorToken::InvalidPort),
+        ];
+        let fallback = Answer::User("nobody-here".into());
+        let unknown = token(ErrorToken::UnknownError);
+        for on_failure in [false, true] {
+            for errors_unknown in [false, true] {
+                let o = Overrides {
+                    reply_all: None,
+                    on_failure: on_failure.then(|| "nobody-here".to_string()),
+                    errors_unknown,
+                };
+                for a in &answers {
+                    let failed = matches!(
+                        a,
+                        Answer::Error(ErrorToken::NoUser | ErrorToken::UnknownError)
+                    );
+                    let expected = match a {
+                        _ if failed && on_failure => fallback.clone(),
+                        Answer::Error(_) if errors_unknown => unknown.clone(),
+                        other => other.clone(),
+                    };
+                    assert_eq!(
+                        o.apply(a.clone()),
+                        expected,
+                        "{a:?}, --reply {on_failure}, --error {errors_unknown}"
+                    );
+                }
+                assert_eq!(o.fixed(), None);
+            }
+        }
+        let all = Overrides {
+            reply_all: Some("ircuser".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(all.fixed(), Some(Answer::User("ircuser".into())));
     }
 
     #[test]
