@@ -584,7 +584,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__query)
-            opts="-h -V --port --timeout --bind --help --version"
+            opts="-h -V --port --timeout --bind --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -610,7 +610,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --help --version"
+            opts="-r -R -o -c -e -C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --reply --reply-all --other --charset --error --source --nat --forward --proxy --log --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,6 +648,38 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reply)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reply-all)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -R)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --charset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --source)
                     COMPREPLY=($(compgen -W "proc netlink auto" -- "${cur}"))
                     return 0
@@ -662,6 +694,14 @@ _racefree() {
                     ;;
                 --log)
                     COMPREPLY=($(compgen -W "syslog stderr none" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

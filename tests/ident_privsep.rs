@@ -12,12 +12,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, as_fsuid,
-    proc_status_field, racefree_path, require, socket_holders,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, connection_owned_by,
+    proc_status_field, racefree_path, require, socket_holders, socket_owned_by,
 };
 
 /// The reply of `identd` about the connection whose end on this host is `end`,
@@ -30,40 +30,6 @@ fn ask_about(identd: &Identd, end: &TcpStream) -> String {
         .unwrap_or_else(|| panic!("{text:?}"))
         .trim_end()
         .to_string()
-}
-
-/// A loopback connection whose client socket belongs to `uid` (made on a thread
-/// whose filesystem uid is `uid`); returns (client, accepted, listener).
-fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
-    let fd = socket_owned_by(uid);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    sock::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(listener.local_addr().unwrap()),
-    )
-    .unwrap();
-    let client = TcpStream::from(fd);
-    let (accepted, _) = listener.accept().unwrap();
-    let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let owner = lookup_owner(&t, Source::Proc).unwrap().unwrap();
-    assert_eq!(
-        owner.uid, uid,
-        "the premise: the kernel records {uid} as owner"
-    );
-    (client, accepted, listener)
-}
-
-/// A new IPv4 TCP socket owned by `uid`.
-fn socket_owned_by(uid: u32) -> OwnedFd {
-    as_fsuid(uid, || {
-        sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap()
-    })
 }
 
 #[test]
@@ -403,4 +369,82 @@ fn under_inetd_a_server_whose_helper_is_killed_answers_an_error_and_exits_non_ze
     querier.read_to_string(&mut got).unwrap();
     assert_eq!(got, "1, 1 : ERROR : UNKNOWN-ERROR\r\n");
     assert_eq!(exit_status(child).code(), Some(1));
+}
+
+/// The privileged helper forked by the server `pid`, once its threads are
+/// `workers` workers (named identd-helper), a thread waiting on each (unnamed,
+/// called like the process) and its main thread: the shape it takes when it has
+/// started them all. Fails if it never takes that shape.
+fn wait_for_helper_with_workers(pid: u32, workers: usize) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let helper: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let names = helper_thread_names(helper);
+        let named = names.iter().filter(|n| *n == "identd-helper").count();
+        if named == workers && names.len() == 1 + 2 * workers {
+            return helper;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the helper never had {workers} workers: {names:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn helper_thread_names(helper: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{helper}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}
+
+/// A server started per query (inetd nowait) serves one connection, so its helper
+/// starts one worker; a standalone one starts a worker per connection it may serve
+/// at once (up to 32).
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn a_server_for_one_connection_starts_one_helper_worker() {
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let (root_conn, _a, _l) = connection_owned_by(0);
+    let (l, r) = (
+        root_conn.local_addr().unwrap(),
+        root_conn.peer_addr().unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let mut child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    let ask = |querier: &mut TcpStream| {
+        write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
+        let mut reply = [0u8; 64];
+        let n = querier.read(&mut reply).unwrap();
+        assert!(reply[..n].ends_with(b" : USERID : UNIX : root\r\n"));
+    };
+    ask(&mut querier);
+    let helper = wait_for_helper_with_workers(child.id(), 1);
+    // Still one worker after another answer: none was still being started.
+    ask(&mut querier);
+    let names = helper_thread_names(helper);
+    assert_eq!(names.len(), 3, "{names:?}");
+    drop(querier);
+    assert!(child.wait().unwrap().success());
+    // Standalone with the default --max-conns (64): 32 workers.
+    let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
+    assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
+    wait_for_helper_with_workers(served.server.pid(), 32);
 }

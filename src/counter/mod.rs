@@ -1,5 +1,6 @@
 //! `racefree counter`: an integer in a file, incremented atomically across threads,
-//! processes and (with a shared filesystem) hosts. Seed 001's lesson: making each
+//! processes and (with a shared filesystem) hosts. The lesson of a sequence number's
+//! read-modify-write (README, "Why"): making each
 //! load and store atomic does not make load-add-store atomic; only holding one lock
 //! across the whole read-modify-write does.
 //!

@@ -37,25 +37,72 @@ pub fn query_from(
     client_port: u16,
     timeout: Duration,
 ) -> anyhow::Result<Reply> {
+    let exchange = ask_from(bind, server, server_port, client_port, timeout)?;
+    match exchange.verdict {
+        Verdict::Reply(reply) => Ok(reply),
+        Verdict::Malformed(bad) => {
+            Err(bad).with_context(|| format!("identd at {server} sent a malformed reply"))
+        }
+        Verdict::OtherPorts(reply) => bail!(
+            "identd at {server} answered for ports {}, {} instead of {server_port}, {client_port}",
+            reply.server_port,
+            reply.client_port
+        ),
+    }
+}
+
+/// One question to an identd and its answer line as it came, judged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Our end of the ident connection: the address the identd saw the question from.
+    pub local: SocketAddr,
+    /// The reply line as received, its terminator removed.
+    pub line: Vec<u8>,
+    pub verdict: Verdict,
+}
+
+/// What a reply line is worth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Well formed, for the ports asked about.
+    Reply(Reply),
+    /// Not a reply this client accepts (see [`proto::parse_reply`]).
+    Malformed(proto::BadReply),
+    /// Well formed, but about other ports than those asked about.
+    OtherPorts(Reply),
+}
+
+/// [`query_from`], keeping the reply line and the verdict on it: an error only when
+/// no line came (refused, timed out, closed unanswered, a line over the limit).
+pub fn ask_from(
+    bind: Option<SocketAddr>,
+    server: SocketAddr,
+    server_port: u16,
+    client_port: u16,
+    timeout: Duration,
+) -> anyhow::Result<Exchange> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect(bind, server, deadline)
         .with_context(|| format!("connecting to identd at {server}"))?;
+    let local = stream.local_addr()?;
     let request = format!("{server_port}, {client_port}\r\n");
     stream
         .write_all(request.as_bytes())
         .with_context(|| format!("sending a request to identd at {server}"))?;
     let line = read_line(&mut stream, deadline)
         .with_context(|| format!("reading the reply of identd at {server}"))?;
-    let reply = proto::parse_reply(&line)
-        .with_context(|| format!("identd at {server} sent a malformed reply"))?;
-    if (reply.server_port, reply.client_port) != (server_port, client_port) {
-        bail!(
-            "identd at {server} answered for ports {}, {} instead of {server_port}, {client_port}",
-            reply.server_port,
-            reply.client_port
-        );
-    }
-    Ok(reply)
+    let verdict = match proto::parse_reply(&line) {
+        Err(bad) => Verdict::Malformed(bad),
+        Ok(reply) if (reply.server_port, reply.client_port) != (server_port, client_port) => {
+            Verdict::OtherPorts(reply)
+        }
+        Ok(reply) => Verdict::Reply(reply),
+    };
+    Ok(Exchange {
+        local,
+        line,
+        verdict,
+    })
 }
 
 /// A connect bounded by `timeout`: started non-blocking, then waited for with poll,

@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,9 +14,13 @@ use serde::Serialize;
 
 use super::lookup::{self, Source, TcpState, Tuple};
 use super::nat::{self, NatConfig};
-use super::server::{self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind};
-use super::{client, proto};
+use super::server::listen::{self, Listen};
+use super::server::{
+    self, LogTarget, Logger, Mode, ModeChoice, Server, ServerConfig, SocketKind, SystemConfig,
+};
+use super::{client, config, proto};
 use crate::exit::{self, Exit, usage};
+use crate::help;
 
 /// `ident`'s own statuses (a usage error before any subcommand ran).
 pub const STATUSES: &[exit::Status] = &[
@@ -61,7 +66,7 @@ pub const SERVE_STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "the server could not start (bind, privilege drop), its listening socket failed, or its privileged helper (--user) died",
+        meaning: "the server could not start (bind, privilege drop, a --config file missing or malformed: FILE:LINE:COLUMN and what was expected), its listening socket failed, or its privileged helper (--user) died",
     },
     exit::Status {
         code: 2,
@@ -80,16 +85,72 @@ pub struct Args {
     pub command: Command,
 }
 
+/// `ident lookup`'s examples, for `--help` and the man page.
+pub const LOOKUP_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "who owns this host's end of an SSH session: this host's address first",
+        lines: "racefree ident lookup 192.0.2.10:22 198.51.100.7:51234",
+    },
+    help::Example {
+        what: "uid, user, TCP state, inode and the source that answered, as JSON",
+        lines: "racefree ident lookup --json 127.0.0.1:40312 127.0.0.1:5432",
+    },
+];
+
+/// `ident serve`'s examples: the ways it is started, and oidentd's options.
+pub const SERVE_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "standalone on port 113 of every address (IPv4 and IPv6); only a small helper stays root",
+        lines: "racefree ident serve --listen 113 --user nobody",
+    },
+    help::Example {
+        what: "the same as a systemd service ([Service] of a unit of your own)",
+        lines: "ExecStart=/usr/bin/racefree ident serve --listen 113 --user nobody
+Restart=on-failure",
+    },
+    help::Example {
+        what: "under xinetd (a service in /etc/xinetd.d/ with wait = no and user = root)",
+        lines: "server      = /usr/bin/racefree
+server_args = ident serve --user nobody",
+    },
+    help::Example {
+        what: "under inetd (/etc/inetd.conf)",
+        lines: "ident stream tcp nowait root /usr/bin/racefree racefree ident serve --user nobody",
+    },
+    help::Example {
+        what: "systemd socket activation: the service of a socket with ListenStream=113, Accept=yes",
+        lines: "ExecStart=/usr/bin/racefree ident serve --user nobody",
+    },
+    help::Example {
+        what: "in place of `oidentd -q -e -r unknown`: no log, one error token, a fixed failure answer",
+        lines: "racefree ident serve --listen 113 --user nobody --log none -e -r unknown",
+    },
+];
+
+/// `ident query`'s examples.
+pub const QUERY_EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "an IRC server (port 6667 here) asks who connected from port 51234 of 198.51.100.7",
+        lines: "racefree ident query 198.51.100.7 51234 6667",
+    },
+    help::Example {
+        what: "the whole reply and its verdict, as JSON",
+        lines: "racefree ident query --json 198.51.100.7 51234 6667",
+    },
+];
+
 #[derive(Debug, Subcommand)]
+// One value per process, made once from argv: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Print the user that owns a TCP connection, matched on its 4-tuple only
-    #[command(long_about = LOOKUP_ABOUT, after_long_help = exit::help_text(LOOKUP_STATUSES))]
+    #[command(long_about = LOOKUP_ABOUT, after_long_help = help::long_help(LOOKUP_EXAMPLES, LOOKUP_STATUSES))]
     Lookup(LookupArgs),
     /// Serve RFC 1413 ident under inetd, systemd socket activation, or standalone
-    #[command(long_about = SERVE_ABOUT, after_long_help = exit::help_text(SERVE_STATUSES))]
+    #[command(long_about = SERVE_ABOUT, after_long_help = help::long_help(SERVE_EXAMPLES, SERVE_STATUSES))]
     Serve(ServeArgs),
     /// Ask a host's identd who owns a connection
-    #[command(long_about = QUERY_ABOUT, after_long_help = exit::help_text(QUERY_STATUSES))]
+    #[command(long_about = QUERY_ABOUT, after_long_help = help::long_help(QUERY_EXAMPLES, QUERY_STATUSES))]
     Query(QueryArgs),
 }
 
@@ -131,7 +192,7 @@ pub struct LookupArgs {
     #[arg(long)]
     json: bool,
     /// Where to read the kernel's socket table
-    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
     source: Source,
     #[command(flatten)]
     nat: NatArgs,
@@ -246,24 +307,37 @@ pub const SERVE_ABOUT: &str = "Serve RFC 1413 ident.\n\n\
     complete request yet) of the address holding the most, so that no one address can \
     keep the others out. In inetd and systemd modes nothing is ever \
     written to stderr (fd 2 may be the client's socket): logs go to syslog.\n\n\
-    Standalone, each bound address is printed on stdout as `listening on ADDR:PORT` once \
-    the server is ready, so port 0 can be used and found.\n\n\
+    Standalone, each bound address is printed on stdout (only there, and to syslog with \
+    --log syslog) as `listening on ADDR:PORT` once the server is ready, so port 0 can be \
+    used and found.\n\n\
     --nat answers for connections this host masquerades: the conntrack entry whose reply \
     direction is the asked tuple gives the original connection, and the container \
     (network namespace) of this host holding it is named from its own /etc/passwd. \
     --forward asks the identd of a host behind this one instead (it must trust this \
     host with --proxy). Cost: a query that misses this host's own table pays one \
-    conntrack lookup and one sock_diag lookup per network namespace; with the default \
-    --source proc, also whole reads of /proc/net/tcp{,6} and /proc/net/nf_conntrack, \
-    which grow with every connection on the machine (--source netlink keeps it to \
-    milliseconds). --nat needs root; with --user, the privileged helper reads conntrack \
-    and the containers, and --forward's query to the host behind is made as the user.";
+    conntrack lookup and one sock_diag lookup per network namespace; with --source proc \
+    (or auto where sock_diag is refused), also whole reads of /proc/net/tcp{,6} and \
+    /proc/net/nf_conntrack, which grow with every connection on the machine (sock_diag \
+    keeps it to milliseconds). --nat needs root; with --user, the privileged helper \
+    reads conntrack and the containers, and --forward's query to the host behind is \
+    made as the user.\n\n\
+    --config reads oidentd.conf(5) as oidentd 2.5 reads it: the system file's rules \
+    (spoof, spoof_all, spoof_privport, hide, random, random_numeric, numeric, forward, \
+    force, by user and by host and port ranges) and, where they let it matter, each \
+    user's ~/.config/oidentd.conf, else ~/.oidentd.conf, read at each query as that \
+    user (never following a link, only a regular file the user owns, at most 64 KiB), \
+    so a file in a 0700 home counts. A user's file that cannot be used is logged and \
+    the real name answered; every other answer it or the system file gives is logged \
+    with the real user. --hide and --hide-all hide whatever the files say; \
+    ~/.noident hides where the system file grants hide. SIGHUP reads the system file \
+    again; if it no longer parses, the rules read before stay and the error is logged. \
+    With --user, the privileged helper reads the files.";
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT or [V6ADDR%SCOPE]:PORT for IPv6; port 0 picks one); repeatable
-    #[arg(long, value_name = "ADDR:PORT", value_parser = lookup::parse_endpoint)]
-    listen: Vec<SocketAddr>,
+    /// Standalone: listen on ADDR:PORT ([V6ADDR]:PORT, or [V6ADDR%SCOPE]:PORT for a link-local one), or on every address, IPv4 and IPv6, with PORT or :PORT (port 0 picks one); repeatable
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<Listen>,
     /// How the server was started
     #[arg(long, value_enum, default_value_t = ModeChoice::Auto)]
     mode: ModeChoice,
@@ -291,8 +365,25 @@ pub struct ServeArgs {
     /// Answer `USERID : OTHER : <uid>` instead of the user name
     #[arg(long)]
     numeric: bool,
-    /// Where to read the kernel's socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)
-    #[arg(long, value_enum, default_value_t = Source::Proc)]
+    /// When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)
+    #[arg(short = 'r', long, value_name = "USERID", value_parser = wire_user_id)]
+    reply: Option<String>,
+    /// Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)
+    #[arg(short = 'R', long, value_name = "USERID", value_parser = wire_user_id,
+          conflicts_with_all = ["reply", "hide", "hide_all", "numeric", "nat", "proxy"])]
+    reply_all: Option<String>,
+    /// The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)
+    #[arg(short = 'o', long, value_name = "OS", num_args = 0..=1,
+          default_missing_value = "OTHER", value_parser = wire_token)]
+    other: Option<String>,
+    /// Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)
+    #[arg(short = 'c', long, value_name = "CHARSET", value_parser = wire_token)]
+    charset: Option<String>,
+    /// Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)
+    #[arg(short = 'e', long)]
+    error: bool,
+    /// Where to read the kernel's socket table (what each costs: bench/RESULTS-identd.md)
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
     source: Source,
     #[command(flatten)]
     nat: NatArgs,
@@ -303,6 +394,39 @@ pub struct ServeArgs {
     /// Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]
     #[arg(long, value_enum, value_name = "TARGET")]
     log: Option<LogTarget>,
+    #[command(flatten)]
+    oidentd: OidentdArgs,
+}
+
+/// `--config` and `-C`: oidentd's files.
+#[derive(Debug, ClapArgs)]
+struct OidentdArgs {
+    /// Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where
+    /// no such file means oidentd's defaults) and users' ~/.config/oidentd.conf or
+    /// ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again
+    #[arg(long = "config", value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    config: Option<Option<PathBuf>>,
+    /// oidentd's spelling of --config=FILE
+    #[arg(short = 'C', value_name = "FILE", conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+}
+
+impl OidentdArgs {
+    /// The system file, and whether it was named (then it must exist).
+    fn system_file(&self) -> Option<(PathBuf, bool)> {
+        match (&self.config, &self.config_file) {
+            (Some(Some(file)), _) | (_, Some(file)) => Some((file.clone(), true)),
+            (Some(None), None) => Some((PathBuf::from(config::SYSTEM_FILE), false)),
+            (None, None) => None,
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<Option<SystemConfig>> {
+        let Some((path, named)) = self.system_file() else {
+            return Ok(None);
+        };
+        Ok(Some(SystemConfig::load(&path, named)?))
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
@@ -344,30 +468,48 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
 }
 
 fn serve_in(mode: Mode, args: &ServeArgs, systemd_fds: usize, log: Logger) -> anyhow::Result<Exit> {
-    let config = args.server_config()?;
-    match mode {
-        Mode::Standalone => serve_standalone(args, config, log)?,
-        Mode::InetdNowait | Mode::InetdWait => {
-            let fd = io::stdin()
+    let mut config = args.server_config()?;
+    if let (Source::Auto, Some(why)) = (args.source, lookup::sock_diag_refusal()) {
+        log.info(&format!(
+            "--source auto reads /proc/net/tcp{{,6}}: netlink sock_diag is refused here ({why})"
+        ));
+    }
+    let fds = match mode {
+        Mode::Standalone => return serve_standalone(args, config, log).map(|()| Exit::Success),
+        Mode::InetdNowait | Mode::InetdWait => vec![
+            io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
-                .context("duplicating stdin")?;
-            serve_fds(start_server(args, config, log)?, vec![fd])?;
-        }
-        Mode::Systemd => {
-            let fds = systemd_sockets(systemd_fds)?;
-            serve_fds(start_server(args, config, log)?, fds)?;
-        }
-    }
+                .context("duplicating stdin")?,
+        ],
+        Mode::Systemd => systemd_sockets(systemd_fds)?,
+    };
+    let kinds: Vec<SocketKind> = fds.iter().map(|fd| server::classify(fd.as_fd())).collect();
+    config.max_conns = connections_at_once(&kinds, config.max_conns);
+    serve_fds(start_server(args, config, log)?, fds)?;
     Ok(Exit::Success)
+}
+
+/// The connections a server handed sockets of these kinds serves at once, which
+/// under --user is also its privileged helper's worker count: one for a single
+/// connected socket (inetd nowait, systemd Accept=yes), all it will ever serve;
+/// otherwise --max-conns. Such a server is started per query, and starting 32
+/// helper threads was most of what --user cost there.
+fn connections_at_once(kinds: &[SocketKind], max_conns: usize) -> usize {
+    match kinds {
+        [SocketKind::Connected] => 1,
+        _ => max_conns,
+    }
 }
 
 impl ServeArgs {
     /// What the server answers and how long it waits, as the options say.
     fn server_config(&self) -> anyhow::Result<ServerConfig> {
         let timeout = Duration::from_secs(self.timeout);
+        // Refuses --source netlink where sock_diag is not, before serving anything.
+        lookup::resolve(self.source)?;
         Ok(ServerConfig {
-            source: lookup::resolve(self.source)?,
+            source: self.source,
             matcher: lookup::Matcher::FourTuple,
             numeric: self.numeric,
             hide_uids: self
@@ -384,23 +526,37 @@ impl ServeArgs {
                 proxies: self.proxy.clone(),
                 ..self.nat.config(self.source, timeout)
             },
+            oidentd: self.oidentd.load()?,
+            overrides: server::Overrides {
+                reply_all: self.reply_all.clone(),
+                on_failure: self.reply.clone(),
+                errors_unknown: self.error,
+            },
+            format: proto::ReplyFormat {
+                os: self.other.clone(),
+                charset: self.charset.clone(),
+            },
         })
     }
 }
 
 /// Binds every `--listen` address, says where it listens, and serves until stopped.
 fn serve_standalone(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<()> {
-    let listeners = args
-        .listen
-        .iter()
-        .map(|&a| server::listen(a).with_context(|| format!("binding {a}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut listeners = Vec::new();
+    for &listen in &args.listen {
+        listeners.extend(listen::bind(listen)?);
+    }
     let server = start_server(args, config, log)?;
     let mut out = io::stdout().lock();
     for l in &listeners {
         let addr = l.local_addr()?;
         writeln!(out, "listening on {addr}")?;
-        server.log().info(&format!("listening on {addr}"));
+        // stdout is where a caller learns the port (`--listen ...:0`); on stderr the
+        // line would only be said twice. Syslog, a record kept apart from our
+        // stdout, still gets it.
+        if server.log().target() == LogTarget::Syslog {
+            server.log().info(&format!("listening on {addr}"));
+        }
     }
     out.flush()?;
     drop(out);
@@ -456,16 +612,42 @@ fn serve_fds(server: Server, fds: Vec<OwnedFd>) -> anyhow::Result<()> {
 
 /// The server, once everything privileged is done. With `--user`, a privileged
 /// helper is forked first (it alone keeps root, to look in 0700 homes for
-/// `.noident`), then this process, which parses network input, drops to the user.
+/// `.noident` and users' oidentd.conf), then this process, which parses network
+/// input, drops to the user. With `--config`, SIGHUP reloads from here on.
 fn start_server(args: &ServeArgs, config: ServerConfig, log: Logger) -> anyhow::Result<Server> {
-    let Some(name) = &args.user else {
-        return Ok(Server::new(config, log));
+    let server = match &args.user {
+        None => Server::new(config, log),
+        Some(name) => {
+            // Refuse an unknown user before forking anything.
+            let user = server::privdrop_target(name)?;
+            let helper = server::Helper::start(&config, &log)?;
+            server::drop_privileges(&user)?;
+            Server::with_helper(config, log, helper)
+        }
     };
-    // Refuse an unknown user before forking anything.
-    let user = server::privdrop_target(name)?;
-    let helper = server::Helper::start(&config, &log)?;
-    server::drop_privileges(&user)?;
-    Ok(Server::with_helper(config, log, helper))
+    if server.config().oidentd.is_some() {
+        let reloading = server.clone();
+        server::reload_on_sighup(move || reloading.reload_config())?;
+    }
+    Ok(server)
+}
+
+/// A `--reply` or `--reply-all` value: what a USERID reply may carry.
+fn wire_user_id(s: &str) -> Result<String, String> {
+    if proto::is_wire_safe(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a user id is 1 to 512 visible ASCII characters, without ':'".into())
+    }
+}
+
+/// An `--other` or `--charset` value: one field of a USERID reply.
+fn wire_token(s: &str) -> Result<String, String> {
+    if proto::is_wire_safe_token(s) {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 64 visible ASCII characters, without ':' or ','".into())
+    }
 }
 
 /// A `--hide` value: a user name, or a uid number.
@@ -485,7 +667,15 @@ pub const QUERY_ABOUT: &str = "Ask HOST's identd who owns the connection between
     token on stderr and exits 1. A reply that is malformed, answers for other ports, or \
     holds control characters (which could drive the terminal it is printed on) or \
     invisible Unicode format characters such as a bidi override U+202E (which make it \
-    print as something else) is refused: nothing of it is printed, exit 1.";
+    print as something else) is refused: nothing of it is printed, exit 1.\n\n\
+    When the answer is NO-USER and this host has no connection from CLIENT_PORT to \
+    HOST's SERVER_PORT but has one from SERVER_PORT to CLIENT_PORT, the message says \
+    the ports may be the wrong way round.\n\n\
+    --json prints one JSON object on stdout for any reply line, with its verdict: \
+    USERID (os, charset, user), ERROR (error: the token as sent) or invalid (reason); \
+    always the identd's address, the ports and the line as received (a JSON string; \
+    line_hex instead when it is not UTF-8), and a hint when the ports look swapped. \
+    The exit status is the same as without --json.";
 
 #[derive(Debug, ClapArgs)]
 pub struct QueryArgs {
@@ -508,6 +698,9 @@ pub struct QueryArgs {
     /// address it is asked from); a link-local one names its interface, fe80::2%eth0
     #[arg(long, value_name = "ADDR", value_parser = lookup::parse_address)]
     bind: Option<SocketAddr>,
+    /// Print the reply as one JSON object, whatever its verdict (USERID, ERROR, invalid)
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
@@ -522,14 +715,22 @@ pub fn query(args: QueryArgs) -> anyhow::Result<Exit> {
         )));
     }
     let timeout = Duration::from_secs(args.timeout);
-    let mut last_error = None;
+    // A reply line that is no usable answer counts as a failure of that address,
+    // and the next one is asked; the last failure is the one reported.
+    let mut last = None;
     for addr in addrs {
-        match client::query_from(args.bind, addr, args.server_port, args.client_port, timeout) {
-            Ok(reply) => return print_reply(addr, reply),
-            Err(e) => last_error = Some(e),
+        let asked = client::ask_from(args.bind, addr, args.server_port, args.client_port, timeout);
+        match asked {
+            Ok(exchange) if matches!(exchange.verdict, client::Verdict::Reply(_)) => {
+                return print_reply(&args, addr, exchange);
+            }
+            other => last = Some(other.map(|exchange| (addr, exchange))),
         }
     }
-    Err(last_error.expect("at least one address was tried"))
+    match last.expect("at least one address was tried") {
+        Ok((addr, exchange)) => print_reply(&args, addr, exchange),
+        Err(e) => Err(e),
+    }
 }
 
 /// HOST's addresses: a scoped link-local address as written (`fe80::1%eth0`, in
@@ -547,18 +748,190 @@ fn host_addrs(host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
         .collect())
 }
 
-fn print_reply(addr: SocketAddr, reply: client::Reply) -> anyhow::Result<Exit> {
-    match reply.kind {
-        proto::ReplyKind::UserId { user, .. } => {
+/// Prints what identd at `addr` answered: the user id, or the error, or why the
+/// line was refused (as text, or all of it as JSON).
+fn print_reply(
+    args: &QueryArgs,
+    addr: SocketAddr,
+    exchange: client::Exchange,
+) -> anyhow::Result<Exit> {
+    use client::Verdict;
+    let no_user = matches!(&exchange.verdict,
+        Verdict::Reply(client::Reply { kind: proto::ReplyKind::Error(token), .. }) if token == "NO-USER");
+    let hint = no_user
+        .then(|| swapped_ports_hint(args, addr, exchange.local.ip()))
+        .flatten();
+    let exit = match &exchange.verdict {
+        Verdict::Reply(client::Reply {
+            kind: proto::ReplyKind::UserId { .. },
+            ..
+        }) => Exit::Success,
+        _ => Exit::Failure,
+    };
+    if args.json {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            query_json(args, addr, &exchange, hint.as_deref())
+        )?;
+        out.flush()?;
+        return Ok(exit);
+    }
+    let (s, c) = (args.server_port, args.client_port);
+    match exchange.verdict {
+        Verdict::Reply(client::Reply {
+            kind: proto::ReplyKind::UserId { user, .. },
+            ..
+        }) => {
             let mut out = io::stdout().lock();
             writeln!(out, "{user}")?;
             out.flush()?;
-            Ok(Exit::Success)
         }
-        proto::ReplyKind::Error(token) => {
-            let (s, c) = (reply.server_port, reply.client_port);
-            exit::print_error(format_args!("{token} (identd at {addr}, for {s}, {c})"));
-            Ok(Exit::Failure)
+        Verdict::Reply(client::Reply {
+            kind: proto::ReplyKind::Error(token),
+            ..
+        }) => {
+            let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
+            exit::print_error(format_args!(
+                "{token} (identd at {addr}, for {s}, {c}){hint}"
+            ));
+        }
+        Verdict::Malformed(bad) => {
+            return Err(bad).with_context(|| format!("identd at {addr} sent a malformed reply"));
+        }
+        Verdict::OtherPorts(reply) => anyhow::bail!(
+            "identd at {addr} answered for ports {}, {} instead of {s}, {c}",
+            reply.server_port,
+            reply.client_port
+        ),
+    }
+    Ok(exit)
+}
+
+/// `ident query --json`'s object: every field of the reply, its verdict, and the
+/// line as it came.
+fn query_json(
+    args: &QueryArgs,
+    addr: SocketAddr,
+    exchange: &client::Exchange,
+    hint: Option<&str>,
+) -> serde_json::Value {
+    use client::Verdict;
+    use serde_json::{Value, json};
+    let mut object = json!({
+        "identd": addr.to_string(),
+        "server_port": args.server_port,
+        "client_port": args.client_port,
+    });
+    let fields = match &exchange.verdict {
+        Verdict::Reply(client::Reply {
+            kind: proto::ReplyKind::UserId { os, charset, user },
+            ..
+        }) => {
+            json!({ "verdict": "USERID", "os": os, "charset": charset, "user": user })
+        }
+        Verdict::Reply(client::Reply {
+            kind: proto::ReplyKind::Error(token),
+            ..
+        }) => {
+            json!({ "verdict": "ERROR", "error": token })
+        }
+        Verdict::Malformed(bad) => json!({ "verdict": "invalid", "reason": bad.to_string() }),
+        Verdict::OtherPorts(reply) => json!({
+            "verdict": "invalid",
+            "reason": format!("answered for ports {}, {}", reply.server_port, reply.client_port),
+        }),
+    };
+    let map = object.as_object_mut().expect("an object");
+    if let Value::Object(fields) = fields {
+        map.extend(fields);
+    }
+    match std::str::from_utf8(&exchange.line) {
+        Ok(line) => map.insert("line".into(), line.into()),
+        Err(_) => map.insert("line_hex".into(), hex(&exchange.line).into()),
+    };
+    if let Some(hint) = hint {
+        map.insert("hint".into(), hint.into());
+    }
+    object
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Says the ports look swapped when this host has no connection from CLIENT_PORT to
+/// the identd's host's SERVER_PORT (what was asked about) but has one from
+/// SERVER_PORT to CLIENT_PORT. `local` is the address the identd saw us from: the
+/// address of ours that a connection to that host uses.
+fn swapped_ports_hint(
+    args: &QueryArgs,
+    identd: SocketAddr,
+    local: std::net::IpAddr,
+) -> Option<String> {
+    let (s, c) = (args.server_port, args.client_port);
+    let here = |here_port, there_port| {
+        let tuple = Tuple::new(
+            SocketAddr::new(local, here_port),
+            SocketAddr::new(identd.ip(), there_port),
+        );
+        matches!(lookup::lookup_owner(&tuple, Source::Auto), Ok(Some(_)))
+    };
+    (!here(c, s) && here(s, c)).then(|| {
+        format!(
+            "the ports may be the wrong way round: port {s} of this host is connected to \
+             port {c} of {}, which `racefree ident query {} {c} {s}` asks about",
+            identd.ip(),
+            args.host
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_connection_is_served_by_one_slot_and_anything_else_by_max_conns() {
+        use SocketKind::{Connected, Listening};
+        assert_eq!(connections_at_once(&[Connected], 64), 1);
+        assert_eq!(connections_at_once(&[Listening], 64), 64);
+        assert_eq!(connections_at_once(&[Connected, Connected], 64), 64);
+        assert_eq!(connections_at_once(&[Connected, Listening], 8), 8);
+        assert_eq!(connections_at_once(&[], 64), 64);
+    }
+
+    use clap::FromArgMatches;
+
+    /// The system file the arguments name, and whether it must exist.
+    fn system_file(args: &[&str]) -> Option<(PathBuf, bool)> {
+        let command = OidentdArgs::augment_args(clap::Command::new("serve"));
+        let matches = command
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap();
+        OidentdArgs::from_arg_matches(&matches)
+            .unwrap()
+            .system_file()
+    }
+
+    #[test]
+    fn bare_config_is_oidentds_default_path_and_a_named_file_must_exist() {
+        assert_eq!(system_file(&[]), None);
+        assert_eq!(
+            system_file(&["--config"]),
+            Some(("/etc/oidentd.conf".into(), false))
+        );
+        for named in [
+            &["--config=/etc/oidentd.conf"][..],
+            &["-C", "/etc/oidentd.conf"],
+            &["-C/etc/oidentd.conf"],
+        ] {
+            assert_eq!(
+                system_file(named),
+                Some(("/etc/oidentd.conf".into(), true)),
+                "{named:?}"
+            );
         }
     }
 }

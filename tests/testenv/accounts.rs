@@ -1,17 +1,19 @@
 //! Accounts and their connections, for the tests of the shipped identd
-//! configurations: the identd's own system account as the Debian package makes it,
-//! a throwaway user whose home is private (0700, Debian's default for new homes),
-//! a connection owned by a given user, and the question a querier asks about it.
+//! configurations and of who is named: the identd's own system account as the
+//! Debian package makes it, a throwaway user whose home is private (0700, Debian's
+//! default for new homes) and the files in it, sockets and connections owned by a
+//! given user, and the question a querier asks about one.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use racefree::ident::{Source, Tuple, lookup_owner};
 
 use super::{DEADLINE, NOBODY, TestEnv, as_fsuid, read_line};
 
@@ -113,6 +115,7 @@ impl Drop for IdentdAccount {
 pub struct PrivateHomeUser {
     pub name: String,
     pub uid: u32,
+    pub gid: u32,
     pub home: PathBuf,
     _parent: TestEnv,
 }
@@ -141,6 +144,7 @@ impl PrivateHomeUser {
         let user = PrivateHomeUser {
             name,
             uid: entry.uid.as_raw(),
+            gid: entry.gid.as_raw(),
             home,
             _parent: parent,
         };
@@ -148,6 +152,52 @@ impl PrivateHomeUser {
         std::fs::set_permissions(&user.home, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert_private_from_nobody(&user.home);
         user
+    }
+}
+
+impl PrivateHomeUser {
+    /// Opens the home to others (0755, as oidentd, running as nobody, needs to
+    /// read a user's file), or closes it again (0700).
+    pub fn set_home_mode(&self, mode: u32) {
+        std::fs::set_permissions(&self.home, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Gives `path` (not followed if a link) to this user.
+    pub fn chown(&self, path: &Path) {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Some(nix::unistd::Uid::from_raw(self.uid)),
+            Some(nix::unistd::Gid::from_raw(self.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    }
+
+    /// Writes `rel` in the home as this user's own file with `mode` (its directory
+    /// made, the user's too), replacing whatever was there.
+    pub fn write(&self, rel: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.home.join(rel);
+        let parent = path.parent().unwrap();
+        if !parent.exists() {
+            std::fs::create_dir_all(parent).unwrap();
+            self.chown(parent);
+        }
+        self.remove(rel);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        self.chown(&path);
+        path
+    }
+
+    /// Removes `rel` from the home, whatever it is, if it is there.
+    pub fn remove(&self, rel: &str) {
+        let path = self.home.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
+            Ok(_) => std::fs::remove_file(&path).unwrap(),
+            Err(_) => {}
+        }
     }
 }
 
@@ -172,6 +222,56 @@ pub fn assert_private_from_nobody(home: &Path) {
     );
 }
 
+/// A new IPv4 TCP socket owned by `uid` (made on a thread whose filesystem uid is
+/// `uid`: a new socket's owner).
+pub fn socket_owned_by(uid: u32) -> OwnedFd {
+    as_fsuid(uid, || {
+        sock::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap()
+    })
+}
+
+/// A loopback connection whose client socket belongs to `uid`; returns (client,
+/// accepted, listener).
+pub fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    connection_owned_by_to(uid, None, listener)
+}
+
+/// A connection to `listener` whose client socket belongs to `uid`, bound first to
+/// `from` if given (an address of this host, and a port or 0); returns (client,
+/// accepted, listener). Checks that the kernel records `uid` as its owner.
+pub fn connection_owned_by_to(
+    uid: u32,
+    from: Option<SocketAddr>,
+    listener: TcpListener,
+) -> (TcpStream, TcpStream, TcpListener) {
+    let fd = socket_owned_by(uid);
+    if let Some(from) = from {
+        sock::setsockopt(&fd, sock::sockopt::ReuseAddr, &true).unwrap();
+        sock::bind(fd.as_raw_fd(), &SockaddrStorage::from(from)).unwrap();
+    }
+    sock::connect(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(listener.local_addr().unwrap()),
+    )
+    .unwrap();
+    let client = TcpStream::from(fd);
+    let (accepted, _) = listener.accept().unwrap();
+    let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
+    let owner = lookup_owner(&t, Source::Proc).unwrap().unwrap();
+    assert_eq!(
+        owner.uid, uid,
+        "the premise: the kernel records {uid} as owner"
+    );
+    (client, accepted, listener)
+}
+
 /// A real connection from `ip` (this host as an identd sees it) to a service on
 /// 127.0.0.1, its client socket owned by `uid`.
 pub struct OwnedConnection {
@@ -182,15 +282,7 @@ pub struct OwnedConnection {
 
 impl OwnedConnection {
     pub fn new(uid: u32, ip: IpAddr) -> OwnedConnection {
-        let fd = as_fsuid(uid, || {
-            sock::socket(
-                AddressFamily::Inet,
-                SockType::Stream,
-                SockFlag::SOCK_CLOEXEC,
-                None,
-            )
-            .unwrap()
-        });
+        let fd = socket_owned_by(uid);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         sock::bind(
             fd.as_raw_fd(),

@@ -60,10 +60,12 @@ pub enum Precondition {
     KubernetesValidate,
     /// moreutils' sponge, to run `write`'s script forms beside the tool it replaces.
     Sponge,
+    /// Debian's oidentd, unpacked (not installed) at [`OIDENTD`], to ask beside racefree.
+    Oidentd,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 15] = [
+    pub const ALL: [Precondition; 16] = [
         Precondition::Root,
         Precondition::Nobody,
         Precondition::Ipv6Loopback,
@@ -79,6 +81,7 @@ impl Precondition {
         Precondition::OpenMpi,
         Precondition::KubernetesValidate,
         Precondition::Sponge,
+        Precondition::Oidentd,
     ];
 
     /// The cfg `build.rs` sets when the precondition holds (or under CI).
@@ -99,6 +102,7 @@ impl Precondition {
             Precondition::OpenMpi => "has_open_mpi",
             Precondition::KubernetesValidate => "has_kubernetes_validate",
             Precondition::Sponge => "has_sponge",
+            Precondition::Oidentd => "has_oidentd",
         }
     }
 
@@ -139,6 +143,10 @@ impl Precondition {
                 "kubernetes-validate (pip install kubernetes-validate==1.37.0; .ci/run installs it)"
             }
             Precondition::Sponge => "sponge (Debian package moreutils; .ci/run installs it)",
+            Precondition::Oidentd => {
+                "Debian's oidentd unpacked in target/oidentd (apt-get download oidentd, dpkg -x, \
+                 and Debian package libnetfilter-conntrack3; .ci/run does it)"
+            }
         }
     }
 
@@ -216,6 +224,8 @@ impl Precondition {
             },
             Precondition::KubernetesValidate => succeeds("kubernetes-validate", &["--version"]),
             Precondition::Sponge => succeeds("sh", &["-c", "command -v sponge"]),
+            // -v prints its build and exits: the binary is there and its libraries load.
+            Precondition::Oidentd => succeeds(OIDENTD, &["-v"]),
         }
     }
 }
@@ -233,6 +243,12 @@ pub fn xinetd_path() -> Result<std::path::PathBuf, String> {
 /// The file in the build script's `OUT_DIR` that the tests touch to make the next
 /// build probe again.
 pub const REPROBE_STAMP: &str = "reprobe-preconditions";
+
+/// Debian's oidentd, where .ci/run unpacks its package.
+pub const OIDENTD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/oidentd/usr/sbin/oidentd"
+);
 
 /// libident's test client, started as inetd would start it.
 pub const LIBIDENT_TESTER: &str = "/usr/sbin/in.identtestd";

@@ -36,6 +36,18 @@ impl Caps {
         self.0 & Self::bit(grant) != 0
     }
 
+    /// The set as bits, for a process that decides on one side of a channel and
+    /// finishes a `forward` on the other; [`Caps::from_bits`] reads them back.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set these bits name, if each is a capability's.
+    pub fn from_bits(bits: u16) -> Option<Caps> {
+        const ALL: u16 = (Caps::FORWARD << 1) - 1;
+        (bits & !ALL == 0).then_some(Caps(bits))
+    }
+
     pub(super) fn allow(self, grant: Grant) -> Caps {
         Caps(self.0 | Self::bit(grant))
     }

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use super::oidentd::SystemConfig;
 use super::policy;
 use crate::ident::lookup::{Matcher, Source};
 use crate::ident::nat::NatConfig;
+use crate::ident::proto::ReplyFormat;
 
 /// `--timeout`'s default, in seconds: RFC 1413 suggests 60 to 180.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
@@ -45,12 +47,18 @@ pub struct ServerConfig {
     pub max_conns_per_addr: Option<usize>,
     /// `--nat`, `--forward`, `--proxy`: what to do when the lookup finds no owner.
     pub nat: NatConfig,
+    /// `--config`: oidentd's system file, and with it users' files.
+    pub oidentd: Option<SystemConfig>,
+    /// `--reply-all`, `--reply`, `--error`: what every answer becomes on its way out.
+    pub overrides: policy::Overrides,
+    /// `--other`, `--charset`: the OS and charset fields of USERID replies.
+    pub format: ReplyFormat,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            source: Source::Proc,
+            source: Source::Auto,
             matcher: Matcher::FourTuple,
             numeric: false,
             hide_uids: Vec::new(),
@@ -60,6 +68,9 @@ impl Default for ServerConfig {
             max_conns: DEFAULT_MAX_CONNS as usize,
             max_conns_per_addr: None,
             nat: NatConfig::default(),
+            oidentd: None,
+            overrides: policy::Overrides::default(),
+            format: ReplyFormat::default(),
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use anyhow::Context;
@@ -122,29 +121,6 @@ pub fn decide_mode(
     }
 }
 
-/// Binds `addr` and listens on it, for standalone mode: as `TcpListener::bind`
-/// does, but with the longest accept queue the kernel allows (std asks for 128).
-/// Connections arriving faster than the server accepts them fill the queue, and
-/// then the kernel drops every new SYN, a querier's as much as a flooder's (the
-/// querier retries a second later): the longer the queue, the later that begins.
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let family = match addr {
-        SocketAddr::V4(_) => sock::AddressFamily::Inet,
-        SocketAddr::V6(_) => sock::AddressFamily::Inet6,
-    };
-    let fd = sock::socket(
-        family,
-        sock::SockType::Stream,
-        sock::SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    // As std does: a restarted server can bind while old connections linger.
-    sock::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    sock::bind(fd.as_raw_fd(), &sock::SockaddrStorage::from(addr))?;
-    sock::listen(&fd, sock::Backlog::MAXCONN)?;
-    Ok(TcpListener::from(fd))
-}
-
 /// The number of sockets systemd passed to this process (fds 3, 4, ...), if any:
 /// `LISTEN_PID` must be our pid, so variables inherited from a parent do not count.
 pub fn systemd_fd_count() -> Option<usize> {
@@ -250,30 +226,6 @@ mod tests {
                 && Mode::Systemd.is_quiet()
                 && !Mode::Standalone.is_quiet()
         );
-    }
-
-    #[test]
-    fn a_standalone_listener_has_the_longest_accept_queue_allowed() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        assert_eq!(classify(listener.as_fd()), SocketKind::Listening);
-        // /proc/net/tcp has no backlog column; sock_diag's listener row has it as
-        // its send queue, which `ss -lnt` prints.
-        let out = std::process::Command::new("ss")
-            .args(["-Hltn", &format!("sport = :{port}")])
-            .output()
-            .unwrap();
-        let row = String::from_utf8_lossy(&out.stdout);
-        let backlog: u32 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
-        let somaxconn: u32 = fs::read_to_string("/proc/sys/net/core/somaxconn")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(backlog, somaxconn.min(libc::SOMAXCONN as u32), "{row}");
-        assert!(backlog > 128, "no longer than std's: {row}");
-        // An address in use is refused, as bind refuses it.
-        assert!(listen(listener.local_addr().unwrap()).is_err());
     }
 
     #[test]

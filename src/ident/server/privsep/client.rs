@@ -24,7 +24,7 @@ use super::super::config::ServerConfig;
 use super::super::log::Logger;
 use super::super::policy::Findings;
 use super::helper;
-use super::record::{REPLY_LEN, REQUEST_LEN, channel, decode_reply, encode_request};
+use super::record::{Ask, REPLY_LEN, REQUEST_LEN, channel, decode_reply, encode_request};
 
 /// How long the network side waits for a reply. The helper answers every request,
 /// and makes no network query of its own (`--forward`'s is made by the asker), so
@@ -111,7 +111,7 @@ impl Helper {
         for _ in 0..workers {
             let (theirs, find) = (Arc::clone(&theirs), Arc::clone(&find));
             thread::spawn(move || {
-                helper::serve_requests(&theirs, &Logger::new(LogTarget::None), &*find)
+                helper::serve_requests(&theirs, &Logger::new(LogTarget::None), &*find, &|| {})
             });
         }
         Helper::over(ours, nix::unistd::getpid(), &Logger::new(LogTarget::None)).unwrap()
@@ -145,7 +145,13 @@ impl Helper {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         lock(&self.waiting).insert(id, tx);
-        let request = encode_request(id, server_port, client_port);
+        let request = encode_request(
+            id,
+            Ask::Lookup {
+                server_port,
+                client_port,
+            },
+        );
         let fds = [connection.as_raw_fd()];
         let sent = sock::sendmsg::<()>(
             self.channel.as_raw_fd(),
@@ -166,6 +172,17 @@ impl Helper {
         // The helper answers every request; the bound only guards against a bug.
         rx.recv_timeout(self.reply_bound)
             .unwrap_or(Findings::LookupFailed)
+    }
+
+    /// Asks the helper to read `--config`'s system file again (this process got
+    /// SIGHUP). The helper logs how it went; nothing comes back.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = encode_request(id, Ask::Reload);
+        let sent = sock::send(self.channel.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL)
+            .context("asking the privileged helper to reload")?;
+        anyhow::ensure!(sent == REQUEST_LEN, "a reload request sent in part");
+        Ok(())
     }
 
     /// One thread reads the helper's replies and hands each to its asker. When the
