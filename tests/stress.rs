@@ -403,7 +403,7 @@ fn stress_usage_errors() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "--barrier-file is for the filesystem arms",
+            "stress ident runs on one host: it cannot race across hosts with --barrier-file",
         ));
 }
 
