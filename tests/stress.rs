@@ -549,6 +549,13 @@ fn sigterm_removes_the_work_directory_of_thread_racers() {
 }
 
 #[test]
+fn sigterm_removes_the_work_directory_of_crash_racers_and_the_calls_they_run() {
+    // Each racer runs racefree counter, write and lock as processes of its own
+    // group; a lock's COMMAND may outlive its racefree.
+    sigterm_leaves_nothing(&["crash", "--duration", "60", "--racers", "4"], true);
+}
+
+#[test]
 fn sigterm_removes_the_work_directory_of_process_racers() {
     sigterm_leaves_nothing(
         &[

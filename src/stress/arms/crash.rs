@@ -45,7 +45,7 @@ use super::kit::{
 };
 use crate::help;
 use crate::stress::args::{FsArgs, RaceArgs};
-use crate::stress::cleanup::stopping;
+use crate::stress::cleanup::{interrupted, stopping};
 use crate::stress::gate;
 use crate::stress::race::{Arm, Contribution, Helper, Race, RoundCtx, Subject, Tally, keep_failure};
 use crate::write::leftovers::KILL_BEFORE_RENAME_ENV;
@@ -386,6 +386,10 @@ impl Crash {
         last: &anyhow::Result<i64>,
         counts: &mut Counts,
     ) -> anyhow::Result<Vec<String>> {
+        // Interrupted, the racers stopped short: the round proves nothing.
+        if stopping() {
+            return Err(interrupted());
+        }
         let exe = std::env::current_exe().context("finding this binary")?;
         let mut problems = Vec::new();
         if let Some(why) = not_one_version(&round.path(FILE)) {
