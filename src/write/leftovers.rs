@@ -127,9 +127,9 @@ pub fn stamped_name(file: &CStr) -> CString {
             me.boot,
             std::process::id(),
             me.start,
-            super::random_u64() as u32
+            random_u64() as u32
         ),
-        Err(_) => format!("{:016x}", super::random_u64()),
+        Err(_) => format!("{:016x}", random_u64()),
     };
     name.extend_from_slice(suffix.as_bytes());
     CString::new(name).expect("no NUL in a file name")
@@ -173,6 +173,24 @@ fn this_process() -> anyhow::Result<Here> {
 
 /// This process as its temporary files name it, for tests that make names as a
 /// dead writer would have.
+/// 64 random bits, for the names of temporary files and lock tokens.
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // libc's getrandom: nix does not wrap it.
+    // SAFETY: buf is valid for 8 bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
+    if n != 8 {
+        // No getrandom (very old kernel): time and pid still make a unique-enough
+        // name, and O_EXCL catches the rest.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_ne_bytes(buf)
+}
+
 #[cfg(test)]
 pub(crate) fn this_process_tag() -> Here {
     this_process().unwrap()
@@ -253,7 +271,7 @@ pub fn decide(
 /// Best effort: a file that cannot be examined or removed stays for a later call.
 pub fn remove_dead(dir: &OwnedFd, file: &CStr) {
     match nix::sys::stat::fstat(dir) {
-        Ok(st) if worth_listing(st.st_size.max(0) as u64, super::random_u64()) => {}
+        Ok(st) if worth_listing(st.st_size.max(0) as u64, random_u64()) => {}
         _ => return,
     }
     // Not knowing who we are, no writer is ours to judge: only the age rule applies.

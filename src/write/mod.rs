@@ -31,8 +31,10 @@ use nix::sys::stat::{FileStat, Mode, fstat};
 use nix::unistd::{UnlinkatFlags, fsync, linkat, unlink, unlinkat, write};
 
 use crate::quote::quote;
-pub(crate) use target::resolve;
+pub(crate) use leftovers::random_u64;
+pub use target::TempKind;
 use target::{Existing, Target};
+pub(crate) use target::{Naming, resolve};
 
 /// How [`replace`] treats FILE.
 #[derive(Clone, Debug)]
@@ -57,25 +59,6 @@ impl Default for Options {
             refuse_empty: false,
         }
     }
-}
-
-/// How the temporary file is made. `Auto` is O_TMPFILE where it works, else a name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TempKind {
-    Auto,
-    /// Always a named O_EXCL file: the path filesystems without O_TMPFILE take.
-    Named,
-}
-
-/// How the temporary file is named while it has a name (see [`leftovers`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Naming {
-    /// A name of its own that proves its writer; every successful replacement
-    /// removes the dead writers' names of its FILE.
-    Stamped,
-    /// `.NAME.rf-counter`, for a caller holding a lock that every other user of the
-    /// name takes too: a name found there was left by a dead holder.
-    UnderLock,
 }
 
 /// Replaces the content of `path` with everything `content` yields.
@@ -258,23 +241,6 @@ impl Drop for Replacement {
             drop(slot);
         }
     }
-}
-
-pub(crate) fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // libc's getrandom: nix does not wrap it.
-    // SAFETY: buf is valid for 8 bytes.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
-    if n != 8 {
-        // No getrandom (very old kernel): time and pid still make a unique-enough
-        // name, and O_EXCL catches the rest.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        return t ^ ((std::process::id() as u64) << 32);
-    }
-    u64::from_ne_bytes(buf)
 }
 
 pub(crate) fn write_all(to: impl AsFd, mut data: &[u8]) -> io::Result<()> {

@@ -13,8 +13,27 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open, openat};
 use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlinkat};
 
-use super::{Naming, TempKind, cleanup, leftovers};
+use super::{cleanup, leftovers};
 use crate::quote::quote;
+
+/// How the temporary file is made. `Auto` is O_TMPFILE where it works, else a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempKind {
+    Auto,
+    /// Always a named O_EXCL file: the path filesystems without O_TMPFILE take.
+    Named,
+}
+
+/// How the temporary file is named while it has a name (see [`leftovers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// A name of its own that proves its writer; every successful replacement
+    /// removes the dead writers' names of its FILE.
+    Stamped,
+    /// `.NAME.rf-counter`, for a caller holding a lock that every other user of the
+    /// name takes too: a name found there was left by a dead holder.
+    UnderLock,
+}
 
 /// The file to replace, resolved: its directory (held open) and its name there.
 pub(super) struct Target {

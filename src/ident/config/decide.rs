@@ -6,9 +6,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::ConfigError;
-use super::ast::{Cap, Grant};
+use super::ast::Grant;
 use super::policy::{Caps, Choice, Connection, SystemPolicy, UserPrefs};
+use super::text::{Cap, ConfigError, quote};
 
 /// oidentd's reply buffer is 512 bytes: a longer reply loses its end.
 pub const REPLY_MAX: usize = 511;
@@ -55,7 +55,7 @@ impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reply::RealName => f.write_str("the real name"),
-            Reply::Name(name) => write!(f, "{}", super::ast::quote(name)),
+            Reply::Name(name) => write!(f, "{}", quote(name)),
             Reply::Uid(uid) => write!(f, "uid {uid}"),
             Reply::Hidden => f.write_str("HIDDEN-USER"),
         }

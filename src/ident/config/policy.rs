@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
-use super::ast::{Cap, Grant};
+use super::ast::Grant;
+use super::text::Cap;
 
 /// A capability set, one bit per capability, as oidentd keeps it. `reply` has a
 /// bit too: `force reply` sets it, and a top-level `default` range passes it on

@@ -23,7 +23,31 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::Source;
+use std::fmt;
+
+use serde::Serialize;
+
+/// Where the kernel's socket table is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The /proc/net/tcp and tcp6 reader, for hosts without sock_diag: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one, TIME_WAIT included), shared by the lookups that arrive together
+    Proc,
+    /// The kernel's sock_diag exact lookup by 4-tuple: one request, constant time whatever the number of sockets; needs tcp_diag, which some sandboxes block (then an error)
+    Netlink,
+    /// netlink where the kernel offers sock_diag, proc where it does not: a refusal (no tcp_diag, a seccomp filter) switches to proc for good; a passing failure sends that one lookup to proc
+    Auto,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Proc => "proc",
+            Source::Netlink => "netlink",
+            Source::Auto => "auto",
+        })
+    }
+}
 
 const UNPROBED: u8 = 0;
 const NETLINK: u8 = 1;

@@ -23,6 +23,7 @@
 //! auto`, the default; this file runs the chosen one and keeps the retry.
 
 mod auto;
+pub use auto::Source;
 mod proc_net;
 mod row;
 pub mod single_flight;
@@ -34,32 +35,8 @@ pub(crate) use proc_net::find_in as find_in_proc_dir;
 pub use row::{Matcher, TcpState};
 pub use tuple::{Tuple, parse_address, parse_endpoint};
 
-use std::fmt;
-
 use anyhow::Context;
 use serde::Serialize;
-
-/// Where the kernel's socket table is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The /proc/net/tcp and tcp6 reader, for hosts without sock_diag: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one, TIME_WAIT included), shared by the lookups that arrive together
-    Proc,
-    /// The kernel's sock_diag exact lookup by 4-tuple: one request, constant time whatever the number of sockets; needs tcp_diag, which some sandboxes block (then an error)
-    Netlink,
-    /// netlink where the kernel offers sock_diag, proc where it does not: a refusal (no tcp_diag, a seccomp filter) switches to proc for good; a passing failure sends that one lookup to proc
-    Auto,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Proc => "proc",
-            Source::Netlink => "netlink",
-            Source::Auto => "auto",
-        })
-    }
-}
 
 /// The owner of a connection and where it was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
