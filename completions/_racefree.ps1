@@ -160,9 +160,11 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -258,6 +260,29 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;crash' {
+            [CompletionResult]::new('--calls', '--calls', [CompletionResultType]::ParameterName, 'Calls each racer makes per round (fewer once --duration is over)')
+            [CompletionResult]::new('--sabotage', '--sabotage', [CompletionResultType]::ParameterName, 'Break racefree''s arm on purpose (for the tests)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run R rounds, and more while the control has not failed: up to 4 x R')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--max-entries', '--max-entries', [CompletionResultType]::ParameterName, 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('--no-control', '--no-control', [CompletionResultType]::ParameterName, 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Run the control arm: the default, accepted for old scripts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;lock' {
             [CompletionResult]::new('--increments', '--increments', [CompletionResultType]::ParameterName, 'Increments each racer makes per round')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
@@ -297,6 +322,15 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;crash-call' {
+            [CompletionResult]::new('--lockfile', '--lockfile', [CompletionResultType]::ParameterName, 'hold: the lock it runs under')
+            [CompletionResult]::new('--nfs', '--nfs', [CompletionResultType]::ParameterName, 'hold: the lock was taken with --nfs: its link lock must name this holder')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;rmw' {
             [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'read')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -310,9 +344,11 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -329,6 +365,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;stress;help;write' {
             break
         }
+        'racefree;stress;help;crash' {
+            break
+        }
         'racefree;stress;help;lock' {
             break
         }
@@ -336,6 +375,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress;help;worker' {
+            break
+        }
+        'racefree;stress;help;crash-call' {
             break
         }
         'racefree;stress;help;rmw' {
@@ -432,9 +474,11 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             break
         }
@@ -450,6 +494,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help;stress;write' {
             break
         }
+        'racefree;help;stress;crash' {
+            break
+        }
         'racefree;help;stress;lock' {
             break
         }
@@ -457,6 +504,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;stress;worker' {
+            break
+        }
+        'racefree;help;stress;crash-call' {
             break
         }
         'racefree;help;stress;rmw' {

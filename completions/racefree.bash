@@ -70,6 +70,12 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,counter)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__help__subcmd__stress,crash)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__crash"
+                ;;
+            racefree__subcmd__help__subcmd__stress,crash-call)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call"
+                ;;
             racefree__subcmd__help__subcmd__stress,ident)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__ident"
                 ;;
@@ -118,6 +124,12 @@ _racefree() {
             racefree__subcmd__stress,counter)
                 cmd="racefree__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__stress,crash)
+                cmd="racefree__subcmd__stress__subcmd__crash"
+                ;;
+            racefree__subcmd__stress,crash-call)
+                cmd="racefree__subcmd__stress__subcmd__crash__subcmd__call"
+                ;;
             racefree__subcmd__stress,help)
                 cmd="racefree__subcmd__stress__subcmd__help"
                 ;;
@@ -144,6 +156,12 @@ _racefree() {
                 ;;
             racefree__subcmd__stress__subcmd__help,counter)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__counter"
+                ;;
+            racefree__subcmd__stress__subcmd__help,crash)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__crash"
+                ;;
+            racefree__subcmd__stress__subcmd__help,crash-call)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call"
                 ;;
             racefree__subcmd__stress__subcmd__help,help)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__help"
@@ -338,7 +356,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress)
-            opts="makedirs ident counter write lock report worker rmw"
+            opts="makedirs ident counter write crash lock report worker crash-call rmw"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,6 +370,34 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -804,7 +850,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write crash lock report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -879,8 +925,84 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        racefree__subcmd__stress__subcmd__crash)
+            opts="-h -V --calls --sabotage --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sabotage)
+                    COMPREPLY=($(compgen -W "counter write lock leftovers" -- "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__crash__subcmd__call)
+            opts="-h -V --lockfile --nfs --help --version hold count write"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lockfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         racefree__subcmd__stress__subcmd__help)
-            opts="makedirs ident counter write lock report worker rmw help"
+            opts="makedirs ident counter write crash lock report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,6 +1016,34 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1214,7 +1364,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --racer --help --version makedirs ident counter write lock"
+            opts="-h -V --racer --help --version makedirs ident counter write crash lock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -146,9 +146,11 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -239,6 +241,28 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;crash'= {
+            cand --calls 'Calls each racer makes per round (fewer once --duration is over)'
+            cand --sabotage 'Break racefree''s arm on purpose (for the tests)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run R rounds, and more while the control has not failed: up to 4 x R'
+            cand --duration 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --max-entries 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --no-control 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"'
+            cand --control 'Run the control arm: the default, accepted for old scripts'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;lock'= {
             cand --increments 'Increments each racer makes per round'
             cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
@@ -275,6 +299,14 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;crash-call'= {
+            cand --lockfile 'hold: the lock it runs under'
+            cand --nfs 'hold: the lock was taken with --nfs: its link lock must name this holder'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;rmw'= {
             cand --read 'read'
             cand -h 'Print help'
@@ -287,9 +319,11 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -301,11 +335,15 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;stress;help;write'= {
         }
+        &'racefree;stress;help;crash'= {
+        }
         &'racefree;stress;help;lock'= {
         }
         &'racefree;stress;help;report'= {
         }
         &'racefree;stress;help;worker'= {
+        }
+        &'racefree;stress;help;crash-call'= {
         }
         &'racefree;stress;help;rmw'= {
         }
@@ -390,9 +428,11 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
         }
         &'racefree;help;stress;makedirs'= {
@@ -403,11 +443,15 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;help;stress;write'= {
         }
+        &'racefree;help;stress;crash'= {
+        }
         &'racefree;help;stress;lock'= {
         }
         &'racefree;help;stress;report'= {
         }
         &'racefree;help;stress;worker'= {
+        }
+        &'racefree;help;stress;crash-call'= {
         }
         &'racefree;help;stress;rmw'= {
         }

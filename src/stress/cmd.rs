@@ -21,8 +21,8 @@ use crate::help;
 pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with --processes) that hammer \
         racefree's commands, verify every answer, and run a known-bad control arm \
         under the same load to prove the harness can see a race.\n\n\
-        With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
-        temporary directory, ident on loopback) with its control, briefly, prints the report \
+        With no subcommand: runs every arm (makedirs, counter, write, crash and lock on a \
+        fresh temporary directory, ident on loopback) with its control, briefly, prints the report \
         and cleans up. The verdict is FAIL if any arm failed, else INCONCLUSIVE if any arm's \
         control never failed (it races on, up to 4 x --duration, while it has not), else \
         PASS; the control's own failures are what it must show, not a failure. \
