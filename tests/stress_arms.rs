@@ -215,6 +215,7 @@ fn crash_holds(mode: &[&str], racers: u64, calls: u64, rounds: u64) {
         "overlaps",
         "unheld",
         "leftovers",
+        "nfslock_asides",
     ] {
         assert_eq!(u(&ours[failure]), 0, "{failure}: {ours}");
     }

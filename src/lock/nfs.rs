@@ -30,7 +30,6 @@
 //! waits for the breaker lock.
 
 use std::fmt;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -38,10 +37,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-pub use record::{FORMAT, Holder, Owner};
+pub use record::{FORMAT, Holder, Owner, judge};
+use record::{Record, read_owner};
 
 use super::wait::Options;
-use crate::owner::{self, Here, Process, Verdict, here, process};
+use crate::owner::{Verdict, here, process};
 use crate::quote::quote;
 use crate::write::{LinkNewError, link_new};
 
@@ -65,45 +65,6 @@ pub fn holder(pid: i32) -> Option<Holder> {
         pid,
         start: p.start,
     })
-}
-
-/// Judges an owner. Pure: `probe` is how processes are looked up. A lock is stale
-/// only when every process its record names is provably dead.
-pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>) -> Verdict {
-    if owner.host != here.host {
-        return Verdict::Unknown(format!(
-            "held by {owner}, whose processes cannot be seen from here"
-        ));
-    }
-    if owner.boot != here.boot {
-        return Verdict::Stale(format!("held by {owner} before this host rebooted"));
-    }
-    let taker = Holder {
-        pid: owner.pid,
-        start: owner.start,
-    };
-    let Err(taker_gone) = alive(taker, &probe) else {
-        return Verdict::Live;
-    };
-    if owner.format > FORMAT {
-        return Verdict::Unknown(format!(
-            "held by {owner}, in a record of format {} (a later racefree's), whose other holders this one cannot judge",
-            owner.format
-        ));
-    }
-    let mut gone = vec![taker_gone];
-    for &h in &owner.holders {
-        match alive(h, &probe) {
-            Ok(()) => return Verdict::Live,
-            Err(why) => gone.push(why),
-        }
-    }
-    Verdict::Stale(format!("held by {}", gone.join(" and ")))
-}
-
-/// `Ok` while `p` runs; otherwise how it is known to be gone.
-fn alive(p: Holder, probe: impl Fn(i32) -> Option<Process>) -> Result<(), String> {
-    owner::alive(p.pid, p.start, probe)
 }
 
 /// The seam for tests: runs between "judged stale" and the break.
@@ -183,6 +144,7 @@ pub fn acquire_named(
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(held) = try_lock(lock, holders, hook, 0)? {
+            asides::remove_dead(lock);
             return Ok(held);
         }
         let now = Instant::now();
@@ -259,15 +221,6 @@ fn break_stale(lock: &Path, token: &str, hook: &dyn Hook, depth: usize) -> anyho
     Ok(())
 }
 
-/// What stands at a link lock's name.
-enum Record {
-    /// Nothing: the lock is free.
-    Absent,
-    Owner(Owner),
-    /// A file that holds no record (empty, or not racefree's).
-    Unreadable,
-}
-
 /// A link lock whose file holds no owner record. Every racefree writes its record
 /// whole under a name of its own before linking it into place, so this is not a
 /// record caught half-written: it was left by something else (an editor, a crash
@@ -287,43 +240,11 @@ impl fmt::Display for Unreadable {
 
 impl std::error::Error for Unreadable {}
 
-/// Who holds `lock`, if anyone.
-fn read_owner(lock: &Path) -> anyhow::Result<Record> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nofollow()
-        .open(lock)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::Absent),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read the lock {}", quote(lock.as_os_str())));
-        }
-    };
-    let mut text = String::new();
-    let _ = f.take(4096).read_to_string(&mut text);
-    Ok(Owner::parse(&text).map_or(Record::Unreadable, Record::Owner))
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-    }
-}
-
 /// One link(2) attempt: our owner record, written whole under a unique name and
 /// linked to `lock`. `None` if `lock` exists.
 fn link_lock(lock: &Path, holders: &[Holder]) -> anyhow::Result<Option<LinkHeld>> {
     let me = me(holders)?;
-    let mut tmp_name = lock.as_os_str().to_os_string();
-    tmp_name.push(format!(".{}.tmp", me.token));
-    let tmp = PathBuf::from(tmp_name);
+    let tmp = asides::aside_for(lock);
     if lock.as_os_str().as_bytes().contains(&0) {
         return Err(crate::exit::usage("a NUL byte inside LOCKFILE"));
     }
@@ -357,6 +278,7 @@ fn link_lock(lock: &Path, holders: &[Holder]) -> anyhow::Result<Option<LinkHeld>
     }))
 }
 
+mod asides;
 mod record;
 #[cfg(test)]
 mod tests;

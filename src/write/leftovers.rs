@@ -120,7 +120,15 @@ pub fn prefix(file: &CStr) -> Vec<u8> {
 /// the age rule, as another host's would.
 pub fn stamped_name(file: &CStr) -> CString {
     let mut name = prefix(file);
-    let suffix = match this_process() {
+    name.extend_from_slice(stamp().as_bytes());
+    CString::new(name).expect("no NUL in a file name")
+}
+
+/// A fresh `HOST-BOOT-PID-START-RAND` naming this process (see the module's
+/// comment), which [`parse`] reads back; 16 random hex digits where this process
+/// cannot tell who it is. `lock --nfs` names its record asides with it too.
+pub fn stamp() -> String {
+    match this_process() {
         Ok(me) => format!(
             "{}-{}-{}-{}-{:08x}",
             me.host,
@@ -130,9 +138,17 @@ pub fn stamped_name(file: &CStr) -> CString {
             random_u64() as u32
         ),
         Err(_) => format!("{:016x}", random_u64()),
-    };
-    name.extend_from_slice(suffix.as_bytes());
-    CString::new(name).expect("no NUL in a file name")
+    }
+}
+
+/// This process as [`stamp`] names it, and what [`decide`] compares against; a
+/// process that cannot tell who it is judges no writer its own, only ages.
+pub fn judge_from_here() -> Here {
+    this_process().unwrap_or_else(|_| Here {
+        host: String::new(),
+        boot: String::new(),
+        start: 0,
+    })
 }
 
 /// `.NAME.rf-counter`: the one temporary name a counter uses, under its lock.
@@ -171,8 +187,6 @@ fn this_process() -> anyhow::Result<Here> {
     Ok(tagged)
 }
 
-/// This process as its temporary files name it, for tests that make names as a
-/// dead writer would have.
 /// 64 random bits, for the names of temporary files and lock tokens.
 pub fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
@@ -191,6 +205,8 @@ pub fn random_u64() -> u64 {
     u64::from_ne_bytes(buf)
 }
 
+/// This process as its temporary files name it, for tests that make names as a
+/// dead writer would have.
 #[cfg(test)]
 pub(crate) fn this_process_tag() -> Here {
     this_process().unwrap()
@@ -274,12 +290,7 @@ pub fn remove_dead(dir: &OwnedFd, file: &CStr) {
         Ok(st) if worth_listing(st.st_size.max(0) as u64, random_u64()) => {}
         _ => return,
     }
-    // Not knowing who we are, no writer is ours to judge: only the age rule applies.
-    let here = this_process().unwrap_or_else(|_| Here {
-        host: String::new(),
-        boot: String::new(),
-        start: 0,
-    });
+    let here = judge_from_here();
     let prefix = prefix(file);
     let Ok(mut listing) = Dir::openat(
         dir.as_fd(),

@@ -299,3 +299,91 @@ fn a_late_breaker_never_breaks_the_live_lock_taken_in_between() {
     drop(hook.b_held.lock().unwrap().take());
     assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
 }
+
+/// What takers and breakers killed mid-way leave beside the link lock: the next
+/// racefree to take the lock removes what provably dead processes left, keeps what a
+/// live one may still use, and what cannot be judged until it is old.
+#[test]
+fn taking_the_lock_removes_what_dead_takers_and_breakers_left_beside_it() {
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("l");
+    let lock = dotlock_path(&l);
+    let me = crate::write::leftovers::this_process_tag();
+    let stamp = |start: u64| {
+        format!(
+            "{}-{}-{}-{start}-0000abcd",
+            me.host,
+            me.boot,
+            std::process::id()
+        )
+    };
+    let foreign = "feedf00d-0a1b2c3d-42-1234-0000abcd";
+    let file = |name: &str, content: &str| {
+        let p = t.path().join(format!("l.nfslock.{name}"));
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    let token = "0123456789abcdef";
+    let dead_record = stale_owner(token).to_text();
+    let live_record = Owner {
+        start: here().unwrap().start,
+        ..stale_owner("fedcba9876543210")
+    }
+    .to_text();
+    let gone = [
+        file(&format!("{}.tmp", stamp(me.start + 1)), ""),
+        file(&format!("{}.tmp", stamp(me.start + 2)), &dead_record),
+        file(
+            &format!("break-{token}.{}.tmp", stamp(me.start + 1)),
+            "racefree-lock 1\n",
+        ),
+        file(&format!("break-{token}"), &dead_record),
+        file(&format!("break-{token}.break-{token}"), &dead_record),
+    ];
+    let old = [
+        file(&format!("{foreign}.tmp"), ""),
+        file(&format!("{token}.tmp"), ""),
+        file("break-1111111111111111", ""),
+    ];
+    let kept = [
+        file(&format!("{}.tmp", stamp(me.start)), ""),
+        file(&format!("{foreign}.tmp2"), ""),
+        file("break-2222222222222222", &live_record),
+        file("break-3333333333333333", ""),
+        file(&format!("{token}.tmp.notes"), ""),
+    ];
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    for p in &old {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    let held = acquire(&l, &nonblock()).unwrap();
+    for p in gone.iter().chain(&old) {
+        assert!(!p.exists(), "{} stayed", p.display());
+    }
+    for p in &kept {
+        assert!(p.exists(), "{} was removed", p.display());
+    }
+    assert!(lock.exists());
+    drop(held);
+    assert!(!lock.exists());
+}
+
+/// A taker's aside names it, so a taker killed before its first byte is judged too.
+#[test]
+fn a_takers_aside_is_named_by_its_taker() {
+    let t = tempfile::tempdir().unwrap();
+    let aside = asides::aside_for(&t.path().join("l.nfslock"));
+    let name = aside.file_name().unwrap().to_str().unwrap();
+    let rest = name.strip_prefix("l.nfslock.").unwrap();
+    let me = crate::write::leftovers::this_process_tag();
+    assert!(matches!(
+        asides::classify(rest.as_bytes()),
+        asides::Kind::Aside(crate::write::leftovers::Kind::Stamped(s))
+            if s.pid == std::process::id() as i32 && s.start == me.start
+    ));
+}

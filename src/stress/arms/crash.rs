@@ -169,8 +169,9 @@ pub struct Counts {
     pub unheld: u64,
     /// Temporary files left after the round's last successful calls.
     pub leftovers: u64,
-    /// `LOCKFILE.nfslock.TOKEN.tmp` files left by lock calls killed while taking
-    /// the link lock. racefree lock does not remove them yet: counted, not judged.
+    /// Names beside the link lock (record asides, breaker locks, the lock itself)
+    /// left after the round's last successful lock call, which removes a dead
+    /// taker's or breaker's.
     pub nfslock_asides: u64,
 }
 
@@ -523,7 +524,13 @@ impl Race for Crash {
             c.unheld += h.unheld;
             problems.extend(h.problems);
         }
-        c.nfslock_asides += nfslock_asides(&round.dir)?;
+        let asides = nfslock_asides(&round.dir)?;
+        if asides > 0 {
+            c.nfslock_asides += asides;
+            problems.push(format!(
+                "after the next successful lock call, {asides} names remain beside the link lock '{LOCKFILE}.nfslock'"
+            ));
+        }
         let left = temporaries(&round.dir, &[FILE, COUNTER])?;
         if !left.is_empty() {
             c.leftovers += left.len() as u64;
@@ -546,6 +553,7 @@ impl Race for Crash {
             ("overlaps", c.overlaps),
             ("unheld", c.unheld),
             ("leftovers", c.leftovers),
+            ("nfslock_asides", c.nfslock_asides),
         ]
     }
 
@@ -570,7 +578,7 @@ impl Race for Crash {
             (c.repeated + c.lost + c.skipped).to_string(),
             c.torn.to_string(),
             (c.overlaps + c.unheld).to_string(),
-            c.leftovers.to_string(),
+            (c.leftovers + c.nfslock_asides).to_string(),
         ]
     }
 
@@ -582,14 +590,14 @@ impl Race for Crash {
     }
 }
 
-/// The link lock's record asides in `dir` ([`Counts::nfslock_asides`]).
+/// The names beside the link lock in `dir`, and the lock itself ([`Counts::nfslock_asides`]).
 fn nfslock_asides(dir: &Path) -> anyhow::Result<u64> {
-    let prefix = format!("{LOCKFILE}.nfslock.");
+    let lock = format!("{LOCKFILE}.nfslock");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing '{}'", dir.display()))? {
         let name = entry?.file_name();
         let name = name.to_string_lossy();
-        n += u64::from(name.starts_with(&prefix) && name.ends_with(".tmp"));
+        n += u64::from(name.starts_with(&lock));
     }
     Ok(n)
 }
