@@ -128,6 +128,84 @@ impl fmt::Display for Owner {
     }
 }
 
+/// Judges an owner. Pure: `probe` is how processes are looked up. A lock is stale
+/// only when every process its record names is provably dead.
+pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>) -> Verdict {
+    if owner.host != here.host {
+        return Verdict::Unknown(format!(
+            "held by {owner}, whose processes cannot be seen from here"
+        ));
+    }
+    if owner.boot != here.boot {
+        return Verdict::Stale(format!("held by {owner} before this host rebooted"));
+    }
+    let taker = Holder {
+        pid: owner.pid,
+        start: owner.start,
+    };
+    let Err(taker_gone) = alive(taker, &probe) else {
+        return Verdict::Live;
+    };
+    if owner.format > FORMAT {
+        return Verdict::Unknown(format!(
+            "held by {owner}, in a record of format {} (a later racefree's), whose other holders this one cannot judge",
+            owner.format
+        ));
+    }
+    let mut gone = vec![taker_gone];
+    for &h in &owner.holders {
+        match alive(h, &probe) {
+            Ok(()) => return Verdict::Live,
+            Err(why) => gone.push(why),
+        }
+    }
+    Verdict::Stale(format!("held by {}", gone.join(" and ")))
+}
+
+/// `Ok` while `p` runs; otherwise how it is known to be gone.
+fn alive(p: Holder, probe: impl Fn(i32) -> Option<Process>) -> Result<(), String> {
+    owner::alive(p.pid, p.start, probe)
+}
+
+/// What stands at a link lock's name.
+pub enum Record {
+    /// Nothing: the lock is free.
+    Absent,
+    Owner(Owner),
+    /// A file that holds no record (empty, or not racefree's).
+    Unreadable,
+}
+
+/// Who holds `lock`, if anyone.
+pub fn read_owner(lock: &Path) -> anyhow::Result<Record> {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nofollow()
+        .open(lock)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::Absent),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the lock {}", quote(lock.as_os_str())));
+        }
+    };
+    let mut text = String::new();
+    let _ = f.take(4096).read_to_string(&mut text);
+    Ok(Owner::parse(&text).map_or(Record::Unreadable, Record::Owner))
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,83 +305,5 @@ mod tests {
         ] {
             assert_eq!(Owner::parse(text), None, "{text:?}");
         }
-    }
-}
-
-/// Judges an owner. Pure: `probe` is how processes are looked up. A lock is stale
-/// only when every process its record names is provably dead.
-pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>) -> Verdict {
-    if owner.host != here.host {
-        return Verdict::Unknown(format!(
-            "held by {owner}, whose processes cannot be seen from here"
-        ));
-    }
-    if owner.boot != here.boot {
-        return Verdict::Stale(format!("held by {owner} before this host rebooted"));
-    }
-    let taker = Holder {
-        pid: owner.pid,
-        start: owner.start,
-    };
-    let Err(taker_gone) = alive(taker, &probe) else {
-        return Verdict::Live;
-    };
-    if owner.format > FORMAT {
-        return Verdict::Unknown(format!(
-            "held by {owner}, in a record of format {} (a later racefree's), whose other holders this one cannot judge",
-            owner.format
-        ));
-    }
-    let mut gone = vec![taker_gone];
-    for &h in &owner.holders {
-        match alive(h, &probe) {
-            Ok(()) => return Verdict::Live,
-            Err(why) => gone.push(why),
-        }
-    }
-    Verdict::Stale(format!("held by {}", gone.join(" and ")))
-}
-
-/// `Ok` while `p` runs; otherwise how it is known to be gone.
-fn alive(p: Holder, probe: impl Fn(i32) -> Option<Process>) -> Result<(), String> {
-    owner::alive(p.pid, p.start, probe)
-}
-
-/// What stands at a link lock's name.
-pub enum Record {
-    /// Nothing: the lock is free.
-    Absent,
-    Owner(Owner),
-    /// A file that holds no record (empty, or not racefree's).
-    Unreadable,
-}
-
-/// Who holds `lock`, if anyone.
-pub fn read_owner(lock: &Path) -> anyhow::Result<Record> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nofollow()
-        .open(lock)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::Absent),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read the lock {}", quote(lock.as_os_str())));
-        }
-    };
-    let mut text = String::new();
-    let _ = f.take(4096).read_to_string(&mut text);
-    Ok(Owner::parse(&text).map_or(Record::Unreadable, Record::Owner))
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
     }
 }
