@@ -24,10 +24,21 @@ impl ServeProcess {
     pub fn start(max_conns: usize) -> anyhow::Result<ServeProcess> {
         let exe = std::env::current_exe().context("finding this binary to start the server")?;
         let max_conns = max_conns.to_string();
+        // Every racer queries from 127.0.0.1: the whole table is that one address's
+        // share, or the per-address rule would evict a racer's connection whose
+        // request line is still on its way, and the racer would see it closed
+        // without a reply.
         let server = ServeChild::start(
             &exe,
             "127.0.0.1:0",
-            ["--log", "none", "--max-conns", &max_conns],
+            [
+                "--log",
+                "none",
+                "--max-conns",
+                &max_conns,
+                "--max-conns-per-addr",
+                &max_conns,
+            ],
         )?;
         Ok(ServeProcess {
             _guard: ChildGuard::new(server.pid()),
@@ -45,6 +56,7 @@ pub fn start_control(max_conns: usize) -> anyhow::Result<ServerHandle> {
     let config = ServerConfig {
         matcher: Matcher::EstablishedOnly,
         max_conns,
+        max_conns_per_addr: Some(max_conns),
         ..Default::default()
     };
     let server = Server::new(config, Logger::new(LogTarget::None));
