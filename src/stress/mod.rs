@@ -22,6 +22,7 @@ pub mod merge;
 pub mod progress;
 pub mod race;
 pub mod report;
+pub mod snapshot;
 pub mod table;
 pub mod tree;
 pub mod workdir;
