@@ -23,6 +23,8 @@ pub mod progress;
 pub mod race;
 pub mod report;
 pub mod snapshot;
+pub mod snapshot;
 pub mod table;
 pub mod tree;
+pub mod widen;
 pub mod workdir;

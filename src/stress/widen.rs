@@ -1,0 +1,632 @@
+//! Widening race windows, for racers that are programs of their own (stress exec's
+//! `--widen`): each racer's system calls that change the filesystem (mkdir, an open
+//! for writing, rename, link, unlink, ...) are held back before they run. A
+//! check-then-act race has its window between the check and the change the check
+//! decided; with the change held back, the other racers' checks land in it. Two
+//! ways ([`Widen`]): hold every racer's first change until all racers have reached
+//! theirs, then let them go together (every check comes before any change), or
+//! delay every change a while.
+//!
+//! Delaying a call only chooses one of the schedules the kernel could have chosen
+//! itself (a process may be descheduled for longer at any instant), so a failure
+//! seen under it is a real race, and a command that holds under it holds without.
+//!
+//! The mechanism is seccomp's user notification: before its execve each racer
+//! installs a filter that reports those calls to a listener, and hands the listener
+//! to this process over a socket; a thread here answers each report after the
+//! delay, letting the call run as it was made (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`,
+//! Linux 5.5). Nothing is changed or refused. A racer's delays add up to at most a
+//! budget per round, past which its calls run at once.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, socketpair,
+};
+use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// Injected delay one racer may accumulate in a round; past it, its calls run at once.
+pub const BUDGET: Duration = Duration::from_millis(250);
+
+/// The calls held back, and how each is told apart: always, or only when the
+/// flags argument at the given index asks for writing or creating.
+#[cfg(target_arch = "x86_64")]
+mod calls {
+    pub const AUDIT_ARCH: u32 = 0xC000_003E;
+    pub const ALWAYS: &[i64] = &[
+        libc::SYS_mkdir,
+        libc::SYS_mkdirat,
+        libc::SYS_rmdir,
+        libc::SYS_rename,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
+        libc::SYS_link,
+        libc::SYS_linkat,
+        libc::SYS_symlink,
+        libc::SYS_symlinkat,
+        libc::SYS_unlink,
+        libc::SYS_unlinkat,
+        libc::SYS_creat,
+        libc::SYS_mknod,
+        libc::SYS_mknodat,
+        libc::SYS_openat2,
+    ];
+    pub const WRITING: &[(i64, u32)] = &[(libc::SYS_open, 1), (libc::SYS_openat, 2)];
+}
+
+#[cfg(target_arch = "aarch64")]
+mod calls {
+    pub const AUDIT_ARCH: u32 = 0xC000_00B7;
+    pub const ALWAYS: &[i64] = &[
+        libc::SYS_mkdirat,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
+        libc::SYS_linkat,
+        libc::SYS_symlinkat,
+        libc::SYS_unlinkat,
+        libc::SYS_mknodat,
+        libc::SYS_openat2,
+    ];
+    pub const WRITING: &[(i64, u32)] = &[(libc::SYS_openat, 2)];
+}
+
+/// An open's flags that make it a change: writing, truncating or creating.
+const WRITING_FLAGS: u32 = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u32;
+
+/// The filter every racer installs, built before any fork (the child only points
+/// the kernel at it).
+#[derive(Clone, Debug)]
+pub struct Filter(Vec<libc::sock_filter>);
+
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: usize, jf: usize) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: jt as u8,
+        jf: jf as u8,
+        k,
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl Filter {
+    /// The classic BPF program: another architecture's calls (a 32-bit binary) run
+    /// as they are; the calls of [`calls`] are reported; the rest run.
+    pub fn new() -> Filter {
+        use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
+        let (always, writing) = (calls::ALWAYS.len(), calls::WRITING.len());
+        // Layout: arch check (2), load nr (1), a jump per call, allow (1), then two
+        // instructions per flags check, allow, notify. Jumps only go forward.
+        let checks = 3 + always + writing + 1;
+        let allow = checks + 2 * writing;
+        let notify = allow + 1;
+        let mut p = vec![
+            stmt(BPF_LD | BPF_W | BPF_ABS, 4),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, calls::AUDIT_ARCH, 0, allow - 2),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        ];
+        for &nr in calls::ALWAYS {
+            let here = p.len() + 1;
+            p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, notify - here, 0));
+        }
+        for (i, &(nr, _)) in calls::WRITING.iter().enumerate() {
+            let here = p.len() + 1;
+            p.push(jump(
+                BPF_JMP | BPF_JEQ | BPF_K,
+                nr as u32,
+                checks + 2 * i - here,
+                0,
+            ));
+        }
+        p.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+        for &(_, arg) in calls::WRITING {
+            // The low half of argument `arg` (seccomp_data's args start at 16).
+            p.push(stmt(BPF_LD | BPF_W | BPF_ABS, 16 + 8 * arg));
+            let here = p.len() + 1;
+            p.push(jump(
+                BPF_JMP | BPF_JSET | BPF_K,
+                WRITING_FLAGS,
+                notify - here,
+                allow - here,
+            ));
+        }
+        p.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW));
+        p.push(stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF));
+        debug_assert_eq!(p.len(), notify + 1);
+        Filter(p)
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+impl Filter {
+    pub fn new() -> Filter {
+        Filter(Vec::new())
+    }
+}
+
+impl Filter {
+    /// In the child, between fork and exec: installs the filter and sends its
+    /// listener over `sock`. Only async-signal-safe calls, no allocation.
+    pub fn install(&self, sock: RawFd) -> io::Result<()> {
+        let listener = self.listen()?;
+        let sent = send_fd(sock, listener);
+        // SAFETY: closes the child's own copy; the parent holds the one it received.
+        unsafe { libc::close(listener) };
+        sent
+    }
+
+    /// Installs the filter on the calling thread with a new listener, with
+    /// no_new_privs only where the thread may not install it without (not root).
+    fn listen(&self) -> io::Result<RawFd> {
+        if self.0.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        let prog = libc::sock_fprog {
+            len: self.0.len() as u16,
+            filter: self.0.as_ptr().cast_mut(),
+        };
+        let seccomp = || {
+            // SAFETY: seccomp(2) reads the program `prog` points at, which lives
+            // for the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &raw const prog,
+                )
+            }
+        };
+        let mut fd = seccomp();
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EACCES) {
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            fd = seccomp();
+        }
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd as RawFd)
+    }
+
+    /// Whether this host lets a racer install the filter: tried on a thread of its
+    /// own, which ends at once (a filter binds only the thread that installs it).
+    pub fn available(&self) -> Result<(), String> {
+        let filter = self.clone();
+        let tried = std::thread::spawn(move || {
+            filter.listen().map(|fd| {
+                // SAFETY: the listener this thread just made, closed once.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+        })
+        .join()
+        .map_err(|_| "the probe panicked".to_string())?;
+        tried.map_err(|e| match e.raw_os_error() {
+            Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+            None => e.to_string(),
+        })
+    }
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter::new()
+    }
+}
+
+/// Sends `fd` over the socket `sock`, in one message of one byte.
+fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    #[repr(C)]
+    union Control {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    let mut control = Control { buf: [0; 64] };
+    // SAFETY: CMSG_SPACE is arithmetic; the header and the descriptor are written
+    // inside `control`, which is large and aligned enough for one descriptor.
+    unsafe {
+        let space = libc::CMSG_SPACE(size_of::<RawFd>() as u32) as usize;
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&raw mut control.buf).cast();
+        msg.msg_controllen = space;
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        if libc::sendmsg(sock, &raw const msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The socket racers send their listeners on: the children's end, and the end the
+/// answering thread reads.
+pub fn channel() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
+}
+
+/// How a round widens its racers' windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Widen {
+    /// Each racer's first change is held until every racer has reached one (or
+    /// ended), at most `cap`, and then all go together: every racer's checks come
+    /// before any racer's change. Its later changes run at once.
+    Align { cap: Duration },
+    /// Every change waits this long (within [`BUDGET`] per racer).
+    Delay(Duration),
+}
+
+/// The longest the first changes are held for the racers still to come.
+pub const ALIGN_CAP: Duration = Duration::from_secs(2);
+
+impl Widen {
+    /// How round `n` widens, with at most `max_ms` of delay per call and racers
+    /// that may run `timeout`: rounds take turns, the first changes aligned, every
+    /// change delayed `max_ms`, and none held (the kernel's own schedule). `None`
+    /// for that last turn, or when `max_ms` is 0.
+    pub fn in_turn(n: u64, max_ms: u32, timeout: Duration) -> Option<Widen> {
+        match (max_ms, n % 3) {
+            (0, _) | (_, 2) => None,
+            (_, 0) => Some(Widen::Align {
+                cap: ALIGN_CAP.min(timeout / 2),
+            }),
+            _ => Some(Widen::Delay(Duration::from_millis(max_ms.into()))),
+        }
+    }
+}
+
+/// One racer's listener, and what it has been given this round.
+struct Listener {
+    fd: OwnedFd,
+    spent: Duration,
+    /// Its first change is held, or was let go with the others.
+    arrived: bool,
+    /// Every process that held its filter has ended.
+    gone: bool,
+}
+
+/// The answering thread's state.
+struct Answers {
+    widen: Widen,
+    racers: usize,
+    /// The directory whose changes are held, as given and resolved.
+    scope: Vec<PathBuf>,
+    listeners: Vec<Listener>,
+    /// Delayed answers, soonest first: (due, report id, listener).
+    pending: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// First changes held at the barrier, and since when the first was.
+    held: Vec<(usize, u64)>,
+    since: Option<Instant>,
+    open: bool,
+}
+
+impl Answers {
+    fn report(&mut self, l: usize, notif: &libc::seccomp_notif) {
+        let (now, id) = (Instant::now(), notif.id);
+        if !in_scope(notif, &self.scope) {
+            answer(&self.listeners[l].fd, id);
+            return;
+        }
+        match self.widen {
+            Widen::Align { .. } if !self.open && !self.listeners[l].arrived => {
+                self.listeners[l].arrived = true;
+                self.held.push((l, id));
+                self.since.get_or_insert(now);
+            }
+            Widen::Align { .. } => answer(&self.listeners[l].fd, id),
+            Widen::Delay(d) if self.listeners[l].spent + d <= BUDGET => {
+                self.listeners[l].spent += d;
+                self.pending.push(Reverse((now + d, id, l)));
+            }
+            Widen::Delay(_) => answer(&self.listeners[l].fd, id),
+        }
+    }
+
+    /// Answers what is due: delayed answers, and the barrier's once every racer is
+    /// there (or gone) or the cap is up.
+    fn answer_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((due, id, l))) = self.pending.peek().copied()
+            && due <= now
+        {
+            self.pending.pop();
+            answer(&self.listeners[l].fd, id);
+        }
+        if let Widen::Align { cap } = self.widen
+            && !self.open
+        {
+            let all = self.listeners.len() == self.racers
+                && self.listeners.iter().all(|l| l.arrived || l.gone);
+            if all || self.since.is_some_and(|t| now >= t + cap) {
+                self.open = true;
+                for (l, id) in std::mem::take(&mut self.held) {
+                    answer(&self.listeners[l].fd, id);
+                }
+            }
+        }
+    }
+
+    /// How long until something is due.
+    fn timeout(&self) -> PollTimeout {
+        let now = Instant::now();
+        let barrier = match self.widen {
+            Widen::Align { cap } if !self.open => self.since.map(|t| t + cap),
+            _ => None,
+        };
+        let due = self.pending.peek().map(|Reverse((d, ..))| *d);
+        match due.into_iter().chain(barrier).min() {
+            Some(d) => {
+                let ms = d.saturating_duration_since(now).as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms as u64).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        }
+    }
+
+    /// At the end of the round: whatever is still held goes now.
+    fn answer_all(self) {
+        for Reverse((_, id, l)) in self.pending {
+            answer(&self.listeners[l].fd, id);
+        }
+        for (l, id) in self.held {
+            answer(&self.listeners[l].fd, id);
+        }
+    }
+}
+
+/// The answering thread of a round of `racers` racers: takes their listeners from
+/// `sock`, and answers each report of a change below `scope` as `widen` says (the
+/// rest at once), until `stop` is readable or closed; then answers what is left.
+pub fn serve(sock: OwnedFd, stop: OwnedFd, widen: Widen, racers: usize, scope: &Path) {
+    let mut dirs = vec![scope.to_path_buf()];
+    dirs.extend(std::fs::canonicalize(scope).ok().filter(|c| c != scope));
+    let mut a = Answers {
+        widen,
+        racers,
+        scope: dirs,
+        listeners: Vec::new(),
+        pending: BinaryHeap::new(),
+        held: Vec::new(),
+        since: None,
+        open: false,
+    };
+    let mut sock = Some(sock);
+    loop {
+        a.answer_due();
+        // Listeners whose racers have all ended report POLLHUP for good: they stay
+        // (their slots number the pending answers) but leave the poll set.
+        let live: Vec<usize> = (0..a.listeners.len())
+            .filter(|&l| !a.listeners[l].gone)
+            .collect();
+        let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        if let Some(s) = &sock {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        fds.extend(
+            live.iter()
+                .map(|&l| PollFd::new(a.listeners[l].fd.as_fd(), PollFlags::POLLIN)),
+        );
+        match poll(&mut fds, a.timeout()) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+        let ready: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        if !ready[0].is_empty() {
+            break;
+        }
+        let mut at = 1;
+        if let Some(s) = &sock {
+            match ready[1] {
+                r if r.contains(PollFlags::POLLIN) => match receive_fd(s) {
+                    Some(fd) => a.listeners.push(Listener {
+                        fd,
+                        spent: Duration::ZERO,
+                        arrived: false,
+                        gone: false,
+                    }),
+                    None => sock = None,
+                },
+                r if !r.is_empty() => sock = None,
+                _ => {}
+            }
+            at = 2;
+        }
+        for (&l, r) in live.iter().zip(&ready[at..]) {
+            if r.contains(PollFlags::POLLIN) {
+                if let Some(notif) = receive_report(&a.listeners[l].fd) {
+                    a.report(l, &notif);
+                }
+            } else if !r.is_empty() {
+                a.listeners[l].gone = true;
+            }
+        }
+    }
+    a.answer_all();
+}
+
+/// Reads one listener's fd from the socket; `None` at its end.
+fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    if msg.bytes == 0 {
+        return None;
+    }
+    msg.cmsgs().ok()?.find_map(|c| match c {
+        // SAFETY: the kernel installed this descriptor for us with the message.
+        ControlMessageOwned::ScmRights(fds) => {
+            fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+        _ => None,
+    })
+}
+
+/// Takes one report from a listener; `None` if there was none to take (the racer
+/// that made it died meanwhile).
+fn receive_report(listener: &OwnedFd) -> Option<libc::seccomp_notif> {
+    // SAFETY: the kernel requires a zeroed seccomp_notif, which it fills.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: SECCOMP_IOCTL_NOTIF_RECV writes one seccomp_notif into `notif`.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &raw mut notif,
+        )
+    };
+    (r == 0).then_some(notif)
+}
+
+/// Which arguments of a reported call name the paths it changes: the directory
+/// argument (none: the working directory) and the path argument of each.
+fn path_args(nr: i64) -> &'static [(Option<usize>, usize)] {
+    #[cfg(target_arch = "x86_64")]
+    match nr {
+        libc::SYS_mkdir
+        | libc::SYS_rmdir
+        | libc::SYS_unlink
+        | libc::SYS_creat
+        | libc::SYS_mknod
+        | libc::SYS_open => return &[(None, 0)],
+        libc::SYS_rename | libc::SYS_link => return &[(None, 0), (None, 1)],
+        libc::SYS_symlink => return &[(None, 1)],
+        _ => {}
+    }
+    match nr {
+        libc::SYS_mkdirat
+        | libc::SYS_unlinkat
+        | libc::SYS_mknodat
+        | libc::SYS_openat
+        | libc::SYS_openat2 => &[(Some(0), 1)],
+        libc::SYS_renameat | libc::SYS_renameat2 | libc::SYS_linkat => {
+            &[(Some(0), 1), (Some(2), 3)]
+        }
+        libc::SYS_symlinkat => &[(Some(1), 2)],
+        _ => &[],
+    }
+}
+
+/// Whether a reported call changes something below one of `scope`'s directories
+/// (the round's, as given and resolved): an open of /dev/null or a log elsewhere
+/// is no part of the race, and is let go at once. A path that cannot be read
+/// counts as below.
+fn in_scope(notif: &libc::seccomp_notif, scope: &[PathBuf]) -> bool {
+    let pid = notif.pid as i32;
+    let args = path_args(i64::from(notif.data.nr));
+    if args.is_empty() || scope.is_empty() {
+        return true;
+    }
+    args.iter().any(|&(dir, path)| {
+        let Some(bytes) = read_path(pid, notif.data.args[path]) else {
+            return true;
+        };
+        let p = Path::new(OsStr::from_bytes(&bytes));
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            let base = match dir.map(|d| notif.data.args[d] as i32) {
+                None | Some(libc::AT_FDCWD) => format!("/proc/{pid}/cwd"),
+                Some(fd) => format!("/proc/{pid}/fd/{fd}"),
+            };
+            match std::fs::read_link(base) {
+                Ok(b) => b.join(p),
+                Err(_) => return true,
+            }
+        };
+        scope.iter().any(|s| full.starts_with(s))
+    })
+}
+
+/// A NUL-terminated path in another process's memory, read a page at most at a
+/// time (a string that ends just before an unmapped page must still be read).
+fn read_path(pid: i32, addr: u64) -> Option<Vec<u8>> {
+    const PAGE: u64 = 4096;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    let mut got = 0usize;
+    while got < buf.len() {
+        let at = addr.checked_add(got as u64)?;
+        let chunk = ((PAGE - at % PAGE) as usize).min(buf.len() - got);
+        let n = process_vm_readv(
+            Pid::from_raw(pid),
+            &mut [io::IoSliceMut::new(&mut buf[got..got + chunk])],
+            &[RemoteIoVec {
+                base: at as usize,
+                len: chunk,
+            }],
+        )
+        .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[got..got + n].iter().position(|&b| b == 0) {
+            buf.truncate(got + end);
+            return Some(buf);
+        }
+        got += n;
+    }
+    None
+}
+
+/// Lets the reported call run as it was made. A racer that died meanwhile makes
+/// this fail, which is nothing to answer for.
+fn answer(listener: &OwnedFd, id: u64) {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads one seccomp_notif_resp.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &raw const resp,
+        )
+    };
+}
