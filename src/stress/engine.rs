@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::args::{RaceArgs, WorkArgs};
 use super::cleanup::{interrupted, stopping};
 use super::gate::{self, StartLine};
+use super::program;
 use super::progress::Progress;
 use super::race::{Arm, Race, Report, RoundCtx, RoundLine, Tally};
 use super::workdir::WorkDir;
@@ -110,7 +111,7 @@ fn race_rounds<A: Race>(
     let begin = Instant::now();
     let mut spreads = Vec::new();
     let mut n = 0u64;
-    while race.another_round(n, begin) {
+    while race.another_round(n, begin) && !subject.enough() {
         progress.tick(begin);
         for arm in [Arm::Racefree, Arm::Control] {
             if stopping() {
@@ -299,14 +300,25 @@ fn remove_round(dir: &Path) -> anyhow::Result<()> {
 
 type RoundResult<A> = (Vec<Raced<<A as Race>::Outcome>>, Vec<<A as Race>::Churn>);
 
-/// Runs one round: racers released together (threads, or processes of this
-/// binary), churners started with them and stopped when they are done.
+/// Runs one round: racers released together (threads, processes of this binary,
+/// or the arm's own programs), churners started with them and stopped when they
+/// are done.
 fn run_round<A: Race>(
     subject: &A,
     round: &A::Round,
     racers: u32,
     processes: bool,
 ) -> anyhow::Result<RoundResult<A>> {
+    if let Some(p) = subject.programs(round) {
+        let raced = program::race(&p.list, p.timeout, p.release_ns, p.widen)?
+            .into_iter()
+            .map(|e| Raced {
+                started_ns: e.started_ns,
+                outcome: (p.outcome)(e),
+            })
+            .collect();
+        return Ok((raced, Vec::new()));
+    }
     let start = StartLine::default();
     let done = AtomicBool::new(false);
     let churners = subject.churners(round);

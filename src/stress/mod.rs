@@ -9,7 +9,10 @@
 //! together ([`gate`]) in a directory it makes ([`workdir`]); [`table`] prints a
 //! run's report and [`merge`] judges the reports of a multi-host run; [`race`] is the
 //! contract an arm implements; [`args`] holds the options every arm takes and the
-//! exit statuses; [`progress`], [`tree`] and [`cleanup`] serve them all.
+//! exit statuses; [`progress`], [`tree`] and [`cleanup`] serve them all. Racers
+//! that are programs of their own (stress exec's) are held and released by
+//! [`program`], their race windows widened by [`widen`]; [`snapshot`] compares the
+//! trees they leave.
 
 pub mod args;
 pub mod arms;
@@ -24,10 +27,7 @@ pub mod progress;
 pub mod race;
 pub mod report;
 pub mod snapshot;
-pub mod snapshot;
-pub mod snapshot;
 pub mod table;
 pub mod tree;
-pub mod widen;
 pub mod widen;
 pub mod workdir;

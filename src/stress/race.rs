@@ -11,11 +11,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::args::{self, ArmArgs, RaceArgs};
+use super::program::{Exited, Program};
+use super::widen::Widen;
 use crate::{exit, help};
 
 /// Which implementation racers run: racefree's, or the known-bad control that shows
@@ -122,6 +125,17 @@ pub trait Race: Sync + Sized {
     fn churn(_round: &Self::Round, _index: usize, _stop: &AtomicBool) -> Option<Self::Churn> {
         None
     }
+    /// Racers that are programs of their own (stress exec's), instead of
+    /// [`Race::race`]: the engine starts each held right before its execve and
+    /// releases them together, with no churners. `None`: racers run `race`.
+    fn programs(&self, _round: &Self::Round) -> Option<Programs<Self::Outcome>> {
+        None
+    }
+    /// Whether the arm has seen enough, so that no further round starts (stress
+    /// exec's --stop-on-first, or its sequential run failing on its own).
+    fn enough(&self) -> bool {
+        false
+    }
     /// Judges one round into the arm's tally (`tally.rounds` already counts it).
     fn judge(
         &mut self,
@@ -193,6 +207,20 @@ pub struct Helper {
     /// Adds its arguments to the subcommand: its `clap::Args::augment_args`.
     pub args: fn(clap::Command) -> clap::Command,
     pub run: fn(&clap::ArgMatches) -> anyhow::Result<()>,
+}
+
+/// A round's racers as programs of their own (see [`Race::programs`]).
+pub struct Programs<O> {
+    pub list: Vec<Program>,
+    /// How long they may run before they count as hung and are killed.
+    pub timeout: Duration,
+    /// Across hosts: the instant the instances agreed to release them.
+    pub release_ns: Option<u64>,
+    /// How each racer's calls that change the filesystem are held back, widening
+    /// the windows of check-then-act races ([`super::widen`]).
+    pub widen: Option<Widen>,
+    /// A racer's outcome, from what its program did.
+    pub outcome: fn(Exited) -> O,
 }
 
 /// One arm's verdicts, added up over its rounds.
