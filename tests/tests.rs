@@ -17,6 +17,7 @@ mod package;
 mod props;
 mod stress;
 mod stress_arms;
+mod stress_exec;
 mod stress_report;
 mod testenv;
 mod write;

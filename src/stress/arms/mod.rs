@@ -31,6 +31,7 @@ arms! {
     counter::Counter,
     write::WriteArm,
     lock::Lock,
+    exec::Exec,
 }
 
 /// The arm called `name`.
