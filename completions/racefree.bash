@@ -748,7 +748,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --json --help --version makedirs ident counter write lock report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -770,7 +770,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__counter)
-            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --takes --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -809,6 +809,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -960,7 +964,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__ident)
-            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --connections --source --via-server --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1002,6 +1006,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1010,7 +1018,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__lock)
-            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --increments --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1052,6 +1060,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1060,7 +1072,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__makedirs)
-            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --depth --fanout --churn --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1106,6 +1118,10 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1114,7 +1130,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__report)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --keep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1160,7 +1176,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__write)
-            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --control --json --barrier-file --expect --id --barrier-timeout --help --version"
+            opts="-h -V --versions --reads --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1203,6 +1219,10 @@ _racefree() {
                     return 0
                     ;;
                 --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,6 +19,9 @@ pub enum Exit {
     Usage,
     /// `makedirs --exclusive`: the leaf already existed, so this call did not create it.
     Exists,
+    /// `stress`: every check held, but a control arm never failed, so the run could
+    /// not have seen the race it looks for.
+    Inconclusive,
     /// A status documented by one command alone: `lock` passes COMMAND's status
     /// through and has its own (125, 126, 127, 128+N, -E N).
     Code(u8),
@@ -31,6 +34,7 @@ impl Exit {
             Exit::Failure => 1,
             Exit::Usage => 2,
             Exit::Exists => 3,
+            Exit::Inconclusive => 4,
             Exit::Code(c) => c,
         }
     }
@@ -48,8 +52,9 @@ impl Exit {
         match self {
             Exit::Success => 0,
             Exit::Exists => 1,
-            Exit::Failure | Exit::Code(_) => 2,
-            Exit::Usage => 3,
+            Exit::Inconclusive => 2,
+            Exit::Failure | Exit::Code(_) => 3,
+            Exit::Usage => 4,
         }
     }
 }
@@ -176,6 +181,7 @@ mod tests {
         assert_eq!(Exit::Failure.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
         assert_eq!(Exit::Exists.code(), 3);
+        assert_eq!(Exit::Inconclusive.code(), 4);
     }
 
     #[test]
@@ -183,6 +189,14 @@ mod tests {
         assert_eq!(Exit::Success.worst(Exit::Exists), Exit::Exists);
         assert_eq!(Exit::Exists.worst(Exit::Failure), Exit::Failure);
         assert_eq!(Exit::Failure.worst(Exit::Success), Exit::Failure);
+    }
+
+    #[test]
+    fn worst_prefers_failure_over_inconclusive_over_success() {
+        assert_eq!(Exit::Success.worst(Exit::Inconclusive), Exit::Inconclusive);
+        assert_eq!(Exit::Inconclusive.worst(Exit::Failure), Exit::Failure);
+        assert_eq!(Exit::Inconclusive.worst(Exit::Success), Exit::Inconclusive);
+        assert_eq!(Exit::Usage.worst(Exit::Inconclusive), Exit::Usage);
     }
 
     #[test]

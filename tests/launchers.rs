@@ -75,35 +75,78 @@ fn the_mpirun_recipe_passes_under_open_mpi_and_its_report_catches_a_missing_leaf
     }
     // `timeout` bounds a run that would hang (a rank that never reaches the barrier
     // gives up after racefree's own 300 s; this is sooner).
-    let mut cmd = clean(Command::new("timeout"));
-    let out = cmd
-        .arg("120")
-        .arg("sh")
-        .arg(launcher("mpirun.sh"))
-        .env("SHARED", shared.root())
-        .env("NP", "4")
-        .env("RUN", "ci")
-        .env("DURATION", "2")
-        .env("RACERS", "2")
-        .env("RACEFREE", racefree_path())
-        .env("MPIRUN_ARGS", &mpirun_args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", show(&out));
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("stress report: makedirs, 4 instances (0, 1, 2, 3), ")
-            && stdout.ends_with("verdict: PASS\n"),
-        "{}",
-        show(&out)
-    );
+    let mpirun = |run: &str, keep: bool| {
+        let mut cmd = clean(Command::new("timeout"));
+        cmd.arg("120")
+            .arg("sh")
+            .arg(launcher("mpirun.sh"))
+            .env("SHARED", shared.root())
+            .env("NP", "4")
+            .env("RUN", run)
+            .env("DURATION", "2")
+            .env("RACERS", "2")
+            .env("RACEFREE", racefree_path())
+            .env("MPIRUN_ARGS", &mpirun_args)
+            .stdin(Stdio::null());
+        if keep {
+            cmd.env("KEEP", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("stress report: makedirs, 4 instances (0, 1, 2, 3), ")
+                && stdout.ends_with("verdict: PASS\n"),
+            "{}",
+            show(&out)
+        );
+    };
+    // With its defaults, the recipe leaves SHARED holding only small result files.
+    mpirun("ci", false);
     // Each rank found its own id: four arrivals at the barrier, four reports.
     for id in 0..4 {
         assert!(shared.root().join(format!("go-ci.arrived.{id}")).is_file());
+        assert!(
+            shared
+                .root()
+                .join(format!("racefree-stress-go-ci/report-{id}.json"))
+                .is_file()
+        );
     }
-    let work = shared.root().join("racefree-stress-go-ci");
+    holds_only_small_results(shared.root());
+    // KEEP=1 keeps the trees, which a report then judges again.
+    mpirun("ci-keep", true);
+    let work = shared.root().join("racefree-stress-go-ci-keep");
     report_catches_a_missing_leaf(&work);
+}
+
+/// What a recipe leaves in SHARED after the verdict: the barrier's files and each
+/// instance's report, a few small files; no round's tree.
+fn holds_only_small_results(shared: &Path) {
+    let mut entries = Vec::new();
+    let mut stack = vec![shared.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                assert!(
+                    meta.len() <= 64 * 1024,
+                    "{} holds {} bytes",
+                    e.path().display(),
+                    meta.len()
+                );
+            }
+            entries.push(e.path());
+        }
+    }
+    assert!(
+        entries.len() <= 20,
+        "SHARED holds {} entries: {entries:#?}",
+        entries.len()
+    );
 }
 
 /// The `#SBATCH` options of a batch script as sbatch reads them: only those before
@@ -205,6 +248,7 @@ fn the_slurm_recipe_is_a_valid_batch_script_whose_steps_pass() {
         .env("DURATION", "2")
         .env("RACERS", "2")
         .env("RACEFREE", racefree_path())
+        .env("KEEP", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -346,6 +390,7 @@ fn the_kubernetes_job_validates_against_the_schema_and_its_pods_pass() {
                 .env("DURATION", "2")
                 .env("RUN", "0f5c2a64-uid")
                 .env("JOB_COMPLETION_INDEX", index.to_string())
+                .env("KEEP", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

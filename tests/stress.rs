@@ -29,7 +29,16 @@ fn makedirs_rounds_are_verified_exactly() {
     let env = TestEnv::new();
     let dir = env.root().to_str().unwrap();
     let (code, r) = run_json(&[
-        "stress", "makedirs", "--dir", dir, "--rounds", "5", "--racers", "8", "--json",
+        "stress",
+        "makedirs",
+        "--dir",
+        dir,
+        "--rounds",
+        "5",
+        "--racers",
+        "8",
+        "--json",
+        "--no-control",
     ]);
     assert_eq!(code, Some(0));
     let arm = &r["racefree"];
@@ -86,6 +95,7 @@ fn racers_as_processes() {
         "--racers",
         "6",
         "--json",
+        "--no-control",
     ]);
     assert_eq!(code, Some(0));
     assert_eq!(r["processes"], true);
@@ -96,7 +106,15 @@ fn racers_as_processes() {
 #[test]
 fn churn_removes_directories_and_makedirs_still_never_fails() {
     let (code, r) = run_json(&[
-        "stress", "makedirs", "--churn", "--rounds", "20", "--racers", "8", "--json",
+        "stress",
+        "makedirs",
+        "--churn",
+        "--rounds",
+        "20",
+        "--racers",
+        "8",
+        "--json",
+        "--no-control",
     ]);
     assert_eq!(code, Some(0), "{r}");
     let arm = &r["racefree"];
@@ -117,7 +135,15 @@ fn keep_leaves_the_work_directory() {
     let env = TestEnv::new();
     racefree()
         .args([
-            "stress", "makedirs", "--keep", "--rounds", "2", "--racers", "2", "--dir",
+            "stress",
+            "makedirs",
+            "--keep",
+            "--no-control",
+            "--rounds",
+            "2",
+            "--racers",
+            "2",
+            "--dir",
         ])
         .arg(env.root())
         .assert()
@@ -141,7 +167,7 @@ fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
     }
     report_passes(env.root()).stdout(predicate::str::contains("3 instances (0, 1, 2), 4 rounds"));
     let out = racefree()
-        .args(["stress", "report", "--json"])
+        .args(["stress", "report", "--json", "--keep"])
         .arg(&work)
         .output()
         .unwrap();
@@ -155,6 +181,55 @@ fn many_hosts_meet_at_a_barrier_file_and_report_merges_their_verdicts() {
     report_fails_with(
         &work,
         &["round 2: the tree has 120 directories, expected 121"],
+    );
+}
+
+#[test]
+fn one_instance_s_tree_across_hosts_is_bounded_by_max_entries() {
+    let env = TestEnv::new();
+    let run = |max: &str| {
+        racefree()
+            .args([
+                "stress",
+                "makedirs",
+                "--no-control",
+                "--rounds",
+                "10",
+                "--racers",
+                "2",
+                "--expect",
+                "1",
+                "--id",
+                "0",
+                "--json",
+                "--max-entries",
+                max,
+                "--dir",
+            ])
+            .arg(env.root())
+            .arg("--barrier-file")
+            .arg(env.root().join(format!("go-{max}")))
+            .output()
+            .unwrap()
+    };
+    // 121 directories a round: 2 rounds fit in 300, a third would not.
+    let out = run("300");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json_of(&out);
+    assert_eq!(r["racefree"]["rounds"], 2);
+    let work = env.root().join("racefree-stress-go-300");
+    assert!(work.join("round-1").is_dir() && !work.join("round-2").exists());
+    // A round larger than the bound is refused before anything is raced.
+    let out = run("100");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: a round of stress makedirs leaves up to 121 entries on the shared tree, more than --max-entries 100: raise it, or race smaller rounds\n"
     );
 }
 
@@ -526,7 +601,7 @@ fn ident_refuses_racers_it_cannot_release_within_the_duration() {
     // refusal is exit 2 with the whole message, and a run that fit held.
     if out.status.code() == Some(0) {
         let report = String::from_utf8_lossy(&out.stdout);
-        assert!(report.ends_with("racefree: held\n"), "{report}");
+        assert!(report.contains("\n  racefree: held\n"), "{report}");
     } else {
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -49,7 +49,10 @@ fn passes(env: &TestEnv, args: &[&str]) {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.ends_with("  racefree: held\n"), "{text}");
+    assert!(
+        text.ends_with("  racefree: held\n  verdict: PASS\n"),
+        "{text}"
+    );
     assert!(
         text.contains("failed, as expected of the control"),
         "the canary must be seen failing: {text}"
@@ -71,7 +74,10 @@ fn fails(env: &TestEnv, args: &[&str], said: &[&str]) -> String {
     for s in said {
         assert!(text.contains(s), "no {s:?} in:\n{text}");
     }
-    assert!(text.ends_with("  racefree: FAILED\n"), "{text}");
+    assert!(
+        text.ends_with("  racefree: FAILED\n  verdict: FAIL\n"),
+        "{text}"
+    );
     text
 }
 

@@ -19,5 +19,6 @@ mod stress;
 mod stress_arms;
 mod stress_exec;
 mod stress_report;
+mod stress_verdict;
 mod testenv;
 mod write;

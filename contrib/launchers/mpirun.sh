@@ -13,8 +13,14 @@
 # MPIRUN_ARGS  more mpirun options: --hostfile, --map-by node; as root also
 #           --allow-run-as-root (and --oversubscribe when NP exceeds the cores)
 # RACEFREE  the racefree binary, the same path on every host            [racefree]
+# KEEP      set to 1 to keep every round's tree in SHARED after the verdict
 #
-# Exit status: 0 when the report says PASS and every rank exited 0; else non-zero.
+# Each rank races its control beside the shared rounds and keeps racing (up to 4 x
+# DURATION) while it has not failed. The report removes each round's tree once it
+# has verified it: SHARED keeps the reports, the barrier's files and verdict.json.
+#
+# Exit status: the report's (0 PASS, 1 FAIL, 4 INCONCLUSIVE: a rank's control never
+# failed), or 1 when a rank failed.
 set -eu
 : "${SHARED:?set SHARED to a directory every host mounts}"
 NP=${NP:-4}
@@ -22,6 +28,7 @@ RUN=${RUN:-$(date +%Y%m%d-%H%M%S)-$$}
 DURATION=${DURATION:-30}
 RACERS=${RACERS:-4}
 RACEFREE=${RACEFREE:-racefree}
+KEEP=${KEEP:-}
 
 # Inside a Slurm allocation mpirun's ranks inherit the step's SLURM_PROCID, which
 # racefree would read before OMPI_COMM_WORLD_RANK: drop it, so each rank is its own id.
@@ -34,7 +41,7 @@ mpirun -np "$NP" ${MPIRUN_ARGS:-} \
 
 # The merged verdict over every rank's report-ID.json and the shared tree. A rank
 # that died wrote no report, so mpirun's own status counts too.
-"$RACEFREE" stress report "$SHARED/racefree-stress-go-$RUN" || exit $?
+"$RACEFREE" stress report ${KEEP:+--keep} "$SHARED/racefree-stress-go-$RUN" || exit $?
 if [ "$launched" -ne 0 ]; then
   echo "mpirun.sh: mpirun exited $launched: a rank failed" >&2
   exit 1

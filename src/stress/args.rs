@@ -5,11 +5,11 @@
 //! these ([`FsArgs`] for the arms that work on a filesystem tree).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args as ClapArgs;
 
-use crate::exit::{self, Exit};
+use crate::exit;
 
 /// Defaults every arm shares, named once: the command line and `racefree stress`
 /// use these.
@@ -18,7 +18,15 @@ pub mod defaults {
     pub const BARRIER_TIMEOUT: u64 = 300;
     /// Seconds per arm.
     pub const DURATION: f64 = 3.0;
+    /// Directory entries one instance of a run across hosts keeps for `stress
+    /// report`: about 200 MB of directories on ext4, and a fraction of an NFS
+    /// user's inode quota (rounds past it are not raced).
+    pub const MAX_ENTRIES: u64 = 50_000;
 }
+
+/// How much longer than asked an arm races while its control has not failed:
+/// up to this many times `--duration`, or `--rounds`.
+pub const EXTENSION: u32 = 4;
 
 /// Racers at most, whatever is asked: each is a thread or a process.
 pub const MAX_RACERS: u32 = 1024;
@@ -26,25 +34,27 @@ pub const MAX_RACERS: u32 = 1024;
 /// The exit statuses of `stress`, of `stress report`, and of every arm that does
 /// not declare its own.
 pub const STATUSES: &[exit::Status] = &[
-    exit::SUCCESS,
+    exit::Status {
+        code: 0,
+        meaning: "pass: every check of racefree's arm held, and its control failed as it must (or none ran: the report then says \"PASS, no control ran\")",
+    },
     exit::Status {
         code: 1,
-        meaning: "a verification of racefree's arm failed (the control arm's failures do not count)",
+        meaning: "fail: a verification of racefree's arm failed (the control arm's failures do not count), or stress report refused a report that contradicts itself",
     },
     exit::Status {
         code: 2,
-        meaning: "usage error, including a --dir that does not exist, and for stress ident more racers than can be released within --duration",
+        meaning: "usage error, including a --dir that does not exist or has no room left (no space, inodes or quota: nothing was judged), and for stress ident more racers than can be released within --duration",
+    },
+    exit::Status {
+        code: 4,
+        meaning: "inconclusive: every check of racefree's arm held, but its control never failed (racing on up to 4 x --duration, or 4 x --rounds): the run could not have seen a race; the report names the arm",
     },
     exit::Status {
         code: 128,
         meaning: "plus N: interrupted by signal N (130 for SIGINT, 143 for SIGTERM), after removing its work directory",
     },
 ];
-
-/// The status a verdict earns (see [`STATUSES`]).
-pub fn exit_status(passed: bool) -> Exit {
-    if passed { Exit::Success } else { Exit::Failure }
-}
 
 /// How many racers, and whether they are threads or processes: what `racefree
 /// stress` passes on to every arm. The help is the subcommands'; `stress` itself
@@ -86,17 +96,25 @@ pub struct RaceArgs {
     #[command(flatten)]
     pub racing: Racing,
 
-    /// Run exactly R rounds
+    /// Run R rounds, and more while the control has not failed: up to 4 x R
     #[arg(long, value_name = "R", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub rounds: Option<u64>,
 
-    /// Run rounds until S seconds have passed (at least one round)
+    /// Run rounds until S seconds have passed (at least one round), and on while the
+    /// control has not failed: up to 4 x S
     #[arg(long, value_name = "S", default_value_t = defaults::DURATION, value_parser = positive_seconds)]
     pub duration: f64,
 
-    /// Also run the known-bad control arm under the same load and report its failures
-    /// beside racefree's (the exit status ignores them)
+    /// Run no control arm. By default every run races the known-bad control beside
+    /// racefree's arm, under the same load, and keeps racing past --duration (up to
+    /// 4 x --duration, or 4 x --rounds) while the control has not failed: a run
+    /// whose control never failed is INCONCLUSIVE (exit 4). Without a control the
+    /// verdict is at best "PASS, no control ran"
     #[arg(long)]
+    pub no_control: bool,
+
+    /// Run the control arm: the default, accepted for old scripts
+    #[arg(long, hide = true, conflicts_with = "no_control")]
     pub control: bool,
 
     /// Print the report as JSON on stdout
@@ -107,7 +125,10 @@ pub struct RaceArgs {
     /// have arrived (PATH.arrived.ID), then start together at the instant the first
     /// to see them all publishes in PATH.start. Needs --dir; every instance races in
     /// DIR/racefree-stress-NAME, which is kept, with each instance's
-    /// report-ID.json, for `racefree stress report`. Use a fresh PATH per run
+    /// report-ID.json, for `racefree stress report`, which removes each round's tree
+    /// once it has verified it. Each instance races its control on its own, in
+    /// DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per
+    /// run
     #[arg(long, value_name = "PATH")]
     pub barrier_file: Option<PathBuf>,
 
@@ -127,22 +148,30 @@ pub struct RaceArgs {
         requires = "barrier_file"
     )]
     pub barrier_timeout: u64,
+
+    /// With --barrier-file: the directory entries this instance's rounds may leave
+    /// for `stress report`, in total: it races no round that would pass them, and
+    /// refuses a round larger than them
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_entries: u64,
 }
 
 impl RaceArgs {
     /// What `racefree stress` with no subcommand races with: every arm with its
-    /// control, for `duration` seconds.
-    pub fn main_job(racing: Racing, duration: f64, json: bool) -> RaceArgs {
+    /// control (unless `no_control`), for `duration` seconds.
+    pub fn main_job(racing: Racing, duration: f64, json: bool, no_control: bool) -> RaceArgs {
         RaceArgs {
             racing,
             rounds: None,
             duration,
-            control: true,
+            no_control,
+            control: false,
             json,
             barrier_file: None,
             expect: None,
             id: None,
             barrier_timeout: defaults::BARRIER_TIMEOUT,
+            max_entries: defaults::MAX_ENTRIES,
         }
     }
 
@@ -154,11 +183,19 @@ impl RaceArgs {
         self.racing.processes
     }
 
-    /// Whether round `round` (0-based) should run, given when the run began.
-    pub fn another_round(&self, round: u64, begin: Instant) -> bool {
+    /// Whether the control arm races beside racefree's.
+    pub fn control(&self) -> bool {
+        !self.no_control
+    }
+
+    /// Whether round `round` (0-based) should run, `elapsed` seconds into the run:
+    /// the rounds or the duration asked for, and while `extend` (a control that has
+    /// not yet failed) up to [`EXTENSION`] times as many.
+    pub fn another_round(&self, round: u64, elapsed: f64, extend: bool) -> bool {
+        let times = if extend { EXTENSION } else { 1 };
         match self.rounds {
-            Some(r) => round < r,
-            None => round == 0 || begin.elapsed().as_secs_f64() < self.duration,
+            Some(r) => round < r.saturating_mul(u64::from(times)),
+            None => round == 0 || elapsed < self.duration * f64::from(times),
         }
     }
 

@@ -5,13 +5,14 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Arg, ArgMatches, Args as ClapArgs, Command, FromArgMatches, Subcommand};
 
-use super::args::{self, RaceArgs, Racing, defaults, exit_status, positive_seconds};
+use super::args::{self, RaceArgs, Racing, defaults, positive_seconds};
 use super::arms::{self, ARMS};
 use super::cleanup;
 use super::entry::{Entry, Invocation};
 use super::race::Helper;
 use super::report;
 use super::table::emit;
+use super::verdict::Verdict;
 use crate::exit::{self, Exit};
 
 /// The long description, for `--help` and the man page. cli.rs names it too: the
@@ -21,9 +22,11 @@ pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with 
         under the same load to prove the harness can see a race.\n\n\
         With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
         temporary directory, ident on loopback) with its control, briefly, prints the report \
-        and cleans up. The exit \
-        status judges racefree's arms only. Interrupted (Ctrl-C, SIGTERM), a run removes \
-        its work directory and dies by the signal.";
+        and cleans up. The verdict is FAIL if any arm failed, else INCONCLUSIVE if any arm's \
+        control never failed (it races on, up to 4 x --duration, while it has not), else \
+        PASS; the control's own failures are what it must show, not a failure. \
+        Interrupted (Ctrl-C, SIGTERM), a run removes its work directory and dies by the \
+        signal.";
 
 /// The exit statuses of `stress` and each of its subcommands that does not declare
 /// its own.
@@ -40,12 +43,17 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<StressCommand>,
 
-    /// Seconds for each arm
+    /// Seconds for each arm, and on while its control has not failed: up to 4 x S
     #[arg(long, value_name = "S", default_value_t = defaults::DURATION, value_parser = positive_seconds)]
     pub duration: f64,
 
     #[command(flatten)]
     pub racing: Racing,
+
+    /// Race no control arm beside each arm: the verdict is then at best "PASS, no
+    /// control ran"
+    #[arg(long)]
+    pub no_control: bool,
 
     /// Print the report as JSON on stdout
     #[arg(long)]
@@ -114,26 +122,43 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 /// The main job: every arm with its control, on a temporary directory and on
-/// loopback.
+/// loopback; one verdict over all of them, the worst.
 fn run_all(args: &Args) -> anyhow::Result<Exit> {
-    let race = RaceArgs::main_job(args.racing.clone(), args.duration, args.json);
+    let race = RaceArgs::main_job(
+        args.racing.clone(),
+        args.duration,
+        args.json,
+        args.no_control,
+    );
     let mut json = serde_json::Map::new();
     let mut text = Vec::new();
-    let mut passed = true;
+    let mut verdicts = Vec::new();
+    let mut control_ran = true;
+    let mut inconclusive = Vec::new();
     for arm in ARMS {
         let Some(done) = arm.main_job(&race)? else {
             continue;
         };
-        passed &= done.passed;
+        verdicts.push(done.verdict);
+        control_ran &= done.control_ran;
+        if done.verdict == Verdict::Inconclusive {
+            inconclusive.push(arm.name());
+        }
         json.insert(arm.name().into(), done.json);
         text.extend(done.text);
     }
-    json.insert("passed".into(), passed.into());
+    let verdict = Verdict::of_all(verdicts);
+    json.insert("verdict".into(), serde_json::to_value(verdict)?);
+    json.insert("control_ran".into(), control_ran.into());
+    json.insert("passed".into(), (verdict == Verdict::Pass).into());
     emit(args.json, &json, |out| {
         out.write_all(&text)?;
-        writeln!(out, "verdict: {}", if passed { "PASS" } else { "FAIL" })
+        let line = verdict.line(control_ran, || {
+            format!("the control of {} did not fail", inconclusive.join(", "))
+        });
+        writeln!(out, "{line}")
     })?;
-    Ok(exit_status(passed))
+    Ok(verdict.exit())
 }
 
 /// `stress NAME ARGS` for an arm of the registry, parsed: a subcommand per arm,

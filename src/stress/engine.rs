@@ -2,38 +2,41 @@
 //!
 //! A subject under test plugs in by implementing [`Race`]. The engine does the rest:
 //! the work directory, releasing racers together (threads, or processes of this
-//! binary, or instances on many hosts meeting at a barrier file), churners beside
-//! them, the tally per [`Arm`], the report, and for multi-host runs the per-round
+//! binary, in [`super::racers`]; or instances on many hosts meeting at a barrier
+//! file), the tally per [`Arm`], the rounds past the duration while the control has
+//! not failed, the report and its verdict, and for multi-host runs the per-round
 //! records `stress report` merges.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::args::{RaceArgs, WorkArgs};
+use super::args::{EXTENSION, RaceArgs, WorkArgs};
 use super::cleanup::{interrupted, stopping};
-use super::gate::{self, StartLine};
-use super::program;
+use super::gate;
+use super::no_room;
 use super::progress::Progress;
-use super::race::{Arm, Race, Report, RoundCtx, RoundLine, Tally};
+use super::race::{Arm, FORMAT, Race, Report, RoundCtx, RoundLine, Tally};
+use super::racers::run_round;
+use super::verdict::Verdict;
 use super::workdir::WorkDir;
 
-/// A racer's outcome with the instant it was released.
-#[derive(Serialize, Deserialize)]
-pub struct Raced<O> {
-    pub started_ns: u64,
-    pub outcome: O,
+/// Runs one subject: every round of racefree's arm and of its control (unless
+/// `--no-control`), each judged as it ends; then the verdict.
+pub fn run<A: Race>(
+    subject: &mut A,
+    race: &RaceArgs,
+    work_args: &WorkArgs,
+    progress: &Progress,
+) -> anyhow::Result<Report<A>> {
+    run_in(subject, race, work_args, progress).map_err(|e| no_room::explain(e, work_args))
 }
 
-/// Runs one subject: every round of racefree's arm (and of the control, with
-/// `--control`), judged as it ends.
-pub fn run<A: Race>(
+fn run_in<A: Race>(
     subject: &mut A,
     race: &RaceArgs,
     work_args: &WorkArgs,
@@ -44,31 +47,43 @@ pub fn run<A: Race>(
     let instance = gate::instance_id(race.id)?;
     let shared = race.barrier_file.is_some();
     if shared {
-        check_shared::<A>(race, work_args)?;
+        check_shared::<A>(race, work_args, &params)?;
     }
     let work = WorkDir::make(race, work_args)?;
-    let mut afterwards = match (shared, work_args.keep) {
-        (true, _) => Afterwards::Record(RoundsFile::create(&work.path, instance)?),
-        (false, true) => Afterwards::Keep,
-        (false, false) => Afterwards::Remove,
+    // Across hosts each instance races its control on its own, beside the shared
+    // rounds: the control's verdict is the instance's to give.
+    let controls = match shared && race.control() {
+        true => Some(WorkDir::controls(&work.path, instance)?),
+        false => None,
     };
-    let mut report = new_report::<A>(params, instance, race, &work.path);
+    let local = || match work_args.keep {
+        true => Afterwards::Keep,
+        false => Afterwards::Remove,
+    };
+    let mut afterwards = match shared {
+        true => Afterwards::Record(RoundsFile::create(&work.path, instance)?),
+        false => local(),
+    };
+    let mut control_afterwards = local();
+    let mut report = new_report::<A>(params, instance, race, &work.path, work_args.keep);
     report.released_ns = release(race, instance)?;
-    let deadline_ns = race
-        .rounds
-        .is_none()
-        .then(|| report.released_ns + (race.duration * 1e9) as u64);
     let racers = report.racers;
-    let round_ctx = |arm: Arm, n: u64| RoundCtx {
-        arm,
-        round: n,
-        instance,
-        work: work.path.clone(),
-        dir: work.path.join(arm.round_dir(n)),
-        racers,
-        processes: race.processes(),
-        shared,
-        deadline_ns: round_deadline(deadline_ns, arm, race.control),
+    let round_ctx = |arm: Arm, n: u64, deadline_ns: Option<u64>| {
+        let (base, shared) = match (arm, &controls) {
+            (Arm::Control, Some(c)) => (c.path.clone(), false),
+            _ => (work.path.clone(), shared),
+        };
+        RoundCtx {
+            arm,
+            round: n,
+            instance,
+            dir: base.join(arm.round_dir(n)),
+            work: base,
+            racers,
+            processes: race.processes(),
+            shared,
+            deadline_ns,
+        }
     };
     race_rounds(
         subject,
@@ -76,8 +91,11 @@ pub fn run<A: Race>(
         race,
         progress,
         &round_ctx,
-        &mut afterwards,
+        [&mut afterwards, &mut control_afterwards],
     )?;
+    if let (Some(c), true) = (controls, work_args.keep) {
+        c.keep();
+    }
     match afterwards {
         Afterwards::Record(f) => {
             f.close(&work.path, instance, &report)?;
@@ -99,26 +117,42 @@ enum Afterwards {
 }
 
 /// Every round, racefree's arm and then the control's, until the rounds or the
-/// duration are done; then the report's figures.
+/// duration are done, and past them while the control has not failed; then the
+/// report's figures and its verdict.
 fn race_rounds<A: Race>(
     subject: &mut A,
     report: &mut Report<A>,
     race: &RaceArgs,
     progress: &Progress,
-    round_ctx: &dyn Fn(Arm, u64) -> RoundCtx,
-    afterwards: &mut Afterwards,
+    round_ctx: &dyn Fn(Arm, u64, Option<u64>) -> RoundCtx,
+    [afterwards, control_afterwards]: [&mut Afterwards; 2],
 ) -> anyhow::Result<()> {
     let begin = Instant::now();
     let mut spreads = Vec::new();
+    let last = rounds_kept::<A>(report, race);
     let mut n = 0u64;
-    while race.another_round(n, begin) && !subject.enough() {
+    while n < last
+        && race.another_round(n, begin.elapsed().as_secs_f64(), control_held(report))
+        && !subject.enough()
+    {
         progress.tick(begin);
+        let deadline_ns = deadline(race, report.released_ns);
         for arm in [Arm::Racefree, Arm::Control] {
             if stopping() {
                 return Err(interrupted());
             }
+            let control = report.control.is_some();
+            // Across hosts the control's rounds are this instance's alone.
+            let after = match arm {
+                Arm::Racefree => &mut *afterwards,
+                Arm::Control => &mut *control_afterwards,
+            };
             if let Some(tally) = report.tally_mut(arm) {
-                spreads.push(play_round(subject, &round_ctx(arm, n), tally, afterwards)?);
+                let ctx = round_ctx(arm, n, round_deadline(deadline_ns, arm, control));
+                spreads.push(play_round(subject, &ctx, tally, after)?);
+                if let Some(said) = &tally.no_room {
+                    return Err(no_room::NoRoom(said.clone()).into());
+                }
             }
         }
         n += 1;
@@ -127,8 +161,39 @@ fn race_rounds<A: Race>(
     Ok(())
 }
 
-/// The instant this instance is released: now, or across hosts when every
-/// instance has arrived at the barrier file.
+/// Whether the control races and has not failed yet: the run cannot vouch for
+/// anything until it does.
+fn control_held<A: Race>(report: &Report<A>) -> bool {
+    report
+        .control
+        .as_ref()
+        .is_some_and(|c| !Report::<A>::failed(c))
+}
+
+/// Across hosts, the rounds this instance may race: those whose trees fit in
+/// `--max-entries` (the merge removes them once verified). No limit on one host,
+/// where each round's tree goes as soon as it is judged.
+fn rounds_kept<A: Race>(report: &Report<A>, race: &RaceArgs) -> u64 {
+    match race.barrier_file {
+        Some(_) => race.max_entries / A::round_entries(&report.params, report.racers).max(1),
+        None => u64::MAX,
+    }
+}
+
+/// With `--duration`, when the rounds starting now should end: at the duration,
+/// or once past it (a control not yet failed), at the end of the extension.
+fn deadline(race: &RaceArgs, released_ns: u64) -> Option<u64> {
+    race.rounds.is_none().then(|| {
+        let end = |times: u32| released_ns + (race.duration * f64::from(times) * 1e9) as u64;
+        match gate::now_ns() < end(1) {
+            true => end(1),
+            false => end(EXTENSION),
+        }
+    })
+}
+
+/// The instance's release: now, or across hosts when every instance has arrived
+/// at the barrier file.
 fn release(race: &RaceArgs, instance: u32) -> anyhow::Result<u64> {
     match &race.barrier_file {
         Some(b) => gate::barrier_file(
@@ -141,22 +206,31 @@ fn release(race: &RaceArgs, instance: u32) -> anyhow::Result<u64> {
     }
 }
 
-/// What a run across hosts needs: an arm that can race on a shared tree, no
-/// control (it runs on one host), and the tree.
-fn check_shared<A: Race>(race: &RaceArgs, work: &WorkArgs) -> anyhow::Result<()> {
+/// What a run across hosts needs: an arm that can race on a shared tree, the
+/// tree, and rounds that fit in `--max-entries`.
+fn check_shared<A: Race>(
+    race: &RaceArgs,
+    work: &WorkArgs,
+    params: &A::Params,
+) -> anyhow::Result<()> {
     if !A::SHARED {
         bail!(
             "stress {} runs on one host: --barrier-file is for the filesystem arms",
             A::NAME
         );
     }
-    if race.control {
-        bail!("--control runs on one host; leave it out with --barrier-file");
-    }
     if work.dir.is_none() {
         return Err(crate::exit::usage(
             "--barrier-file needs --dir: the shared tree every instance races on",
         ));
+    }
+    let entries = A::round_entries(params, race.racers());
+    if entries > race.max_entries {
+        return Err(crate::exit::usage(format!(
+            "a round of stress {} leaves up to {entries} entries on the shared tree, more than --max-entries {}: raise it, or race smaller rounds",
+            A::NAME,
+            race.max_entries
+        )));
     }
     Ok(())
 }
@@ -167,8 +241,10 @@ fn new_report<A: Race>(
     instance: u32,
     race: &RaceArgs,
     work: &Path,
+    keep: bool,
 ) -> Report<A> {
     Report {
+        format: FORMAT,
         subject: A::NAME.to_string(),
         instance,
         racers: race.racers(),
@@ -179,9 +255,12 @@ fn new_report<A: Race>(
         seconds: 0.0,
         released_ns: 0,
         work_dir: work.to_path_buf(),
+        work_dir_kept: keep || race.barrier_file.is_some(),
         setup_problems: Vec::new(),
+        verdict: Verdict::Pass,
+        control_ran: race.control(),
         racefree: Tally::default(),
-        control: race.control.then(|| Tally {
+        control: race.control().then(|| Tally {
             arm: Arm::Control,
             ..Tally::default()
         }),
@@ -237,6 +316,7 @@ fn finish<A: Race>(subject: &mut A, report: &mut Report<A>, begin: Instant, mut 
         subject.finish(c);
     }
     report.setup_problems = subject.setup_problems();
+    report.verdict = report.judge();
 }
 
 /// A multi-host instance's `rounds-ID.jsonl`: one line per round, for the merge.
@@ -296,169 +376,4 @@ fn remove_round(dir: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("examining '{}'", dir.display())),
     }
-}
-
-type RoundResult<A> = (Vec<Raced<<A as Race>::Outcome>>, Vec<<A as Race>::Churn>);
-
-/// Runs one round: racers released together (threads, processes of this binary,
-/// or the arm's own programs), churners started with them and stopped when they
-/// are done.
-fn run_round<A: Race>(
-    subject: &A,
-    round: &A::Round,
-    racers: u32,
-    processes: bool,
-) -> anyhow::Result<RoundResult<A>> {
-    if let Some(p) = subject.programs(round) {
-        let raced = program::race(&p.list, p.timeout, p.release_ns, p.widen)?
-            .into_iter()
-            .map(|e| Raced {
-                started_ns: e.started_ns,
-                outcome: (p.outcome)(e),
-            })
-            .collect();
-        return Ok((raced, Vec::new()));
-    }
-    let start = StartLine::default();
-    let done = AtomicBool::new(false);
-    let churners = subject.churners(round);
-    std::thread::scope(|s| {
-        let mut churn_handles = Vec::new();
-        let mut threads = Vec::new();
-        let mut procs = None;
-        // Start everything; if anything cannot start, those already waiting give up.
-        let started = start_churners::<A>(s, round, churners, (&start, &done), &mut churn_handles)
-            .and_then(|()| {
-                if processes {
-                    procs = Some(spawn_racers::<A>(round, racers)?);
-                    Ok(())
-                } else {
-                    start_racers::<A>(s, round, racers, &start, &mut threads)
-                }
-            });
-        start.open(started.is_ok());
-        let raced = started.and_then(|()| match procs {
-            Some(p) => outcomes_of::<A>(p),
-            None => Ok(threads
-                .into_iter()
-                .filter_map(|h| h.join().expect("a racer thread panicked"))
-                .collect()),
-        });
-        done.store(true, Ordering::Relaxed);
-        let churn: Vec<A::Churn> = churn_handles
-            .into_iter()
-            .filter_map(|h| h.join().expect("a churner panicked"))
-            .collect();
-        Ok((raced?, churn))
-    })
-}
-
-/// Churner threads, each waiting at the start line, then churning until `done`.
-/// Each one started is in `handles`, even when a later one cannot start.
-fn start_churners<'scope, 'env, A: Race>(
-    s: &'scope Scope<'scope, 'env>,
-    round: &'env A::Round,
-    churners: usize,
-    (start, done): (&'env StartLine, &'env AtomicBool),
-    handles: &mut Vec<ScopedJoinHandle<'scope, Option<A::Churn>>>,
-) -> anyhow::Result<()>
-where
-    A::Churn: 'scope,
-{
-    for i in 0..churners {
-        handles.push(
-            std::thread::Builder::new()
-                .name("churner".into())
-                .spawn_scoped(s, move || {
-                    if start.wait() {
-                        A::churn(round, i, done)
-                    } else {
-                        None
-                    }
-                })
-                .context("starting a churner thread")?,
-        );
-    }
-    Ok(())
-}
-
-/// Racer threads, each waiting at the start line. Each one started is in
-/// `handles`, even when a later one cannot start.
-fn start_racers<'scope, 'env, A: Race>(
-    s: &'scope Scope<'scope, 'env>,
-    round: &'env A::Round,
-    racers: u32,
-    start: &'env StartLine,
-    handles: &mut Vec<ScopedJoinHandle<'scope, Option<Raced<A::Outcome>>>>,
-) -> anyhow::Result<()>
-where
-    A::Outcome: 'scope,
-{
-    for i in 0..racers {
-        handles.push(
-            std::thread::Builder::new()
-                .name("racer".into())
-                .spawn_scoped(s, move || {
-                    start.wait().then(|| {
-                        let started_ns = gate::now_ns();
-                        Raced {
-                            started_ns,
-                            outcome: A::race(round, i),
-                        }
-                    })
-                })
-                .with_context(|| format!("starting racer thread {} of {racers}", i + 1))?,
-        );
-    }
-    Ok(())
-}
-
-/// Racer processes, `racefree stress worker NAME --racer N`, each blocked reading
-/// the round on its stdin.
-fn spawn_racers<A: Race>(round: &A::Round, racers: u32) -> anyhow::Result<gate::Racers> {
-    let bytes = serde_json::to_vec(round)?;
-    gate::Racers::spawn(
-        (0..racers).map(|i| {
-            vec![
-                "stress".into(),
-                "worker".into(),
-                A::NAME.into(),
-                "--racer".into(),
-                i.to_string().into(),
-            ]
-        }),
-        &bytes,
-    )
-}
-
-/// Releases the racer processes and reads what each printed.
-fn outcomes_of<A: Race>(mut procs: gate::Racers) -> anyhow::Result<Vec<Raced<A::Outcome>>> {
-    procs.release();
-    procs
-        .wait_all()?
-        .into_iter()
-        .map(|out| {
-            serde_json::from_slice::<Raced<A::Outcome>>(&out.stdout)
-                .context("reading a racer process's result")
-        })
-        .collect()
-}
-
-/// The body of a racer process (`racefree stress worker SUBJECT --racer N`): read
-/// the round from stdin, wait for the release, race, print the outcome as JSON.
-pub fn worker<A: Race>(racer: u32) -> anyhow::Result<()> {
-    let (bytes, started_ns) =
-        gate::read_round_and_wait().context("waiting for the start signal")?;
-    let round: A::Round = serde_json::from_slice(&bytes).context("reading the round")?;
-    let outcome = A::race(&round, racer);
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(
-        &mut out,
-        &Raced {
-            started_ns,
-            outcome,
-        },
-    )?;
-    out.flush()?;
-    Ok(())
 }

@@ -13,12 +13,15 @@ use std::path::Path;
 use anyhow::bail;
 use clap::{ArgMatches, FromArgMatches};
 
-use super::args::{ArmArgs, RaceArgs, WorkArgs, exit_status};
+use super::args::{ArmArgs, RaceArgs, WorkArgs};
 use super::engine;
+use super::load;
 use super::merge::{self, Merged};
 use super::progress::Progress;
 use super::race::{Helper, Race, Report, Subject};
+use super::racers;
 use super::table;
+use super::verdict::Verdict;
 use crate::exit::Exit;
 use crate::help;
 
@@ -60,7 +63,8 @@ pub struct Done {
     pub json: serde_json::Value,
     /// Its readable report, a blank line after it.
     pub text: Vec<u8>,
-    pub passed: bool,
+    pub verdict: Verdict,
+    pub control_ran: bool,
 }
 
 /// The [`Entry`] of subject `S`.
@@ -109,17 +113,18 @@ impl<S: Subject> Entry for Registered<S> {
         Ok(Some(Done {
             json: serde_json::to_value(&report)?,
             text,
-            passed: report.passed(),
+            verdict: report.verdict,
+            control_ran: report.control_ran,
         }))
     }
 
     fn worker(&self, racer: u32) -> anyhow::Result<()> {
-        engine::worker::<S>(racer)
+        racers::worker::<S>(racer)
     }
 
     fn load(&self, header: &[u8], rounds: &mut dyn BufRead) -> anyhow::Result<u64> {
         one_host::<S>()?;
-        merge::load::<S>(header, rounds)
+        load::load::<S>(header, rounds)
     }
 
     fn merge(&self, work: &Path, ids: &[u32]) -> anyhow::Result<Merged> {
@@ -155,7 +160,7 @@ impl<S: Subject> Invocation for Run<S> {
         let race = self.args.race();
         let report = run(&mut S::new(&self.args)?, race, self.args.work())?;
         table::emit(race.json, &report, |out| table::print(out, &report))?;
-        Ok(exit_status(report.passed()))
+        Ok(report.verdict.exit())
     }
 }
 

@@ -1,37 +1,34 @@
 //! One verdict from the reports that instances on many hosts wrote to a shared tree,
 //! for one arm.
 //!
-//! Everything read back is input anyone could have edited: each instance's header
-//! (`report-ID.json`) is read with a size cap and validated against the command
-//! line's own ranges; its rounds (`rounds-ID.jsonl`, one line per round) are streamed,
-//! every instance's files in step, so memory holds one round of every instance
-//! whatever the length of the run; nothing below the work directory is followed if
-//! it is a symbolic link; and the tree on disk is checked for rounds no report covers.
+//! Each instance's report is read and checked by [`super::load`]; its rounds are
+//! streamed, every instance's files in step, so memory holds one round of every
+//! instance whatever the length of the run; nothing below the work directory is
+//! followed if it is a symbolic link; the tree on disk is checked for rounds no
+//! report covers. What an instance says went wrong is believed: a failure in its
+//! figures, or a verdict worse than they show, is a FAIL whatever the tree says.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::args::MAX_RACERS;
 use super::gate;
-use super::race::{Arm, PROBLEMS_KEPT, Race, Report, RoundLine, Tally};
+use super::load::{Rounds, parse_header, read_header};
+use super::race::{Arm, Contribution, Race, Report};
 use super::tree;
+use super::verdict::Verdict;
 
-/// A header is small (problems are capped): anything larger was not written by us.
-pub const HEADER_CAP: u64 = 1 << 20;
-/// One round's line: a makedirs round of the largest tree across many racers.
-pub const LINE_CAP: u64 = 64 << 20;
 /// Instances one merge reads in step.
 pub const MAX_INSTANCES: usize = 4096;
 /// The lines of one round, all instances together: what a merge holds at once.
 pub const ROUND_BUDGET: u64 = 256 << 20;
-/// Rounds one instance may claim.
-pub const MAX_ROUNDS: u64 = 100_000_000;
 /// Problems a merged verdict lists (all are counted).
 const PROBLEMS_LISTED: usize = 50;
+/// Bad rounds whose numbers a merge keeps, for their trees to be kept.
+const BAD_ROUNDS_KEPT: usize = 3;
 
 /// The merged verdict of a multi-host run.
 #[derive(Debug, Serialize)]
@@ -51,7 +48,24 @@ pub struct Merged {
     pub start_spread_max_ns: u64,
     /// How far apart the hosts were released by the barrier file.
     pub host_release_spread_ns: u64,
+    /// FAIL on any failure or problem; else INCONCLUSIVE if an instance's control
+    /// never failed; else PASS.
+    pub verdict: Verdict,
+    /// Whether every instance raced its control.
+    pub control_ran: bool,
+    /// The instances whose control ran and never failed.
+    pub control_never_failed: Vec<u32>,
+    /// `verdict` is PASS.
     pub passed: bool,
+    /// The rounds the reports cover.
+    #[serde(skip)]
+    pub covered: u64,
+    /// The first bad rounds, whose trees are kept for inspection.
+    #[serde(skip)]
+    pub first_bad_rounds: Vec<u64>,
+    /// The round trees left for inspection after the verdict (`stress report`
+    /// removes the others unless `--keep`).
+    pub kept_for_inspection: Vec<String>,
 }
 
 impl Merged {
@@ -63,203 +77,39 @@ impl Merged {
     }
 }
 
-/// The instance ids that wrote a report in `dir`, from the names `report-ID.json`
-/// (entries that are not regular files, symlinks among them, are not reports).
-pub fn report_ids(dir: &Path) -> anyhow::Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading '{}'", dir.display()))? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(id) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("report-"))
-            .and_then(|n| n.strip_suffix(".json"))
-        else {
-            continue;
-        };
-        if !e.file_type()?.is_file() {
-            bail!(
-                "'{}' is not a regular file (symbolic links are not followed)",
-                e.path().display()
-            );
-        }
-        ids.push(
-            id.parse()
-                .with_context(|| format!("'{}': not an instance number", e.path().display()))?,
-        );
-    }
-    ids.sort_unstable();
-    Ok(ids)
-}
-
-/// `dir` itself when it holds reports, else the one `racefree-stress-*` below it
-/// that does.
-pub fn find_work_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    if !report_ids(dir)?.is_empty() {
-        return Ok(dir.to_path_buf());
-    }
-    let mut candidates = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading '{}'", dir.display()))? {
-        let e = e?;
-        if e.file_type()?.is_dir()
-            && e.file_name()
-                .to_string_lossy()
-                .starts_with("racefree-stress-")
-            && !report_ids(&e.path())?.is_empty()
-        {
-            candidates.push(e.path());
-        }
-    }
-    match candidates.len() {
-        1 => Ok(candidates.remove(0)),
-        0 => bail!(
-            "no report-ID.json under '{}': nothing to merge",
-            dir.display()
-        ),
-        _ => bail!(
-            "'{}' holds several stress runs; name one of them: {candidates:?}",
-            dir.display()
-        ),
-    }
-}
-
-/// Instance `id`'s header, read without following a symlink, at most [`HEADER_CAP`].
-pub fn read_header(work: &Path, id: u32) -> anyhow::Result<Vec<u8>> {
-    tree::read_file(work, Path::new(&format!("report-{id}.json")), HEADER_CAP)
-}
-
-/// Reads and validates one instance's header.
-pub fn parse_header<A: Race>(bytes: &[u8]) -> anyhow::Result<Report<A>> {
-    let r: Report<A> = serde_json::from_slice(bytes).context("not a stress report")?;
-    if r.subject != A::NAME {
-        bail!("a report of stress {}, not {}", r.subject, A::NAME);
-    }
-    A::validate(&r.params)?;
-    if !(1..=MAX_RACERS).contains(&r.racers) {
-        bail!("racers {} is out of range 1..={MAX_RACERS}", r.racers);
-    }
-    if !r.seconds.is_finite() || r.seconds < 0.0 {
-        bail!("seconds {} is not a duration", r.seconds);
-    }
-    if r.control.is_some() {
-        bail!("a control arm does not run across hosts");
-    }
-    check_tally(&r.racefree, Arm::Racefree)?;
-    if r.setup_problems.len() > PROBLEMS_KEPT {
-        bail!("more setup problems than a report keeps");
-    }
-    Ok(r)
-}
-
-fn check_tally<C>(t: &Tally<C>, arm: Arm) -> anyhow::Result<()> {
-    if t.arm != arm {
-        bail!(
-            "the {} arm's tally is labelled {}",
-            arm.name(),
-            t.arm.name()
-        );
-    }
-    if t.rounds > MAX_ROUNDS || t.bad_rounds > t.rounds {
-        bail!("rounds {} (bad {}) is out of range", t.rounds, t.bad_rounds);
-    }
-    if t.failed_calls > t.calls {
-        bail!("{} failed calls of {}", t.failed_calls, t.calls);
-    }
-    if t.problems.len() > PROBLEMS_KEPT {
-        bail!("more problems than a report keeps");
-    }
-    Ok(())
-}
-
-/// Reads one line of at most `LINE_CAP` bytes; `None` at the end.
-fn read_line(r: &mut dyn BufRead) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut line = Vec::new();
-    let n = r.take(LINE_CAP + 1).read_until(b'\n', &mut line)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if line.last() != Some(&b'\n') {
-        if line.len() as u64 > LINE_CAP {
-            bail!("a round line longer than {LINE_CAP} bytes");
-        }
-        bail!("the last round line is cut short");
-    }
-    line.pop();
-    Ok(Some(line))
-}
-
-/// Streams one instance's rounds, checking they are numbered 0, 1, 2, ...
-pub struct Rounds<'a, A: Race> {
-    reader: Box<dyn BufRead + 'a>,
-    next: u64,
-    claimed: u64,
-    /// The length of the last line read.
-    last_len: u64,
-    _arm: std::marker::PhantomData<A>,
-}
-
-impl<'a, A: Race> Rounds<'a, A> {
-    pub fn new(reader: Box<dyn BufRead + 'a>, claimed: u64) -> Self {
-        Rounds {
-            reader,
-            next: 0,
-            claimed,
-            last_len: 0,
-            _arm: std::marker::PhantomData,
-        }
-    }
-
-    /// The next round's record; `None` after the last one the header claims (and
-    /// an error if the file says otherwise).
-    pub fn next_round(&mut self) -> anyhow::Result<Option<A::Record>> {
-        let line = read_line(&mut self.reader)?;
-        if self.next == self.claimed {
-            if line.is_some() {
-                bail!(
-                    "more round lines than the {} rounds the header claims",
-                    self.claimed
-                );
-            }
-            return Ok(None);
-        }
-        self.last_len = line.as_ref().map_or(0, |l| l.len() as u64);
-        let Some(line) = line else {
-            bail!(
-                "{} round lines, the header claims {}",
-                self.next,
-                self.claimed
-            );
-        };
-        let l: RoundLine<A::Record> = serde_json::from_slice(&line)
-            .with_context(|| format!("round line {}", self.next + 1))?;
-        if l.round != self.next {
-            bail!("round line {} is for round {}", self.next + 1, l.round);
-        }
-        self.next += 1;
-        Ok(Some(l.record))
-    }
-}
-
-/// Reads one instance's report from its header and rounds stream, validating all
-/// of it, and returns how many rounds it holds.
-pub fn load<A: Race>(header: &[u8], rounds: &mut dyn BufRead) -> anyhow::Result<u64> {
-    let r = parse_header::<A>(header)?;
-    let mut stream = Rounds::<A>::new(Box::new(rounds), r.racefree.rounds);
-    while stream.next_round()?.is_some() {}
-    Ok(r.racefree.rounds)
-}
-
 /// Merges the reports of instances `ids` in `work` and checks the shared tree.
 pub fn merge<A: Race>(work: &Path, ids: &[u32]) -> anyhow::Result<Merged> {
     let reports = read_reports::<A>(work, ids)?;
     let mut m = headers_merged(work, ids, &reports);
     let covered = merge_rounds(&mut m, work, &reports)?;
+    m.covered = covered;
     check_disk(&mut m, work, covered)?;
     if m.rounds == 0 {
         m.problem("no round was verified: a report that covers nothing proves nothing".into());
     }
-    m.passed = m.failed_calls == 0 && m.bad_rounds == 0 && m.problem_count == 0;
+    let failed = m.failed_calls > 0 || m.bad_rounds > 0 || m.problem_count > 0;
+    m.verdict = match failed {
+        true => Verdict::Fail,
+        false => Verdict::of_all(reports.iter().map(|r| r.verdict)),
+    };
+    m.passed = m.verdict == Verdict::Pass;
     Ok(m)
+}
+
+impl Merged {
+    /// Why the verdict is INCONCLUSIVE, naming the arm and the instances.
+    pub fn why_inconclusive(&self) -> String {
+        let ids: Vec<String> = self
+            .control_never_failed
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        format!(
+            "stress {}'s control did not fail on instance {}",
+            self.subject,
+            ids.join(", ")
+        )
+    }
 }
 
 /// Every instance's header, each saying it is the instance its name says.
@@ -294,7 +144,17 @@ fn headers_merged<A: Race>(work: &Path, ids: &[u32], reports: &[Report<A>]) -> M
             .max()
             .unwrap_or(0),
         host_release_spread_ns: gate::spread_ns(reports.iter().map(|r| r.released_ns)),
+        verdict: Verdict::Fail,
+        control_ran: reports.iter().all(|r| r.control.is_some()),
+        control_never_failed: reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Inconclusive)
+            .map(|r| r.instance)
+            .collect(),
         passed: false,
+        covered: 0,
+        first_bad_rounds: Vec::new(),
+        kept_for_inspection: Vec::new(),
     };
     // Hosts released further apart than the shortest run lasted never raced each
     // other: such a run proves nothing about the shared filesystem.
@@ -317,8 +177,24 @@ fn headers_merged<A: Race>(work: &Path, ids: &[u32], reports: &[Report<A>]) -> M
         for p in r.racefree.problems.iter().chain(&r.setup_problems) {
             m.problem(format!("instance {}: {p}", r.instance));
         }
+        own_failures(&mut m, r);
     }
     m
+}
+
+/// What an instance says went wrong, believed: bad rounds, failures among its
+/// figures, a verdict of FAIL.
+fn own_failures<A: Race>(m: &mut Merged, r: &Report<A>) {
+    let t = &r.racefree;
+    let figures = std::iter::once(("bad_rounds", t.bad_rounds)).chain(A::failures(&t.counts));
+    for (name, n) in figures.filter(|f| f.1 > 0) {
+        m.problem(format!("instance {} reports {name} {n}", r.instance));
+    }
+    if t.rounds == 0 {
+        m.problem(format!("instance {} raced no round", r.instance));
+    } else if r.verdict == Verdict::Fail && r.passed() {
+        m.problem(format!("instance {} reports verdict fail", r.instance));
+    }
 }
 
 /// Judges every round against the tree, reading every instance's rounds in step:
@@ -332,23 +208,24 @@ fn merge_rounds<A: Race>(
     for r in reports {
         let name = format!("rounds-{}.jsonl", r.instance);
         let f: File = tree::open_file(work, Path::new(&name))?;
-        streams.push((
-            r.instance,
-            Rounds::<A>::new(Box::new(BufReader::new(f)), r.racefree.rounds),
-        ));
+        streams.push((r, Rounds::of(Box::new(BufReader::new(f)), r)));
     }
     let params = &reports[0].params;
     let covered = reports.iter().map(|r| r.racefree.rounds).max().unwrap_or(0);
     for n in 0..covered {
         let mut records = Vec::new();
         let mut held = 0u64;
-        for (id, s) in &mut streams {
-            if let Some(rec) = s
+        for (r, s) in &mut streams {
+            if let Some(record) = s
                 .next_round()
-                .with_context(|| format!("rounds-{id}.jsonl"))?
+                .with_context(|| format!("rounds-{}.jsonl", r.instance))?
             {
-                records.push(rec);
-                held += s.last_len;
+                records.push(Contribution {
+                    instance: r.instance,
+                    racers: r.racers,
+                    record,
+                });
+                held += s.last_len();
                 if held > ROUND_BUDGET {
                     bail!(
                         "round {n}: the instances' lines add up to more than {ROUND_BUDGET} bytes: not what racers wrote"
@@ -359,15 +236,18 @@ fn merge_rounds<A: Race>(
         let problems = A::merge_round(params, work, n, &records)?;
         if !problems.is_empty() {
             m.bad_rounds += 1;
+            if m.first_bad_rounds.len() < BAD_ROUNDS_KEPT {
+                m.first_bad_rounds.push(n);
+            }
             for p in problems {
                 m.problem(format!("round {n}: {p}"));
             }
         }
         m.rounds += 1;
     }
-    for (id, s) in &mut streams {
+    for (r, s) in &mut streams {
         s.next_round()
-            .with_context(|| format!("rounds-{id}.jsonl"))?;
+            .with_context(|| format!("rounds-{}.jsonl", r.instance))?;
     }
     Ok(covered)
 }

@@ -9,6 +9,7 @@
 //! everything else iterates it.
 
 use std::io::Write;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -17,7 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::args::{self, ArmArgs, RaceArgs};
+use super::no_room;
 use super::program::{Exited, Program};
+use super::verdict::Verdict;
 use super::widen::Widen;
 use crate::{exit, help};
 
@@ -151,15 +154,45 @@ pub trait Race: Sync + Sized {
     fn setup_problems(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// The figures among the counts that are failures, by name ("duplicates"): a
+    /// tally with any of them above 0 failed, whatever its other figures say.
+    fn failures(_counts: &Self::Counts) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// The calls one round of `racers` makes: exactly (a range of one) or within
+    /// bounds. A report whose calls are not its rounds times this is refused.
+    fn round_calls(_params: &Self::Params, _racers: u32) -> RangeInclusive<u64> {
+        0..=u64::MAX
+    }
+    /// Checks the arm's own figures in a report against its parameters (a report
+    /// anyone could have edited); the engine has checked the calls.
+    fn check_counts(
+        _params: &Self::Params,
+        _racers: u32,
+        _tally: &Tally<Self::Counts>,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Multi-host runs: what this instance did in a round, for the merge.
     fn record(ctx: &RoundCtx, round: &Self::Round, outcomes: &[Self::Outcome]) -> Self::Record;
-    /// Multi-host runs: judges round `n` from every instance's record and the shared
-    /// tree under `work` (read without following symlinks). Returns its problems.
+    /// Multi-host runs: the calls of a round that its record shows succeeded, where
+    /// it tells; they must add up to the report's calls that did not fail.
+    fn record_calls(_record: &Self::Record) -> Option<u64> {
+        None
+    }
+    /// Multi-host runs: the directory entries one round leaves on the shared tree
+    /// for `stress report`, at most (what `--max-entries` counts).
+    fn round_entries(_params: &Self::Params, _racers: u32) -> u64 {
+        1
+    }
+    /// Multi-host runs: judges round `n` from what every instance that raced it
+    /// recorded, and the shared tree under `work` (read without following
+    /// symlinks). Returns its problems.
     fn merge_round(
         params: &Self::Params,
         work: &Path,
         n: u64,
-        records: &[Self::Record],
+        records: &[Contribution<Self::Record>],
     ) -> anyhow::Result<Vec<String>>;
     /// Extra columns of the readable table: headers, then one arm's cells.
     fn columns() -> &'static [&'static str] {
@@ -236,6 +269,10 @@ pub struct Tally<C> {
     pub problems: Vec<String>,
     #[serde(flatten)]
     pub counts: C,
+    /// The first failure that said the filesystem was full: not a verdict on
+    /// racefree, but a run that cannot go on.
+    #[serde(skip)]
+    pub no_room: Option<String>,
 }
 
 /// Problems kept per arm.
@@ -253,10 +290,6 @@ pub fn keep_failure(failures: &mut Vec<String>, message: impl FnOnce() -> String
 }
 
 impl<C> Tally<C> {
-    pub fn held(&self) -> bool {
-        self.rounds > 0 && self.failed_calls == 0 && self.bad_rounds == 0
-    }
-
     pub fn note(&mut self, problem: String) {
         if self.problems.len() < PROBLEMS_KEPT {
             self.problems.push(problem);
@@ -269,6 +302,9 @@ impl<C> Tally<C> {
         self.calls += calls;
         self.failed_calls += failed;
         for f in failures {
+            if self.no_room.is_none() && no_room::said(f).is_some() {
+                self.no_room = Some(f.clone());
+            }
             self.note(format!("round {round}: {f}"));
         }
     }
@@ -285,11 +321,22 @@ impl<C> Tally<C> {
     }
 }
 
+/// The format of the reports this racefree writes: 2 since a report carries its
+/// verdict and its control. Format 1 (no `format` field) is still read.
+pub const FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
 /// The report of one run of one subject; also what each instance of a multi-host
 /// run writes as `report-ID.json`.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(serialize = "", deserialize = ""))]
 pub struct Report<A: Race> {
+    /// [`FORMAT`]; absent in format 1.
+    #[serde(default = "format_1")]
+    pub format: u32,
     /// The arm's [`Race::NAME`].
     pub subject: String,
     pub instance: u32,
@@ -305,17 +352,49 @@ pub struct Report<A: Race> {
     /// merge compares these to show how closely the hosts started.
     pub released_ns: u64,
     pub work_dir: PathBuf,
+    /// Whether `work_dir` is still there after the run (`--keep`, or kept for
+    /// `stress report`).
+    #[serde(default)]
+    pub work_dir_kept: bool,
     /// Problems setting the stage: the run cannot vouch for what it did not test.
     #[serde(default)]
     pub setup_problems: Vec<String>,
+    /// [`Report::judge`], as the run ended (absent in format 1).
+    #[serde(default)]
+    pub verdict: Verdict,
+    /// Whether the control arm raced (absent in format 1, which raced none across
+    /// hosts).
+    #[serde(default)]
+    pub control_ran: bool,
     pub racefree: Tally<A::Counts>,
     pub control: Option<Tally<A::Counts>>,
 }
 
 impl<A: Race> Report<A> {
-    /// The verdict: racefree's arm held, and everything was tested.
+    /// Whether a tally shows a failure: a failed call, a bad round, or a failure
+    /// among its figures.
+    pub fn failed(t: &Tally<A::Counts>) -> bool {
+        t.failed_calls > 0 || t.bad_rounds > 0 || A::failures(&t.counts).iter().any(|f| f.1 > 0)
+    }
+
+    /// Whether racefree's arm held: it raced, failed nothing, and everything was
+    /// tested.
     pub fn passed(&self) -> bool {
-        self.racefree.held() && self.setup_problems.is_empty()
+        self.racefree.rounds > 0 && !Self::failed(&self.racefree) && self.setup_problems.is_empty()
+    }
+
+    /// The verdict the tallies support ([`Verdict::decide`]).
+    pub fn judge(&self) -> Verdict {
+        Verdict::decide(!self.passed(), self.control.as_ref().map(Self::failed))
+    }
+
+    /// Why the verdict is INCONCLUSIVE, naming the arm.
+    pub fn why_inconclusive(&self) -> String {
+        format!(
+            "stress {}'s control did not fail in {} rounds",
+            A::NAME,
+            self.control.as_ref().map_or(0, |c| c.rounds)
+        )
     }
 
     /// The tally of `arm`, if it runs.
@@ -329,7 +408,17 @@ impl<A: Race> Report<A> {
 
 /// One line of a multi-host instance's `rounds-ID.jsonl`.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoundLine<R> {
     pub round: u64,
+    pub record: R,
+}
+
+/// What one instance recorded of a round, as the merge hands it to the arm.
+#[derive(Debug)]
+pub struct Contribution<R> {
+    pub instance: u32,
+    /// The racers it raced with.
+    pub racers: u32,
     pub record: R,
 }

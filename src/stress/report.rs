@@ -1,6 +1,8 @@
 //! `racefree stress report DIR`: one verdict from the reports that instances on many
 //! hosts wrote to a shared tree, whichever arm they raced. The first header names
 //! the arm; the registry's entry for it reads and judges the rest ([`super::merge`]).
+//! Then the trees it verified go: a run across hosts leaves the shared tree holding
+//! its reports and the verdict, not millions of directories.
 
 use std::fmt;
 use std::io::{BufRead, Write};
@@ -11,12 +13,17 @@ use clap::Args as ClapArgs;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 
-use super::args::exit_status;
 use super::arms;
 use super::entry::Entry;
-use super::merge::{self, HEADER_CAP, MAX_INSTANCES, Merged};
+use super::load::{self, HEADER_CAP};
+use super::merge::{MAX_INSTANCES, Merged};
+use super::race::Arm;
 use super::table::{emit, micros};
+use super::tree;
 use crate::exit::Exit;
+
+/// What a report that removed the trees it verified leaves beside the reports.
+pub const VERDICT_FILE: &str = "verdict.json";
 
 #[derive(Debug, ClapArgs)]
 pub struct ReportArgs {
@@ -28,13 +35,82 @@ pub struct ReportArgs {
     /// Print the merged verdict as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Keep every round's tree and the rounds files. By default each round's tree
+    /// goes once it is verified (the first bad rounds' stay, for inspection), the
+    /// rounds files and the instances' control directories go after the verdict,
+    /// and verdict.json is left beside the reports
+    #[arg(long)]
+    pub keep: bool,
 }
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<Exit> {
-    let work = merge::find_work_dir(&args.dir)?;
-    let merged = merge(&work)?;
+    let work = load::find_work_dir(&args.dir)?;
+    refuse_judged(&work)?;
+    let mut merged = merge(&work)?;
+    if !args.keep {
+        sweep(&work, &mut merged)?;
+    }
     emit(args.json, &merged, |out| print(out, &merged))?;
-    Ok(exit_status(merged.passed))
+    Ok(merged.verdict.exit())
+}
+
+/// A run whose trees an earlier report removed cannot be judged again.
+fn refuse_judged(work: &Path) -> anyhow::Result<()> {
+    if tree::kind(work, Path::new(VERDICT_FILE))?.is_some() {
+        bail!(
+            "'{}' was already judged by stress report, which removed the round trees it verified (its verdict is in '{}'); judge with --keep to judge a run more than once",
+            work.display(),
+            work.join(VERDICT_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+/// After the verdict: `verdict.json` first (so a report stopped half way is not
+/// taken for a run never judged), then every round's tree but the first bad ones,
+/// the rounds files that described them, and what the instances' controls left.
+fn sweep(work: &Path, merged: &mut Merged) -> anyhow::Result<()> {
+    merged.kept_for_inspection = merged
+        .first_bad_rounds
+        .iter()
+        .map(|&n| Arm::Racefree.round_dir(n))
+        .collect();
+    let verdict = work.join(VERDICT_FILE);
+    let mut f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&verdict)
+        .with_context(|| format!("creating '{}'", verdict.display()))?;
+    f.write_all(&serde_json::to_vec_pretty(merged)?)
+        .and_then(|()| f.write_all(b"\n"))
+        .with_context(|| format!("writing '{}'", verdict.display()))?;
+    for n in 0..merged.covered {
+        if !merged.first_bad_rounds.contains(&n) {
+            remove(&work.join(Arm::Racefree.round_dir(n)))?;
+        }
+    }
+    for e in std::fs::read_dir(work).with_context(|| format!("reading '{}'", work.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rounds_file = name.starts_with("rounds-") && name.ends_with(".jsonl");
+        if rounds_file || name.starts_with("controls-") {
+            remove(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a tree, or the symlink or file at `path` (never following it); an
+/// absent one is fine.
+fn remove(path: &Path) -> anyhow::Result<()> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    removed.with_context(|| format!("removing '{}'", path.display()))
 }
 
 fn print(out: &mut dyn Write, merged: &Merged) -> std::io::Result<()> {
@@ -62,16 +138,25 @@ fn print(out: &mut dyn Write, merged: &Merged) -> std::io::Result<()> {
     for p in merged.problems.iter().take(10) {
         writeln!(out, "  {p}")?;
     }
+    if !merged.kept_for_inspection.is_empty() {
+        writeln!(
+            out,
+            "  kept for inspection: {}",
+            merged.kept_for_inspection.join(", ")
+        )?;
+    }
     writeln!(
         out,
-        "verdict: {}",
-        if merged.passed { "PASS" } else { "FAIL" }
+        "{}",
+        merged
+            .verdict
+            .line(merged.control_ran, || merged.why_inconclusive())
     )
 }
 
 /// Merges every instance's report in `work` and checks the shared tree.
 pub fn merge(work: &Path) -> anyhow::Result<Merged> {
-    let ids = merge::report_ids(work)?;
+    let ids = load::report_ids(work)?;
     let Some(first) = ids.first() else {
         bail!("no report-ID.json in '{}'", work.display());
     };
@@ -81,7 +166,7 @@ pub fn merge(work: &Path) -> anyhow::Result<Merged> {
             ids.len()
         );
     }
-    let header = merge::read_header(work, *first)?;
+    let header = load::read_header(work, *first)?;
     let probe: Probe = serde_json::from_slice(&header)
         .with_context(|| format!("report-{first}.json: not a stress report"))?;
     probe.subject.merge(work, &ids)
@@ -143,9 +228,13 @@ fn arm_named<'de, D: Deserializer<'de>>(d: D) -> Result<&'static dyn Entry, D::E
 mod tests {
     use super::*;
 
+    /// A format 2 makedirs report of 2 racers; its calls are what its rounds make.
     fn header(depth: u32, fanout: u32, dirs: u64, rounds: u64) -> String {
+        let calls = (u64::from(fanout).saturating_pow(depth))
+            .saturating_mul(2)
+            .saturating_mul(rounds);
         format!(
-            r#"{{"subject":"makedirs","instance":0,"racers":2,"processes":false,"depth":{depth},"fanout":{fanout},"dirs_per_round":{dirs},"churn":false,"start_spread_max_ns":0,"start_spread_median_ns":0,"seconds":1.0,"released_ns":0,"work_dir":"/x","setup_problems":[],"racefree":{{"arm":"racefree","rounds":{rounds},"calls":0,"failed_calls":0,"bad_rounds":0,"problems":[],"retries":0,"created":0,"removed_by_churn":0}},"control":null}}"#
+            r#"{{"format":2,"subject":"makedirs","instance":0,"racers":2,"processes":false,"depth":{depth},"fanout":{fanout},"dirs_per_round":{dirs},"churn":false,"start_spread_max_ns":0,"start_spread_median_ns":0,"seconds":1.0,"released_ns":0,"work_dir":"/x","work_dir_kept":true,"setup_problems":[],"verdict":"pass","control_ran":false,"racefree":{{"arm":"racefree","rounds":{rounds},"calls":{calls},"failed_calls":0,"bad_rounds":0,"problems":[],"retries":0,"created":0,"removed_by_churn":0}},"control":null}}"#
         )
     }
 
@@ -187,6 +276,63 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn edited(h: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(h).unwrap();
+        edit(&mut v);
+        v.to_string()
+    }
+
+    fn load_err(h: &str, rounds: &str) -> String {
+        format!(
+            "{:#}",
+            load_report(h.as_bytes(), &mut rounds.as_bytes()).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_refused_at_any_depth() {
+        let h = header(1, 2, 3, 2);
+        let rounds = good_rounds();
+        let unknown = edited(&h, |v| v["racefree"]["verified"] = true.into());
+        assert_eq!(
+            load_err(&unknown, &rounds),
+            "unknown field 'racefree.verified'"
+        );
+        let unknown = edited(&h, |v| v["extra"] = 1.into());
+        assert_eq!(load_err(&unknown, &rounds), "unknown field 'extra'");
+        let missing = edited(&h, |v| {
+            v.as_object_mut().unwrap().remove("verdict");
+        });
+        assert_eq!(load_err(&missing, &rounds), "missing field 'verdict'");
+        let line = "{\"round\":0,\"record\":[],\"ok\":1}\n{\"round\":1,\"record\":[]}\n";
+        assert!(load_err(&h, line).starts_with("round line 1: unknown field `ok`"));
+    }
+
+    #[test]
+    fn format_1_is_read_and_a_newer_format_refused() {
+        let h = header(1, 2, 3, 2);
+        let v1 = edited(&h, |v| {
+            let o = v.as_object_mut().unwrap();
+            for f in ["format", "verdict", "control_ran", "work_dir_kept"] {
+                o.remove(f);
+            }
+        });
+        assert_eq!(
+            load_report(v1.as_bytes(), &mut good_rounds().as_bytes()).unwrap(),
+            2
+        );
+        let v3 = edited(&h, |v| v["format"] = 3.into());
+        assert_eq!(
+            load_err(&v3, &good_rounds()),
+            "format 3, newer than this racefree reads (1 and 2): merge with the racefree that wrote it"
+        );
+        let v0 = edited(&h, |v| v["format"] = 0.into());
+        assert_eq!(
+            load_err(&v0, &good_rounds()),
+            "format 0 is not a report format"
+        );
     }
 
     use proptest::prelude::*;
@@ -237,6 +383,17 @@ mod tests {
             let ok = load_report(h.as_bytes(), &mut lines.as_bytes()).is_ok();
             let valid = crate::stress::arms::makedirs::tree_size(depth, fanout).is_ok_and(|n| n == dirs);
             prop_assert_eq!(ok, valid);
+        }
+
+        /// Calls are what the rounds make (2 racers x 2 leaves each), or the
+        /// report is refused.
+        #[test]
+        fn calls_must_be_what_the_rounds_make(calls in prop_oneof![any::<u64>(), 0u64..20],
+                                              rounds in 0u64..4) {
+            let h = edited(&header(1, 2, 3, rounds), |v| v["racefree"]["calls"] = calls.into());
+            let lines: String = (0..rounds).map(|n| format!("{{\"round\":{n},\"record\":[]}}\n")).collect();
+            let ok = load_report(h.as_bytes(), &mut lines.as_bytes()).is_ok();
+            prop_assert_eq!(ok, calls == rounds * 4);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The readable report of one run: a line about the run, a table of the arms, the
-//! first problems; and how a report goes to stdout, as that table or as JSON.
+//! first problems, the verdict; and how a report goes to stdout, as that table or
+//! as JSON.
 
 use std::io::{self, Write};
 
@@ -34,7 +35,8 @@ pub fn print<A: Race>(out: &mut dyn Write, r: &Report<A>) -> io::Result<()> {
     for (tally, judged) in
         std::iter::once((&r.racefree, true)).chain(r.control.iter().map(|c| (c, false)))
     {
-        let result = match (tally.held(), judged) {
+        let held = tally.rounds > 0 && !Report::<A>::failed(tally);
+        let result = match (held, judged) {
             (true, true) => "held",
             (false, true) => "FAILED",
             (true, false) => "no race seen (control did not fail)",
@@ -66,6 +68,11 @@ pub fn print<A: Race>(out: &mut dyn Write, r: &Report<A>) -> io::Result<()> {
         out,
         "  racefree: {}",
         if r.passed() { "held" } else { "FAILED" }
+    )?;
+    writeln!(
+        out,
+        "  {}",
+        r.verdict.line(r.control_ran, || r.why_inconclusive())
     )
 }
 

@@ -71,9 +71,19 @@ impl WorkDir {
         Ok(WorkDir { path, temp: None })
     }
 
+    /// Where one instance of a run across hosts races its control: a fresh
+    /// `controls-ID-*` in the shared work directory, removed like a one-host run's.
+    pub fn controls(shared: &Path, instance: u32) -> anyhow::Result<WorkDir> {
+        WorkDir::fresh_named(shared, &format!("controls-{instance}-"))
+    }
+
     fn fresh(base: &Path) -> anyhow::Result<WorkDir> {
+        WorkDir::fresh_named(base, "racefree-stress-")
+    }
+
+    fn fresh_named(base: &Path, prefix: &str) -> anyhow::Result<WorkDir> {
         let temp = tempfile::Builder::new()
-            .prefix("racefree-stress-")
+            .prefix(prefix)
             .tempdir_in(base)
             .with_context(|| format!("cannot create a work directory in '{}'", base.display()))?;
         Ok(WorkDir {

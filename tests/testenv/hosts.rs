@@ -56,22 +56,23 @@ impl TestEnv {
     }
 }
 
-/// `stress report DIR` says PASS (exit 0) and its stdout ends the way a pass does.
+/// `stress report --keep DIR` says PASS (exit 0) and its stdout ends the way a pass
+/// does. It keeps the trees, so a test can tamper with them and judge again.
 pub fn report_passes(dir: &Path) -> Assert {
     racefree()
-        .args(["stress", "report"])
+        .args(["stress", "report", "--keep"])
         .arg(dir)
         .assert()
         .success()
         .stdout(predicate::str::ends_with("verdict: PASS\n"))
 }
 
-/// `stress report DIR` says FAIL (exit 1), naming every one of `problems` in its
-/// stdout, which ends the way a failure does.
+/// `stress report --keep DIR` says FAIL (exit 1), naming every one of `problems` in
+/// its stdout, which ends the way a failure does.
 #[track_caller]
 pub fn report_fails_with(dir: &Path, problems: &[&str]) {
     let out = racefree()
-        .args(["stress", "report"])
+        .args(["stress", "report", "--keep"])
         .arg(dir)
         .assert()
         .code(1);

@@ -3,11 +3,12 @@
 //! Per round, a fresh counter: every racer takes `--takes` numbers with
 //! `racefree::counter::add`. The verdict is exact: the numbers taken are all
 //! distinct and together exactly 1..=total, and the file holds total. The control
-//! arm is seed 001's mistake: every store is atomic (a temporary file renamed over
-//! the counter, so no reader ever sees a torn number), but the read-modify-write is
-//! not locked, so two racers read the same value and both store its successor:
+//! arm is a sequence number's read-modify-write done without a lock: every store is
+//! atomic (a temporary file renamed over the counter, so no reader ever sees a torn
+//! number), but two racers read the same value and both store its successor:
 //! duplicates.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
 use crate::stress::args::{FsArgs, RaceArgs};
-use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::race::{Arm, Contribution, Race, RoundCtx, Subject, Tally, keep_failure};
 
 pub const DEFAULT_TAKES: u32 = 20;
 pub const MAX_TAKES: u32 = 1000;
@@ -190,6 +191,21 @@ impl Race for Counter {
         Ok(())
     }
 
+    fn failures(c: &Counts) -> Vec<(&'static str, u64)> {
+        vec![("duplicates", c.duplicates), ("missing", c.missing)]
+    }
+
+    /// Every racer takes `--takes` numbers.
+    fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
+        let calls = u64::from(racers) * u64::from(p.takes);
+        calls..=calls
+    }
+
+    /// The round's directory, its counter and the counter's lock file.
+    fn round_entries(_p: &Params, _racers: u32) -> u64 {
+        3
+    }
+
     fn record(_ctx: &RoundCtx, _round: &Round, outcomes: &[Outcome]) -> Vec<i64> {
         outcomes
             .iter()
@@ -197,15 +213,20 @@ impl Race for Counter {
             .collect()
     }
 
+    /// Each number taken is a take that succeeded.
+    fn record_calls(values: &Vec<i64>) -> Option<u64> {
+        Some(values.len() as u64)
+    }
+
     fn merge_round(
         _params: &Params,
         work: &Path,
         n: u64,
-        records: &[Vec<i64>],
+        records: &[Contribution<Vec<i64>>],
     ) -> anyhow::Result<Vec<String>> {
         // Every take that succeeded recorded its number; the counter moved once per
         // success, on whichever host.
-        let values: Vec<i64> = records.iter().flatten().copied().collect();
+        let values: Vec<i64> = records.iter().flat_map(|c| &c.record).copied().collect();
         let total = values.len() as u64;
         let rel = Arm::Racefree.in_round(n, FILE);
         Ok(judge_values(

@@ -18,6 +18,7 @@
 //! are done). `stress report` runs no user command: it merges instance 0's check
 //! results and compares the kept trees again.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use crate::quote::quote_if_needed;
 use crate::stress::args::{self, ArmArgs, FsArgs, RaceArgs, WorkArgs, positive_seconds};
 use crate::stress::gate;
 use crate::stress::program::{self, Exited, Failed, MAX_PROGRAMS, Program};
-use crate::stress::race::{Arm, Programs, Race, Report, RoundCtx, Subject, Tally};
+use crate::stress::race::{Arm, Contribution, Programs, Race, Report, RoundCtx, Subject, Tally};
 use crate::stress::snapshot::{self, Ignore, Snapshot};
 use crate::stress::widen::{self, Widen};
 
@@ -112,9 +113,8 @@ pub struct Params {
     pub command: Vec<String>,
 }
 
-/// `stress exec`'s command line. Its racers are always processes (the command's
-/// own), and the canary always races on one host: `--processes` and `--control`
-/// are not its to take.
+/// `stress exec`'s command line. Its racers are always processes, the command's
+/// own: `--processes` is not its to take.
 #[derive(Clone, Debug)]
 pub struct ExecArgs(FsArgs<Params>);
 
@@ -122,7 +122,6 @@ impl FromArgMatches for ExecArgs {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let mut a = FsArgs::<Params>::from_arg_matches(m)?;
         a.race.racing.processes = true;
-        a.race.control = a.race.barrier_file.is_none();
         Ok(ExecArgs(a))
     }
 
@@ -137,7 +136,6 @@ impl clap::Args for ExecArgs {
         FsArgs::<Params>::augment_args(cmd)
             .override_usage("racefree stress exec [OPTIONS] -- COMMAND [ARG]...")
             .mut_arg("processes", |a| a.hide(true))
-            .mut_arg("control", |a| a.hide(true))
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -165,9 +163,9 @@ pub struct Round {
     pub widen: Option<Widen>,
     /// Across hosts: when the instances release their racers.
     pub release_ns: Option<u64>,
-    /// Across hosts, on instance 0: what its check of the round found, for the record.
+    /// Across hosts, on instance 0: what it judged of the round, for the record.
     #[serde(skip)]
-    judged: OnceLock<Vec<String>>,
+    judged: OnceLock<Judged>,
 }
 
 /// A failing round (or a sequential run that failed), in detail.
@@ -250,8 +248,17 @@ pub struct Record {
     pub racers: u32,
     pub racers_failed: u32,
     pub failures: Vec<String>,
-    /// Instance 0's: what `--check` (and the sequential run) found.
-    pub judged: Option<Vec<String>>,
+    /// Instance 0's: what it judged of the round.
+    pub judged: Option<Judged>,
+}
+
+/// What instance 0 judged of a round across hosts, running what `stress report`
+/// does not: `--check`, and the stage (the sequential run, `--setup`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Judged {
+    pub check: Option<String>,
+    /// The stage could not be set: nothing of the round is judged.
+    pub stage_failed: bool,
 }
 
 /// The sequential twin of the round being raced, with `--compare-sequential`.
@@ -273,6 +280,9 @@ pub struct Exec {
     stage_failed: Option<Failing>,
     failed: bool,
     shared: bool,
+    /// Rounds of the command raced, and how many to race across hosts.
+    played: u64,
+    rounds: u64,
     /// Why this host cannot widen race windows, when it cannot.
     widen_unavailable: Option<String>,
 }
@@ -566,7 +576,12 @@ impl Race for Exec {
     }
 
     fn enough(&self) -> bool {
-        !self.shared && (self.stage_failed.is_some() || (self.params.stop_on_first && self.failed))
+        // Across hosts every instance races the same rounds (they meet at each),
+        // whatever its own canary saw.
+        if self.shared {
+            return self.played >= self.rounds;
+        }
+        self.stage_failed.is_some() || (self.params.stop_on_first && self.failed)
     }
 
     fn judge(
@@ -585,12 +600,12 @@ impl Race for Exec {
         tally.failed_calls += f.racers_failed;
         let lines = f.lines(outcomes.len());
         if ctx.shared && ctx.instance == 0 {
-            let mut judged: Vec<String> = f.check.iter().cloned().collect();
-            if let Some(s) = &self.stage_failed {
-                judged.push(stage_words(s));
-            }
-            let _ = round.judged.set(judged);
+            let _ = round.judged.set(Judged {
+                check: f.check.clone(),
+                stage_failed: self.stage_failed.is_some(),
+            });
         }
+        self.played += u64::from(ctx.arm == Arm::Racefree);
         if f.failed() && ctx.arm == Arm::Racefree {
             self.failed = true;
             if tally.counts.kept.is_none() && tally.counts.not_kept.is_none() && !ctx.shared {
@@ -622,6 +637,42 @@ impl Race for Exec {
         self.stage_failed.iter().map(stage_words).collect()
     }
 
+    fn failures(c: &Counts) -> Vec<(&'static str, u64)> {
+        vec![
+            ("hung", c.hung),
+            ("check_failed", c.check_failed),
+            ("tree_differed", c.tree_differed),
+        ]
+    }
+
+    /// Every racer runs COMMAND once; none, on instance 0, when the stage failed.
+    fn round_calls(_p: &Params, racers: u32) -> RangeInclusive<u64> {
+        0..=u64::from(racers)
+    }
+
+    fn check_counts(_p: &Params, racers: u32, t: &Tally<Counts>) -> anyhow::Result<()> {
+        let c = &t.counts;
+        if c.hung > t.failed_calls || c.check_failed > t.rounds || c.tree_differed > t.rounds {
+            bail!("hung, check_failed or tree_differed beyond what the calls and rounds allow");
+        }
+        let detailed = c.failing_rounds.len() as u64;
+        if detailed > ROUNDS_DETAILED as u64 || detailed > t.bad_rounds {
+            bail!("{detailed} failing rounds detailed, {} bad", t.bad_rounds);
+        }
+        if c.failing_rounds
+            .iter()
+            .any(|f| f.racers_failed > u64::from(racers))
+        {
+            bail!("a failing round with more failed racers than racers");
+        }
+        Ok(())
+    }
+
+    /// The racers that exited as expected.
+    fn record_calls(r: &Record) -> Option<u64> {
+        Some(u64::from(r.racers.saturating_sub(r.racers_failed)))
+    }
+
     fn record(_ctx: &RoundCtx, round: &Round, outcomes: &[Exited]) -> Record {
         let expected = i32::from(round.expect_exit);
         let failures: Vec<&Exited> = outcomes
@@ -644,27 +695,40 @@ impl Race for Exec {
         params: &Params,
         work: &Path,
         n: u64,
-        records: &[Record],
+        records: &[Contribution<Record>],
     ) -> anyhow::Result<Vec<String>> {
+        let judged = match records.iter().find(|c| c.instance == 0) {
+            Some(c) => c.record.judged.clone(),
+            None => None,
+        };
+        let Some(judged) = judged else {
+            return Ok(vec![
+                "instance 0's judgement of the round is not in its record".into(),
+            ]);
+        };
+        if judged.stage_failed {
+            // Instance 0's report says why the run proves nothing.
+            return Ok(Vec::new());
+        }
         let mut problems = Vec::new();
-        for r in records {
-            if r.racers_failed > 0 {
+        for c in records {
+            let r = &c.record;
+            if r.judged.is_some() != (c.instance == 0) || r.racers != c.racers {
                 problems.push(format!(
-                    "{} of {} racers failed: {}",
+                    "instance {}'s record is not of its round",
+                    c.instance
+                ));
+            } else if r.racers_failed > 0 {
+                problems.push(format!(
+                    "instance {}: {} of {} racers failed: {}",
+                    c.instance,
                     r.racers_failed,
                     r.racers,
                     r.failures.join("; ")
                 ));
             }
         }
-        match records
-            .iter()
-            .filter_map(|r| r.judged.as_ref())
-            .collect::<Vec<_>>()[..]
-        {
-            [judged] => problems.extend(judged.iter().cloned()),
-            _ => problems.push("instance 0's check of the round is not in its record".into()),
-        }
+        problems.extend(judged.check);
         if params.compare_sequential {
             let racy = snapshot::take(work, Path::new(&Arm::Racefree.round_dir(n)))?;
             let twin = snapshot::take(work, Path::new(&format!("twin-{n}")))?;
@@ -793,9 +857,7 @@ fn stage_words(f: &Failing) -> String {
         (None, Some(c)) => c.clone(),
         (None, None) => "it failed".into(),
     };
-    format!(
-        "the sequential run failed on its own ({what}): the command or the check is wrong; nothing was judged"
-    )
+    format!("the sequential run failed on its own ({what}), so the command or the check is wrong")
 }
 
 impl Subject for Exec {
@@ -844,6 +906,8 @@ impl Subject for Exec {
             stage_failed: None,
             failed: false,
             shared,
+            played: 0,
+            rounds: race.rounds.unwrap_or(0),
             widen_unavailable: match p.widen {
                 0 => None,
                 _ => widen::Filter::new().available().err(),

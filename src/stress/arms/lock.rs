@@ -6,9 +6,10 @@
 //! `racefree::lock::acquire`; with `--processes`, each increment really runs
 //! `racefree lock LOCKFILE -- racefree stress rmw COUNTER`, the I/O inside the lock.
 //! The verdict is exact: the counter ends at racers x increments. The control arm
-//! is seed 003's shape: the decision is taken under the lock (the value read), the
-//! write is performed after releasing it, and updates are lost.
+//! does its I/O after the lock was released: the decision is taken under the lock
+//! (the value read), the write lands after the unlock, and updates are lost.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -18,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::kit::{counter_on_disk, make_round_dir, read_value, store_atomically};
 use crate::stress::args::{FsArgs, RaceArgs};
-use crate::stress::race::{Arm, Helper, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::race::{
+    Arm, Contribution, Helper, Race, RoundCtx, Subject, Tally, keep_failure,
+};
 
 pub const DEFAULT_INCREMENTS: u32 = 10;
 pub const MAX_INCREMENTS: u32 = 1000;
@@ -126,7 +129,7 @@ fn increment(round: &Round) -> anyhow::Result<()> {
             let held = crate::lock::acquire(&round.lockfile, &opts)?;
             let value = read_value(&round.counter)?;
             drop(held);
-            // Seed 003: the I/O the locked decision called for, after the unlock.
+            // The I/O the locked decision called for, done after the lock was released.
             store_atomically(&round.counter, value + 1)
         }
         (Arm::Control, true) => {
@@ -229,18 +232,40 @@ impl Race for Lock {
         Ok(())
     }
 
+    fn failures(c: &Counts) -> Vec<(&'static str, u64)> {
+        vec![("lost", c.lost)]
+    }
+
+    /// Every racer makes `--increments` read-modify-writes.
+    fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
+        let calls = u64::from(racers) * u64::from(p.increments);
+        calls..=calls
+    }
+
+    /// The round's directory, its counter and its lock file.
+    fn round_entries(_p: &Params, _racers: u32) -> u64 {
+        3
+    }
+
     fn record(_ctx: &RoundCtx, _round: &Round, outcomes: &[Outcome]) -> u64 {
         outcomes.iter().map(|o| o.done).sum()
+    }
+
+    /// The record is the increments that succeeded.
+    fn record_calls(done: &u64) -> Option<u64> {
+        Some(*done)
     }
 
     fn merge_round(
         _params: &Params,
         work: &Path,
         n: u64,
-        records: &[u64],
+        records: &[Contribution<u64>],
     ) -> anyhow::Result<Vec<String>> {
         let rel = Arm::Racefree.in_round(n, COUNTER);
-        let expected = records.iter().fold(0u64, |a, &b| a.saturating_add(b));
+        let expected = records
+            .iter()
+            .fold(0u64, |a, c| a.saturating_add(c.record));
         Ok(judge_value(work, &rel, expected, &mut Counts::default()))
     }
 

@@ -16,6 +16,7 @@
 //! The control arm runs the naive check-then-create pattern under the same load.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::kit::shuffle;
 use crate::makedirs::{Options, make_dirs};
 use crate::stress::args::{FsArgs, RaceArgs};
-use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::race::{Arm, Contribution, Race, RoundCtx, Subject, Tally, keep_failure};
 use crate::stress::tree;
 
 /// `stress makedirs`'s own options.
@@ -236,6 +237,16 @@ impl Race for Makedirs {
         Ok(())
     }
 
+    /// Every racer makes every leaf path once.
+    fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
+        let calls = u64::from(racers) * u64::from(p.fanout).pow(p.depth);
+        calls..=calls
+    }
+
+    fn round_entries(p: &Params, _racers: u32) -> u64 {
+        p.dirs_per_round
+    }
+
     fn record(_ctx: &RoundCtx, round: &Round, outcomes: &[Outcome]) -> Vec<PathBuf> {
         outcomes
             .iter()
@@ -248,9 +259,9 @@ impl Race for Makedirs {
         params: &Params,
         work: &Path,
         n: u64,
-        records: &[Vec<PathBuf>],
+        records: &[Contribution<Vec<PathBuf>>],
     ) -> anyhow::Result<Vec<String>> {
-        let created: Vec<PathBuf> = records.iter().flatten().cloned().collect();
+        let created: Vec<PathBuf> = records.iter().flat_map(|c| &c.record).cloned().collect();
         judge_tree(
             work,
             Path::new(&Arm::Racefree.round_dir(n)),
@@ -469,9 +480,10 @@ pub fn race(arm: Arm, paths: &[PathBuf], attempts: u32) -> Outcome {
     out
 }
 
-/// The control: the pattern from the DWiki post (and Python 2's os.makedirs under
-/// it): check whether the directory exists, and if not, create each missing level,
-/// treating "already exists" as fatal. Between the existence check and the mkdir of
+/// The control: a directory tree made by two processes at once, as a web
+/// application made its comment directories on demand (and Python 2's os.makedirs
+/// under it): check whether the directory exists, and if not, create each missing
+/// level, treating "already exists" as fatal. Between the existence check and the mkdir of
 /// a level there are other system calls (the checks and mkdirs of its ancestors),
 /// and a concurrent creator that lands in that window makes this fail.
 pub fn naive_makedirs(path: &Path, created: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -9,16 +9,19 @@
 //! then writing as `cat > FILE` does, and readers see empty and torn files.
 
 use std::io::Write as _;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
+use nix::sys::stat::SFlag;
+
 use super::kit::make_round_dir;
 use crate::stress::args::{ArmArgs, FsArgs, RaceArgs};
 use crate::stress::cleanup::stopping;
-use crate::stress::race::{Arm, Race, RoundCtx, Subject, Tally, keep_failure};
+use crate::stress::race::{Arm, Contribution, Race, RoundCtx, Subject, Tally, keep_failure};
 use crate::stress::tree;
 
 pub const DEFAULT_VERSIONS: u32 = 5;
@@ -167,8 +170,18 @@ fn replace(file: &Path, content: &[u8]) -> anyhow::Result<()> {
     crate::write::replace(file, &mut &content[..], &opts)
 }
 
+/// The writers among `racers`: half of them, at least one.
+fn writers(racers: u32) -> u32 {
+    (racers / 2).max(1)
+}
+
+/// The name of the file writer `writer` of `instance` makes when it is done.
+fn done_name(instance: u32, writer: u32) -> String {
+    format!("done-{instance}-{writer}")
+}
+
 fn done_marker(round: &Round, writer: u32) -> PathBuf {
-    round.dir.join(format!("done-{}-{writer}", round.instance))
+    round.dir.join(done_name(round.instance, writer))
 }
 
 fn writer(round: &Round, w: u32) -> Outcome {
@@ -237,15 +250,52 @@ fn reader(round: &Round) -> Outcome {
     }
 }
 
-fn judge_file(work: &Path, rel: &Path) -> Option<String> {
-    match tree::read_file(work, rel, VERSION_CAP) {
+/// Judges round `n`'s directory `work/rel` as the writers of `instances` (each
+/// with its racer count) left it: FILE holds one whole version written in this
+/// round by one of them, and every writer marked itself done.
+fn judge_round(work: &Path, rel: &Path, n: u64, instances: &[(u32, u32)]) -> Vec<String> {
+    let file = rel.join(FILE);
+    let mut bad = Vec::new();
+    match tree::read_file(work, &file, VERSION_CAP) {
         Ok(bytes) => match verify(&bytes) {
-            Seen::Complete => None,
-            Seen::Empty => Some(format!("'{}' was left empty", rel.display())),
-            Seen::Torn(why) => Some(format!("'{}' was left torn: {why}", rel.display())),
+            Seen::Complete => {
+                if !written_in(&bytes, n, instances) {
+                    bad.push(format!(
+                        "'{}' holds a version no writer of round {n} wrote",
+                        file.display()
+                    ));
+                }
+            }
+            Seen::Empty => bad.push(format!("'{}' was left empty", file.display())),
+            Seen::Torn(why) => bad.push(format!("'{}' was left torn: {why}", file.display())),
         },
-        Err(e) => Some(format!("{e:#}")),
+        Err(e) => bad.push(format!("{e:#}")),
     }
+    for &(instance, racers) in instances {
+        for w in 0..writers(racers) {
+            let marker = rel.join(done_name(instance, w));
+            if !matches!(tree::kind(work, &marker), Ok(Some(k)) if k == SFlag::S_IFREG) {
+                bad.push(format!(
+                    "writer {w} of instance {instance} left no '{}'",
+                    marker.display()
+                ));
+            }
+        }
+    }
+    bad
+}
+
+/// Whether a complete version's id (`ROUND.INSTANCE.WRITER.K`, or
+/// `ROUND.INSTANCE.initial`) names round `n` and one of `instances`.
+fn written_in(version: &[u8], n: u64, instances: &[(u32, u32)]) -> bool {
+    let header = version.split(|&b| b == b'\n').next().unwrap_or_default();
+    let id = String::from_utf8_lossy(header);
+    let mut parts = id.split(' ').nth(1).unwrap_or_default().split('.');
+    let (round, instance) = (parts.next(), parts.next());
+    round.and_then(|r| r.parse::<u64>().ok()) == Some(n)
+        && instance
+            .and_then(|i| i.parse::<u32>().ok())
+            .is_some_and(|i| instances.iter().any(|&(id, _)| id == i))
 }
 
 impl Race for WriteArm {
@@ -282,7 +332,7 @@ impl Race for WriteArm {
             file: ctx.dir.join(FILE),
             round: ctx.round,
             instance: ctx.instance,
-            writers: (ctx.racers / 2).max(1),
+            writers: writers(ctx.racers),
             versions: self.params.versions,
             reads: self.params.reads,
         };
@@ -319,10 +369,47 @@ impl Race for WriteArm {
             tally.counts.torn += o.torn;
         }
         if !ctx.shared {
-            let rel = ctx.arm.in_round(ctx.round, FILE);
-            tally.bad_round(ctx.round, judge_file(&ctx.work, &rel).into_iter().collect());
+            let rel = Path::new(&ctx.arm.round_dir(ctx.round)).to_path_buf();
+            let me = [(ctx.instance, ctx.racers)];
+            tally.bad_round(ctx.round, judge_round(&ctx.work, &rel, ctx.round, &me));
         }
         Ok(())
+    }
+
+    fn failures(c: &Counts) -> Vec<(&'static str, u64)> {
+        vec![("torn", c.torn), ("empty", c.empty)]
+    }
+
+    /// The writers' writes, and the readers' reads: at least `--reads` each, and
+    /// more until the writers are done.
+    fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
+        let writes = u64::from(writers(racers)) * u64::from(p.versions);
+        let readers = u64::from(racers.saturating_sub(writers(racers)));
+        writes + readers * u64::from(p.reads)..=writes + readers * READ_LIMIT
+    }
+
+    fn check_counts(p: &Params, racers: u32, t: &Tally<Counts>) -> anyhow::Result<()> {
+        let writes = t.rounds * u64::from(writers(racers)) * u64::from(p.versions);
+        let c = &t.counts;
+        if c.writes != writes
+            || c.writes.checked_add(c.reads) != Some(t.calls)
+            || c.torn.saturating_add(c.empty) > c.reads
+        {
+            bail!(
+                "writes {}, reads {} (torn {}, empty {}) do not add up to {} calls, of which {writes} writes",
+                c.writes,
+                c.reads,
+                c.torn,
+                c.empty,
+                t.calls
+            );
+        }
+        Ok(())
+    }
+
+    /// The round's directory, its file and each writer's done marker.
+    fn round_entries(_p: &Params, racers: u32) -> u64 {
+        2 + u64::from(writers(racers))
     }
 
     fn record(_ctx: &RoundCtx, _round: &Round, _outcomes: &[Outcome]) {}
@@ -331,10 +418,11 @@ impl Race for WriteArm {
         _params: &Params,
         work: &Path,
         n: u64,
-        _records: &[()],
+        records: &[Contribution<()>],
     ) -> anyhow::Result<Vec<String>> {
-        let rel = Arm::Racefree.in_round(n, FILE);
-        Ok(judge_file(work, &rel).into_iter().collect())
+        let rel = Path::new(&Arm::Racefree.round_dir(n)).to_path_buf();
+        let instances: Vec<(u32, u32)> = records.iter().map(|c| (c.instance, c.racers)).collect();
+        Ok(judge_round(work, &rel, n, &instances))
     }
 
     fn columns() -> &'static [&'static str] {

@@ -4,7 +4,8 @@
 //! Each held socket has one right answer: this process's uid while we hold its
 //! descriptor, "no owner" once the kernel alone holds it (TIME_WAIT, or LAST_ACK
 //! after close). A churner opens, half-closes and closes connections continuously
-//! and looks each one up while its state changes: the blog post's scenario. The
+//! and looks each one up while its state changes, as a client that half-closed its
+//! connection is looked up by the server it talked to. The
 //! control arm runs the classic matcher that demands ESTABLISHED, under the same
 //! load. One round is one pass of every racer over every target; with `--duration`
 //! a racer stops at the deadline even in the middle of a pass, so a thousand racers
@@ -38,7 +39,7 @@ use self::server::ServeProcess;
 use self::stage::Stage;
 use crate::ident::{ServerHandle, Source, resolve};
 use crate::stress::args::{ArmArgs, NO_WORK_ARGS, RaceArgs, WorkArgs, default_racers};
-use crate::stress::race::{Arm, Race, Report, RoundCtx, Subject, Tally};
+use crate::stress::race::{Arm, Contribution, Race, Report, RoundCtx, Subject, Tally};
 
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IdentArgs {
@@ -116,7 +117,7 @@ impl Subject for Ident {
             true => Some(ServeProcess::start(max_conns)?),
             false => None,
         };
-        let control_server = match args.via_server && args.race.control {
+        let control_server = match args.via_server && args.race.control() {
             true => Some(server::start_control(max_conns)?),
             false => None,
         };
@@ -299,7 +300,7 @@ impl Race for Ident {
         _params: &Params,
         _work: &Path,
         _n: u64,
-        _records: &[()],
+        _records: &[Contribution<()>],
     ) -> anyhow::Result<Vec<String>> {
         bail!("stress ident runs on one host: there is nothing to merge")
     }
