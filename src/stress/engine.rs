@@ -257,6 +257,7 @@ fn new_report<A: Race>(
         work_dir: work.to_path_buf(),
         work_dir_kept: keep || race.barrier_file.is_some(),
         setup_problems: Vec::new(),
+        inconclusive: None,
         verdict: Verdict::Pass,
         control_ran: race.control(),
         racefree: Tally::default(),
@@ -316,6 +317,7 @@ fn finish<A: Race>(subject: &mut A, report: &mut Report<A>, begin: Instant, mut 
         subject.finish(c);
     }
     report.setup_problems = subject.setup_problems();
+    report.inconclusive = subject.proves_nothing();
     report.verdict = report.judge();
 }
 

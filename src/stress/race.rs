@@ -154,6 +154,12 @@ pub trait Race: Sync + Sized {
     fn setup_problems(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// Why the run could judge nothing, whatever its tallies (stress exec's
+    /// sequential run, failing on its own): the verdict is then INCONCLUSIVE, for
+    /// this reason, unless racefree's arm failed.
+    fn proves_nothing(&mut self) -> Option<String> {
+        None
+    }
     /// The figures among the counts that are failures, by name ("duplicates"): a
     /// tally with any of them above 0 failed, whatever its other figures say.
     fn failures(_counts: &Self::Counts) -> Vec<(&'static str, u64)> {
@@ -359,6 +365,9 @@ pub struct Report<A: Race> {
     /// Problems setting the stage: the run cannot vouch for what it did not test.
     #[serde(default)]
     pub setup_problems: Vec<String>,
+    /// Why the run could judge nothing ([`Race::proves_nothing`]), if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
     /// [`Report::judge`], as the run ended (absent in format 1).
     #[serde(default)]
     pub verdict: Verdict,
@@ -385,11 +394,17 @@ impl<A: Race> Report<A> {
 
     /// The verdict the tallies support ([`Verdict::decide`]).
     pub fn judge(&self) -> Verdict {
+        if self.inconclusive.is_some() && !Self::failed(&self.racefree) {
+            return Verdict::Inconclusive;
+        }
         Verdict::decide(!self.passed(), self.control.as_ref().map(Self::failed))
     }
 
     /// Why the verdict is INCONCLUSIVE, naming the arm.
     pub fn why_inconclusive(&self) -> String {
+        if let Some(why) = &self.inconclusive {
+            return format!("stress {}: {why}", A::NAME);
+        }
         format!(
             "stress {}'s control did not fail in {} rounds",
             A::NAME,

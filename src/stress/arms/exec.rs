@@ -633,8 +633,8 @@ impl Race for Exec {
         }
     }
 
-    fn setup_problems(&mut self) -> Vec<String> {
-        self.stage_failed.iter().map(stage_words).collect()
+    fn proves_nothing(&mut self) -> Option<String> {
+        self.stage_failed.as_ref().map(stage_words)
     }
 
     fn failures(c: &Counts) -> Vec<(&'static str, u64)> {
@@ -864,7 +864,7 @@ impl Subject for Exec {
     const ABOUT: &'static str =
         "Race your own command: many copies at once, judged against a sequential run";
     const EXAMPLES: &'static [Example] = EXAMPLES;
-    const STATUSES: &'static [exit::Status] = args::STATUSES;
+    const STATUSES: &'static [exit::Status] = STATUSES;
     type Args = ExecArgs;
 
     fn new(args: &ExecArgs) -> anyhow::Result<Exec> {
@@ -919,6 +919,24 @@ impl Subject for Exec {
         None
     }
 }
+
+/// What `stress exec` exits with.
+const STATUSES: &[exit::Status] = &[
+    exit::Status {
+        code: 0,
+        meaning: "pass: every racer of every round exited as expected and left the state right, and the canary failed as it must (or none ran: the report then says \"PASS, no control ran\")",
+    },
+    exit::Status {
+        code: 1,
+        meaning: "fail: in a round a racer exited otherwise than expected or hung, --check failed, or the tree differed from the sequential run's",
+    },
+    args::STATUSES[2],
+    exit::Status {
+        code: 4,
+        meaning: "inconclusive: nothing failed, but the sequential run failed on its own (the command or the check is wrong), or the canary never failed (racing on up to 4 x --duration, or 4 x --rounds)",
+    },
+    args::STATUSES[4],
+];
 
 const EXAMPLES: &[Example] = &[
     Example {
