@@ -461,6 +461,20 @@ fn across_hosts_instance_0_checks_and_report_merges_without_running_anything() {
     let locked = ["racefree", "lock", "n.lock", "--", "sh", "-c", LOST_UPDATE];
     let work = two_hosts(&env, &setup, &locked, 0);
     report_passes(&work);
+    // Without --keep, the report removes what it verified: the rounds, their twins
+    // and barriers.
+    let out = Command::new(racefree_path())
+        .args(["stress", "report"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| ["round-", "twin-", "sync-"].iter().any(|p| n.starts_with(p)))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
 }
 
 #[test]

@@ -191,6 +191,10 @@ pub trait Race: Sync + Sized {
     fn round_entries(_params: &Self::Params, _racers: u32) -> u64 {
         1
     }
+    /// Multi-host runs: what a round leaves in the work directory besides
+    /// `round-N`, by prefix (stress exec's `twin-` and `sync-`: `twin-N`, `sync-N`),
+    /// which `stress report` removes with it.
+    const ROUND_EXTRAS: &'static [&'static str] = &[];
     /// Multi-host runs: judges round `n` from what every instance that raced it
     /// recorded, and the shared tree under `work` (read without following
     /// symlinks). Returns its problems.

@@ -478,6 +478,7 @@ impl Race for Exec {
     type Churn = ();
     type Counts = Counts;
     type Record = Record;
+    const ROUND_EXTRAS: &'static [&'static str] = &["twin-", "sync-"];
 
     fn params(&self) -> Params {
         self.params.clone()
