@@ -388,6 +388,69 @@ fn usage_errors_name_what_is_wrong() {
 }
 
 #[test]
+fn stop_on_first_ends_at_the_first_failing_round() {
+    let env = TestEnv::new();
+    let out = exec(
+        &env,
+        &[
+            "--stop-on-first",
+            "--duration",
+            "600",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "[ -d out ] || mkdir out",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rounds = r["racefree"]["rounds"].as_u64().unwrap();
+    assert_eq!(r["racefree"]["bad_rounds"], 1, "{r}");
+    assert_eq!(
+        r["racefree"]["failing_rounds"][0]["round"].as_u64(),
+        Some(rounds - 1),
+        "the run ended with its first failing round"
+    );
+}
+
+#[test]
+fn expect_exit_names_the_status_every_racer_must_end_with() {
+    let env = TestEnv::new();
+    passes(
+        &env,
+        &[
+            "--expect-exit",
+            "3",
+            "--rounds",
+            "3",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    // Checked, then created: the losers exit 1, not 3.
+    fails(
+        &env,
+        &[
+            "--expect-exit",
+            "3",
+            "--rounds",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "[ -d out ] && exit 3; mkdir out || exit 1; exit 3",
+        ],
+        &[
+            "racers failed; racer ",
+            " exited 1: mkdir: cannot create directory 'out': File exists",
+        ],
+    );
+}
+
+#[test]
 fn a_template_is_copied_into_each_round_before_setup() {
     let (env, fixture) = (TestEnv::new(), TestEnv::new());
     fixture.write("conf/base", "7\n");
@@ -472,7 +535,11 @@ fn across_hosts_instance_0_checks_and_report_merges_without_running_anything() {
     let left: Vec<String> = std::fs::read_dir(&work)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| ["round-", "twin-", "sync-"].iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            ["round-", "twin-", "sync-"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
         .collect();
     assert_eq!(left, Vec::<String>::new());
 }

@@ -630,3 +630,101 @@ fn answer(listener: &OwnedFd, id: u64) {
         )
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::stress::program::{Program, race};
+
+    fn sh(script: &str, dir: &Path) -> Program {
+        Program {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            dir: dir.to_path_buf(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Widening needs Linux 5.5 and a seccomp policy that lets a process install a
+    /// filter with a listener; a host without them runs stress exec unwidened (its
+    /// report says so), but cannot run these tests.
+    #[track_caller]
+    fn require_widening() {
+        if let Err(why) = Filter::new().available() {
+            panic!("this host refuses seccomp's user notification: {why}");
+        }
+    }
+
+    #[test]
+    fn rounds_take_turns_aligned_delayed_and_left_alone() {
+        let t = Duration::from_secs(10);
+        let cap = ALIGN_CAP;
+        assert_eq!(Widen::in_turn(0, 16, t), Some(Widen::Align { cap }));
+        assert_eq!(
+            Widen::in_turn(4, 16, t),
+            Some(Widen::Delay(Duration::from_millis(16)))
+        );
+        assert_eq!(Widen::in_turn(5, 16, t), None);
+        assert_eq!(Widen::in_turn(0, 0, t), None);
+        assert_eq!(
+            Widen::in_turn(3, 16, Duration::from_secs(1)),
+            Some(Widen::Align {
+                cap: Duration::from_millis(500)
+            })
+        );
+    }
+
+    #[test]
+    fn aligned_every_racers_check_comes_before_any_racers_change() {
+        require_widening();
+        let d = tempfile::tempdir().unwrap();
+        // Each racer counts the files there (its check), then makes one (its first
+        // change), then writes down what it counted.
+        let p = sh(
+            "n=$(ls | wc -l); : > \"f.$$\"; echo $n > \"n.$$\"",
+            d.path(),
+        );
+        let done = race(
+            &vec![p; 4],
+            Duration::from_secs(60),
+            None,
+            Some(Widen::Align {
+                cap: Duration::from_secs(30),
+            }),
+        )
+        .unwrap();
+        assert!(done.iter().all(|e| e.exited_with(0)), "{done:?}");
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with("n.") {
+                assert_eq!(std::fs::read_to_string(e.path()).unwrap().trim(), "0");
+            }
+        }
+    }
+
+    #[test]
+    fn delayed_each_change_below_the_round_waits_and_nothing_else_does() {
+        require_widening();
+        let d = tempfile::tempdir().unwrap();
+        // Three changes of 50 ms each: within the budget.
+        let delay = Widen::Delay(Duration::from_millis(50));
+        let timed = |script: &str| {
+            let begin = Instant::now();
+            let done = race(
+                &[sh(script, d.path())],
+                Duration::from_secs(60),
+                None,
+                Some(delay),
+            )
+            .unwrap();
+            assert!(done[0].exited_with(0), "{done:?}");
+            begin.elapsed()
+        };
+        let inside = timed("mkdir a && mkdir b && : > c");
+        assert!(inside >= Duration::from_millis(150), "{inside:?}");
+        let outside = timed("for i in 1 2 3 4 5 6 7 8 9 10; do : > /dev/null; done");
+        assert!(outside < inside, "{outside:?} vs {inside:?}");
+        assert!(d.path().join("a").is_dir() && d.path().join("c").is_file());
+    }
+}

@@ -967,6 +967,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_statuses_are_the_ones_every_stress_command_documents() {
+        let codes: Vec<u8> = STATUSES.iter().map(|s| s.code).collect();
+        assert_eq!(codes, [0, 1, 2, 4, 128]);
+        let shared: Vec<u8> = args::STATUSES.iter().map(|s| s.code).collect();
+        assert_eq!(shared, codes, "STATUSES borrows 2 and 128 by position");
+    }
+
+    #[test]
     fn a_failing_round_names_the_racer_its_stderr_and_the_tree() {
         let f = Failing {
             racers_failed: 3,
