@@ -70,6 +70,9 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,counter)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__help__subcmd__stress,exec)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__exec"
+                ;;
             racefree__subcmd__help__subcmd__stress,ident)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__ident"
                 ;;
@@ -118,6 +121,9 @@ _racefree() {
             racefree__subcmd__stress,counter)
                 cmd="racefree__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__stress,exec)
+                cmd="racefree__subcmd__stress__subcmd__exec"
+                ;;
             racefree__subcmd__stress,help)
                 cmd="racefree__subcmd__stress__subcmd__help"
                 ;;
@@ -144,6 +150,9 @@ _racefree() {
                 ;;
             racefree__subcmd__stress__subcmd__help,counter)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__counter"
+                ;;
+            racefree__subcmd__stress__subcmd__help,exec)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__exec"
                 ;;
             racefree__subcmd__stress__subcmd__help,help)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__help"
@@ -338,7 +347,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress)
-            opts="makedirs ident counter write lock report worker rmw"
+            opts="makedirs ident counter write lock exec report worker rmw"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,6 +361,20 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -748,7 +771,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock exec report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -823,8 +846,86 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        racefree__subcmd__stress__subcmd__exec)
+            opts="-h -V --template --setup --check --compare-sequential --ignore --expect-exit --timeout --widen --stop-on-first --dir --keep --racers --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --processes --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --template)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --setup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --widen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         racefree__subcmd__stress__subcmd__help)
-            opts="makedirs ident counter write lock report worker rmw help"
+            opts="makedirs ident counter write lock exec report worker rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -838,6 +939,20 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1158,7 +1273,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --racer --help --version makedirs ident counter write lock"
+            opts="-h -V --racer --help --version makedirs ident counter write lock exec"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
