@@ -24,15 +24,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{ArgMatches, Args as ClapArgs, FromArgMatches};
+use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use super::kit::make_round_dir;
 use crate::exit;
 use crate::help::Example;
 use crate::quote::quote_if_needed;
-use crate::stress::args::{self, ArmArgs, FsArgs, RaceArgs, WorkArgs, positive_seconds};
+use crate::stress::args::{self, ProgramArgs, RaceArgs, positive_seconds};
 use crate::stress::gate;
+use crate::stress::program::stage::{Fault, LINES_SHOWN, Stage};
 use crate::stress::program::{self, Exited, Failed, MAX_PROGRAMS, Program};
 use crate::stress::race::{Arm, Contribution, Programs, Race, Report, RoundCtx, Subject, Tally};
 use crate::stress::snapshot::{self, Ignore, Snapshot};
@@ -53,7 +54,6 @@ pub const CANARY: &str = "[ -d d ] || mkdir d";
 /// Failing rounds a report details (all are counted), and what it shows of each.
 const ROUNDS_DETAILED: usize = 3;
 const RACERS_DETAILED: usize = 4;
-const STDERR_LINES: usize = 3;
 const DIFFERENCES_LISTED: usize = 10;
 
 /// `stress exec`'s own options, echoed in its report.
@@ -113,46 +113,6 @@ pub struct Params {
     pub command: Vec<String>,
 }
 
-/// `stress exec`'s command line. Its racers are always processes, the command's
-/// own: `--processes` is not its to take.
-#[derive(Clone, Debug)]
-pub struct ExecArgs(FsArgs<Params>);
-
-impl FromArgMatches for ExecArgs {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        let mut a = FsArgs::<Params>::from_arg_matches(m)?;
-        a.race.racing.processes = true;
-        Ok(ExecArgs(a))
-    }
-
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
-    }
-}
-
-impl clap::Args for ExecArgs {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        FsArgs::<Params>::augment_args(cmd)
-            .override_usage("racefree stress exec [OPTIONS] -- COMMAND [ARG]...")
-            .mut_arg("processes", |a| a.hide(true))
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
-}
-
-impl ArmArgs for ExecArgs {
-    fn race(&self) -> &RaceArgs {
-        &self.0.race
-    }
-
-    fn work(&self) -> &WorkArgs {
-        &self.0.work
-    }
-}
-
 /// One round, as the racers get it.
 #[derive(Serialize, Deserialize)]
 pub struct Round {
@@ -185,6 +145,22 @@ pub struct Failing {
 }
 
 impl Failing {
+    /// The stage's failure in round `round`.
+    fn of(round: u64, fault: Fault) -> Failing {
+        let mut f = Failing {
+            round,
+            ..Failing::default()
+        };
+        match fault {
+            Fault::Racer(r) => {
+                f.racers_failed = 1;
+                f.racers.push(r);
+            }
+            Fault::Said(s) => f.check = Some(s),
+        }
+        f
+    }
+
     fn failed(&self) -> bool {
         self.racers_failed > 0 || self.check.is_some() || self.differences_count > 0
     }
@@ -269,6 +245,7 @@ struct Twin {
 
 pub struct Exec {
     params: Params,
+    stage: Stage,
     ignore: Ignore,
     keep: bool,
     /// Instances across hosts, and how long to wait for them.
@@ -309,29 +286,12 @@ impl Exec {
         }
     }
 
-    /// `sh -c CMD` in `dir` with the round's variables; what failed, if it did.
-    fn shell(
-        &self,
-        what: &str,
-        cmd: &str,
-        dir: &Path,
-        racers: u32,
-        n: u64,
-    ) -> anyhow::Result<Option<String>> {
-        let mut p = self.program(dir, 0, racers, n);
-        p.env.remove(0);
-        program::shell(what, cmd, p, self.timeout())
-    }
-
-    /// The template copied in, then `--setup`: what failed, if it did.
-    fn prepare(&self, dir: &Path, racers: u32, round: u64) -> anyhow::Result<Option<String>> {
-        if let Some(t) = &self.params.template {
-            snapshot::copy_tree(t, dir)?;
-        }
-        match &self.params.setup {
-            Some(cmd) => self.shell("--setup", cmd, dir, racers, round),
-            None => Ok(None),
-        }
+    /// The round's variables, for `--setup` and `--check`.
+    fn env(&self, racers: u32, n: u64) -> Vec<(String, String)> {
+        vec![
+            ("RACEFREE_RACERS".into(), racers.to_string()),
+            ("RACEFREE_ROUND".into(), n.to_string()),
+        ]
     }
 
     /// The oracle: the same commands one after another in a twin directory, its
@@ -340,37 +300,18 @@ impl Exec {
         self.oracle_ran = true;
         let dir = ctx.work.join(format!("twin-{}", ctx.round));
         std::fs::create_dir(&dir).with_context(|| format!("creating '{}'", dir.display()))?;
-        let mut failing = Failing {
-            round: ctx.round,
-            ..Failing::default()
-        };
-        failing.check = self.prepare(&dir, racers, ctx.round)?;
-        for racer in 0..racers {
-            if failing.failed() {
-                break;
+        let programs: Vec<Program> = (0..racers)
+            .map(|i| self.program(&dir, i, racers, ctx.round))
+            .collect();
+        let env = self.env(racers, ctx.round);
+        match self.stage.sequential(&dir, &programs, &env)? {
+            Some(fault) => self.stage_failed = Some(Failing::of(ctx.round, fault)),
+            None if self.params.compare_sequential => {
+                let tree = snapshot::take(&ctx.work, Path::new(dir.file_name().expect("twin-N")))?;
+                self.twin = Some(Twin { dir, tree });
+                return Ok(());
             }
-            let e = program::run(
-                &self.program(&dir, racer, racers, ctx.round),
-                self.timeout(),
-            )?;
-            if !self.right(&e) {
-                failing.racers_failed = 1;
-                failing
-                    .racers
-                    .push(e.failed(racer, self.timeout(), STDERR_LINES));
-            }
-        }
-        if !failing.failed()
-            && let Some(check) = &self.params.check
-        {
-            failing.check = self.shell("--check", check, &dir, racers, ctx.round)?;
-        }
-        if failing.failed() {
-            self.stage_failed = Some(failing);
-        } else if self.params.compare_sequential {
-            let tree = snapshot::take(&ctx.work, Path::new(dir.file_name().expect("twin-N")))?;
-            self.twin = Some(Twin { dir, tree });
-            return Ok(());
+            None => {}
         }
         if !self.keep && !self.shared {
             remove(&dir)?;
@@ -397,7 +338,7 @@ impl Exec {
                 counts.hung += u64::from(e.timed_out);
                 if f.racers.len() < RACERS_DETAILED {
                     f.racers
-                        .push(e.failed(first + i as u32, self.timeout(), STDERR_LINES));
+                        .push(e.failed(first + i as u32, self.timeout(), LINES_SHOWN));
                 }
             }
         }
@@ -407,8 +348,8 @@ impl Exec {
             return Ok(f);
         }
         let racers = ctx.racers * self.instances;
-        if let Some(check) = &self.params.check {
-            f.check = self.shell("--check", check, &ctx.dir, racers, ctx.round)?;
+        if self.params.check.is_some() {
+            f.check = self.stage.check(&ctx.dir, &self.env(racers, ctx.round))?;
             counts.check_failed += u64::from(f.check.is_some());
         }
         if let Some(twin) = &self.twin {
@@ -521,15 +462,12 @@ impl Race for Exec {
             {
                 self.run_twin(ctx, racers)?;
             }
+            let env = self.env(racers, ctx.round);
             if leader
                 && self.stage_failed.is_none()
-                && let Some(why) = self.prepare(&ctx.dir, racers, ctx.round)?
+                && let Some(why) = self.stage.set(&ctx.dir, &env)?
             {
-                self.stage_failed = Some(Failing {
-                    round: ctx.round,
-                    check: Some(why),
-                    ..Failing::default()
-                });
+                self.stage_failed = Some(Failing::of(ctx.round, Fault::Said(why)));
             }
             for i in 0..ctx.racers {
                 list.push(self.program(&ctx.dir, ctx.instance * ctx.racers + i, racers, ctx.round));
@@ -866,9 +804,9 @@ impl Subject for Exec {
         "Race your own command: many copies at once, judged against a sequential run";
     const EXAMPLES: &'static [Example] = EXAMPLES;
     const STATUSES: &'static [exit::Status] = STATUSES;
-    type Args = ExecArgs;
+    type Args = ProgramArgs<Params>;
 
-    fn new(args: &ExecArgs) -> anyhow::Result<Exec> {
+    fn new(args: &ProgramArgs<Params>) -> anyhow::Result<Exec> {
         let (p, race) = (&args.0.own, &args.0.race);
         if !program::findable(&p.command[0]) {
             return Err(exit::usage(format!(
@@ -897,6 +835,13 @@ impl Subject for Exec {
             ));
         }
         Ok(Exec {
+            stage: Stage {
+                template: p.template.clone(),
+                setup: p.setup.clone(),
+                check: p.check.clone(),
+                timeout: Duration::from_secs_f64(p.timeout),
+                expect: i32::from(p.expect_exit),
+            },
             ignore: Ignore::new(&p.ignore).map_err(|e| exit::usage(format!("{e:#}")))?,
             params: p.clone(),
             keep: args.0.work.keep,
@@ -916,7 +861,7 @@ impl Subject for Exec {
         })
     }
 
-    fn main_job(_race: RaceArgs) -> Option<ExecArgs> {
+    fn main_job(_race: RaceArgs) -> Option<ProgramArgs<Params>> {
         None
     }
 }

@@ -12,27 +12,24 @@
 //! signal follows the thread that forked it. Each racer leads a process group of its
 //! own: a hung racer and whatever it started die together.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+mod held;
+pub mod stage;
+mod watch;
+
+use std::io;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::cleanup::{ChildGuard, interrupted, stopping};
+use self::held::{Gate, Held, Widening, spawn_and_watch};
+use self::watch::{Slots, lock};
+use super::cleanup::{interrupted, stopping};
 use super::gate;
-use super::widen::{self, Filter, Widen};
-use crate::child::die_with_parent;
+use super::widen::Widen;
 
 /// One racer's program: what it runs, where, with what added to racefree's own
 /// environment.
@@ -218,16 +215,8 @@ pub fn race(
     let mut gate = Gate::new()?;
     // The children get the gate's descriptors by number at their fork; this thread
     // keeps the gate itself, to close its ends once every racer is done.
-    let fds = (
-        gate.gate_r.as_raw_fd(),
-        gate.gate_w.as_ref().expect("open").as_raw_fd(),
-        gate.news_w.as_raw_fd(),
-    );
-    let slots = Mutex::new(Slots {
-        pids: vec![None; programs.len()],
-        killed: vec![false; programs.len()],
-        expired: false,
-    });
+    let fds = gate.fds();
+    let slots = Mutex::new(Slots::new(programs.len()));
     let widening = match widen {
         Some(w) if !programs.is_empty() => {
             Some(Widening::new(w, programs.len(), programs[0].dir.clone())?)
@@ -245,9 +234,7 @@ pub fn race(
             }
             None => (None, None),
         };
-        let filter = widening
-            .as_ref()
-            .map(|w| (w.filter.clone(), w.for_racers.as_raw_fd()));
+        let filter = widening.as_ref().map(Held::for_child);
         let mut racers = Vec::with_capacity(programs.len());
         for (i, p) in programs.iter().enumerate() {
             let (tx, slots, filter) = (tx.clone(), &slots, filter.clone());
@@ -320,64 +307,6 @@ pub fn race(
     })
 }
 
-/// A round's widening ([`widen`]): the filter each racer installs, the socket
-/// they hand their listeners over, and the pipe whose closing ends the thread
-/// that answers them.
-struct Widening {
-    filter: Arc<Filter>,
-    /// The end racers send on, and the end the answering thread reads.
-    for_racers: OwnedFd,
-    for_widener: OwnedFd,
-    widen: Widen,
-    racers: usize,
-    /// The directory whose changes are held: the racers' own.
-    scope: PathBuf,
-}
-
-/// What stays with the round while the answering thread runs; dropped, it ends it.
-struct Held {
-    filter: Arc<Filter>,
-    for_racers: OwnedFd,
-    _stop: OwnedFd,
-}
-
-impl Widening {
-    fn new(widen: Widen, racers: usize, scope: PathBuf) -> anyhow::Result<Widening> {
-        let (for_racers, for_widener) = widen::channel().context("making the widening's socket")?;
-        Ok(Widening {
-            filter: Arc::new(Filter::new()),
-            for_racers,
-            for_widener,
-            widen,
-            racers,
-            scope,
-        })
-    }
-
-    fn start<'scope>(
-        self,
-        s: &'scope std::thread::Scope<'scope, '_>,
-    ) -> anyhow::Result<(std::thread::ScopedJoinHandle<'scope, ()>, Held)> {
-        let (stop_r, stop_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("making a pipe")?;
-        let (theirs, widen, racers, scope) =
-            (self.for_widener, self.widen, self.racers, self.scope);
-        let thread = std::thread::Builder::new()
-            .name("widener".into())
-            .spawn_scoped(s, move || {
-                widen::serve(theirs, stop_r, widen, racers, &scope)
-            })
-            .context("starting the widener")?;
-        Ok((
-            thread,
-            Held {
-                filter: self.filter,
-                for_racers: self.for_racers,
-                _stop: stop_w,
-            },
-        ))
-    }
-}
-
 /// What the racers' threads and the children's news tell the round.
 enum Event {
     Waiting,
@@ -428,353 +357,6 @@ fn watch_clock(
             Event::Waiting => {}
         }
     }
-}
-
-/// The racers' process groups, for the clock to kill.
-struct Slots {
-    pids: Vec<Option<i32>>,
-    killed: Vec<bool>,
-    /// The round's time is up: a racer that registers now is killed at once.
-    expired: bool,
-}
-
-impl Slots {
-    fn expire(&mut self) {
-        self.expired = true;
-        for (pid, killed) in self.pids.iter().zip(&mut self.killed) {
-            if let Some(p) = pid {
-                let _ = killpg(Pid::from_raw(*p), Signal::SIGKILL);
-                *killed = true;
-            }
-        }
-    }
-
-    fn register(&mut self, i: usize, pid: i32) {
-        self.pids[i] = Some(pid);
-        if self.expired {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            self.killed[i] = true;
-        }
-    }
-}
-
-fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
-    slots.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The round's gate: a pipe each held child reads from, and a pipe the children
-/// tell the round on, in fixed-size records: waiting at the gate, released at an
-/// instant.
-///
-/// The gate opens by closing its last write end: the end of a pipe wakes every
-/// reader at once, where data wakes one, which wakes the next as it reads (a chain
-/// that spread eight racers' starts over 7 ms on a loaded 2-core machine). Each
-/// child closes the copy of the write end it inherited before it waits; this
-/// process closes its own once every child waits. A byte read instead of the end
-/// tells a child to give up (its spawn fails).
-struct Gate {
-    gate_r: OwnedFd,
-    gate_w: Option<OwnedFd>,
-    news_r: Option<OwnedFd>,
-    news_w: OwnedFd,
-}
-
-const GIVE_UP: u8 = b'x';
-const WAITING: u32 = 1;
-const RELEASED: u32 = 2;
-const RECORD: usize = 16;
-
-impl Gate {
-    fn new() -> anyhow::Result<Gate> {
-        // Close-on-exec: a child's copies go at its execve, and no other child of
-        // this process inherits them past its own.
-        let (gate_r, gate_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("making the gate")?;
-        let (news_r, news_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("making the gate")?;
-        Ok(Gate {
-            gate_r,
-            gate_w: Some(gate_w),
-            news_r: Some(news_r),
-            news_w,
-        })
-    }
-
-    /// A thread that reads the children's records until every copy of the news
-    /// pipe's write end is closed, and passes them on.
-    fn news_reader<'scope>(
-        &mut self,
-        s: &'scope std::thread::Scope<'scope, '_>,
-        tx: mpsc::Sender<Event>,
-    ) -> anyhow::Result<std::thread::ScopedJoinHandle<'scope, ()>> {
-        let mut news = File::from(self.news_r.take().expect("read once"));
-        std::thread::Builder::new()
-            .name("gate-news".into())
-            .spawn_scoped(s, move || {
-                let mut rec = [0u8; RECORD];
-                while news.read_exact(&mut rec).is_ok() {
-                    let kind = u32::from_ne_bytes(rec[0..4].try_into().expect("4 bytes"));
-                    let racer = u32::from_ne_bytes(rec[4..8].try_into().expect("4 bytes"));
-                    let ns = u64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
-                    let event = match kind {
-                        WAITING => Event::Waiting,
-                        _ => Event::Released(racer as usize, ns),
-                    };
-                    if tx.send(event).is_err() {
-                        break;
-                    }
-                }
-            })
-            .context("starting the gate's reader")
-    }
-
-    /// Lets every held child through at once. Only once every child waits: each
-    /// has closed its copy of the write end by then.
-    fn release(&mut self) {
-        self.gate_w = None;
-    }
-
-    /// Makes `n` children give up, those held and those yet to come.
-    fn give_up(&self, n: usize) {
-        let Some(w) = &self.gate_w else { return };
-        let bytes = vec![GIVE_UP; n];
-        let mut left = &bytes[..];
-        while !left.is_empty() {
-            match nix::unistd::write(w, left) {
-                Ok(n) => left = &left[n..],
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-/// One racer's thread: spawns its program held at the gate (spawn returns once it
-/// has exec'd, after the release), then reads its output and reaps it.
-fn spawn_and_watch(
-    i: usize,
-    program: &Program,
-    (gate_r, gate_w, news_w): (RawFd, RawFd, RawFd),
-    widen: Option<(Arc<Filter>, RawFd)>,
-    slots: &Mutex<Slots>,
-) -> io::Result<Exited> {
-    let Some((exe, args)) = program.argv.split_first() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "an empty command",
-        ));
-    };
-    let racer = i as u32;
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .current_dir(&program.dir)
-        .envs(program.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    die_with_parent(&mut cmd);
-    // SAFETY: the hook runs in the child between fork and exec; it makes only the
-    // close, read, write, clock_gettime, prctl, seccomp and sendmsg system calls,
-    // which are async-signal-safe, on descriptors the child inherited (the gate's
-    // write end is still open in this process while any racer forks) and memory
-    // made before the fork, and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            close_copy(gate_w);
-            if let Some((filter, sock)) = &widen {
-                filter.install(*sock)?;
-            }
-            hold_at_gate(gate_r, news_w, racer)
-        });
-    }
-    let child = cmd.spawn()?;
-    watch(i, child, slots)
-}
-
-/// In the child, after fork: closes its own copy of a descriptor it inherited.
-fn close_copy(fd: RawFd) {
-    // SAFETY: the descriptor is the child's own copy, closed once.
-    unsafe { libc::close(fd) };
-}
-
-/// In the child, after fork (its copy of the gate's write end closed, its widening
-/// filter installed): tell the round it waits, wait for the gate's end, and note the
-/// instant it came, right before std's execve.
-fn hold_at_gate(gate: RawFd, news: RawFd, racer: u32) -> io::Result<()> {
-    write_record(news, WAITING, racer, 0)?;
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: reads at most one byte into a local.
-        match unsafe { libc::read(gate, (&raw mut byte).cast(), 1) } {
-            0 => break,
-            1 => return Err(io::Error::from_raw_os_error(libc::ECANCELED)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EINTR) {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes the time into a local timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    let ns = (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64);
-    write_record(news, RELEASED, racer, ns)
-}
-
-/// One record on the news pipe, in one write: below PIPE_BUF, it never interleaves
-/// with another child's.
-fn write_record(fd: RawFd, kind: u32, racer: u32, ns: u64) -> io::Result<()> {
-    let mut rec = [0u8; RECORD];
-    rec[0..4].copy_from_slice(&kind.to_ne_bytes());
-    rec[4..8].copy_from_slice(&racer.to_ne_bytes());
-    rec[8..16].copy_from_slice(&ns.to_ne_bytes());
-    loop {
-        // SAFETY: writes RECORD bytes from a local array.
-        let n = unsafe { libc::write(fd, rec.as_ptr().cast(), RECORD) };
-        if n == RECORD as isize {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if n >= 0 || e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
-
-/// How long a read of output waits before looking whether the racer itself has
-/// ended (a child it left behind may hold the pipes open).
-const TICK: u16 = 100;
-
-/// Reads what a racer prints, bounded, until it ends; kills what it left running in
-/// its group; reaps it.
-fn watch(i: usize, mut child: Child, slots: &Mutex<Slots>) -> io::Result<Exited> {
-    let pid = child.id() as i32;
-    let _guard = ChildGuard::group(child.id());
-    lock(slots).register(i, pid);
-    let mut streams = [
-        Stream::new(child.stdout.take().map(OwnedFd::from)),
-        Stream::new(child.stderr.take().map(OwnedFd::from)),
-    ];
-    while streams.iter().any(|s| s.fd.is_some()) {
-        if read_some(&mut streams, PollTimeout::from(TICK))? == 0 && ended(pid) {
-            break;
-        }
-    }
-    // Wait for it to end without reaping it: its pid, the group's id, stays ours
-    // until the leftovers are killed.
-    while let Err(nix::errno::Errno::EINTR) = waitid(
-        Id::Pid(Pid::from_raw(pid)),
-        WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-    ) {}
-    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    // What the leftovers wrote before they died; one that left the group may hold a
-    // pipe open, so this is bounded.
-    let drain_until = Instant::now() + Duration::from_secs(1);
-    while streams.iter().any(|s| s.fd.is_some()) && Instant::now() < drain_until {
-        read_some(&mut streams, PollTimeout::from(TICK))?;
-    }
-    let killed = {
-        let mut s = lock(slots);
-        s.pids[i] = None;
-        s.killed[i]
-    };
-    let status = child.wait()?;
-    let [stdout, stderr] = streams.map(|s| s.kept);
-    Ok(Exited {
-        started_ns: 0,
-        code: status.code(),
-        signal: status.signal(),
-        timed_out: killed,
-        error: None,
-        stdout,
-        stderr,
-    })
-}
-
-/// Whether the racer has ended (left as a zombie, not reaped).
-fn ended(pid: i32) -> bool {
-    !matches!(
-        waitid(
-            Id::Pid(Pid::from_raw(pid)),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG
-        ),
-        Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR)
-    )
-}
-
-/// One output stream of a racer, read until its end, the start kept.
-struct Stream {
-    fd: Option<OwnedFd>,
-    kept: Kept,
-    head: Vec<u8>,
-}
-
-impl Stream {
-    fn new(fd: Option<OwnedFd>) -> Stream {
-        Stream {
-            fd,
-            kept: Kept::default(),
-            head: Vec::new(),
-        }
-    }
-
-    fn take(&mut self, bytes: &[u8]) {
-        self.kept.bytes += bytes.len() as u64;
-        let room = OUTPUT_KEPT.saturating_sub(self.head.len());
-        if room > 0 {
-            self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
-            self.kept.head = String::from_utf8_lossy(&self.head).into_owned();
-        }
-    }
-}
-
-/// Waits up to `timeout` for output on the open streams and reads what came; a
-/// stream at its end is closed. Returns how many streams were ready (0: none, in
-/// time, or none left open).
-fn read_some(streams: &mut [Stream; 2], timeout: PollTimeout) -> io::Result<usize> {
-    let open: Vec<usize> = (0..2).filter(|&k| streams[k].fd.is_some()).collect();
-    if open.is_empty() {
-        return Ok(0);
-    }
-    let mut fds: Vec<PollFd> = open
-        .iter()
-        .map(|&k| {
-            PollFd::new(
-                streams[k].fd.as_ref().expect("open").as_fd(),
-                PollFlags::POLLIN,
-            )
-        })
-        .collect();
-    let ready = match poll(&mut fds, timeout) {
-        Ok(n) => n as usize,
-        Err(nix::errno::Errno::EINTR) => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    let revents: Vec<bool> = fds
-        .iter()
-        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-        .collect();
-    drop(fds);
-    let mut buf = [0u8; 8192];
-    for (&k, ready) in open.iter().zip(revents) {
-        if !ready {
-            continue;
-        }
-        let fd = streams[k].fd.as_ref().expect("open");
-        match nix::unistd::read(fd, &mut buf) {
-            Ok(0) => streams[k].fd = None,
-            Ok(n) => streams[k].take(&buf[..n]),
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(ready)
 }
 
 /// An error's system message alone ("No such file or directory"), as a shell says it.
