@@ -190,6 +190,9 @@ pub fn findable(command: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|d| runnable(&d.join(command))))
 }
 
+/// Held by the race under way (see [`race`]).
+static ONE_RACE: Mutex<()> = Mutex::new(());
+
 /// Runs one program, not held, and returns what it did (killed, after `timeout`).
 pub fn run(program: &Program, timeout: Duration) -> anyhow::Result<Exited> {
     Ok(race(std::slice::from_ref(program), timeout, None, None)?.remove(0))
@@ -212,6 +215,10 @@ pub fn race(
             programs.len()
         );
     }
+    // One race at a time in a process. A child held at a gate holds a copy of every
+    // pipe open at its fork, another race's gate among them, which then cannot end
+    // until this child's exec: two races at once could each hold the other's shut.
+    let _one = ONE_RACE.lock().unwrap_or_else(|e| e.into_inner());
     let mut gate = Gate::new()?;
     // The children get the gate's descriptors by number at their fork; this thread
     // keeps the gate itself, to close its ends once every racer is done.
@@ -399,6 +406,27 @@ mod tests {
             assert!(e.started_ns > 0);
         }
         assert!(gate::spread_ns(done.iter().map(|e| e.started_ns)) < 5_000_000_000);
+    }
+
+    #[test]
+    fn two_races_at_once_in_one_process_both_end() {
+        // Each race's held children would hold the other's gate shut; one waits.
+        let t = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (tx, dir) = (tx.clone(), t.path().to_path_buf());
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    let programs = vec![sh("exit 0", &dir); 4];
+                    race(&programs, Duration::from_secs(30), None, None).unwrap();
+                }
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(120))
+                .expect("two races at once held each other's gate shut");
+        }
     }
 
     #[test]
