@@ -37,11 +37,15 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;makedirs' {
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names')
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names')
+            [CompletionResult]::new('-Z', '-Z ', [CompletionResultType]::ParameterName, 'Refused: racefree sets no SELinux or SMACK security context (mkdir -Z, --context[=CTX])')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Refused: racefree sets no SELinux or SMACK security context (mkdir -Z, --context[=CTX])')
             [CompletionResult]::new('--beneath', '--beneath', [CompletionResultType]::ParameterName, 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): ''..'' and symlinks that would escape are errors. Each new directory is resolved again from DIR after mkdir; if a directory the walk held was moved out of DIR meanwhile, the one just made (outside) is removed again and the PATH fails: no directory this call made is left outside DIR, unless something was put into it in that instant (the error then says so)')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Read paths from FILE (''-'' for standard input), one per line, after any PATH arguments. Read as a stream, 4096 paths at a time, so memory stays flat however long the list; an entry is at most 1 MiB. The first bad entry (empty, holding a NUL, too long) is a usage error naming its position: the paths before it are made and reported, none after it')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'How many paths to work on at once [default: the number of cores]. Never more threads than there are paths, nor than 4 per core (at least 64)')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'How many paths to work on at once [default: the number of cores]. Never more threads than there are paths, nor than 4 per core (at least 64)')
             [CompletionResult]::new('--attempts', '--attempts', [CompletionResultType]::ParameterName, 'How many times to start over when the tree changes under the walk')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Accepted for mkdir -p''s sake and changes nothing: missing parents are always made, and an existing directory is always fine')
+            [CompletionResult]::new('--parents', '--parents', [CompletionResultType]::ParameterName, 'Accepted for mkdir -p''s sake and changes nothing: missing parents are always made, and an existing directory is always fine')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print "racefree: created directory ''P''" for each directory this process created. Names are quoted as GNU mkdir -v quotes them in the C locale: ''nl''$''\n''''x''')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print "racefree: created directory ''P''" for each directory this process created. Names are quoted as GNU mkdir -v quotes them in the C locale: ''nl''$''\n''''x''')
             [CompletionResult]::new('--no-symlinks', '--no-symlinks', [CompletionResultType]::ParameterName, 'Refuse every symlink in the path; walk one component at a time with openat(O_NOFOLLOW) and mkdirat from the first component. Safe in world-writable directories, where a component could be swapped for a symlink mid-walk')
@@ -79,18 +83,32 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;ident;serve' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT, or [V6ADDR%SCOPE]:PORT for a link-local one), or on every address, IPv4 and IPv6, with PORT or :PORT (port 0 picks one); repeatable')
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'How the server was started')
-            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Standalone and inetd wait: connections served at once; more are closed at once')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Standalone and inetd wait: connections served at once; when all are taken, a new one replaces the oldest idle one (no complete request yet) of the address holding the most, or is closed if none is idle. At most what RLIMIT_NOFILE allows (the soft limit is raised as needed; the log says when the hard limit bounds it)')
+            [CompletionResult]::new('--max-conns-per-addr', '--max-conns-per-addr', [CompletionResultType]::ParameterName, 'Connections one address may hold (IPv6: one /64, what a host is given); a new one past it takes the place of that address''s oldest idle one, or is closed if none is idle [default: half of --max-conns]')
+            [CompletionResult]::new('--first-line-timeout', '--first-line-timeout', [CompletionResultType]::ParameterName, 'Seconds a new connection may take to send its first request line in full (at most --timeout)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses. With --nat and --proxy the helper also resolves what this host''s own table lacks (conntrack, containers'' tables and their /etc/passwd: root''s to read). With --forward the helper only says which host and ports to ask, since only conntrack, read as root, knows; the query to that host and its reply (network input) are made and parsed as this user, and a host that never answers holds no helper worker')
             [CompletionResult]::new('--hide', '--hide', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for this user (name or uid); repeatable')
-            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)')
+            [CompletionResult]::new('--reply', '--reply', [CompletionResultType]::ParameterName, 'When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)')
+            [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)')
+            [CompletionResult]::new('--reply-all', '--reply-all', [CompletionResultType]::ParameterName, 'Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)')
+            [CompletionResult]::new('--other', '--other', [CompletionResultType]::ParameterName, 'The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)')
+            [CompletionResult]::new('--charset', '--charset', [CompletionResultType]::ParameterName, 'Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)')
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where to read the kernel''s socket table (what each costs: bench/RESULTS-identd.md)')
             [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer (ident serve --user makes that query as the user; only reading conntrack, to know whom to ask, stays privileged)')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where no such file means oidentd''s defaults) and users'' ~/.config/oidentd.conf or ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again')
+            [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'oidentd''s spelling of --config=FILE')
             [CompletionResult]::new('--hide-all', '--hide-all', [CompletionResultType]::ParameterName, 'Answer HIDDEN-USER for everyone')
             [CompletionResult]::new('--numeric', '--numeric', [CompletionResultType]::ParameterName, 'Answer `USERID : OTHER : <uid>` instead of the user name')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)')
+            [CompletionResult]::new('--error', '--error', [CompletionResultType]::ParameterName, 'Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)')
             [CompletionResult]::new('--nat', '--nat', [CompletionResultType]::ParameterName, 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -101,7 +119,8 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;ident;query' {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'identd''s port on HOST')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this many seconds (connect, send and reply together)')
-            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Connect from this local address (identd answers only about connections of the address it is asked from)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Connect from this local address (identd answers only about connections of the address it is asked from); a link-local one names its interface, fe80::2%eth0')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the reply as one JSON object, whatever its verdict (USERID, ERROR, invalid)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -141,10 +160,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -240,6 +261,29 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;crash' {
+            [CompletionResult]::new('--calls', '--calls', [CompletionResultType]::ParameterName, 'Calls each racer makes per round (fewer once --duration is over)')
+            [CompletionResult]::new('--sabotage', '--sabotage', [CompletionResultType]::ParameterName, 'Break racefree''s arm on purpose (for the tests)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run R rounds, and more while the control has not failed: up to 4 x R')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--max-entries', '--max-entries', [CompletionResultType]::ParameterName, 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('--no-control', '--no-control', [CompletionResultType]::ParameterName, 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Run the control arm: the default, accepted for old scripts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;lock' {
             [CompletionResult]::new('--increments', '--increments', [CompletionResultType]::ParameterName, 'Increments each racer makes per round')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
@@ -309,6 +353,15 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;crash-call' {
+            [CompletionResult]::new('--lockfile', '--lockfile', [CompletionResultType]::ParameterName, 'hold: the lock it runs under')
+            [CompletionResult]::new('--nfs', '--nfs', [CompletionResultType]::ParameterName, 'hold: the lock was taken with --nfs: its link lock must name this holder')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;rmw' {
             [CompletionResult]::new('--read', '--read', [CompletionResultType]::ParameterName, 'read')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -322,10 +375,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -342,6 +397,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;stress;help;write' {
             break
         }
+        'racefree;stress;help;crash' {
+            break
+        }
         'racefree;stress;help;lock' {
             break
         }
@@ -354,6 +412,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;stress;help;worker' {
             break
         }
+        'racefree;stress;help;crash-call' {
+            break
+        }
         'racefree;stress;help;rmw' {
             break
         }
@@ -363,21 +424,27 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;lock' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does')
             [CompletionResult]::new('--command', '--command', [CompletionResultType]::ParameterName, 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does')
-            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
-            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail')
             [CompletionResult]::new('-E', '-E ', [CompletionResultType]::ParameterName, 'Exit status when the lock is not acquired (held, with -n or -w)')
             [CompletionResult]::new('--conflict-exit-code', '--conflict-exit-code', [CompletionResultType]::ParameterName, 'Exit status when the lock is not acquired (held, with -n or -w)')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Take a shared lock: any number of shared holders, no exclusive one')
             [CompletionResult]::new('--shared', '--shared', [CompletionResultType]::ParameterName, 'Take a shared lock: any number of shared holders, no exclusive one')
             [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Take an exclusive lock (the default)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Take an exclusive lock (the default)')
             [CompletionResult]::new('--exclusive', '--exclusive', [CompletionResultType]::ParameterName, 'Take an exclusive lock (the default)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Drop the lock on descriptor FD (the descriptor form only)')
+            [CompletionResult]::new('--unlock', '--unlock', [CompletionResultType]::ParameterName, 'Drop the lock on descriptor FD (the descriptor form only)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
             [CompletionResult]::new('--nonblock', '--nonblock', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
             [CompletionResult]::new('--nb', '--nb', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
+            [CompletionResult]::new('--nonblocking', '--nonblocking', [CompletionResultType]::ParameterName, 'Fail at once if the lock is held, instead of waiting')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock')
             [CompletionResult]::new('--close', '--close', [CompletionResultType]::ParameterName, 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock')
-            [CompletionResult]::new('--nfs', '--nfs', [CompletionResultType]::ParameterName, 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Run COMMAND in racefree''s place (exec, no fork), so that COMMAND holds the lock')
+            [CompletionResult]::new('--no-fork', '--no-fork', [CompletionResultType]::ParameterName, 'Run COMMAND in racefree''s place (exec, no fork), so that COMMAND holds the lock')
+            [CompletionResult]::new('--nfs', '--nfs', [CompletionResultType]::ParameterName, 'Take the link(2) lock LOCKFILE.nfslock as well as flock (for NFS without locking)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on standard error how long the lock took and what runs')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -402,6 +469,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file')
             [CompletionResult]::new('--no-follow', '--no-follow', [CompletionResultType]::ParameterName, 'A symlink at FILE is replaced by a regular file, instead of replacing its target')
             [CompletionResult]::new('--no-sync', '--no-sync', [CompletionResultType]::ParameterName, 'Skip both fsyncs: still atomic for readers, but a crash may lose the new content')
+            [CompletionResult]::new('--no-empty', '--no-empty', [CompletionResultType]::ParameterName, 'Refuse to replace a non-empty FILE with empty content (exit 1, FILE untouched)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -441,10 +509,12 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('ident', 'ident', [CompletionResultType]::ParameterValue, 'Racers look up loopback connections held in every TCP state')
             [CompletionResult]::new('counter', 'counter', [CompletionResultType]::ParameterValue, 'Racers take numbers from one counter file; all distinct, exactly 1..total')
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
+            [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
+            [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
             [CompletionResult]::new('rmw', 'rmw', [CompletionResultType]::ParameterValue, 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)')
             break
         }
@@ -460,6 +530,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
         'racefree;help;stress;write' {
             break
         }
+        'racefree;help;stress;crash' {
+            break
+        }
         'racefree;help;stress;lock' {
             break
         }
@@ -470,6 +543,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;stress;worker' {
+            break
+        }
+        'racefree;help;stress;crash-call' {
             break
         }
         'racefree;help;stress;rmw' {

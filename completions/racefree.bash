@@ -70,6 +70,12 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,counter)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__help__subcmd__stress,crash)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__crash"
+                ;;
+            racefree__subcmd__help__subcmd__stress,crash-call)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call"
+                ;;
             racefree__subcmd__help__subcmd__stress,exec)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__exec"
                 ;;
@@ -121,6 +127,12 @@ _racefree() {
             racefree__subcmd__stress,counter)
                 cmd="racefree__subcmd__stress__subcmd__counter"
                 ;;
+            racefree__subcmd__stress,crash)
+                cmd="racefree__subcmd__stress__subcmd__crash"
+                ;;
+            racefree__subcmd__stress,crash-call)
+                cmd="racefree__subcmd__stress__subcmd__crash__subcmd__call"
+                ;;
             racefree__subcmd__stress,exec)
                 cmd="racefree__subcmd__stress__subcmd__exec"
                 ;;
@@ -150,6 +162,12 @@ _racefree() {
                 ;;
             racefree__subcmd__stress__subcmd__help,counter)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__counter"
+                ;;
+            racefree__subcmd__stress__subcmd__help,crash)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__crash"
+                ;;
+            racefree__subcmd__stress__subcmd__help,crash-call)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call"
                 ;;
             racefree__subcmd__stress__subcmd__help,exec)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__exec"
@@ -347,7 +365,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress)
-            opts="makedirs ident counter write lock exec report worker rmw"
+            opts="makedirs ident counter write crash lock exec report worker crash-call rmw"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,6 +379,34 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -607,7 +653,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__query)
-            opts="-h -V --port --timeout --bind --help --version"
+            opts="-h -V --port --timeout --bind --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,7 +679,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__ident__subcmd__serve)
-            opts="-h -V --listen --mode --max-conns --timeout --user --hide --hide-all --numeric --source --nat --forward --proxy --log --help --version"
+            opts="-r -R -o -c -e -C -h -V --listen --mode --max-conns --max-conns-per-addr --first-line-timeout --timeout --user --hide --hide-all --numeric --reply --reply-all --other --charset --error --source --nat --forward --proxy --log --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,6 +697,14 @@ _racefree() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-conns-per-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --first-line-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -660,6 +714,38 @@ _racefree() {
                     return 0
                     ;;
                 --hide)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reply)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reply-all)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -R)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --charset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -679,6 +765,14 @@ _racefree() {
                     COMPREPLY=($(compgen -W "syslog stderr none" -- "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -687,7 +781,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__lock)
-            opts="-c -s -x -n -w -E -o -h -V --command --shared --exclusive --nb --nonblock --wait --timeout --conflict-exit-code --close --nfs --verbose --help --version"
+            opts="-c -s -e -x -u -n -w -E -o -F -h -V --command --shared --exclusive --unlock --nb --nonblocking --nonblock --wait --timeout --conflict-exit-code --close --no-fork --nfs --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -729,7 +823,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__makedirs)
-            opts="-m -v -0 -j -h -V --mode --verbose --no-symlinks --beneath --exclusive --from --null --jobs --json --attempts --help --version"
+            opts="-m -p -Z -v -0 -j -h -V --mode --parents --context --verbose --no-symlinks --beneath --exclusive --from --null --jobs --json --attempts --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -740,6 +834,14 @@ _racefree() {
                     return 0
                     ;;
                 -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -Z)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -771,7 +873,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write lock exec report worker rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write crash lock exec report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -836,6 +938,82 @@ _racefree() {
                     return 0
                     ;;
                 --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__crash)
+            opts="-h -V --calls --sabotage --dir --keep --racers --processes --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --calls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sabotage)
+                    COMPREPLY=($(compgen -W "counter write lock leftovers" -- "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__crash__subcmd__call)
+            opts="-h -V --lockfile --nfs --help --version hold count write"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lockfile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -925,7 +1103,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help)
-            opts="makedirs ident counter write lock exec report worker rmw help"
+            opts="makedirs ident counter write crash lock exec report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -939,6 +1117,34 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__counter)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1273,7 +1479,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --racer --help --version makedirs ident counter write lock exec"
+            opts="-h -V --racer --help --version makedirs ident counter write crash lock exec"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1349,7 +1555,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__write)
-            opts="-m -h -V --mode --no-follow --no-sync --help --version"
+            opts="-m -h -V --mode --no-follow --no-sync --no-empty --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -33,11 +33,15 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;makedirs'= {
             cand -m 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names'
             cand --mode 'Mode of each leaf this call creates, as GNU mkdir -m gives it: octal (755, 00755) or chmod(1)''s symbolic grammar (u=rwx,g=rx,o=, a+X, go-w, -w, =rx, +t); a clause without u/g/o/a is limited by the umask, and ''='' grants only what it names'
+            cand -Z 'Refused: racefree sets no SELinux or SMACK security context (mkdir -Z, --context[=CTX])'
+            cand --context 'Refused: racefree sets no SELinux or SMACK security context (mkdir -Z, --context[=CTX])'
             cand --beneath 'Resolve each PATH relative to DIR and never leave DIR (openat2 RESOLVE_BENEATH): ''..'' and symlinks that would escape are errors. Each new directory is resolved again from DIR after mkdir; if a directory the walk held was moved out of DIR meanwhile, the one just made (outside) is removed again and the PATH fails: no directory this call made is left outside DIR, unless something was put into it in that instant (the error then says so)'
             cand --from 'Read paths from FILE (''-'' for standard input), one per line, after any PATH arguments. Read as a stream, 4096 paths at a time, so memory stays flat however long the list; an entry is at most 1 MiB. The first bad entry (empty, holding a NUL, too long) is a usage error naming its position: the paths before it are made and reported, none after it'
             cand -j 'How many paths to work on at once [default: the number of cores]. Never more threads than there are paths, nor than 4 per core (at least 64)'
             cand --jobs 'How many paths to work on at once [default: the number of cores]. Never more threads than there are paths, nor than 4 per core (at least 64)'
             cand --attempts 'How many times to start over when the tree changes under the walk'
+            cand -p 'Accepted for mkdir -p''s sake and changes nothing: missing parents are always made, and an existing directory is always fine'
+            cand --parents 'Accepted for mkdir -p''s sake and changes nothing: missing parents are always made, and an existing directory is always fine'
             cand -v 'Print "racefree: created directory ''P''" for each directory this process created. Names are quoted as GNU mkdir -v quotes them in the C locale: ''nl''$''\n''''x'''
             cand --verbose 'Print "racefree: created directory ''P''" for each directory this process created. Names are quoted as GNU mkdir -v quotes them in the C locale: ''nl''$''\n''''x'''
             cand --no-symlinks 'Refuse every symlink in the path; walk one component at a time with openat(O_NOFOLLOW) and mkdirat from the first component. Safe in world-writable directories, where a component could be swapped for a symlink mid-walk'
@@ -72,18 +76,32 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --version 'Print version'
         }
         &'racefree;ident;serve'= {
-            cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT for IPv6; port 0 picks one); repeatable'
+            cand --listen 'Standalone: listen on ADDR:PORT ([V6ADDR]:PORT, or [V6ADDR%SCOPE]:PORT for a link-local one), or on every address, IPv4 and IPv6, with PORT or :PORT (port 0 picks one); repeatable'
             cand --mode 'How the server was started'
-            cand --max-conns 'Standalone and inetd wait: connections served at once; more are closed at once'
+            cand --max-conns 'Standalone and inetd wait: connections served at once; when all are taken, a new one replaces the oldest idle one (no complete request yet) of the address holding the most, or is closed if none is idle. At most what RLIMIT_NOFILE allows (the soft limit is raised as needed; the log says when the hard limit bounds it)'
+            cand --max-conns-per-addr 'Connections one address may hold (IPv6: one /64, what a host is given); a new one past it takes the place of that address''s oldest idle one, or is closed if none is idle [default: half of --max-conns]'
+            cand --first-line-timeout 'Seconds a new connection may take to send its first request line in full (at most --timeout)'
             cand --timeout 'Seconds a request line may take to arrive in full, counted from the previous one (RFC 1413 suggests 60 to 180)'
             cand --user 'After binding, run everything that reads the network as this user (its uid and gid, no other group, no capability; verified). A forked helper alone stays root, for one question: who owns a connection and may they be named, since ~/.noident sits in homes often closed (0700) to anyone but their owner and root. The helper takes only the two ports and the ident connection itself, and answers only about that connection''s own addresses. With --nat and --proxy the helper also resolves what this host''s own table lacks (conntrack, containers'' tables and their /etc/passwd: root''s to read). With --forward the helper only says which host and ports to ask, since only conntrack, read as root, knows; the query to that host and its reply (network input) are made and parsed as this user, and a host that never answers holds no helper worker'
             cand --hide 'Answer HIDDEN-USER for this user (name or uid); repeatable'
-            cand --source 'Where to read the kernel''s socket table: proc suits hosts with up to a few thousand sockets; with more, or many queries a second, use netlink (bench/RESULTS-identd.md)'
+            cand -r 'When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)'
+            cand --reply 'When no owner is found or the lookup fails, answer USERID with this user id instead of NO-USER or UNKNOWN-ERROR; a hidden user stays HIDDEN-USER (oidentd -r)'
+            cand -R 'Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)'
+            cand --reply-all 'Answer every well-formed request USERID with this user id, looking nothing up (oidentd -R)'
+            cand -o 'The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)'
+            cand --other 'The operating system field of every USERID reply; OTHER when given without a value [default: UNIX for a name, OTHER for a uid] (oidentd -o)'
+            cand -c 'Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)'
+            cand --charset 'Name this character set in USERID replies, after the OS: `UNIX,UTF-8` (oidentd -c)'
+            cand --source 'Where to read the kernel''s socket table (what each costs: bench/RESULTS-identd.md)'
             cand --forward 'With --nat: ask the identd of a host behind this one (not a container here) on PORT, and relay its answer (ident serve --user makes that query as the user; only reading conntrack, to know whom to ask, stays privileged)'
             cand --proxy 'Answer queries forwarded by this NAT host (`racefree ident serve --nat --forward` or oidentd -f) about this host''s connections by ports alone; repeatable'
             cand --log 'Where to log queries and errors [default: syslog under inetd and systemd, stderr standalone]'
+            cand --config 'Apply oidentd.conf(5): the system FILE (without one, /etc/oidentd.conf, where no such file means oidentd''s defaults) and users'' ~/.config/oidentd.conf or ~/.oidentd.conf where it lets them matter. SIGHUP reads FILE again'
+            cand -C 'oidentd''s spelling of --config=FILE'
             cand --hide-all 'Answer HIDDEN-USER for everyone'
             cand --numeric 'Answer `USERID : OTHER : <uid>` instead of the user name'
+            cand -e 'Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)'
+            cand --error 'Answer UNKNOWN-ERROR for every error, NO-USER, HIDDEN-USER and INVALID-PORT included, so a querier cannot tell a hidden user from an absent one (oidentd -e)'
             cand --nat 'Answer for connections this host translated (masquerade, SNAT): look the conntrack entry up, then the container holding the original connection (needs root)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -93,7 +111,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;ident;query'= {
             cand --port 'identd''s port on HOST'
             cand --timeout 'Give up after this many seconds (connect, send and reply together)'
-            cand --bind 'Connect from this local address (identd answers only about connections of the address it is asked from)'
+            cand --bind 'Connect from this local address (identd answers only about connections of the address it is asked from); a link-local one names its interface, fe80::2%eth0'
+            cand --json 'Print the reply as one JSON object, whatever its verdict (USERID, ERROR, invalid)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -127,10 +146,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -221,6 +242,28 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;crash'= {
+            cand --calls 'Calls each racer makes per round (fewer once --duration is over)'
+            cand --sabotage 'Break racefree''s arm on purpose (for the tests)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run R rounds, and more while the control has not failed: up to 4 x R'
+            cand --duration 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --max-entries 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand --no-control 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"'
+            cand --control 'Run the control arm: the default, accepted for old scripts'
+            cand --json 'Print the report as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;lock'= {
             cand --increments 'Increments each racer makes per round'
             cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
@@ -286,6 +329,14 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;crash-call'= {
+            cand --lockfile 'hold: the lock it runs under'
+            cand --nfs 'hold: the lock was taken with --nfs: its link lock must name this holder'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;rmw'= {
             cand --read 'read'
             cand -h 'Print help'
@@ -298,10 +349,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -313,6 +366,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;stress;help;write'= {
         }
+        &'racefree;stress;help;crash'= {
+        }
         &'racefree;stress;help;lock'= {
         }
         &'racefree;stress;help;exec'= {
@@ -321,6 +376,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;stress;help;worker'= {
         }
+        &'racefree;stress;help;crash-call'= {
+        }
         &'racefree;stress;help;rmw'= {
         }
         &'racefree;stress;help;help'= {
@@ -328,21 +385,27 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;lock'= {
             cand -c 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does'
             cand --command 'Run COMMAND_STRING with ''sh -c'', as flock(1) -c does'
-            cand -w 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
-            cand --timeout 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
-            cand --wait 'Wait at most SECS seconds (fractions allowed; 0 is -n), then fail'
+            cand -w 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail'
+            cand --timeout 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail'
+            cand --wait 'Wait at most SECS seconds (fractions allowed; 0 is -n; inf, or too many to count, waits as long as it takes), then fail'
             cand -E 'Exit status when the lock is not acquired (held, with -n or -w)'
             cand --conflict-exit-code 'Exit status when the lock is not acquired (held, with -n or -w)'
             cand -s 'Take a shared lock: any number of shared holders, no exclusive one'
             cand --shared 'Take a shared lock: any number of shared holders, no exclusive one'
             cand -x 'Take an exclusive lock (the default)'
+            cand -e 'Take an exclusive lock (the default)'
             cand --exclusive 'Take an exclusive lock (the default)'
+            cand -u 'Drop the lock on descriptor FD (the descriptor form only)'
+            cand --unlock 'Drop the lock on descriptor FD (the descriptor form only)'
             cand -n 'Fail at once if the lock is held, instead of waiting'
             cand --nonblock 'Fail at once if the lock is held, instead of waiting'
             cand --nb 'Fail at once if the lock is held, instead of waiting'
+            cand --nonblocking 'Fail at once if the lock is held, instead of waiting'
             cand -o 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
             cand --close 'COMMAND does not inherit the lock descriptor; racefree alone holds the lock'
-            cand --nfs 'Use the link(2) lock LOCKFILE.nfslock instead of flock (for NFS without locking)'
+            cand -F 'Run COMMAND in racefree''s place (exec, no fork), so that COMMAND holds the lock'
+            cand --no-fork 'Run COMMAND in racefree''s place (exec, no fork), so that COMMAND holds the lock'
+            cand --nfs 'Take the link(2) lock LOCKFILE.nfslock as well as flock (for NFS without locking)'
             cand --verbose 'Say on standard error how long the lock took and what runs'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -365,6 +428,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand --mode 'Mode of the new content: octal (644) or symbolic (u=rw,go=r); default: FILE''s current mode, or 0666 & ~umask for a new file'
             cand --no-follow 'A symlink at FILE is replaced by a regular file, instead of replacing its target'
             cand --no-sync 'Skip both fsyncs: still atomic for readers, but a crash may lose the new content'
+            cand --no-empty 'Refuse to replace a non-empty FILE with empty content (exit 1, FILE untouched)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -397,10 +461,12 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand ident 'Racers look up loopback connections held in every TCP state'
             cand counter 'Racers take numbers from one counter file; all distinct, exactly 1..total'
             cand write 'Writers replace one file while readers check every read is one whole version'
+            cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
             cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
+            cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
             cand rmw 'One locked read-modify-write (the COMMAND of stress lock; not for direct use)'
         }
         &'racefree;help;stress;makedirs'= {
@@ -411,6 +477,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         }
         &'racefree;help;stress;write'= {
         }
+        &'racefree;help;stress;crash'= {
+        }
         &'racefree;help;stress;lock'= {
         }
         &'racefree;help;stress;exec'= {
@@ -418,6 +486,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress;report'= {
         }
         &'racefree;help;stress;worker'= {
+        }
+        &'racefree;help;stress;crash-call'= {
         }
         &'racefree;help;stress;rmw'= {
         }

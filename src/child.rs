@@ -1,8 +1,11 @@
 //! Child processes racefree starts (stress racers, the ident server the stress
-//! harness and the tests run): none may outlive the run that started it.
+//! harness and the tests run): none may outlive the run that started it. And the
+//! statuses a command that runs the user's COMMAND (`write -- COMMAND`) exits with.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
 
 use nix::errno::Errno;
 use nix::sys::prctl::set_pdeathsig;
@@ -28,6 +31,39 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// COMMAND exists but could not be run (as env(1) and the shells say).
+pub const CANNOT_RUN: u8 = 126;
+/// COMMAND was not found.
+pub const NOT_FOUND: u8 = 127;
+
+/// The status a shell reports for how COMMAND ended: its exit code, or 128 + N when
+/// signal N killed it.
+pub fn shell_status(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        (None, None) => 1,
+    }
+}
+
+/// The error for a COMMAND that could not be started, carrying its exit status:
+/// [`NOT_FOUND`] when there is no such program, else [`CANNOT_RUN`].
+pub fn spawn_failed(program: &OsStr, e: &io::Error) -> anyhow::Error {
+    let status = if e.kind() == io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        CANNOT_RUN
+    };
+    let why = match e.raw_os_error() {
+        Some(n) => Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    };
+    anyhow::Error::new(crate::exit::WithStatus {
+        status: crate::exit::Exit::Code(status),
+        message: format!("cannot run {}: {why}", crate::quote::quote(program)),
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod help;
 pub mod ident;
 pub mod lock;
 pub mod makedirs;
+pub mod owner;
 pub mod quote;
 pub mod signals;
 pub mod startup;

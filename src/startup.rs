@@ -1,7 +1,8 @@
 //! What the binary does before parsing its arguments, in place of Rust's own
 //! start-up (see src/main.rs for why that is skipped).
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
@@ -14,6 +15,9 @@ use nix::sys::stat::Mode;
 /// meant for stdout (ours or COMMAND's) is written into it, a lock file or a
 /// counter. If even /dev/null cannot be opened there, the process aborts rather
 /// than run with its output going who knows where.
+///
+/// Which of them were closed is remembered ([`was_closed`]): a command that reads
+/// standard input must not take /dev/null's empty input for the user's.
 ///
 /// SIGPIPE is ignored, so that a reader that went away is an EPIPE error each
 /// command reports, not a silent death. Children get it back at its default: std's
@@ -39,6 +43,7 @@ pub fn init() {
     }
     for p in fds {
         if p.revents & libc::POLLNVAL != 0 {
+            CLOSED.fetch_or(1 << p.fd, Ordering::Relaxed);
             match open(c"/dev/null", OFlag::O_RDWR, Mode::empty()) {
                 // It stays open, as that standard descriptor, for the process's life.
                 Ok(fd) if fd.as_raw_fd() == p.fd => {
@@ -49,4 +54,14 @@ pub fn init() {
         }
     }
     let _ = crate::signals::ignore(libc::SIGPIPE);
+}
+
+/// Bit N set: standard descriptor N was closed when the process started.
+static CLOSED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether standard descriptor `fd` (0, 1 or 2) was closed when the process started
+/// (it is open on /dev/null now). Always false where [`init`] did not run: in the
+/// library called from another program, and in unit tests.
+pub fn was_closed(fd: RawFd) -> bool {
+    (0..3).contains(&fd) && CLOSED.load(Ordering::Relaxed) & (1 << fd) != 0
 }

@@ -58,16 +58,20 @@ fn json_reports_previous_value_and_creation() {
 #[test]
 fn a_file_that_is_not_a_number_is_an_error_and_left_untouched() {
     let env = TestEnv::new();
+    let not_a_number = |why: &str| format!("'bad' does not hold a number: {why}");
+    // Empty is not read as 0, but the message says how to start a counter.
+    let empty = "'bad' is empty, not a number: remove it, and the next call starts the counter from --init (default 0)";
     for (content, why) in [
-        (&b"12abc\n"[..], "unexpected 'a' at offset 2"),
-        (b"", "it is empty"),
-        (b"1\n2\n", "unexpected byte 0x0a at offset 1"),
-        (b" 7", "unexpected byte 0x20 at offset 0"),
+        (&b"12abc\n"[..], not_a_number("unexpected 'a' at offset 2")),
+        (b"", empty.to_string()),
+        (b"\n", empty.to_string()),
+        (b"1\n2\n", not_a_number("unexpected byte 0x0a at offset 1")),
+        (b" 7", not_a_number("unexpected byte 0x20 at offset 0")),
         (
             b"99999999999999999999",
-            "the number is outside the 64-bit range",
+            not_a_number("the number is outside the 64-bit range"),
         ),
-        (&[b'1'; 100][..], "it is longer than 64 bytes"),
+        (&[b'1'; 100][..], not_a_number("it is longer than 64 bytes")),
     ] {
         let f = env.root().join("bad");
         fs::write(&f, content).unwrap();
@@ -76,9 +80,7 @@ fn a_file_that_is_not_a_number_is_an_error_and_left_untouched() {
             .assert()
             .code(1)
             .stdout("")
-            .stderr(format!(
-                "racefree: error: 'bad' does not hold a number: {why}\n"
-            ));
+            .stderr(format!("racefree: error: {why}\n"));
         let after = fs::metadata(&f).unwrap();
         assert_eq!(fs::read(&f).unwrap(), content);
         assert_eq!(
@@ -223,4 +225,39 @@ fn help_documents_the_exit_statuses() {
         .stdout(predicate::str::contains(
             "Exit status:\n  0  success\n  1  FILE does not hold a number",
         ));
+}
+
+/// A call killed between its link and its rename leaves `.n.rf-counter`; the next
+/// call, holding the lock, knows its maker is dead and removes it, and no value is
+/// lost or given twice.
+#[test]
+fn a_call_killed_at_its_rename_leaves_a_file_the_next_call_removes() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = TestEnv::new();
+    env.racefree(["counter", "n"])
+        .assert()
+        .success()
+        .stdout("1\n");
+    let status = env
+        .racefree_process(["counter", "n"])
+        .env("RACEFREE_TEST_KILL_BEFORE_RENAME", "1")
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let names = || {
+        let mut v: Vec<String> = fs::read_dir(env.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(), [".n.rf-counter", "n", "n.lock"]);
+    assert_eq!(fs::read_to_string(env.root().join("n")).unwrap(), "1\n");
+    env.racefree(["counter", "n"])
+        .assert()
+        .success()
+        .stdout("2\n")
+        .stderr("");
+    assert_eq!(names(), ["n", "n.lock"]);
 }

@@ -42,3 +42,28 @@ fn every_man_page_documents_exit_status() {
         }
     }
 }
+
+/// A usage error is printed as every other error is (README's convention): one line
+/// `racefree: error: ...`, then at most one line of usage; nothing else, exit 2.
+#[test]
+fn usage_errors_are_one_error_line_and_one_usage_line() {
+    use crate::testenv::{Expected, TestEnv};
+    let env = TestEnv::new();
+    env.assert_run(
+        ["makedirs", "--bogus"],
+        &Expected::failure(
+            2,
+            "racefree: error: unexpected argument '--bogus' found; to pass '--bogus' as a value, use '-- --bogus'\n\
+             Usage: racefree makedirs [OPTIONS] [PATH]... (see --help)\n",
+        ),
+    );
+    env.assert_run(
+        ["frob"],
+        &Expected::failure(
+            2,
+            "racefree: error: unrecognized subcommand 'frob'\nUsage: racefree <COMMAND> (see --help)\n",
+        ),
+    );
+    // Help is not an error: it still goes to stdout, exit 0.
+    env.racefree(["makedirs", "--help"]).assert().success();
+}

@@ -336,3 +336,85 @@ fn nat_flags_are_checked_before_anything_runs() {
         .code(2)
         .stderr(predicates::str::contains("--forward"));
 }
+
+/// contrib/systemd/racefree-identd.service's capability bounding set, with what the
+/// drop-in in its comment adds for --nat, is what `--nat --user` needs: within it
+/// (applied by setpriv, as systemd would apply it; tests/package.rs runs the units
+/// themselves so), the host's identd names a container's user, and without any one
+/// of the capabilities the drop-in adds, it cannot. The optional CAP_SYS_ADMIN
+/// (sock_diag inside the containers) keeps the answer.
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nat_namespaces)),
+    ignore = "needs root and network namespaces with nftables NAT"
+)]
+fn nat_under_user_needs_the_capabilities_the_standalone_unit_documents() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contrib/systemd/racefree-identd.service"),
+    )
+    .unwrap();
+    let settings = |prefix: &str| -> Vec<Vec<String>> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let [base] = &settings("CapabilityBoundingSet=")[..] else {
+        panic!("not one CapabilityBoundingSet=");
+    };
+    // The drop-in's lines: the capabilities --nat needs, then the optional one.
+    let [for_nat, optional] = &settings("#   CapabilityBoundingSet=")[..] else {
+        panic!("not two CapabilityBoundingSet= lines in the comment");
+    };
+    let [drop_in_exec] = &settings("#   ExecStart=/usr/bin/racefree ")[..] else {
+        panic!("not one ExecStart= line in the comment");
+    };
+    let options: Vec<&str> = drop_in_exec
+        .iter()
+        .map(String::as_str)
+        .skip_while(|&a| a != "--nat")
+        .collect();
+    assert!(options.contains(&"--nat"), "{drop_in_exec:?}");
+    let within = |caps: Vec<&String>| -> Vec<String> {
+        let caps: String = caps
+            .iter()
+            .map(|c| format!(",+{}", c.strip_prefix("CAP_").unwrap().to_ascii_lowercase()))
+            .collect();
+        ["setpriv", "--inh-caps=-all", "--no-new-privs"]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("--bounding-set=-all{caps}")])
+            .collect()
+    };
+
+    let mut net = Net::new();
+    net.start_irc_server();
+    let named = net.client("ctr", CTR_UID, false);
+    named.wait_for_state("01");
+    let serve = |net: &mut Net, caps: Vec<&String>| {
+        let wrapper = within(caps);
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let extra = [&options[..], AS_NOBODY].concat();
+        net.identd("host", &wrapper, &format!("{HOST_IRC}:0"), &extra)
+    };
+    for extra in [&[][..], &optional[..]] {
+        let identd = serve(&mut net, base.iter().chain(for_nat).chain(extra).collect());
+        net.query(&identd, IRC, named.port)
+            .success()
+            .stdout(format!("{CTR_NAME}\n"));
+    }
+    for cap in for_nat {
+        let identd = serve(
+            &mut net,
+            base.iter().chain(for_nat).filter(|&c| c != cap).collect(),
+        );
+        let out = net.query(&identd, IRC, named.port).get_output().clone();
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stdout)),
+            (Some(1), "".into()),
+            "without {cap}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

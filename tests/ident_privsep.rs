@@ -10,15 +10,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{self as sock, SockaddrStorage};
 use racefree::ident::{Source, Tuple, lookup_owner};
 
 use crate::testenv::{
-    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, as_fsuid, proc_status_field,
-    racefree_path, require, socket_holders,
+    DEADLINE, Identd, LIBIDENT_TESTER, NOBODY, Precondition, PrivateHomeUser, connection_owned_by,
+    proc_status_field, racefree_path, require, socket_holders, socket_owned_by,
 };
 
 /// The reply of `identd` about the connection whose end on this host is `end`,
@@ -33,85 +32,6 @@ fn ask_about(identd: &Identd, end: &TcpStream) -> String {
         .to_string()
 }
 
-/// A loopback connection whose client socket belongs to `uid` (made on a thread
-/// whose filesystem uid is `uid`); returns (client, accepted, listener).
-fn connection_owned_by(uid: u32) -> (TcpStream, TcpStream, TcpListener) {
-    let fd = socket_owned_by(uid);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    sock::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(listener.local_addr().unwrap()),
-    )
-    .unwrap();
-    let client = TcpStream::from(fd);
-    let (accepted, _) = listener.accept().unwrap();
-    let t = Tuple::new(client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let owner = lookup_owner(&t, Source::Proc).unwrap().unwrap();
-    assert_eq!(
-        owner.uid, uid,
-        "the premise: the kernel records {uid} as owner"
-    );
-    (client, accepted, listener)
-}
-
-/// A new IPv4 TCP socket owned by `uid`.
-fn socket_owned_by(uid: u32) -> OwnedFd {
-    as_fsuid(uid, || {
-        sock::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap()
-    })
-}
-
-/// A user made for one test, with a 0700 home of its own; removed on drop.
-struct ThrowawayUser {
-    name: String,
-    uid: u32,
-    home: tempfile::TempDir,
-}
-
-impl ThrowawayUser {
-    fn create(tag: &str) -> ThrowawayUser {
-        let name = format!("rf{tag}{}", std::process::id());
-        let home = tempfile::Builder::new()
-            .prefix("racefree-home-")
-            .tempdir()
-            .unwrap();
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg("--home-dir")
-            .arg(home.path())
-            .arg(&name)
-            .status()
-            .expect("running useradd");
-        assert!(status.success(), "useradd {name} failed");
-        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
-        let made = ThrowawayUser {
-            name,
-            uid: user.uid.as_raw(),
-            home,
-        };
-        nix::unistd::chown(made.home.path(), Some(user.uid), Some(user.gid)).unwrap();
-        std::fs::set_permissions(made.home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        made
-    }
-}
-
-impl Drop for ThrowawayUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(all(has_root, has_nobody)),
@@ -119,7 +39,7 @@ impl Drop for ThrowawayUser {
 )]
 fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     require(&[Precondition::Root, Precondition::Nobody]);
-    let user = ThrowawayUser::create("ps");
+    let user = PrivateHomeUser::create("ps");
     let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
     let (root_conn, _a, _l1) = connection_owned_by(0);
     let (user_conn, _b, _l2) = connection_owned_by(user.uid);
@@ -132,7 +52,7 @@ fn a_server_that_dropped_to_nobody_names_private_homes_and_honours_noident() {
     );
     assert_eq!(ask_about(&served, &nobody_conn), "USERID : UNIX : nobody");
     // The user asks to be hidden.
-    let noident = user.home.path().join(".noident");
+    let noident = user.home.join(".noident");
     std::fs::write(&noident, "").unwrap();
     assert_eq!(ask_about(&served, &user_conn), "ERROR : HIDDEN-USER");
     assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
@@ -341,4 +261,190 @@ fn perls_net_ident_gets_nobody_for_a_nobody_owned_half_closed_connection() {
         "user=nobody os=UNIX\n"
     );
     drop(served);
+}
+
+/// The privileged helper of the server `pid`: its child, found in /proc once forked.
+fn helper_of(pid: u32) -> u32 {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        if let Some(child) = children.split_whitespace().next() {
+            let helper = child.parse().unwrap();
+            assert_eq!(proc_status_field(helper, "Uid"), ["0"; 4], "root's child");
+            return helper;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {pid} forked no helper"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn sigkill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+/// Waits, within [`DEADLINE`], for `child` to exit; kills it if it does not.
+fn exit_status(mut child: std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait().unwrap()));
+    rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        sigkill(pid);
+        panic!("the server did not exit within {DEADLINE:?}")
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn a_standalone_server_whose_helper_is_killed_exits_non_zero_saying_why() {
+    // Before: it answered UNKNOWN-ERROR forever, logging "the privileged helper is
+    // gone (Ok(0))"; no supervisor could see anything wrong.
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let mut server = Command::new(racefree_path())
+        .args(["ident", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--user", "nobody", "--log", "stderr"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("listening on "), "{first:?}");
+    let mut stderr = server.stderr.take().unwrap();
+    let helper = helper_of(server.id());
+    sigkill(helper);
+    let status = exit_status(server);
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let why = format!(
+        "the privileged helper (pid {helper}) was killed by SIGKILL; no owner can be looked up"
+    );
+    assert!(
+        log.contains(&format!(
+            "racefree ident: error: {why}; stopping the server\n"
+        )),
+        "{log}"
+    );
+    assert!(log.ends_with(&format!("racefree: error: {why}\n")), "{log}");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn under_inetd_a_server_whose_helper_is_killed_answers_an_error_and_exits_non_zero() {
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    sigkill(helper_of(child.id()));
+    querier.write_all(b"1, 1\r\n").unwrap();
+    querier.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    querier.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "1, 1 : ERROR : UNKNOWN-ERROR\r\n");
+    assert_eq!(exit_status(child).code(), Some(1));
+}
+
+/// The privileged helper forked by the server `pid`, once its threads are
+/// `workers` workers (named identd-helper), a thread waiting on each (unnamed,
+/// called like the process) and its main thread: the shape it takes when it has
+/// started them all. Fails if it never takes that shape.
+fn wait_for_helper_with_workers(pid: u32, workers: usize) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let helper: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let names = helper_thread_names(helper);
+        let named = names.iter().filter(|n| *n == "identd-helper").count();
+        if named == workers && names.len() == 1 + 2 * workers {
+            return helper;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the helper never had {workers} workers: {names:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn helper_thread_names(helper: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{helper}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}
+
+/// A server started per query (inetd nowait) serves one connection, so its helper
+/// starts one worker; a standalone one starts a worker per connection it may serve
+/// at once (up to 32).
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody)),
+    ignore = "needs root and a user nobody for --user nobody"
+)]
+fn a_server_for_one_connection_starts_one_helper_worker() {
+    require(&[Precondition::Root, Precondition::Nobody]);
+    let (root_conn, _a, _l) = connection_owned_by(0);
+    let (l, r) = (
+        root_conn.local_addr().unwrap(),
+        root_conn.peer_addr().unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut querier = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    querier.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd: OwnedFd = accepted.into();
+    let mut child = Command::new(racefree_path())
+        .args(["ident", "serve", "--user", "nobody", "--log", "none"])
+        .stdin(Stdio::from(fd.try_clone().unwrap()))
+        .stdout(Stdio::from(fd.try_clone().unwrap()))
+        .stderr(Stdio::from(fd))
+        .spawn()
+        .unwrap();
+    let ask = |querier: &mut TcpStream| {
+        write!(querier, "{}, {}\r\n", l.port(), r.port()).unwrap();
+        let mut reply = [0u8; 64];
+        let n = querier.read(&mut reply).unwrap();
+        assert!(reply[..n].ends_with(b" : USERID : UNIX : root\r\n"));
+    };
+    ask(&mut querier);
+    let helper = wait_for_helper_with_workers(child.id(), 1);
+    // Still one worker after another answer: none was still being started.
+    ask(&mut querier);
+    let names = helper_thread_names(helper);
+    assert_eq!(names.len(), 3, "{names:?}");
+    drop(querier);
+    assert!(child.wait().unwrap().success());
+    // Standalone with the default --max-conns (64): 32 workers.
+    let served = Identd::start("127.0.0.1:0", &["--user", "nobody"]);
+    assert_eq!(ask_about(&served, &root_conn), "USERID : UNIX : root");
+    wait_for_helper_with_workers(served.server.pid(), 32);
 }

@@ -463,3 +463,110 @@ fn a_symlink_loop_says_so() {
         &Expected::failure(1, "racefree: error: cannot create directory 'loop/x': 'loop' is a symbolic link, refused by --no-symlinks\n"),
     );
 }
+
+#[test]
+fn parents_is_accepted_and_selinux_contexts_are_refused() {
+    let env = TestEnv::new();
+    env.assert_run(["makedirs", "-p", "a/b"], &Expected::QUIET);
+    env.assert_run(
+        ["makedirs", "--parents", "-p", "a/b", "c"],
+        &Expected::QUIET,
+    );
+    assert!(env.root().join("a/b").is_dir() && env.root().join("c").is_dir());
+    assert!(!env.root().join("-p").exists());
+    let refused = "racefree: error: -Z/--context: racefree sets no SELinux or SMACK security \
+                   context; a new directory gets the one the kernel gives it (drop -Z, or run \
+                   restorecon on the directories afterwards)\n";
+    for args in [
+        &["makedirs", "-Z", "z"][..],
+        &["makedirs", "-pZ", "z"],
+        &["makedirs", "--context", "z"],
+        &["makedirs", "--context=system_u:object_r:tmp_t:s0", "z"],
+    ] {
+        env.assert_run(args, &Expected::failure(2, refused));
+    }
+    assert!(!env.root().join("z").exists());
+}
+
+#[test]
+fn from_a_closed_standard_input_is_an_error_and_makes_nothing() {
+    let env = TestEnv::new();
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"exec "$0" makedirs first --from - <&-"#,
+            &crate::testenv::racefree_path().to_string_lossy(),
+        ])
+        .current_dir(env.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: reading paths from standard input: it is closed\n"
+    );
+    assert!(!env.root().join("first").exists());
+}
+
+/// `mkdir -p` lines as scripts write them, run by GNU mkdir and then, unchanged but
+/// for the tool's name, by racefree makedirs: the same output, status and tree.
+#[test]
+fn mkdir_p_script_lines_give_what_gnu_mkdir_gives() {
+    let scripts = [
+        "mkdir -p a/b/c && mkdir -p a/b/c && echo again",
+        "mkdir -p -m 700 p/q && stat -c '%a %n' p p/q",
+        "mkdir --parents --mode=u=rwx,go=rx r/s && stat -c '%a %n' r r/s",
+        "umask 077; mkdir -p u/v; stat -c '%a %n' u u/v",
+        "umask 022; mkdir -pv w/x >/dev/null; stat -c '%a %n' w w/x",
+        ": > file; mkdir -p file/sub 2>/dev/null; echo \"status $?\"",
+        "mkdir -p ok file2/x 2>/dev/null; echo \"status $?\"; test -d ok && echo ok made",
+        "mkdir -p \"$(printf 'nl\\nx')/y\" 'sp ace/z' && ls | wc -l",
+        "mkdir -p ./dot/../dot/./e/ && test -d dot/e && echo e",
+    ];
+    let tree = |root: &Path| {
+        let out = std::process::Command::new("find")
+            .args([".", "-printf", "%M %p\\n"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let bin = crate::testenv::racefree_path();
+    let mut path = bin.parent().unwrap().as_os_str().to_owned();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let run = |script: &str| {
+        let env = TestEnv::new();
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(env.root())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            tree(env.root()),
+        )
+    };
+    for script in scripts {
+        let gnu = run(script);
+        let ours = run(&script.replace("mkdir ", "racefree makedirs "));
+        assert_eq!(ours, gnu, "{script}");
+    }
+    // From find -print0: makedirs' example beside xargs and mkdir -p.
+    let setup = "mkdir -p src/a/b 'src/c d' \"src/$(printf 'e\\nf')\" dst && ";
+    let gnu = run(&format!(
+        "{setup}(cd src && find . -type d -print0) | (cd dst && xargs -0 mkdir -p)"
+    ));
+    let ours = run(&format!(
+        "{setup}(cd src && find . -type d -print0) | (cd dst && racefree makedirs -0 --from -)"
+    ));
+    assert_eq!(ours, gnu);
+    assert_eq!(gnu.0, Some(0));
+}

@@ -403,7 +403,7 @@ fn stress_usage_errors() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "--barrier-file is for the filesystem arms",
+            "stress ident runs on one host: it cannot race across hosts with --barrier-file",
         ));
 }
 
@@ -546,6 +546,13 @@ fn sigterm_removes_the_work_directory_of_thread_racers() {
         &["makedirs", "--duration", "60", "--racers", "4", "--control"],
         true,
     );
+}
+
+#[test]
+fn sigterm_removes_the_work_directory_of_crash_racers_and_the_calls_they_run() {
+    // Each racer runs racefree counter, write and lock as processes of its own
+    // group; a lock's COMMAND may outlive its racefree.
+    sigterm_leaves_nothing(&["crash", "--duration", "60", "--racers", "4"], true);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The arms for counter, write and lock: racefree's holds and the control fails,
-//! with threads and with processes, on one host and across (stand-in) hosts.
+//! The arms for counter, write, lock and crash: racefree's holds and the control
+//! fails, with threads and with processes, on one host and across (stand-in)
+//! hosts; and crash's checks catch a racefree broken on purpose.
 
 use std::fs;
 
@@ -173,4 +174,140 @@ fn write_needs_a_reader_and_a_writer() {
         .assert()
         .code(2)
         .stderr("racefree: error: stress write needs at least 2 racers: half of them write, the others read\n");
+}
+
+/// `stress crash --json ARGS`: its exit status and report, stderr empty.
+fn crash(args: &[&str]) -> (Option<i32>, Value) {
+    let out = racefree()
+        .args(["stress", "crash", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+/// What must survive the kills, all held in racefree's arm, and the kills that
+/// landed; then the control's in-place counter and writer seen failing.
+fn crash_holds(mode: &[&str], racers: u64, calls: u64, rounds: u64) {
+    let (r, c, n) = (racers.to_string(), calls.to_string(), rounds.to_string());
+    let mut args = vec!["--racers", &r, "--calls", &c, "--rounds", &n];
+    args.extend(mode);
+    let (code, r) = crash(&args);
+    assert_eq!(
+        (code, &r["verdict"]),
+        (Some(0), &Value::from("pass")),
+        "{r}"
+    );
+    let ours = &r["racefree"];
+    assert_eq!(u(&ours["calls"]), racers * calls * rounds);
+    for failure in [
+        "failed_calls",
+        "bad_rounds",
+        "repeated",
+        "lost",
+        "skipped",
+        "torn",
+        "overlaps",
+        "unheld",
+        "leftovers",
+    ] {
+        assert_eq!(u(&ours[failure]), 0, "{failure}: {ours}");
+    }
+    assert!(u(&ours["kills"]) > 0, "no call was killed: {ours}");
+    assert!(
+        u(&ours["rename_kills"]) > 0,
+        "no call died at its rename: {ours}"
+    );
+    let control = &r["control"];
+    assert!(
+        u(&control["repeated"]) + u(&control["lost"]) + u(&control["torn"]) > 0,
+        "the in-place control lost nothing: {control}"
+    );
+}
+
+#[test]
+fn crash_threads_killed_calls_lose_nothing_and_leave_nothing_and_the_in_place_control_does() {
+    crash_holds(&[], 6, 16, 2);
+}
+
+#[test]
+fn crash_processes_killed_calls_lose_nothing_and_leave_nothing_and_the_in_place_control_does() {
+    crash_holds(&["--processes"], 4, 16, 2);
+}
+
+/// racefree's arm broken on purpose (`--sabotage`, hidden): the run fails, and the
+/// figure and the problem say what broke.
+fn crash_catches(sabotage: &str, figures: &[&str], problem: &str) {
+    let (code, r) = crash(&[
+        "--sabotage",
+        sabotage,
+        "--racers",
+        "6",
+        "--calls",
+        "16",
+        "--rounds",
+        "2",
+        "--no-control",
+    ]);
+    assert_eq!(
+        (code, &r["verdict"]),
+        (Some(1), &Value::from("fail")),
+        "{r}"
+    );
+    let ours = &r["racefree"];
+    assert!(
+        figures.iter().map(|f| u(&ours[*f])).sum::<u64>() > 0,
+        "{ours}"
+    );
+    let problems = ours["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().contains(problem)),
+        "no problem says {problem:?}: {ours}"
+    );
+}
+
+#[test]
+fn crash_catches_a_counter_that_writes_in_place_without_its_lock() {
+    crash_catches("counter", &["repeated", "lost", "skipped"], "counter value");
+}
+
+#[test]
+fn crash_catches_a_writer_that_writes_in_place() {
+    crash_catches("write", &["torn"], "after a write call: ");
+}
+
+#[test]
+fn crash_catches_a_lock_that_dies_with_racefree_while_command_runs() {
+    // With -o, COMMAND does not inherit the lock: racefree alone holds it.
+    crash_catches("lock", &["unheld"], "did not hold the lock at its enter");
+}
+
+#[test]
+fn crash_catches_temporary_files_no_successful_call_removed() {
+    crash_catches(
+        "leftovers",
+        &["leftovers"],
+        "temporary files remain, such as '.",
+    );
+}
+
+#[test]
+fn crash_runs_on_one_host_only() {
+    let env = TestEnv::new();
+    let barrier = env.root().join("go");
+    racefree()
+        .args(["stress", "crash", "--rounds", "1", "--dir"])
+        .arg(env.root())
+        .arg("--barrier-file")
+        .arg(&barrier)
+        .assert()
+        .code(1)
+        .stderr("racefree: error: stress crash runs on one host: it cannot race across hosts with --barrier-file\n");
 }

@@ -6,6 +6,7 @@ mod docs;
 mod ident;
 mod ident_hardening;
 mod ident_nat;
+mod ident_oidentd;
 mod ident_privsep;
 mod launchers;
 mod lock;

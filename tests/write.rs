@@ -303,3 +303,298 @@ fn help_documents_the_exit_statuses() {
             "Exit status:\n  0  success\n  1  FILE could not be replaced",
         ));
 }
+
+/// The environment knob that makes racefree kill itself with SIGKILL just before
+/// its rename, where a random SIGKILL leaves the temporary file behind.
+const KILL_BEFORE_RENAME: &str = "RACEFREE_TEST_KILL_BEFORE_RENAME";
+
+fn temporaries(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".f.rf-"))
+        .collect()
+}
+
+#[test]
+fn a_call_killed_at_its_rename_leaves_a_file_the_next_successful_write_removes() {
+    for named in [false, true] {
+        let env = TestEnv::new();
+        fs::write(env.root().join("f"), "old").unwrap();
+        let content = "the whole new content\n".repeat(100);
+        let mut cmd = env.racefree_process(["write", "f"]);
+        cmd.env(KILL_BEFORE_RENAME, "1").stdin(Stdio::piped());
+        if named {
+            cmd.env("RACEFREE_WRITE_NAMED_TEMP", "1");
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(content.as_bytes())
+            .unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let left = temporaries(env.root());
+        assert_eq!(left.len(), 1, "named={named}: {left:?}");
+        // The leftover is the content's full size: worth removing.
+        assert_eq!(
+            fs::metadata(env.root().join(&left[0])).unwrap().len(),
+            content.len() as u64
+        );
+        assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "old");
+        // A failed call removes nothing: only a successful one proves it may write.
+        env.racefree(["write", "f", "--", "false"]).assert().code(1);
+        assert_eq!(temporaries(env.root()), left);
+        env.racefree(["write", "f"])
+            .write_stdin("next")
+            .assert()
+            .success()
+            .stderr("");
+        assert_eq!(names(env.root()), ["f"], "named={named}");
+        assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "next");
+    }
+}
+
+#[test]
+fn a_live_writers_temporary_file_survives_another_writes_cleanup() {
+    let env = TestEnv::new();
+    let mut slow = env.racefree_process(["write", "f"]);
+    slow.env("RACEFREE_WRITE_NAMED_TEMP", "1")
+        .stdin(Stdio::piped());
+    let mut slow = slow.spawn().unwrap();
+    let mut input = slow.stdin.take().unwrap();
+    input.write_all(b"slow ").unwrap();
+    wait_for_temp_fd(slow.id());
+    let live = temporaries(env.root());
+    assert_eq!(live.len(), 1, "{live:?}");
+    env.racefree(["write", "f"])
+        .write_stdin("fast")
+        .assert()
+        .success();
+    assert_eq!(temporaries(env.root()), live, "a live writer's file stays");
+    input.write_all(b"and whole").unwrap();
+    drop(input);
+    assert!(slow.wait().unwrap().success());
+    assert_eq!(
+        fs::read_to_string(env.root().join("f")).unwrap(),
+        "slow and whole"
+    );
+    assert_eq!(names(env.root()), ["f"]);
+}
+
+#[test]
+fn a_closed_standard_input_is_an_error_not_empty_content() {
+    let env = TestEnv::new();
+    fs::write(env.root().join("f"), "old").unwrap();
+    let run = |script: &str| {
+        StdCommand::new("sh")
+            .args(["-c", script, &racefree_path().to_string_lossy()])
+            .current_dir(env.root())
+            .output()
+            .unwrap()
+    };
+    let out = run(r#"exec "$0" write f <&-"#);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: cannot replace 'f': standard input is closed (give the content on standard input, or a COMMAND after --)\n"
+    );
+    assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "old");
+    // With COMMAND, standard input is COMMAND's business: it gets /dev/null.
+    let out = run(r#"exec "$0" write f -- sh -c 'cat; echo new' <&-"#);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "new\n");
+    assert_eq!(names(env.root()), ["f"]);
+}
+
+#[test]
+fn a_failure_to_read_standard_input_says_so() {
+    let env = TestEnv::new();
+    fs::write(env.root().join("f"), "old").unwrap();
+    let out = env
+        .racefree_process(["write", "f"])
+        .stdin(fs::File::open(env.root()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "racefree: error: cannot replace 'f': reading standard input: Is a directory\n"
+    );
+    assert_eq!(fs::read_to_string(env.root().join("f")).unwrap(), "old");
+    assert_eq!(names(env.root()), ["f"]);
+}
+
+#[test]
+fn with_a_command_the_file_is_replaced_only_if_the_command_succeeds() {
+    let env = TestEnv::new();
+    let f = env.root().join("f");
+    fs::write(&f, "old").unwrap();
+    env.racefree(["write", "f", "--", "sh", "-c", "echo out; echo err >&2"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("err\n");
+    assert_eq!(fs::read_to_string(&f).unwrap(), "out\n");
+    fs::write(env.root().join("not-executable"), "#!/bin/sh\n").unwrap();
+    for (command, status, stderr) in [
+        (&["false"][..], 1, ""),
+        (&["sh", "-c", "echo partial; exit 3"], 3, ""),
+        (
+            &["sh", "-c", "echo partial; kill -TERM $$"],
+            128 + libc::SIGTERM,
+            "",
+        ),
+        (
+            &["no-such-command-here"],
+            127,
+            "racefree: error: cannot run 'no-such-command-here': No such file or directory\n",
+        ),
+        (
+            &["./not-executable"],
+            126,
+            "racefree: error: cannot run './not-executable': Permission denied\n",
+        ),
+    ] {
+        env.racefree(["write", "f", "--"])
+            .args(command)
+            .assert()
+            .code(status)
+            .stdout("")
+            .stderr(stderr);
+        assert_eq!(fs::read_to_string(&f).unwrap(), "out\n", "{command:?}");
+        assert_eq!(names(env.root()), ["f", "not-executable"], "{command:?}");
+    }
+    // A FILE that starts with '-' after a first '--', then COMMAND after a second.
+    env.racefree(["write", "--", "-g", "--", "echo", "dash"])
+        .assert()
+        .success();
+    assert_eq!(fs::read_to_string(env.root().join("-g")).unwrap(), "dash\n");
+}
+
+#[test]
+fn no_empty_refuses_empty_content_over_a_non_empty_file() {
+    let env = TestEnv::new();
+    let f = env.root().join("f");
+    fs::write(&f, "keep me").unwrap();
+    env.racefree(["write", "--no-empty", "f"])
+        .write_stdin("")
+        .assert()
+        .code(1)
+        .stderr("racefree: error: refusing to replace 'f' (7 bytes) with empty content (--no-empty); it was left as it was\n");
+    env.racefree(["write", "--no-empty", "f", "--", "true"])
+        .assert()
+        .code(1);
+    assert_eq!(fs::read_to_string(&f).unwrap(), "keep me");
+    assert_eq!(names(env.root()), ["f"]);
+    // A new or empty FILE may become empty.
+    env.racefree(["write", "--no-empty", "new"])
+        .write_stdin("")
+        .assert()
+        .success();
+    assert_eq!(fs::read(env.root().join("new")).unwrap(), b"");
+}
+
+/// main parses write's line itself (see cli::parse_primitive_fast): every form, the
+/// COMMAND one included, must come out as the full parser makes it.
+#[test]
+fn the_fast_parser_agrees_with_the_full_one_on_write() {
+    use clap::Parser;
+    use racefree::cli::{Cli, parse_primitive_fast};
+    let lines: &[&[&str]] = &[
+        &["write", "f"],
+        &["write", "f", "--no-sync", "--no-empty"],
+        &["write", "f", "--", "sh", "-c", "echo hi"],
+        &["write", "-m", "600", "f", "--", "cmd", "--flag", "-x"],
+        &["write", "--", "-f"],
+        &["write", "--", "-f", "--", "echo"],
+    ];
+    for line in lines {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("racefree")
+            .chain(line.iter().copied())
+            .map(Into::into)
+            .collect();
+        let fast =
+            parse_primitive_fast(&argv).unwrap_or_else(|| panic!("fast parse refused {line:?}"));
+        let full = Cli::try_parse_from(&argv).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line:?}");
+    }
+}
+
+/// The shell forms, run unchanged but for the tool's name, beside the tools they
+/// replace: sponge in a pipeline (empty input included: the default stays
+/// sponge's), and `write -- COMMAND` beside `COMMAND > tmp && mv tmp FILE`.
+#[test]
+#[cfg_attr(
+    not(has_sponge),
+    ignore = "needs sponge (Debian package moreutils; .ci/run installs it)"
+)]
+fn the_script_forms_do_what_sponge_and_the_mv_idiom_do() {
+    require(&[Precondition::Sponge]);
+    let scripts = [
+        "printf 'b\\na\\nb\\n' > hosts.txt\nsort -u hosts.txt | sponge hosts.txt\ncat hosts.txt",
+        "echo old > f\nfalse | sponge f\necho \"status $?\"; wc -c < f",
+        "echo old > f\nprintf 'x\\ny\\n' | grep -v x | sponge f && cat f",
+    ];
+    for script in scripts {
+        let run = |script: &str| {
+            let env = TestEnv::new();
+            let out = StdCommand::new("sh")
+                .args(["-c", script])
+                .current_dir(env.root())
+                .env("PATH", path_with_racefree())
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                names(env.root()),
+            )
+        };
+        let theirs = run(script);
+        let ours = run(&script.replace("sponge", "racefree write"));
+        assert_eq!(ours, theirs, "{script}");
+        assert_eq!(theirs.0, Some(0), "{script}");
+    }
+    let pipelines = [
+        (
+            "sh -c 'set -e; printf \"a,b\\n\" | tr , \";\"'",
+            Some(0),
+            "a;b\n",
+        ),
+        ("sh -c 'echo partial; false'", Some(1), "old\n"),
+    ];
+    for (command, status, content) in pipelines {
+        for script in [
+            format!("echo old > r.csv\n{command} > r.tmp && mv r.tmp r.csv\necho $?"),
+            format!("echo old > r.csv\nracefree write r.csv -- {command}\necho $?"),
+        ] {
+            let env = TestEnv::new();
+            let out = StdCommand::new("sh")
+                .args(["-c", &script])
+                .current_dir(env.root())
+                .env("PATH", path_with_racefree())
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(said.trim(), status.unwrap().to_string(), "{script}");
+            assert_eq!(
+                fs::read_to_string(env.root().join("r.csv")).unwrap(),
+                content,
+                "{script}"
+            );
+            if script.contains("racefree") {
+                assert_eq!(names(env.root()), ["r.csv"], "no temporary file: {script}");
+            }
+        }
+    }
+}
+
+/// PATH with the built binary's directory first, so scripts say `racefree`.
+fn path_with_racefree() -> std::ffi::OsString {
+    let bin = racefree_path();
+    let mut path = bin.parent().unwrap().as_os_str().to_owned();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    path
+}

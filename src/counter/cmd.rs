@@ -18,12 +18,16 @@ pub const LONG_ABOUT: &str = "Add N to the integer stored in FILE and print the 
         'flock F.lock sh -c \"n=$(cat F); echo $((n+1)) > F\"' and its usual mistakes.\n\n\
         The first call creates FILE, starting from --init. FILE holds one decimal number: an \
         optional sign, digits, at most one trailing newline; anything else is an error naming \
-        FILE, which is then left untouched, as it is when the sum would leave the 64-bit range.\n\n\
+        FILE, which is then left untouched, as it is when the sum would leave the 64-bit range. \
+        An empty FILE is such an error, not 0 (an in-place writer killed between truncating and \
+        writing leaves one): remove it, and the next call starts the counter from --init.\n\n\
         The read-modify-write holds an exclusive lock on the sidecar FILE.lock, which is created \
         on first use and never removed (removing a lock file while others wait on it gives two \
         holders). FILE itself is never written in place: the new value goes to a temporary file \
         that is renamed over it, so readers that take no lock (--get, cat) always see a whole \
-        number. A symlink at FILE is followed. With --sync the new value is on disk (file and \
+        number. A call killed between its link and its rename leaves its temporary file \
+        .FILE.rf-counter, which the next call, holding the lock, removes. A symlink at FILE is \
+        followed. With --sync the new value is on disk (file and \
         directory fsynced) before it is printed; without it, a crash may lose the latest \
         increments, but never mixes two values.";
 
@@ -48,11 +52,11 @@ pub const STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "FILE does not hold a number, the sum leaves the 64-bit range, or FILE or FILE.lock cannot be read or replaced; FILE is left as it was",
+        meaning: "FILE does not hold a number (an empty FILE included), the sum leaves the 64-bit range, or FILE or FILE.lock cannot be read or replaced; FILE is left as it was",
     },
     exit::Status {
         code: 2,
-        meaning: "usage error: bad option or an empty FILE",
+        meaning: "usage error: bad option or an empty FILE argument ('')",
     },
 ];
 

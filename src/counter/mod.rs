@@ -1,5 +1,6 @@
 //! `racefree counter`: an integer in a file, incremented atomically across threads,
-//! processes and (with a shared filesystem) hosts. Seed 001's lesson: making each
+//! processes and (with a shared filesystem) hosts. The lesson of a sequence number's
+//! read-modify-write (README, "Why"): making each
 //! load and store atomic does not make load-add-store atomic; only holding one lock
 //! across the whole read-modify-write does.
 //!
@@ -12,7 +13,10 @@
 //! get it at the same moment as a newcomer who created a fresh one.
 //!
 //! The value is replaced with [`crate::write`]'s temporary-file-and-rename, so
-//! readers that take no lock ([`get`], `cat FILE`) never see a torn number.
+//! readers that take no lock ([`get`], `cat FILE`) never see a torn number. Its
+//! temporary file, while named, is `.NAME.rf-counter`, one fixed name: a holder
+//! killed between link and rename leaves it, and the next holder, finding it under
+//! the lock, knows its maker is dead and removes it (see [`crate::write::leftovers`]).
 
 pub mod cmd;
 
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::quote::quote;
-use crate::write::{Target, TempKind};
+use crate::write::{Naming, Replacement, TempKind};
 
 /// How [`add`] changes the counter.
 #[derive(Clone, Debug)]
@@ -76,8 +80,15 @@ pub fn step(path: &Path, opts: &Options) -> anyhow::Result<Step> {
     let real = crate::write::resolve(path)?;
     let _held = crate::lock::acquire(&lock_path(&real), &crate::lock::Options::default())
         .with_context(|| format!("cannot lock counter {}", quote(path.as_os_str())))?;
-    let target = Target::open(&real, false)?;
-    let existing = target.existing()?;
+    let replace = crate::write::Options {
+        mode: None,
+        follow: false,
+        sync: opts.sync,
+        refuse_empty: false,
+    };
+    // Its temporary file has the one name `.NAME.rf-counter`: under the lock, a name
+    // found there is a dead holder's, removed without listing the directory.
+    let mut new = Replacement::begin_named(&real, &replace, TempKind::Auto, Naming::UnderLock)?;
     let previous = read_value(path, &real)?;
     let base = previous.unwrap_or(opts.init);
     let Some(value) = base.checked_add(opts.add) else {
@@ -87,14 +98,9 @@ pub fn step(path: &Path, opts: &Options) -> anyhow::Result<Step> {
             quote(path.as_os_str())
         );
     };
-    let mode = match &existing {
-        Some(st) => st.st_mode & 0o7777,
-        None => 0o666 & !crate::makedirs::mode::umask(),
-    };
-    let mut temp = target.create_temp(TempKind::Auto)?;
-    crate::write::write_all(&temp.file, format!("{value}\n").as_bytes())
+    crate::write::write_all(new.file(), format!("{value}\n").as_bytes())
         .with_context(|| format!("cannot write counter {}", quote(path.as_os_str())))?;
-    target.publish(&mut temp, existing.as_ref(), mode, opts.sync)?;
+    new.commit()?;
     Ok(Step { previous, value })
 }
 
@@ -130,6 +136,12 @@ fn read_value(shown: &Path, real: &Path) -> anyhow::Result<Option<i64>> {
         .with_context(|| format!("cannot read counter {}", quote(shown.as_os_str())))?;
     match parse(&buf) {
         Ok(v) => Ok(Some(v)),
+        // Empty is not read as 0: an in-place writer (`echo $n > F`) killed between
+        // truncating and writing leaves it so, and 0 would hand out numbers again.
+        Err(_) if buf.strip_suffix(b"\n").unwrap_or(&buf).is_empty() => bail!(
+            "{} is empty, not a number: remove it, and the next call starts the counter from --init (default 0)",
+            quote(shown.as_os_str())
+        ),
         Err(why) => bail!("{} does not hold a number: {why}", quote(shown.as_os_str())),
     }
 }

@@ -1,7 +1,7 @@
 //! The RFC 1413 client: ask a host's identd who owns one connection.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -26,40 +26,92 @@ pub fn query(
     query_from(None, server, server_port, client_port, timeout)
 }
 
-/// [`query`] from a chosen local address. identd answers only about connections
+/// [`query`] from a chosen local address (its port is usually 0, any; a link-local
+/// IPv6 one carries its interface as scope id). identd answers only about connections
 /// between itself and the querier's address, so a host with several addresses must
 /// ask from the one the connection uses.
 pub fn query_from(
-    bind: Option<IpAddr>,
+    bind: Option<SocketAddr>,
     server: SocketAddr,
     server_port: u16,
     client_port: u16,
     timeout: Duration,
 ) -> anyhow::Result<Reply> {
+    let exchange = ask_from(bind, server, server_port, client_port, timeout)?;
+    match exchange.verdict {
+        Verdict::Reply(reply) => Ok(reply),
+        Verdict::Malformed(bad) => {
+            Err(bad).with_context(|| format!("identd at {server} sent a malformed reply"))
+        }
+        Verdict::OtherPorts(reply) => bail!(
+            "identd at {server} answered for ports {}, {} instead of {server_port}, {client_port}",
+            reply.server_port,
+            reply.client_port
+        ),
+    }
+}
+
+/// One question to an identd and its answer line as it came, judged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Our end of the ident connection: the address the identd saw the question from.
+    pub local: SocketAddr,
+    /// The reply line as received, its terminator removed.
+    pub line: Vec<u8>,
+    pub verdict: Verdict,
+}
+
+/// What a reply line is worth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Well formed, for the ports asked about.
+    Reply(Reply),
+    /// Not a reply this client accepts (see [`proto::parse_reply`]).
+    Malformed(proto::BadReply),
+    /// Well formed, but about other ports than those asked about.
+    OtherPorts(Reply),
+}
+
+/// [`query_from`], keeping the reply line and the verdict on it: an error only when
+/// no line came (refused, timed out, closed unanswered, a line over the limit).
+pub fn ask_from(
+    bind: Option<SocketAddr>,
+    server: SocketAddr,
+    server_port: u16,
+    client_port: u16,
+    timeout: Duration,
+) -> anyhow::Result<Exchange> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect(bind, server, deadline)
         .with_context(|| format!("connecting to identd at {server}"))?;
+    let local = stream.local_addr()?;
     let request = format!("{server_port}, {client_port}\r\n");
     stream
         .write_all(request.as_bytes())
         .with_context(|| format!("sending a request to identd at {server}"))?;
     let line = read_line(&mut stream, deadline)
         .with_context(|| format!("reading the reply of identd at {server}"))?;
-    let reply = proto::parse_reply(&line)
-        .with_context(|| format!("identd at {server} sent a malformed reply"))?;
-    if (reply.server_port, reply.client_port) != (server_port, client_port) {
-        bail!(
-            "identd at {server} answered for ports {}, {} instead of {server_port}, {client_port}",
-            reply.server_port,
-            reply.client_port
-        );
-    }
-    Ok(reply)
+    let verdict = match proto::parse_reply(&line) {
+        Err(bad) => Verdict::Malformed(bad),
+        Ok(reply) if (reply.server_port, reply.client_port) != (server_port, client_port) => {
+            Verdict::OtherPorts(reply)
+        }
+        Ok(reply) => Verdict::Reply(reply),
+    };
+    Ok(Exchange {
+        local,
+        line,
+        verdict,
+    })
 }
 
 /// A connect bounded by `timeout`: started non-blocking, then waited for with poll,
 /// so neither a slow host nor a signal (EINTR) can stretch or break it.
-fn connect(bind: Option<IpAddr>, server: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
+fn connect(
+    bind: Option<SocketAddr>,
+    server: SocketAddr,
+    deadline: Instant,
+) -> io::Result<TcpStream> {
     let family = if server.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -67,11 +119,8 @@ fn connect(bind: Option<IpAddr>, server: SocketAddr, deadline: Instant) -> io::R
     };
     let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
     let fd: OwnedFd = sock::socket(family, SockType::Stream, flags, None)?;
-    if let Some(ip) = bind {
-        sock::bind(
-            fd.as_raw_fd(),
-            &SockaddrStorage::from(SocketAddr::new(ip, 0)),
-        )?;
+    if let Some(local) = bind {
+        sock::bind(fd.as_raw_fd(), &SockaddrStorage::from(local))?;
     }
     match sock::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
         Ok(()) => {}

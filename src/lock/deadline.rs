@@ -120,11 +120,11 @@ impl Drop for Unblocked {
     }
 }
 
-/// flock(2) `op` on `fd`, waiting at most `limit`: `Some(Err(EWOULDBLOCK))` when it
-/// expires, `None` when this thread cannot be given a timer (the caller polls).
-pub fn flock_until(fd: RawFd, op: libc::c_int, limit: Duration) -> Option<Result<(), Errno>> {
+/// flock(2) `op` on `fd`, waiting until `deadline` at most: `Some(Err(EWOULDBLOCK))`
+/// when it passes, `None` when this thread cannot be given a timer (the caller polls).
+pub fn flock_until(fd: RawFd, op: libc::c_int, deadline: Instant) -> Option<Result<(), Errno>> {
     let sig = signal()?;
-    let deadline = Instant::now() + limit;
+    let limit = deadline.saturating_duration_since(Instant::now());
     let timer = ThreadTimer::new(sig)?;
     let _unblocked = Unblocked::new(sig);
     if !timer.arm(limit) {

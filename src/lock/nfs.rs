@@ -2,15 +2,23 @@
 //! manager): the dotlockfile approach, made safe to break.
 //!
 //! The lock for LOCKFILE is the name `LOCKFILE.nfslock`; whoever links a file to it
-//! holds it. The file is written completely (host, pid, boot id, process start
-//! time, a random token) under a unique temporary name before it is linked, so a
-//! lock that exists always names its owner. link(2) is atomic on NFS too; a reply
-//! lost in transit is caught by checking the temporary file's link count.
+//! holds it. The file, its owner record ([`record`]), is written completely under a
+//! unique temporary name before it is linked, so a lock that exists always names its
+//! owner. link(2) is atomic on NFS too; a reply lost in transit is caught by checking
+//! the temporary file's link count. (Linux's NFS client has written a file's data
+//! to the server before sending a link of it since a 2021 change, backported to the
+//! stable kernels; a client without it could let another host read the record empty
+//! for a moment, which is reported as unreadable: an error, never a break.)
 //!
-//! Stale holders: a lock is broken only when its owner is provably dead: same host
-//! and boot, and its pid is gone or now belongs to a process with another start
-//! time; or same host and a different boot id. A lock from another host, or one
-//! that cannot be read, is never broken: its owner might be alive.
+//! The record names every process that may hold the lock: the racefree that took
+//! it, and COMMAND, which racefree starts before it takes the lock and holds at a
+//! gate until the record names it (`cmd`). SIGKILL can end racefree, not the lock.
+//!
+//! Stale holders: a lock is broken only when every process it names is provably
+//! dead: same host and boot, and each pid is gone, a zombie, or now belongs to a
+//! process with another start time; or same host and a different boot id. A lock
+//! from another host is never broken: its owners might be alive. A file at the name
+//! that holds no record is an error that says how to clear it ([`Unreadable`]).
 //!
 //! Breaking is itself race-free. Two breakers that both judged the lock with token
 //! T stale must not both remove "the lock": the second would remove a live lock a
@@ -26,62 +34,19 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use procfs::process::Stat;
+
+pub use record::{FORMAT, Holder, Owner};
 
 use super::wait::Options;
+use crate::owner::{self, Here, Process, Verdict, here, process};
 use crate::quote::quote;
 use crate::write::{LinkNewError, link_new};
 
-/// Who holds a link lock, as written in the lock file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owner {
-    pub host: String,
-    pub pid: i32,
-    pub boot: String,
-    /// Process start time, in clock ticks after boot (field 22 of /proc/PID/stat).
-    pub start: u64,
-    /// Unique to this one acquisition.
-    pub token: String,
-}
-
-const MAGIC: &str = "racefree-lock 1";
-
-impl Owner {
-    pub fn to_text(&self) -> String {
-        format!(
-            "{MAGIC}\nhost {}\npid {}\nboot {}\nstart {}\ntoken {}\n",
-            self.host, self.pid, self.boot, self.start, self.token
-        )
-    }
-
-    /// Parses what [`Owner::to_text`] wrote; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Owner> {
-        let mut lines = text.lines();
-        if lines.next()? != MAGIC {
-            return None;
-        }
-        let mut field = |key: &str| -> Option<String> {
-            let line = lines.next()?;
-            let v = line.strip_prefix(key)?.strip_prefix(' ')?;
-            (!v.is_empty()).then(|| v.to_string())
-        };
-        let owner = Owner {
-            host: field("host")?,
-            pid: field("pid")?.parse().ok()?,
-            boot: field("boot")?,
-            start: field("start")?.parse().ok()?,
-            token: field("token")?,
-        };
-        (owner.pid > 0).then_some(owner)
-    }
-}
-
-/// This process, as an [`Owner`] with a fresh token.
-pub fn me() -> anyhow::Result<Owner> {
+/// This process, as an [`Owner`] with a fresh token, sharing the lock with `holders`.
+pub fn me(holders: &[Holder]) -> anyhow::Result<Owner> {
     let here = here()?;
     Ok(Owner {
         host: here.host,
@@ -89,108 +54,56 @@ pub fn me() -> anyhow::Result<Owner> {
         boot: here.boot,
         start: here.start,
         token: format!("{:016x}", crate::write::random_u64()),
+        format: FORMAT,
+        holders: holders.to_vec(),
     })
 }
 
-/// The facts about this host and process a verdict compares against.
-#[derive(Clone, Debug)]
-pub struct Here {
-    pub host: String,
-    pub boot: String,
-    /// This process's own start time.
-    pub start: u64,
+/// Process `pid` of this host as a record names it; `None` if there is none.
+pub fn holder(pid: i32) -> Option<Holder> {
+    process(pid).map(|p| Holder {
+        pid,
+        start: p.start,
+    })
 }
 
-/// The facts about this process, read once per process: cached with the pid they
-/// belong to, because a child forked without exec must not sign locks with its
-/// parent's start time (anyone checking would find the child's pid with another
-/// start time, judge the lock stale, and break it while the child holds it).
-fn here() -> anyhow::Result<Here> {
-    static HERE: Mutex<Option<(u32, Here)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut cached = HERE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((p, h)) = cached.as_ref()
-        && *p == pid
-    {
-        return Ok(h.clone());
-    }
-    let fresh = read_here(pid)
-        .map_err(|e| anyhow::anyhow!("a link lock needs its owner's identity: {e}"))?;
-    *cached = Some((pid, fresh.clone()));
-    Ok(fresh)
-}
-
-fn read_here(pid: u32) -> Result<Here, String> {
-    let host = nix::sys::utsname::uname()
-        .map_err(|e| format!("cannot read the host name: {}", e.desc()))?
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    let boot = procfs::sys::kernel::random::boot_id()
-        .map_err(|e| format!("cannot read the boot id: {e}"))?;
-    let start = process(pid as i32)
-        .ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?
-        .start;
-    Ok(Here { host, boot, start })
-}
-
-/// What /proc says about a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Process {
-    pub start: u64,
-    pub zombie: bool,
-}
-
-impl From<&Stat> for Process {
-    fn from(stat: &Stat) -> Process {
-        Process {
-            start: stat.starttime,
-            zombie: matches!(stat.state, 'Z' | 'X'),
-        }
-    }
-}
-
-/// Reads /proc/PID/stat; `None` when there is no such process.
-pub fn process(pid: i32) -> Option<Process> {
-    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
-    Some(Process::from(&stat))
-}
-
-/// Whether a lock's owner can be proven dead.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Live,
-    /// Provably dead owner, and why.
-    Stale(String),
-    /// Cannot be judged from here (another host): treated as live.
-    Unknown(String),
-}
-
-/// Judges an owner. Pure: `probe` is how processes are looked up.
+/// Judges an owner. Pure: `probe` is how processes are looked up. A lock is stale
+/// only when every process its record names is provably dead.
 pub fn judge(owner: &Owner, here: &Here, probe: impl Fn(i32) -> Option<Process>) -> Verdict {
     if owner.host != here.host {
         return Verdict::Unknown(format!(
-            "held by pid {} on host {}, whose processes cannot be seen from here",
-            owner.pid, owner.host
+            "held by {owner}, whose processes cannot be seen from here"
         ));
     }
     if owner.boot != here.boot {
-        return Verdict::Stale(format!(
-            "held by pid {} before this host rebooted",
-            owner.pid
+        return Verdict::Stale(format!("held by {owner} before this host rebooted"));
+    }
+    let taker = Holder {
+        pid: owner.pid,
+        start: owner.start,
+    };
+    let Err(taker_gone) = alive(taker, &probe) else {
+        return Verdict::Live;
+    };
+    if owner.format > FORMAT {
+        return Verdict::Unknown(format!(
+            "held by {owner}, in a record of format {} (a later racefree's), whose other holders this one cannot judge",
+            owner.format
         ));
     }
-    match probe(owner.pid) {
-        None => Verdict::Stale(format!("held by pid {}, which no longer exists", owner.pid)),
-        Some(p) if p.start != owner.start => Verdict::Stale(format!(
-            "held by pid {}, which no longer exists (the pid now belongs to another process)",
-            owner.pid
-        )),
-        Some(p) if p.zombie => {
-            Verdict::Stale(format!("held by pid {}, which has exited", owner.pid))
+    let mut gone = vec![taker_gone];
+    for &h in &owner.holders {
+        match alive(h, &probe) {
+            Ok(()) => return Verdict::Live,
+            Err(why) => gone.push(why),
         }
-        Some(_) => Verdict::Live,
     }
+    Verdict::Stale(format!("held by {}", gone.join(" and ")))
+}
+
+/// `Ok` while `p` runs; otherwise how it is known to be gone.
+fn alive(p: Holder, probe: impl Fn(i32) -> Option<Process>) -> Result<(), String> {
+    owner::alive(p.pid, p.start, probe)
 }
 
 /// The seam for tests: runs between "judged stale" and the break.
@@ -244,23 +157,44 @@ pub fn acquire_with_hook(
     if lockfile.as_os_str().is_empty() {
         return Err(crate::exit::usage("LOCKFILE is empty"));
     }
-    let lock = dotlock_path(lockfile);
-    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let wait = Wait {
+        opts,
+        lockfile,
+        deadline: opts.deadline(Instant::now()),
+    };
+    acquire_named(&dotlock_path(lockfile), &wait, &[], hook)
+}
+
+/// How long to wait for a link lock, and what to call it when giving up.
+pub struct Wait<'a> {
+    pub opts: &'a Options,
+    /// The LOCKFILE the link lock stands for, as [`Busy`](super::Busy) names it.
+    pub lockfile: &'a Path,
+    pub deadline: Option<Instant>,
+}
+
+/// Takes the link lock `lock`, its record naming this process and `holders`.
+pub fn acquire_named(
+    lock: &Path,
+    wait: &Wait<'_>,
+    holders: &[Holder],
+    hook: &dyn Hook,
+) -> anyhow::Result<LinkHeld> {
     let mut pause = Duration::from_millis(2);
     loop {
-        if let Some(held) = try_lock(&lock, hook, 0)? {
+        if let Some(held) = try_lock(lock, holders, hook, 0)? {
             return Ok(held);
         }
         let now = Instant::now();
-        if opts.nonblocking() || deadline.is_some_and(|d| now >= d) {
-            return Err(opts.busy(lockfile).into());
+        if wait.opts.nonblocking() || wait.deadline.is_some_and(|d| now >= d) {
+            return Err(wait.opts.busy(wait.lockfile).into());
         }
         // No way to sleep until a link lock is released: poll, backing off to 100 ms.
-        let wait = match deadline {
+        let sleep = match wait.deadline {
             Some(d) => pause.min(d - now),
             None => pause,
         };
-        std::thread::sleep(wait);
+        std::thread::sleep(sleep);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
@@ -269,14 +203,21 @@ pub fn acquire_with_hook(
 const MAX_BREAK_DEPTH: usize = 3;
 
 /// A few attempts at `lock`, breaking a stale one; `None` when it is held.
-fn try_lock(lock: &Path, hook: &dyn Hook, depth: usize) -> anyhow::Result<Option<LinkHeld>> {
+fn try_lock(
+    lock: &Path,
+    holders: &[Holder],
+    hook: &dyn Hook,
+    depth: usize,
+) -> anyhow::Result<Option<LinkHeld>> {
     for _ in 0..4 {
-        if let Some(held) = link_lock(lock)? {
+        if let Some(held) = link_lock(lock, holders)? {
             return Ok(Some(held));
         }
-        let Some(owner) = read_owner(lock)? else {
+        let owner = match read_owner(lock)? {
             // Released between our link and our read: try again at once.
-            continue;
+            Record::Absent => continue,
+            Record::Unreadable => return Err(Unreadable(lock.to_path_buf()).into()),
+            Record::Owner(owner) => owner,
         };
         match judge(&owner, &here()?, process) {
             Verdict::Live | Verdict::Unknown(_) => return Ok(None),
@@ -300,11 +241,11 @@ fn break_stale(lock: &Path, token: &str, hook: &dyn Hook, depth: usize) -> anyho
     let mut name = lock.as_os_str().to_os_string();
     name.push(format!(".break-{token}"));
     let breaker = PathBuf::from(name);
-    let Some(_held) = try_lock(&breaker, hook, depth + 1)? else {
+    let Some(_held) = try_lock(&breaker, &[], hook, depth + 1)? else {
         // Another breaker is at it; the caller tries the lock again.
         return Ok(());
     };
-    if read_owner(lock)?.is_some_and(|o| o.token == token) {
+    if matches!(read_owner(lock)?, Record::Owner(o) if o.token == token) {
         match std::fs::remove_file(lock) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -318,16 +259,43 @@ fn break_stale(lock: &Path, token: &str, hook: &dyn Hook, depth: usize) -> anyho
     Ok(())
 }
 
-/// Who holds `lock`, or `None` if nobody does. An unreadable owner is reported
-/// as an owner that can never be judged stale.
-fn read_owner(lock: &Path) -> anyhow::Result<Option<Owner>> {
+/// What stands at a link lock's name.
+enum Record {
+    /// Nothing: the lock is free.
+    Absent,
+    Owner(Owner),
+    /// A file that holds no record (empty, or not racefree's).
+    Unreadable,
+}
+
+/// A link lock whose file holds no owner record. Every racefree writes its record
+/// whole under a name of its own before linking it into place, so this is not a
+/// record caught half-written: it was left by something else (an editor, a crash
+/// that lost the file's data), and nobody can say whether its owner is alive.
+#[derive(Debug)]
+pub struct Unreadable(pub PathBuf);
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lock = quote(self.0.as_os_str());
+        write!(
+            f,
+            "the lock {lock} holds no owner record that racefree can read (it is empty or was not written by racefree), so whether its owner lives cannot be told; once no process on any host holds the lock, remove it: rm {lock}"
+        )
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+/// Who holds `lock`, if anyone.
+fn read_owner(lock: &Path) -> anyhow::Result<Record> {
     let f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags_nofollow()
         .open(lock)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Record::Absent),
         Err(e) => {
             return Err(e)
                 .with_context(|| format!("cannot read the lock {}", quote(lock.as_os_str())));
@@ -335,13 +303,7 @@ fn read_owner(lock: &Path) -> anyhow::Result<Option<Owner>> {
     };
     let mut text = String::new();
     let _ = f.take(4096).read_to_string(&mut text);
-    Ok(Some(Owner::parse(&text).unwrap_or_else(|| Owner {
-        host: "(unreadable lock file)".into(),
-        pid: 0,
-        boot: String::new(),
-        start: 0,
-        token: String::new(),
-    })))
+    Ok(Owner::parse(&text).map_or(Record::Unreadable, Record::Owner))
 }
 
 trait NoFollow {
@@ -355,10 +317,10 @@ impl NoFollow for std::fs::OpenOptions {
     }
 }
 
-/// One link(2) attempt: our owner file, written whole under a unique name and
+/// One link(2) attempt: our owner record, written whole under a unique name and
 /// linked to `lock`. `None` if `lock` exists.
-fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
-    let me = me()?;
+fn link_lock(lock: &Path, holders: &[Holder]) -> anyhow::Result<Option<LinkHeld>> {
+    let me = me(holders)?;
     let mut tmp_name = lock.as_os_str().to_os_string();
     tmp_name.push(format!(".{}.tmp", me.token));
     let tmp = PathBuf::from(tmp_name);
@@ -395,11 +357,6 @@ fn link_lock(lock: &Path) -> anyhow::Result<Option<LinkHeld>> {
     }))
 }
 
-impl fmt::Display for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} on {}", self.pid, self.host)
-    }
-}
-
+mod record;
 #[cfg(test)]
 mod tests;

@@ -32,13 +32,22 @@ pub const LONG_ABOUT: &str = "Create each PATH and every missing ancestor, like 
         Paths longer than PATH_MAX work: such a path is walked one component at a time relative \
         to held directory descriptors.\n\n\
         Many paths run in parallel; output and errors come out in input order, and one path's \
-        failure does not stop the others.";
+        failure does not stop the others.\n\n\
+        Compared with GNU mkdir: -p/--parents is accepted and changes nothing, since makedirs \
+        always makes missing parents and accepts a directory that exists (--exclusive is mkdir \
+        without -p: the leaf must be new). -m and -v are mkdir's, with -m applying to the leaf \
+        only, as mkdir -p applies it, and -v printing 'racefree: created directory' where mkdir \
+        prints 'mkdir: created directory'. -Z and --context[=CTX] are refused (exit 2): racefree \
+        sets no SELinux or SMACK security context, so a new directory gets the one the kernel \
+        gives it (restorecon can set the policy's default afterwards). Error messages start \
+        'racefree: error: cannot create directory' where mkdir's start 'mkdir: cannot create \
+        directory', and a usage error exits 2 where mkdir exits 1.";
 
 /// makedirs's examples, for `--help` and the man page.
 pub const EXAMPLES: &[help::Example] = &[
     help::Example {
         what: "mkdir -p, correct while other processes build or remove the same tree",
-        lines: "racefree makedirs build/obj/x86_64 build/obj/arm64",
+        lines: "racefree makedirs -p build/obj/x86_64 build/obj/arm64",
     },
     help::Example {
         what: "copy a tree's directories (any names, newlines included) into another",
@@ -63,11 +72,11 @@ pub const STATUSES: &[exit::Status] = &[
     exit::SUCCESS,
     exit::Status {
         code: 1,
-        meaning: "at least one PATH failed (it is not a directory afterwards), or stdout could not be written (a closed pipe, a full disk); every other PATH was still made",
+        meaning: "at least one PATH failed (it is not a directory afterwards), or stdout could not be written (a closed pipe, a full disk); every other PATH was still made. Also --from - with standard input closed, before anything was made",
     },
     exit::Status {
         code: 2,
-        meaning: "usage error: bad option or MODE, no PATH, an empty PATH or a NUL inside one; nothing was touched, except that a bad --from entry stops the list after the paths before it",
+        meaning: "usage error: bad option or MODE, -Z or --context, no PATH, an empty PATH or a NUL inside one; nothing was touched, except that a bad --from entry stops the list after the paths before it",
     },
     exit::Status {
         code: 3,
@@ -89,6 +98,17 @@ pub struct Args {
     /// a clause without u/g/o/a is limited by the umask, and '=' grants only what it names
     #[arg(short, long, value_name = "MODE", allow_hyphen_values = true)]
     pub mode: Option<String>,
+
+    /// Accepted for mkdir -p's sake and changes nothing: missing parents are always
+    /// made, and an existing directory is always fine
+    #[arg(short = 'p', long, overrides_with = "parents")]
+    pub parents: bool,
+
+    /// Refused: racefree sets no SELinux or SMACK security context (mkdir -Z,
+    /// --context[=CTX])
+    #[arg(short = 'Z', long = "context", value_name = "CTX", num_args = 0..=1,
+          require_equals = true, default_missing_value = "")]
+    pub context: Option<String>,
 
     /// Print "racefree: created directory 'P'" for each directory this process created.
     /// Names are quoted as GNU mkdir -v quotes them in the C locale: 'nl'$'\n''x'
@@ -162,6 +182,12 @@ pub fn worker_count(requested: Option<u16>, paths: usize, cores: usize) -> usize
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.context.is_some() {
+        return Err(exit::usage(
+            "-Z/--context: racefree sets no SELinux or SMACK security context; a new directory gets \
+             the one the kernel gives it (drop -Z, or run restorecon on the directories afterwards)",
+        ));
+    }
     // Read the umask before any worker thread exists (see mode::umask).
     let umask = mode::umask();
     let leaf_mode = match &args.mode {
@@ -392,6 +418,10 @@ struct List {
 impl List {
     fn open(from: &Path, null: bool) -> anyhow::Result<List> {
         let (reader, name): (Box<dyn BufRead>, String) = if from == Path::new("-") {
+            if crate::startup::was_closed(libc::STDIN_FILENO) {
+                // Start-up put /dev/null there: its empty list is not the user's.
+                anyhow::bail!("reading paths from standard input: it is closed");
+            }
             (Box::new(io::stdin().lock()), "standard input".into())
         } else {
             let f = std::fs::File::open(from)

@@ -14,14 +14,15 @@ use super::report;
 use super::table::emit;
 use super::verdict::Verdict;
 use crate::exit::{self, Exit};
+use crate::help;
 
 /// The long description, for `--help` and the man page. cli.rs names it too: the
 /// subcommand's doc comment there would otherwise replace it.
 pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with --processes) that hammer \
         racefree's commands, verify every answer, and run a known-bad control arm \
         under the same load to prove the harness can see a race.\n\n\
-        With no subcommand: runs every arm (makedirs, counter, write and lock on a fresh \
-        temporary directory, ident on loopback) with its control, briefly, prints the report \
+        With no subcommand: runs every arm (makedirs, counter, write, crash and lock on a \
+        fresh temporary directory, ident on loopback) with its control, briefly, prints the report \
         and cleans up. The verdict is FAIL if any arm failed, else INCONCLUSIVE if any arm's \
         control never failed (it races on, up to 4 x --duration, while it has not), else \
         PASS; the control's own failures are what it must show, not a failure. \
@@ -32,11 +33,33 @@ pub const LONG_ABOUT: &str = "Spawn parallel racers (threads, or processes with 
 /// its own.
 pub const STATUSES: &[exit::Status] = args::STATUSES;
 
+/// `racefree stress`'s examples, for `--help` and the man page.
+pub const EXAMPLES: &[help::Example] = &[
+    help::Example {
+        what: "the main job: every arm beside its control, a few seconds each, then the verdict",
+        lines: "racefree stress",
+    },
+    help::Example {
+        what: "one arm on a directory of your own, longer, racers as processes",
+        lines: "racefree stress write --dir /srv/data/scratch --processes --duration 60",
+    },
+    help::Example {
+        what: "in a script: the verdict alone (pass, fail or inconclusive)",
+        lines: "racefree stress --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"verdict\"])'",
+    },
+];
+
+/// `racefree stress report`'s examples.
+pub const REPORT_EXAMPLES: &[help::Example] = &[help::Example {
+    what: "after every instance of a multi-host run has ended: one verdict, the trees removed",
+    lines: "racefree stress report /mnt/nfs/scratch/racefree-stress-go-$SLURM_JOB_ID",
+}];
+
 #[derive(Debug, ClapArgs)]
 #[command(
     args_conflicts_with_subcommands = true,
     long_about = LONG_ABOUT,
-    after_long_help = exit::help_text(STATUSES),
+    after_long_help = help::long_help(EXAMPLES, STATUSES),
     mut_args(in_main_job_words)
 )]
 pub struct Args {
@@ -75,7 +98,7 @@ pub enum StressCommand {
     #[command(flatten)]
     Arm(ArmCommand),
     /// Merge the reports instances wrote to a shared tree into one verdict
-    #[command(after_long_help = exit::help_text(STATUSES))]
+    #[command(after_long_help = help::long_help(REPORT_EXAMPLES, STATUSES))]
     Report(report::ReportArgs),
     /// One racer process (started by --processes; not for direct use)
     #[command(hide = true)]

@@ -215,7 +215,7 @@ fn check_shared<A: Race>(
 ) -> anyhow::Result<()> {
     if !A::SHARED {
         bail!(
-            "stress {} runs on one host: --barrier-file is for the filesystem arms",
+            "stress {} runs on one host: it cannot race across hosts with --barrier-file",
             A::NAME
         );
     }

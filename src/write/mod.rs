@@ -7,28 +7,34 @@
 //! and a crash at any point leaves one of the two.
 //!
 //! Where the kernel and filesystem allow it the temporary file is created with
-//! O_TMPFILE: it has no name while the content is written, so nothing can be left
-//! behind even by SIGKILL; it gets a random name only for the instant between
-//! linkat and rename. Elsewhere it is a random name made with O_EXCL. Either way
-//! the name is registered with [`cleanup`] while it exists, so the command's
-//! signal handler can unlink it.
+//! O_TMPFILE: it has no name while the content is written, and gets one only for
+//! the instant between linkat and rename. Elsewhere it has a name from the start,
+//! made with O_EXCL. Either way the name is registered with [`cleanup`] while it
+//! exists, so the command's signal handler can unlink it; a call killed outright
+//! (SIGKILL, a crash) leaves it, and names it so that the next successful call can
+//! prove its writer dead and remove it ([`leftovers`] has the names and the rule).
 
 pub mod cleanup;
 pub mod cmd;
+pub mod leftovers;
+mod target;
 
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlink, unlinkat, write};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, open, renameat};
+use nix::sys::stat::{FileStat, Mode, fstat};
+use nix::unistd::{UnlinkatFlags, fsync, linkat, unlink, unlinkat, write};
 
 use crate::quote::quote;
+pub(crate) use leftovers::random_u64;
+pub use target::TempKind;
+use target::{Existing, Target};
+pub(crate) use target::{Naming, resolve};
 
 /// How [`replace`] treats FILE.
 #[derive(Clone, Debug)]
@@ -40,6 +46,8 @@ pub struct Options {
     pub follow: bool,
     /// fsync the content before the rename and the directory after it.
     pub sync: bool,
+    /// Refuse to replace a non-empty FILE with empty content (`--no-empty`).
+    pub refuse_empty: bool,
 }
 
 impl Default for Options {
@@ -48,16 +56,9 @@ impl Default for Options {
             mode: None,
             follow: true,
             sync: true,
+            refuse_empty: false,
         }
     }
-}
-
-/// How the temporary file is made. `Auto` is O_TMPFILE where it works, else a name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TempKind {
-    Auto,
-    /// Always a named O_EXCL file: the path filesystems without O_TMPFILE take.
-    Named,
 }
 
 /// Replaces the content of `path` with everything `content` yields.
@@ -73,329 +74,173 @@ pub fn replace_with<R: Read + ?Sized>(
     opts: &Options,
     kind: TempKind,
 ) -> anyhow::Result<()> {
-    let target = Target::open(path, opts.follow)?;
-    let existing = target.existing()?;
-    let mode = opts.mode.unwrap_or_else(|| match &existing {
-        Some(st) => st.st_mode & 0o7777,
-        None => 0o666 & !crate::makedirs::mode::umask(),
-    });
-    let mut temp = target.create_temp(kind)?;
-    // std::io::copy, generic over the reader: for standard input it moves the bytes
-    // inside the kernel (copy_file_range from a file, splice from a pipe), where a
-    // read/write loop cost 40% more on 64 MiB (bench/RESULTS-primitives.md).
-    io::copy(content, &mut temp.file)
-        .with_context(|| format!("cannot write new content for {}", quote(path.as_os_str())))?;
-    target.publish(&mut temp, existing.as_ref(), mode, opts.sync)
+    let mut new = Replacement::begin(path, opts, kind)?;
+    new.fill(content, "the new content")?;
+    new.commit()
 }
 
-/// The file to replace, resolved: its directory (held open) and its name there.
-pub(crate) struct Target {
-    /// The path as the user gave it, for messages.
-    shown: PathBuf,
-    /// The directory that will hold the new file.
-    dir_path: PathBuf,
-    dir: OwnedFd,
-    name: CString,
+/// A replacement in progress: FILE resolved, its temporary file open. Write the new
+/// content into [`Replacement::file`], then [`Replacement::commit`]; dropping it
+/// instead leaves FILE as it was and removes the temporary file.
+pub struct Replacement {
+    target: Target,
+    existing: Option<FileStat>,
+    mode: u32,
+    opts: Options,
+    naming: Naming,
+    file: std::fs::File,
+    /// The temporary file's name while it has one, registered for the signal handler.
+    name: Option<(CString, cleanup::Slot)>,
 }
 
-/// Symlink hops followed before giving up, as the kernel's own limit (ELOOP).
-const MAX_SYMLINKS: usize = 40;
+/// Resolutions of a symlink at FILE that may each find it swapped for a file (or
+/// back) before giving up, as makedirs bounds its walks.
+const RESOLVE_ATTEMPTS: usize = 8;
 
-/// Follows symlinks at `path` (only the last component, hop by hop, as open(2)
-/// would) to the file that should be replaced. A dangling link resolves to the
-/// path it names, which is then created, as `echo > link` would.
-pub(crate) fn resolve(path: &Path) -> anyhow::Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..MAX_SYMLINKS {
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let t = std::fs::read_link(&p).with_context(|| {
-                    format!("cannot read symbolic link {}", quote(p.as_os_str()))
-                })?;
-                p = match p.parent() {
-                    Some(parent) if t.is_relative() => parent.join(t),
-                    _ => t,
-                };
-            }
-            _ => return Ok(p),
-        }
+impl Replacement {
+    /// Resolves FILE and opens a temporary file beside the file it names.
+    pub fn begin(path: &Path, opts: &Options, kind: TempKind) -> anyhow::Result<Replacement> {
+        Replacement::begin_named(path, opts, kind, Naming::Stamped)
     }
-    bail!(
-        "cannot resolve {}: too many levels of symbolic links",
-        quote(path.as_os_str())
-    )
-}
 
-impl Target {
-    pub(crate) fn open(path: &Path, follow: bool) -> anyhow::Result<Target> {
-        if path.as_os_str().is_empty() {
-            return Err(crate::exit::usage("FILE is empty"));
-        }
-        let real = if follow {
-            resolve(path)?
-        } else {
-            path.to_path_buf()
+    pub(crate) fn begin_named(
+        path: &Path,
+        opts: &Options,
+        kind: TempKind,
+        naming: Naming,
+    ) -> anyhow::Result<Replacement> {
+        let mut attempt = 0;
+        let (target, existing) = loop {
+            attempt += 1;
+            let target = Target::open(path, opts.follow)?;
+            match target.existing()? {
+                Existing::File(st) => break (target, Some(st)),
+                Existing::Absent => break (target, None),
+                Existing::Symlink if !opts.follow => break (target, None),
+                // Resolved to a file that a symlink has replaced since: following
+                // means its target is what must be replaced, so resolve again.
+                Existing::Symlink if attempt < RESOLVE_ATTEMPTS => continue,
+                Existing::Symlink => bail!(
+                    "cannot replace {}: it kept changing between a symbolic link and a file \
+                     ({RESOLVE_ATTEMPTS} attempts)",
+                    target.shown()
+                ),
+            }
         };
-        let name = match real.file_name() {
-            Some(n) if !real.as_os_str().as_bytes().ends_with(b"/") => n.to_os_string(),
-            _ => bail!(
-                "cannot replace {}: it names a directory",
-                quote(path.as_os_str())
-            ),
-        };
-        let dir_path = match real.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let cdir = cstring(dir_path.as_os_str())?;
-        let dir = match open(
-            cdir.as_c_str(),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(dir) => dir,
-            Err(e) => bail!(
-                "cannot open directory {}: {}",
-                quote(dir_path.as_os_str()),
-                e.desc()
-            ),
-        };
-        Ok(Target {
-            shown: path.to_path_buf(),
-            dir_path,
-            dir,
-            name: cstring(&name)?,
+        let mode = opts.mode.unwrap_or_else(|| match &existing {
+            Some(st) => st.st_mode & 0o7777,
+            None => 0o666 & !crate::makedirs::mode::umask(),
+        });
+        let (file, name) = target.create_temp(kind, naming)?;
+        Ok(Replacement {
+            target,
+            existing,
+            mode,
+            opts: opts.clone(),
+            naming,
+            file,
+            name,
         })
     }
 
-    fn shown(&self) -> String {
-        quote(self.shown.as_os_str())
+    /// The temporary file, to write the new content into.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        &mut self.file
     }
 
-    /// The file being replaced, if there is one. A symlink here means --no-follow:
-    /// the link itself is replaced by a new regular file.
-    pub(crate) fn existing(&self) -> anyhow::Result<Option<FileStat>> {
-        let st = match fstatat(
-            &self.dir,
-            self.name.as_c_str(),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            Ok(st) => st,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => bail!("cannot examine {}: {}", self.shown(), e.desc()),
-        };
-        match st.st_mode & libc::S_IFMT {
-            libc::S_IFREG => Ok(Some(st)),
-            libc::S_IFLNK => Ok(None),
-            libc::S_IFDIR => bail!("cannot replace {}: it is a directory", self.shown()),
-            _ => bail!("cannot replace {}: it is not a regular file", self.shown()),
+    /// Copies all of `content` into the temporary file. `source` names it in the
+    /// error ("standard input"), which says which side of the copy failed.
+    pub fn fill<R: Read + ?Sized>(&mut self, content: &mut R, source: &str) -> anyhow::Result<()> {
+        // std::io::copy, generic over the reader: for standard input it moves the
+        // bytes inside the kernel (copy_file_range from a file, splice from a pipe),
+        // where a read/write loop cost 40% more on 64 MiB (bench/RESULTS-primitives.md).
+        // One system call then reads and writes, so its errno alone tells the side:
+        // writing a new regular file fails, in practice, only for want of space.
+        if let Err(e) = io::copy(content, &mut self.file) {
+            let errno = e.raw_os_error().map(Errno::from_raw);
+            let side = match errno {
+                Some(Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG) => "writing its new content",
+                _ => &format!("reading {source}"),
+            };
+            let why = errno.map_or_else(|| e.to_string(), |n| n.desc().to_string());
+            bail!("cannot replace {}: {side}: {why}", self.target.shown());
         }
+        Ok(())
     }
 
-    /// A new, empty temporary file in the target's directory, mode 0600 until
-    /// publish sets the real mode (so no one reads a half-written file).
-    pub(crate) fn create_temp(&self, kind: TempKind) -> anyhow::Result<Temp<'_>> {
-        let private = Mode::S_IRUSR | Mode::S_IWUSR;
-        if kind == TempKind::Auto && proc_fd_usable() {
-            let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-            match openat(&self.dir, c".", flags, private) {
-                Ok(fd) => {
-                    return Ok(Temp {
-                        file: fd.into(),
-                        name: None,
-                        dir: self.dir.as_fd(),
-                    });
-                }
-                // Filesystems and kernels without O_TMPFILE say so in several ways.
-                Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {}
-                Err(e) => return Err(self.dir_error(e)),
-            }
-        }
-        let flags =
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
-        loop {
-            let name = temp_name(&self.name);
-            let slot = cleanup::register(&self.dir_path, &name);
-            match openat(&self.dir, name.as_c_str(), flags, private) {
-                Ok(fd) => {
-                    return Ok(Temp {
-                        file: fd.into(),
-                        name: Some((name, slot)),
-                        dir: self.dir.as_fd(),
-                    });
-                }
-                Err(e) => {
-                    // Not ours: the slot must not unlink someone else's file.
-                    drop(slot);
-                    if e != Errno::EEXIST {
-                        return Err(self.dir_error(e));
-                    }
-                }
-            }
-        }
-    }
-
-    fn dir_error(&self, e: Errno) -> anyhow::Error {
-        anyhow!(
-            "cannot create a temporary file in {} to replace {}: {}",
-            quote(self.dir_path.as_os_str()),
-            self.shown(),
-            e.desc()
-        )
-    }
-
-    /// Gives the temporary file FILE's owner, group and `mode`, makes it durable if
-    /// asked, and renames it over FILE. On any error the temporary file is gone and
-    /// FILE is as it was.
-    pub(crate) fn publish(
-        &self,
-        temp: &mut Temp,
-        existing: Option<&FileStat>,
-        mode: u32,
-        sync: bool,
-    ) -> anyhow::Result<()> {
-        let file = &temp.file;
-        if let Some(st) = existing {
-            let mine = fstat(file)
+    /// Gives the temporary file FILE's owner, group and mode, makes it durable if
+    /// asked, and renames it over FILE; then removes what dead writers left. On any
+    /// error before the rename the temporary file is gone and FILE is as it was.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        if self.opts.refuse_empty
+            && let Some(st) = &self.existing
+            && st.st_size > 0
+        {
+            let new = fstat(&self.file)
                 .map_err(io::Error::from)
                 .context("cannot examine the temporary file")?;
-            if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid) {
-                // chown before chmod: chown clears setuid and setgid bits.
-                let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
-                if let Err(e) = fchown(file, Some(uid), Some(gid)) {
-                    bail!(
-                        "cannot keep the owner and group of {} ({}:{}): {}; it was left as it was",
-                        self.shown(),
-                        st.st_uid,
-                        st.st_gid,
-                        e.desc()
-                    );
-                }
+            if new.st_size == 0 {
+                bail!(
+                    "refusing to replace {} ({} bytes) with empty content (--no-empty); it was left as it was",
+                    self.target.shown(),
+                    st.st_size
+                );
             }
         }
-        if let Err(e) = fchmod(file, Mode::from_bits_truncate(mode)) {
-            bail!(
-                "cannot set mode {mode:04o} for {}: {}",
-                self.shown(),
-                e.desc()
-            );
+        self.target.prepare(
+            &self.file,
+            self.existing.as_ref(),
+            self.mode,
+            self.opts.sync,
+        )?;
+        if self.name.is_none() {
+            self.name = Some(self.target.link_tmpfile(&self.file, self.naming)?);
         }
-        if sync && let Err(e) = fsync(file) {
-            bail!(
-                "cannot sync the new content of {}: {}",
-                self.shown(),
-                e.desc()
-            );
-        }
-        if temp.name.is_none() {
-            self.link_tmpfile(temp)?;
-        }
-        let (name, _) = temp.name.as_ref().expect("named by now");
-        if let Err(e) = renameat(&self.dir, name.as_c_str(), &self.dir, self.name.as_c_str()) {
+        let target = &self.target;
+        let (name, _) = self.name.as_ref().expect("named by now");
+        leftovers::maybe_die_before_rename();
+        if let Err(e) = renameat(
+            &target.dir,
+            name.as_c_str(),
+            &target.dir,
+            target.name.as_c_str(),
+        ) {
             bail!(
                 "cannot rename the new content over {}: {}",
-                self.shown(),
+                target.shown(),
                 e.desc()
             );
         }
         // The name now belongs to FILE: nothing to clean up any more.
-        temp.name.take();
-        if sync && let Err(e) = fsync(&self.dir) {
+        self.name.take();
+        if self.naming == Naming::Stamped {
+            leftovers::remove_dead(&target.dir, &target.name);
+        }
+        if self.opts.sync
+            && let Err(e) = fsync(&target.dir)
+        {
             bail!(
                 "replaced {}, but cannot sync its directory {}: {}",
-                self.shown(),
-                quote(self.dir_path.as_os_str()),
+                target.shown(),
+                quote(target.dir_path.as_os_str()),
                 e.desc()
             );
         }
         Ok(())
     }
-
-    /// Gives an O_TMPFILE file a random name, through /proc/self/fd: linkat with
-    /// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
-    fn link_tmpfile(&self, temp: &mut Temp) -> anyhow::Result<()> {
-        let proc =
-            CString::new(format!("/proc/self/fd/{}", temp.file.as_raw_fd())).expect("no NUL");
-        loop {
-            let name = temp_name(&self.name);
-            // Registered before the link exists: a signal right after linkat
-            // still finds it. A random 64-bit name is never someone else's.
-            let slot = cleanup::register(&self.dir_path, &name);
-            match linkat(
-                AT_FDCWD,
-                proc.as_c_str(),
-                &self.dir,
-                name.as_c_str(),
-                AtFlags::AT_SYMLINK_FOLLOW,
-            ) {
-                Ok(()) => {
-                    temp.name = Some((name, slot));
-                    return Ok(());
-                }
-                Err(e) => {
-                    drop(slot);
-                    if e != Errno::EEXIST {
-                        return Err(self.dir_error(e));
-                    }
-                }
-            }
-        }
-    }
 }
 
-/// A temporary file being filled, in its target's directory. Dropping it before
-/// publish unlinks its name.
-pub(crate) struct Temp<'a> {
-    pub(crate) file: std::fs::File,
-    name: Option<(CString, cleanup::Slot)>,
-    dir: BorrowedFd<'a>,
-}
-
-impl Drop for Temp<'_> {
+impl Drop for Replacement {
     fn drop(&mut self) {
         if let Some((name, slot)) = self.name.take() {
-            let _ = unlinkat(self.dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(
+                &self.target.dir,
+                name.as_c_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
             drop(slot);
         }
     }
-}
-
-/// `.NAME.rf-<16 hex>`: hidden, next to FILE, and random so names never collide.
-fn temp_name(file: &CString) -> CString {
-    let mut bytes = b".".to_vec();
-    // Keep room for the suffix within NAME_MAX (255).
-    let stem = file.as_bytes();
-    bytes.extend_from_slice(&stem[..stem.len().min(200)]);
-    bytes.extend_from_slice(format!(".rf-{:016x}", random_u64()).as_bytes());
-    CString::new(bytes).expect("no NUL in a file name")
-}
-
-pub(crate) fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // libc's getrandom: nix does not wrap it.
-    // SAFETY: buf is valid for 8 bytes.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), 8, 0) };
-    if n != 8 {
-        // No getrandom (very old kernel): time and pid still make a unique-enough
-        // name, and O_EXCL catches the rest.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        return t ^ ((std::process::id() as u64) << 32);
-    }
-    u64::from_ne_bytes(buf)
-}
-
-fn proc_fd_usable() -> bool {
-    use std::sync::OnceLock;
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| Path::new("/proc/self/fd").is_dir())
-}
-
-fn cstring(s: &OsStr) -> anyhow::Result<CString> {
-    CString::new(s.as_bytes().to_vec())
-        .map_err(|_| crate::exit::usage(format!("{}: a NUL byte inside a path", quote(s))))
 }
 
 pub(crate) fn write_all(to: impl AsFd, mut data: &[u8]) -> io::Result<()> {

@@ -99,7 +99,7 @@ fn a_failing_reader_leaves_the_file_and_no_temporary() {
         assert_eq!(
             format!("{err:#}"),
             format!(
-                "cannot write new content for '{}': input broke",
+                "cannot replace '{}': reading the new content: input broke",
                 f.display()
             )
         );
@@ -161,4 +161,113 @@ fn link_new_places_a_whole_file_once_and_leaves_no_aside() {
         link_new(&t.path().join("n.c"), &t.path().join("m"), b""),
         Err(LinkNewError::Create(Errno::EEXIST))
     ));
+}
+
+/// A loop swapping FILE between a symlink and a regular file: a follow-mode write
+/// used to fail when the swap came between lstat and readlink ("cannot read symbolic
+/// link: Invalid argument"), and to replace the symlink itself when it came after
+/// the resolution.
+#[test]
+fn a_name_swapped_between_a_symlink_and_a_file_never_fails_a_follow_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t = tempfile::tempdir().unwrap();
+    let (l, target) = (t.path().join("L"), t.path().join("T"));
+    fs::write(&target, "t").unwrap();
+    fs::write(&l, "file").unwrap();
+    let stop = AtomicBool::new(false);
+    let failures = std::thread::scope(|s| {
+        s.spawn(|| {
+            let (as_link, as_file) = (t.path().join("L.link"), t.path().join("L.file"));
+            while !stop.load(Ordering::Relaxed) {
+                let _ = fs::remove_file(&as_link);
+                symlink("T", &as_link).unwrap();
+                fs::rename(&as_link, &l).unwrap();
+                fs::write(&as_file, "file").unwrap();
+                fs::rename(&as_file, &l).unwrap();
+            }
+        });
+        let opts = Options {
+            sync: false,
+            ..Options::default()
+        };
+        let failures: Vec<String> = (0..600)
+            .filter_map(|_| {
+                replace(&l, &mut &b"new"[..], &opts)
+                    .err()
+                    .map(|e| format!("{e:#}"))
+            })
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        failures
+    });
+    assert_eq!(failures, Vec::<String>::new());
+}
+
+#[test]
+fn a_replacement_dropped_before_commit_leaves_the_file_and_no_temporary() {
+    for kind in [TempKind::Auto, TempKind::Named] {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        fs::write(&f, "old").unwrap();
+        let mut new = Replacement::begin(&f, &Options::default(), kind).unwrap();
+        new.fill(&mut &b"half"[..], "the test").unwrap();
+        drop(new);
+        assert_eq!(fs::read(&f).unwrap(), b"old");
+        assert_eq!(names(t.path()), ["f"], "{kind:?}");
+    }
+}
+
+#[test]
+fn refuse_empty_keeps_a_non_empty_file_but_allows_a_new_or_empty_one() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    let opts = Options {
+        refuse_empty: true,
+        ..Options::default()
+    };
+    replace(&f, &mut &b""[..], &opts).unwrap();
+    assert_eq!(fs::read(&f).unwrap(), b"");
+    replace(&f, &mut &b""[..], &opts).unwrap();
+    replace(&f, &mut &b"x"[..], &opts).unwrap();
+    let err = replace(&f, &mut &b""[..], &opts).unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "refusing to replace '{}' (1 bytes) with empty content (--no-empty); it was left as it was",
+            f.display()
+        )
+    );
+    assert_eq!(fs::read(&f).unwrap(), b"x");
+    assert_eq!(names(t.path()), ["f"]);
+}
+
+/// The temporary file of a call killed between link and rename, as it is left:
+/// the content, under a name stamped with a writer that no longer exists.
+#[test]
+fn a_successful_write_removes_a_dead_writers_temporary_file_and_keeps_a_live_ones() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("f");
+    let me = leftovers::this_process_tag();
+    let dead = format!(
+        ".f.rf-{}-{}-{}-{}-0000abcd",
+        me.host,
+        me.boot,
+        std::process::id(),
+        me.start + 1
+    );
+    fs::write(t.path().join(&dead), "a whole new content").unwrap();
+    let mut live = Replacement::begin(&f, &Options::default(), TempKind::Named).unwrap();
+    live.fill(&mut &b"live"[..], "the test").unwrap();
+    assert_eq!(names(t.path()).len(), 2);
+    replace(&f, &mut &b"first"[..], &Options::default()).unwrap();
+    assert_eq!(
+        names(t.path()).len(),
+        2,
+        "the live writer's stays: {:?}",
+        names(t.path())
+    );
+    assert!(!names(t.path()).contains(&dead));
+    live.commit().unwrap();
+    assert_eq!(fs::read(&f).unwrap(), b"live");
+    assert_eq!(names(t.path()), ["f"]);
 }

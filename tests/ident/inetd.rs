@@ -9,7 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use super::*;
-use crate::testenv::{NOBODY, TestEnv, as_fsuid, proc_status_field, socket_holders, xinetd_path};
+use crate::testenv::{
+    IdentdAccount, NOBODY, OwnedConnection, PrivateHomeUser, TestEnv, as_fsuid,
+    assert_private_from_nobody, proc_status_field, socket_holders, xinetd_path,
+};
 
 /// A uid with no password entry: every design of the server answers it with
 /// `USERID : OTHER : <uid>` (no name, no home that could hold a .noident).
@@ -31,12 +34,7 @@ struct Service {
 
 impl Xinetd {
     fn start(services: &[Service]) -> Xinetd {
-        let env = TestEnv::new();
-        let log = env.root().join("xinetd.log");
-        let mut conf = format!(
-            "defaults\n{{\n\tlog_type = FILE {}\n\tlog_on_failure = HOST\n\tcps = 1000 1\n}}\n",
-            log.display()
-        );
+        let mut conf = String::new();
         for s in services {
             // user = root, so that dropping privileges is racefree's own --user.
             conf += &format!(
@@ -50,6 +48,18 @@ impl Xinetd {
                 racefree_path().display(),
             );
         }
+        let addrs: Vec<SocketAddr> = services.iter().map(|s| s.addr).collect();
+        Xinetd::start_services(&conf, &addrs)
+    }
+
+    /// xinetd with these service entries, once it accepts on every one of `addrs`.
+    fn start_services(services: &str, addrs: &[SocketAddr]) -> Xinetd {
+        let env = TestEnv::new();
+        let log = env.root().join("xinetd.log");
+        let conf = format!(
+            "defaults\n{{\n\tlog_type = FILE {}\n\tlog_on_failure = HOST\n\tcps = 1000 1\n}}\n{services}",
+            log.display()
+        );
         let conf_path = env.write("xinetd.conf", &conf);
         let pidfile = env.root().join("xinetd.pid");
         let child = Command::new(xinetd_path())
@@ -70,13 +80,12 @@ impl Xinetd {
         let xinetd = Xinetd { child, env };
         // Ready when every service accepts (a nowait server started by a probe sees
         // end of file at once and exits; a wait server stays, as it would anyway).
-        for s in services {
+        for &addr in addrs {
             let start = Instant::now();
-            while TcpStream::connect(s.addr).is_err() {
+            while TcpStream::connect(addr).is_err() {
                 assert!(
                     start.elapsed() < DEADLINE,
-                    "xinetd never listened on {}:\n{}",
-                    s.addr,
+                    "xinetd never listened on {addr}:\n{}",
                     xinetd.log()
                 );
                 std::thread::sleep(Duration::from_millis(20));
@@ -404,4 +413,62 @@ fn under_xinetd_nowait_it_serves_both_clients_and_keeps_no_privilege() {
 )]
 fn under_xinetd_wait_it_serves_both_clients_and_keeps_no_privilege() {
     serve_under_xinetd("127.0.0.21", true);
+}
+
+/// `text` with its one occurrence of `from` replaced by `to`: a shipped file changed
+/// where a test must, and nowhere else.
+#[track_caller]
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} in:\n{text}");
+    text.replacen(from, to, 1)
+}
+
+/// contrib/xinetd.d/racefree-identd as shipped, changed only where a test must (the
+/// binary's path, and a port of its own where the file says `auth`, 113), under
+/// a real xinetd, names a user whose home is 0700 and root: the file starts racefree
+/// as root and drops with --user, so the privileged helper can look into those
+/// homes for a .noident, where a server run as nobody answers HIDDEN-USER.
+#[test]
+#[cfg_attr(
+    not(all(has_root, has_nobody, has_xinetd, has_dual_stack)),
+    ignore = "needs root, a user named nobody, xinetd and dual-stack sockets (the file says IPv6)"
+)]
+fn the_shipped_xinetd_service_names_users_with_private_homes_and_root() {
+    require(&[
+        Precondition::Root,
+        Precondition::Nobody,
+        Precondition::Xinetd,
+        Precondition::DualStack,
+    ]);
+    let _account = IdentdAccount::present();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/xinetd.d/racefree-identd"),
+    )
+    .unwrap();
+    // `flags = IPv6`: xinetd binds [::] on the port, every address of the host.
+    let port = free_port("::".parse().unwrap()).port();
+    let service = replace_once(
+        &shipped,
+        "\tserver\t\t= /usr/bin/racefree\n",
+        &format!("\tserver\t\t= {}\n", racefree_path().display()),
+    );
+    let service = replace_once(
+        &service,
+        "service auth\n{\n",
+        &format!("service auth\n{{\n\ttype\t\t= UNLISTED\n\tport\t\t= {port}\n"),
+    );
+    let ip: IpAddr = "127.0.0.22".parse().unwrap();
+    let xinetd = Xinetd::start_services(&service, &[SocketAddr::new(ip, port)]);
+
+    let user = PrivateHomeUser::create("xi");
+    assert_private_from_nobody(std::path::Path::new("/root"));
+    for (uid, name) in [(user.uid, user.name.as_str()), (0, "root")] {
+        let conn = OwnedConnection::new(uid, ip);
+        assert_eq!(
+            conn.ask_identd(port),
+            format!("USERID : UNIX : {name}"),
+            "{}",
+            xinetd.log()
+        );
+    }
 }

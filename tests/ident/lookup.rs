@@ -285,3 +285,93 @@ fn lookup_of_a_connection_that_does_not_exist_exits_1() {
     let l = listener.local_addr().unwrap();
     assert_lookup_finds_nobody(l, "127.0.0.1:9".parse().unwrap());
 }
+
+/// `racefree ident lookup` with no `--source` (auto) where opening a sock_diag
+/// socket fails with `errno`, as in a sandbox whose seccomp filter blocks it.
+fn lookup_in_sandbox(errno: i32, source: Option<&str>, l: SocketAddr, r: SocketAddr) -> Assert {
+    use assert_cmd::prelude::OutputAssertExt;
+    let mut cmd = Command::new(racefree_path());
+    deny_sock_diag(&mut cmd, errno).args(["ident", "lookup", "--json"]);
+    if let Some(s) = source {
+        cmd.args(["--source", s]);
+    }
+    cmd.args([l.to_string(), r.to_string()]).assert()
+}
+
+#[test]
+fn the_default_source_is_sock_diag_where_the_kernel_offers_it() {
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    let out = racefree()
+        .args([
+            "ident",
+            "lookup",
+            "--json",
+            &cl.to_string(),
+            &cr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = if netlink_works() { "netlink" } else { "proc" };
+    assert_eq!(json["source"], expected, "{json}");
+    assert_eq!(json["inode"], inode_of(&c.client));
+}
+
+/// A sandbox that refuses sock_diag (no such protocol, or a seccomp filter saying
+/// EACCES or EPERM) still gets answers from the default source, read from /proc by
+/// the same rule: any live state has its owner, TIME_WAIT none. A passing failure
+/// (EMFILE) is answered from /proc too. `--source netlink` is the control: the
+/// filter does refuse it, naming the error.
+#[test]
+fn auto_answers_from_proc_where_a_sandbox_refuses_sock_diag() {
+    let est = connect_pair("127.0.0.1:0", None);
+    let fw1 = fin_wait1_conn();
+    let (fl, fr) = fw1.client_end();
+    wait_for_state(fl, fr, TcpState::FinWait1);
+    let half = connect_pair("127.0.0.1:0", None);
+    half.client.shutdown(std::net::Shutdown::Write).unwrap();
+    let (hl, hr) = half.client_end();
+    wait_for_state(hl, hr, TcpState::FinWait2);
+    let (tl, tr) = time_wait_end();
+    let (el, er) = est.client_end();
+    let ends = [
+        (el, er, inode_of(&est.client), "ESTABLISHED"),
+        (fl, fr, inode_of(&fw1.client), "FIN_WAIT1"),
+        (hl, hr, inode_of(&half.client), "FIN_WAIT2"),
+    ];
+    for errno in [
+        libc::EPROTONOSUPPORT,
+        libc::EACCES,
+        libc::EPERM,
+        libc::EMFILE,
+    ] {
+        for (l, r, inode, state) in ends {
+            let out = lookup_in_sandbox(errno, None, l, r).success();
+            let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+            assert_eq!(json["source"], "proc", "errno {errno}: {json}");
+            assert_eq!(json["inode"], inode, "errno {errno}: {json}");
+            assert_eq!(json["state"], state, "errno {errno}: {json}");
+            assert_eq!(json["uid"], euid(), "errno {errno}: {json}");
+        }
+        lookup_in_sandbox(errno, None, tl, tr)
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains("no owner for the connection"));
+        let why = std::io::Error::from_raw_os_error(errno).to_string();
+        lookup_in_sandbox(errno, Some("netlink"), el, er)
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains(
+                "racefree: error: netlink sock_diag is unavailable: ",
+            ))
+            .stderr(predicate::str::contains(format!(
+                "opening a NETLINK_SOCK_DIAG socket: {why}"
+            )));
+    }
+    // The states the lookups saw are still the states.
+    wait_for_state(fl, fr, TcpState::FinWait1);
+    wait_for_state(hl, hr, TcpState::FinWait2);
+    wait_for_state(tl, tr, TcpState::TimeWait);
+}

@@ -15,13 +15,14 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use assert_cmd::assert::Assert;
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage, sockopt};
 use predicates::prelude::*;
 use procfs::net::TcpState;
 use racefree::ident::{self, Source};
 
 use crate::testenv::{
-    DEADLINE, Identd, Precondition, inode_of, racefree, racefree_path, read_line,
+    DEADLINE, Identd, Precondition, deny_sock_diag, inode_of, racefree, racefree_path, read_line,
     read_until_closed, read_until_closed_or_line, require,
 };
 mod inetd;

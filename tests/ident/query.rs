@@ -144,3 +144,154 @@ fn the_library_server_and_client_work_in_process() {
     }
     handle.stop().unwrap();
 }
+
+/// `ident query --json` and its exit status, parsed.
+fn query_json(port: &str, ports: (u16, u16), extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = racefree()
+        .args(["ident", "query", "--json", "127.0.0.1"])
+        .args([ports.0.to_string(), ports.1.to_string()])
+        .args(["--port", port, "--timeout", "10"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "--json says everything on stdout"
+    );
+    // Nothing a terminal could be driven by: JSON escapes control characters.
+    assert!(!out.stdout.contains(&0x1b), "{:?}", out.stdout);
+    let json = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code(), json)
+}
+
+#[test]
+fn query_json_carries_every_field_and_the_verdict() {
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    let (sp, cp) = (cl.port(), cr.port());
+    let identd = Identd::start("127.0.0.1:0", &["--charset", "UTF-8"]);
+    let port = identd.addr.port().to_string();
+    let (code, json) = query_json(&port, (sp, cp), &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "identd": identd.addr.to_string(),
+            "server_port": sp,
+            "client_port": cp,
+            "verdict": "USERID",
+            "os": "UNIX",
+            "charset": "UTF-8",
+            "user": my_name(),
+            "line": format!("{sp}, {cp} : USERID : UNIX,UTF-8 : {}", my_name()),
+        })
+    );
+    // Nobody's connection: ERROR, and the token as sent; no charset field to carry.
+    let plain = Identd::start("127.0.0.1:0", &[]);
+    let (code, json) = query_json(&plain.addr.port().to_string(), (1, 1), &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["verdict"], "ERROR");
+    assert_eq!(json["error"], "NO-USER");
+    assert_eq!(json["line"], "1, 1 : ERROR : NO-USER");
+    assert_eq!(json.get("charset"), None);
+    assert_eq!(json.get("hint"), None);
+    // Lines the client refuses: invalid, with the reason and the line itself.
+    for (reply, reason, line) in [
+        (
+            &b"1, 2 : USERID : UNIX : \x1b[31mroot\r\n"[..],
+            "reply contains a control character",
+            serde_json::json!("1, 2 : USERID : UNIX : \u{1b}[31mroot"),
+        ),
+        (
+            b"3, 4 : USERID : UNIX : mallory\r\n",
+            "answered for ports 3, 4",
+            serde_json::json!("3, 4 : USERID : UNIX : mallory"),
+        ),
+    ] {
+        let (port, responder) = fake_identd(reply);
+        let (code, json) = query_json(&port, (1, 2), &[]);
+        responder.join().unwrap();
+        assert_eq!(code, Some(1));
+        assert_eq!(json["verdict"], "invalid", "{json}");
+        assert_eq!(json["reason"], reason, "{json}");
+        assert_eq!(json["line"], line, "{json}");
+        assert_eq!(json.get("user"), None, "{json}");
+    }
+    // Not UTF-8: the bytes, in hex.
+    let (port, responder) = fake_identd(b"1, 2 : USERID : UNIX : \xff\r\n");
+    let (code, json) = query_json(&port, (1, 2), &[]);
+    responder.join().unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(json["reason"], "reply is not UTF-8");
+    assert_eq!(
+        json["line_hex"],
+        "312c2032203a20555345524944203a20554e4958203a20ff"
+    );
+    assert_eq!(json.get("line"), None);
+}
+
+/// A connection from 127.0.0.1 to a service on 127.0.0.2, asked about at
+/// 127.0.0.2's identd with its two ports swapped: NO-USER, and a hint naming the
+/// connection this host does have and the question that asks about it.
+#[test]
+fn no_user_for_swapped_ports_says_they_may_be_the_wrong_way_round() {
+    let service = "127.0.0.2".parse().unwrap();
+    let c = connect_to(
+        TcpListener::bind(SocketAddr::new(service, 0)).unwrap(),
+        Some("127.0.0.1".parse().unwrap()),
+    );
+    let (cl, cr) = c.client_end();
+    let (here, there) = (cl.port(), cr.port());
+    let identd = Identd::start("127.0.0.2:0", &[]);
+    let hint = format!(
+        "the ports may be the wrong way round: port {here} of this host is connected to \
+         port {there} of 127.0.0.2, which `racefree ident query 127.0.0.2 {there} {here}` \
+         asks about"
+    );
+    identd
+        .query(here, there, Some("127.0.0.1"))
+        .code(1)
+        .stdout("")
+        .stderr(format!(
+            "racefree: error: NO-USER (identd at {}, for {here}, {there}); {hint}\n",
+            identd.addr
+        ));
+    let (code, json) = query_json_at(&identd, (here, there));
+    assert_eq!(
+        (code, &json["error"], &json["hint"]),
+        (Some(1), &"NO-USER".into(), &hint.into())
+    );
+    // The question it suggests is answered.
+    identd
+        .query(there, here, Some("127.0.0.1"))
+        .success()
+        .stdout(format!("{}\n", my_name()));
+    // NO-USER for ports that name nothing here either way: no hint.
+    identd
+        .query(1, 1, Some("127.0.0.1"))
+        .code(1)
+        .stderr(format!(
+            "racefree: error: NO-USER (identd at {}, for 1, 1)\n",
+            identd.addr
+        ));
+}
+
+/// [`query_json`] against `identd` on its own address, from 127.0.0.1.
+fn query_json_at(identd: &Identd, ports: (u16, u16)) -> (Option<i32>, serde_json::Value) {
+    let out = racefree()
+        .args(["ident", "query", "--json", &identd.addr.ip().to_string()])
+        .args([ports.0.to_string(), ports.1.to_string()])
+        .args([
+            "--port",
+            &identd.addr.port().to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}

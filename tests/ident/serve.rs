@@ -39,6 +39,151 @@ fn standalone_server_prints_its_port_and_answers_in_every_live_state() {
     wait_for_state(cl, cr, TcpState::TimeWait);
 }
 
+/// A standalone server started here (not through [`ServeChild::start`], so `cmd`
+/// can carry a sandbox), with its stderr kept apart: `--log stderr`. Returns it,
+/// once it said where it listens, and its stderr, to read after it is stopped.
+fn standalone_logging_to_stderr(cmd: &mut Command) -> (Identd, std::process::ChildStderr) {
+    standalone_on("127.0.0.1:0", cmd)
+}
+
+/// [`standalone_logging_to_stderr`] listening on `listen`.
+fn standalone_on(listen: &str, cmd: &mut Command) -> (Identd, std::process::ChildStderr) {
+    cmd.args(["ident", "serve", "--listen", listen, "--log", "stderr"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|a| a.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("the server said {line:?}"));
+    (Identd::adopt(child, addr), stderr)
+}
+
+/// Everything a stopped server wrote on stderr.
+fn stopped(identd: Identd, mut stderr: std::process::ChildStderr) -> String {
+    drop(identd);
+    let mut text = String::new();
+    stderr.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn standalone_says_where_it_listens_on_stdout_alone() {
+    let (identd, stderr) = standalone_logging_to_stderr(&mut Command::new(racefree_path()));
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    assert_served(&identd, cl, cr, Some(&my_name()));
+    let log = stopped(identd, stderr);
+    // The log does go to stderr (the query is in it); the address does not.
+    assert!(log.contains(&format!("about {}", cl.port())), "{log}");
+    assert!(!log.contains("listening on"), "{log}");
+}
+
+/// In a sandbox that refuses sock_diag, the default source reads /proc, and says
+/// once why; for a passing failure (EMFILE) it reads /proc too, saying nothing of a
+/// refusal. Either way every live state is answered and TIME_WAIT is nobody's.
+#[test]
+fn a_server_in_a_sandbox_without_sock_diag_answers_from_proc() {
+    let me = my_name();
+    for (errno, refused) in [
+        (libc::EACCES, true),
+        (libc::EPROTONOSUPPORT, true),
+        (libc::EMFILE, false),
+    ] {
+        let mut cmd = Command::new(racefree_path());
+        deny_sock_diag(&mut cmd, errno);
+        let (identd, stderr) = standalone_logging_to_stderr(&mut cmd);
+        let fw1 = fin_wait1_conn();
+        let (cl, cr) = fw1.client_end();
+        wait_for_state(cl, cr, TcpState::FinWait1);
+        assert_served(&identd, cl, cr, Some(&me));
+        let half = connect_pair("127.0.0.1:0", None);
+        half.client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (hl, hr) = half.client_end();
+        let (sl, sr) = half.server_end();
+        wait_for_state(hl, hr, TcpState::FinWait2);
+        assert_served(&identd, hl, hr, Some(&me));
+        assert_served(&identd, sl, sr, Some(&me));
+        let (tl, tr) = time_wait_end();
+        assert_served(&identd, tl, tr, None);
+        wait_for_state(cl, cr, TcpState::FinWait1);
+        let log = stopped(identd, stderr);
+        let why = std::io::Error::from_raw_os_error(errno).to_string();
+        let said = log.lines().any(|l| {
+            l.contains("--source auto reads /proc/net/tcp{,6}: netlink sock_diag is refused here")
+                && l.contains(&why)
+        });
+        assert_eq!(said, refused, "errno {errno}:\n{log}");
+        assert!(!log.contains("UNKNOWN-ERROR"), "errno {errno}:\n{log}");
+    }
+}
+
+/// inetd starts `ident serve` per query, so main parses its command line against
+/// serve's own arguments alone (as for lock); it must parse every line exactly as
+/// the full parser does, and leave to it every line it does not accept.
+#[test]
+fn the_fast_parser_agrees_with_the_full_one_for_serve() {
+    use clap::Parser;
+    use racefree::cli::{Cli, parse_primitive_fast};
+    let argv = |line: &[&str]| -> Vec<std::ffi::OsString> {
+        ["racefree", "ident", "serve"]
+            .iter()
+            .chain(line)
+            .map(Into::into)
+            .collect()
+    };
+    let lines: &[&[&str]] = &[
+        &[],
+        &["--user", "nobody", "--log", "none"],
+        &[
+            "--listen",
+            ":113",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-conns",
+            "8",
+        ],
+        &["-e", "-r", "unknown", "-o", "-c", "UTF-8"],
+        &["-R", "x", "--other=VMS"],
+        &[
+            "--nat",
+            "--forward",
+            "--source",
+            "proc",
+            "--hide",
+            "root",
+            "--numeric",
+        ],
+    ];
+    for line in lines {
+        let fast = parse_primitive_fast(&argv(line))
+            .unwrap_or_else(|| panic!("fast parse refused {line:?}"));
+        let full = Cli::try_parse_from(argv(line)).unwrap();
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line:?}");
+    }
+    let refused: &[&[&str]] = &[
+        &["--help"],
+        &["-h"],
+        &["--version"],
+        &["--listen", "bogus"],
+        &["-R", "x", "-r", "y"],
+        &["--forward"],
+    ];
+    for line in refused {
+        assert!(parse_primitive_fast(&argv(line)).is_none(), "{line:?}");
+    }
+    let other: Vec<std::ffi::OsString> = ["racefree", "ident", "lookup", "1.2.3.4:5", "1.2.3.4:6"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    assert!(parse_primitive_fast(&other).is_none());
+}
+
 /// Why a server did not start, as its wrapper reports it (for the stress harness as
 /// for these tests): its stderr, kept whole and also in the one-line message.
 fn start_error(listen: &str) -> (String, StartError) {
@@ -73,19 +218,85 @@ fn a_listen_address_clap_refuses_is_reported_on_one_line() {
     assert_eq!(e.status.and_then(|s| s.code()), Some(2));
     assert!(
         e.stderr.starts_with(
-            "error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
-             invalid socket address syntax\n"
+            "racefree: error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+             expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT\n"
         ),
         "{}",
         e.stderr
     );
     assert!(
         line.ends_with(
-            "(exit status: 2): error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
-             invalid socket address syntax; For more information, try '--help'."
+            "(exit status: 2): racefree: error: invalid value 'bogus' for '--listen <ADDR:PORT>': \
+             expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT"
         ),
         "{line}"
     );
+}
+
+#[test]
+fn a_listen_value_that_cannot_be_parsed_says_what_is_wrong() {
+    for (value, why) in [
+        (
+            "127.0.0.1",
+            "no port; expected ADDR:PORT, [V6ADDR]:PORT, :PORT or PORT",
+        ),
+        (
+            "::1:113",
+            "an IPv6 address goes in brackets: [::1:113]:PORT",
+        ),
+        ("70000", "port 70000 is out of range (0 to 65535)"),
+        (
+            "localhost:113",
+            "\"localhost\" is not an IP address (names are not resolved)",
+        ),
+    ] {
+        racefree()
+            .args(["ident", "serve", "--listen", value])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::starts_with(format!(
+                "racefree: error: invalid value '{value}' for '--listen <ADDR:PORT>': {why}"
+            )));
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_ipv6_loopback, has_dual_stack)),
+    ignore = "needs IPv6 loopback and dual-stack sockets"
+)]
+fn a_port_alone_listens_on_every_address_ipv4_and_ipv6() {
+    require(&[Precondition::Ipv6Loopback, Precondition::DualStack]);
+    let me = my_name();
+    for listen in [":0", "0"] {
+        let mut identd = Identd::start(listen, &[]);
+        assert_eq!(
+            identd.addr.ip(),
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        );
+        let port = identd.addr.port();
+        assert_ne!(port, 0);
+        for (here, on) in [("127.0.0.1", "127.0.0.1:0"), ("::1", "[::1]:0")] {
+            identd.addr = SocketAddr::new(here.parse().unwrap(), port);
+            let c = connect_pair(on, None);
+            let (cl, cr) = c.client_end();
+            assert_served(&identd, cl, cr, Some(&me));
+        }
+    }
+}
+
+#[test]
+fn a_port_alone_on_a_host_without_ipv6_listens_on_every_ipv4_address() {
+    let mut cmd = Command::new(racefree_path());
+    let (mut identd, stderr) = standalone_on(":0", crate::testenv::deny_ipv6(&mut cmd));
+    assert_eq!(identd.addr.ip(), IpAddr::from(Ipv4Addr::UNSPECIFIED));
+    identd.addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    assert_served(&identd, cl, cr, Some(&my_name()));
+    let log = stopped(identd, stderr);
+    assert!(!log.contains("error"), "{log}");
 }
 
 #[test]
@@ -132,6 +343,117 @@ fn a_connection_between_two_other_addresses_is_no_users_business() {
         .query(a, b, Some("127.0.0.3"))
         .success()
         .stdout(format!("{}\n", my_name()));
+}
+
+/// oidentd's reply options, spelled as a migration from it spells them: `-r` for a
+/// failed lookup, `-e` hiding which error, `-R` for every query, `-o` and `-c` for
+/// the OS and charset fields.
+#[test]
+fn oidentds_reply_options_shape_the_answers() {
+    let me = my_name();
+    let c = connect_pair("127.0.0.1:0", None);
+    let (cl, cr) = c.client_end();
+    let (sp, cp) = (cl.port(), cr.port());
+    let owned = format!("{sp}, {cp}\r\n");
+    // 127.0.0.1:1 to 127.0.0.1:1 is nobody's connection.
+    let unowned = b"1, 1\r\n";
+    let malformed = b"no ports here\r\n";
+    let ask = |args: &[&str]| {
+        let identd = Identd::start("127.0.0.1:0", args);
+        [
+            identd.ask_line(owned.as_bytes()),
+            identd.ask_line(unowned),
+            identd.ask_line(malformed),
+        ]
+    };
+    let user = |u: &str| userid(sp, cp, u);
+    assert_eq!(
+        ask(&[]),
+        [
+            user(&me),
+            error(1, 1, "NO-USER"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // -r: a lookup that finds nobody answers the fixed user id; an owner is named.
+    assert_eq!(
+        ask(&["-r", "unknown"]),
+        [
+            user(&me),
+            userid(1, 1, "unknown"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // ...and a hidden owner stays hidden.
+    assert_eq!(
+        ask(&["--reply", "unknown", "--hide", &me])[0],
+        error(sp, cp, "HIDDEN-USER")
+    );
+    // -e: every error is UNKNOWN-ERROR, so hidden, absent and malformed look alike.
+    let unknown = |a, b| error(a, b, "UNKNOWN-ERROR");
+    assert_eq!(
+        ask(&["-e", "--hide", &me]),
+        [unknown(sp, cp), unknown(1, 1), unknown(0, 0)]
+    );
+    assert_eq!(ask(&["--error"])[0], user(&me));
+    // -r before -e: the failed lookup is answered, not hidden.
+    assert_eq!(ask(&["-e", "-r", "unknown"])[1], userid(1, 1, "unknown"));
+    // -R: every well-formed request gets the one user id; nothing is looked up.
+    assert_eq!(
+        ask(&["-R", "ircuser"]),
+        [
+            user("ircuser"),
+            userid(1, 1, "ircuser"),
+            error(0, 0, "INVALID-PORT")
+        ]
+    );
+    // -o without a value is OTHER; -c names the charset after it.
+    let fields = |os: &str, id: &str| format!("{sp}, {cp} : USERID : {os} : {id}\r\n");
+    assert_eq!(ask(&["-o", "-c", "UTF-8"])[0], fields("OTHER,UTF-8", &me));
+    assert_eq!(
+        ask(&["--other=UNIX", "--numeric"])[0],
+        fields("UNIX", &euid().to_string())
+    );
+    assert_eq!(ask(&["-oVMS"])[0], fields("VMS", &me));
+    // What the client makes of such a reply: the user id, as always.
+    Identd::start("127.0.0.1:0", &["--other", "--charset", "UTF-8"])
+        .query(sp, cp, None)
+        .success()
+        .stdout(format!("{me}\n"));
+}
+
+#[test]
+fn reply_values_that_could_not_go_on_the_wire_are_usage_errors() {
+    for (args, message) in [
+        (
+            &["-r", "a b"][..],
+            "invalid value 'a b' for '--reply <USERID>'",
+        ),
+        (
+            &["-R", "x:y"],
+            "invalid value 'x:y' for '--reply-all <USERID>'",
+        ),
+        (
+            &["-c", "UTF 8"],
+            "invalid value 'UTF 8' for '--charset <CHARSET>'",
+        ),
+        (
+            &["--other=UNIX,UTF-8"],
+            "invalid value 'UNIX,UTF-8' for '--other [<OS>]'",
+        ),
+        (
+            &["-R", "x", "--hide-all"],
+            "'--reply-all <USERID>' cannot be used with '--hide-all'",
+        ),
+    ] {
+        racefree()
+            .args(["ident", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(message));
+    }
 }
 
 #[test]
@@ -744,7 +1066,14 @@ fn assert_inetd_argv_serves(argv: &[&str], c: &Conn) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_root),
+    ignore = "needs root: the service files start as root and drop to _racefree-identd"
+)]
 fn contrib_service_files_run_the_server_they_describe() {
+    require(&[Precondition::Root]);
+    // The account their --user names, as the package's postinst makes it.
+    let _account = crate::testenv::IdentdAccount::present();
     let c = connect_pair("127.0.0.1:0", None);
 
     // inetd.conf: service type proto wait user server argv0 args...

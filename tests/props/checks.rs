@@ -559,7 +559,8 @@ fn conf_decisions(
     policy: &config::SystemPolicy,
     prefs: Option<Result<config::UserPrefs, config::ConfigError>>,
 ) {
-    use config::ast::{Cap, Grant};
+    use config::Cap;
+    use config::ast::Grant;
     use config::{Reply, Step};
     let here = IpAddr::from([192, 0, 2, 1]);
     let peers = [IpAddr::from([192, 0, 2, 7]), IpAddr::from([10, 0, 0, 2])];

@@ -6,8 +6,10 @@
 //! inodes, another user's sockets), and the fixtures: `stress` instances standing
 //! in for hosts (`hosts.rs`), and a network of namespaces behind a NAT ([`netns`]).
 
+mod accounts;
 mod hosts;
 pub mod netns;
+mod seccomp;
 // The probes are shared with build.rs, which uses parts the tests do not.
 #[allow(dead_code)]
 mod preconditions;
@@ -24,6 +26,7 @@ use assert_cmd::assert::Assert;
 pub use hosts::{report_fails_with, report_passes};
 pub use preconditions::Precondition;
 use racefree::ident::server::ServeChild;
+pub use seccomp::{deny_ipv6, deny_sock_diag};
 
 /// How long any one network step of a test may take before it is a failure.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -85,7 +88,11 @@ fn probe_again_at_next_build() {
     }
 }
 
-pub use preconditions::{LIBIDENT_TESTER, cargo, under_ci};
+pub use accounts::{
+    IDENTD_ACCOUNT, IdentdAccount, OwnedConnection, PrivateHomeUser, assert_private_from_nobody,
+    connection_owned_by, connection_owned_by_to, socket_owned_by,
+};
+pub use preconditions::{LIBIDENT_TESTER, OIDENTD, cargo, under_ci};
 
 /// Prints a line on the terminal even when the test passes (timings, what was
 /// looked at instead of what was asked): straight to fd 2, not `eprintln!`, which

@@ -1,6 +1,8 @@
 //! A small network of namespaces for the NAT tests: veth pairs, an nftables
 //! MASQUERADE rule, the kernel's conntrack, and stand-in hosts (an IRC server, a
-//! host behind the NAT, an identd that answers only when told).
+//! host behind the NAT, an identd that answers only when told). And, for the
+//! link-local tests, one namespace with two links holding the same link-local
+//! addresses ([`TwoLinks`]).
 //!
 //! Topology (all addresses in 198.18.0.0/15, only inside namespaces made here and
 //! deleted at the end, pass or fail, by [`Net`]'s Drop):
@@ -484,4 +486,110 @@ fn proc_net_addr(addr: &str) -> String {
         u32::from_ne_bytes(addr.ip().octets()),
         addr.port()
     )
+}
+
+/// A network namespace with two links (`ll0`, `ll1`: veth pairs whose other ends
+/// are left unaddressed), each holding the same two link-local addresses, fe80::1
+/// and fe80::2: so one connection can exist once on each link, with the same
+/// addresses and ports. Deleted on drop, pass or fail.
+pub struct TwoLinks {
+    name: String,
+}
+
+impl TwoLinks {
+    pub const LINKS: [&'static str; 2] = ["ll0", "ll1"];
+
+    pub fn new() -> TwoLinks {
+        require(&[Precondition::Root, Precondition::NatNamespaces]);
+        static SERIAL: AtomicU32 = AtomicU32::new(0);
+        let links = TwoLinks {
+            name: format!(
+                "rfll{}-{}",
+                std::process::id(),
+                SERIAL.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        links
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build the namespace: {e}"));
+        links
+    }
+
+    fn build(&self) -> Result<(), String> {
+        let ns = self.name.as_str();
+        run(&["ip", "netns", "add", ns])?;
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        for link in Self::LINKS {
+            let peer = format!("{link}peer");
+            run(&[
+                "ip", "-n", ns, "link", "add", link, "type", "veth", "peer", "name", &peer,
+            ])?;
+            for dev in [link, peer.as_str()] {
+                run(&["ip", "-n", ns, "link", "set", dev, "up"])?;
+            }
+            // nodad: usable at once, not tentative for a second of duplicate detection.
+            for addr in ["fe80::1/64", "fe80::2/64"] {
+                run(&["ip", "-n", ns, "addr", "add", addr, "dev", link, "nodad"])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a thread inside the namespace: the sockets it makes, and the
+    /// processes it starts, are the namespace's.
+    pub fn inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns = std::fs::File::open(&path).unwrap();
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+
+    /// The interface index of `link` in the namespace.
+    pub fn index(&self, link: &str) -> u32 {
+        self.inside(|| nix::net::if_::if_nametoindex(link).unwrap())
+    }
+
+    /// The built binary, run in the namespace.
+    pub fn racefree(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new("ip");
+        cmd.args(["netns", "exec", &self.name])
+            .arg(racefree_path())
+            .timeout(DEADLINE);
+        cmd
+    }
+
+    /// `racefree ident serve --listen LISTEN --log none ARGS` in the namespace,
+    /// stopped when dropped.
+    pub fn identd(&self, listen: &str, args: &[&str]) -> racefree::ident::server::ServeChild {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(racefree_path())
+            .args(["ident", "serve", "--listen", listen, "--log", "none"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning ip netns exec");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let line = read_output_line(&mut out);
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("identd did not start: {line:?}"));
+        // ip netns exec execs the server: the child is the server itself.
+        racefree::ident::server::ServeChild::adopt(child, addr)
+    }
+}
+
+impl Drop for TwoLinks {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
 }

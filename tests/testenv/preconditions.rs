@@ -58,10 +58,14 @@ pub enum Precondition {
     OpenMpi,
     /// kubernetes-validate (pip), to check the Kubernetes Job against the schema.
     KubernetesValidate,
+    /// moreutils' sponge, to run `write`'s script forms beside the tool it replaces.
+    Sponge,
+    /// Debian's oidentd, unpacked (not installed) at [`OIDENTD`], to ask beside racefree.
+    Oidentd,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 14] = [
+    pub const ALL: [Precondition; 16] = [
         Precondition::Root,
         Precondition::Nobody,
         Precondition::Ipv6Loopback,
@@ -76,6 +80,8 @@ impl Precondition {
         Precondition::NoRacefreePackage,
         Precondition::OpenMpi,
         Precondition::KubernetesValidate,
+        Precondition::Sponge,
+        Precondition::Oidentd,
     ];
 
     /// The cfg `build.rs` sets when the precondition holds (or under CI).
@@ -95,6 +101,8 @@ impl Precondition {
             Precondition::NoRacefreePackage => "has_no_racefree_package",
             Precondition::OpenMpi => "has_open_mpi",
             Precondition::KubernetesValidate => "has_kubernetes_validate",
+            Precondition::Sponge => "has_sponge",
+            Precondition::Oidentd => "has_oidentd",
         }
     }
 
@@ -133,6 +141,11 @@ impl Precondition {
             }
             Precondition::KubernetesValidate => {
                 "kubernetes-validate (pip install kubernetes-validate==1.37.0; .ci/run installs it)"
+            }
+            Precondition::Sponge => "sponge (Debian package moreutils; .ci/run installs it)",
+            Precondition::Oidentd => {
+                "Debian's oidentd unpacked in target/oidentd (apt-get download oidentd, dpkg -x, \
+                 and Debian package libnetfilter-conntrack3; .ci/run does it)"
             }
         }
     }
@@ -210,6 +223,9 @@ impl Precondition {
                 Err(e) => Err(format!("cannot run mpirun: {e}")),
             },
             Precondition::KubernetesValidate => succeeds("kubernetes-validate", &["--version"]),
+            Precondition::Sponge => succeeds("sh", &["-c", "command -v sponge"]),
+            // -v prints its build and exits: the binary is there and its libraries load.
+            Precondition::Oidentd => succeeds(OIDENTD, &["-v"]),
         }
     }
 }
@@ -227,6 +243,12 @@ pub fn xinetd_path() -> Result<std::path::PathBuf, String> {
 /// The file in the build script's `OUT_DIR` that the tests touch to make the next
 /// build probe again.
 pub const REPROBE_STAMP: &str = "reprobe-preconditions";
+
+/// Debian's oidentd, where .ci/run unpacks its package.
+pub const OIDENTD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/oidentd/usr/sbin/oidentd"
+);
 
 /// libident's test client, started as inetd would start it.
 pub const LIBIDENT_TESTER: &str = "/usr/sbin/in.identtestd";

@@ -6,10 +6,9 @@
 //! lport`, every string quoted. What a file means survives printing and reading
 //! back; its comments and layout do not.
 
-use std::fmt::{self, Write};
+use std::fmt;
 
-use super::Pos;
-use super::lex::Keyword;
+use super::text::{Cap, Pos, quote};
 
 /// A value and where it was written. Two are equal when their values are: where a
 /// value stands is not part of what it means.
@@ -26,31 +25,6 @@ impl<T: PartialEq> PartialEq for Spanned<T> {
 }
 
 pub type Text = Spanned<String>;
-
-/// The capabilities oidentd reads as one word each (`forward` is a keyword of its
-/// own, since `force forward` takes a host and a port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cap {
-    Spoof,
-    SpoofAll,
-    SpoofPrivport,
-    Hide,
-    Random,
-    RandomNumeric,
-    Numeric,
-}
-
-impl Cap {
-    pub const ALL: [Cap; 7] = [
-        Cap::Spoof,
-        Cap::SpoofAll,
-        Cap::SpoofPrivport,
-        Cap::Hide,
-        Cap::Random,
-        Cap::RandomNumeric,
-        Cap::Numeric,
-    ];
-}
 
 /// What `allow` and `deny` name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +113,7 @@ pub enum Action {
     Random,
     RandomNumeric,
     Numeric,
-    /// At most [`super::USER_REPLIES_MAX`]: oidentd drops the rest.
+    /// At most [`super::text::USER_REPLIES_MAX`]: oidentd drops the rest.
     Reply(Vec<Text>),
     Forward(Target),
 }
@@ -156,30 +130,8 @@ pub struct UserFile {
     pub ranges: Vec<UserRange>,
 }
 
-/// A value as a quoted string that reads back as itself: `"` and `\` escaped, and
-/// every control character as `\xNN` (two digits, so a hex digit after it is not
-/// taken into the escape).
-pub fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_ascii_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn cap_word(cap: Cap) -> &'static str {
-    Keyword::Cap(cap).word()
+    cap.word()
 }
 
 impl fmt::Display for Port {

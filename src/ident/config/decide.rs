@@ -6,9 +6,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::ConfigError;
-use super::ast::{Cap, Grant};
+use super::ast::Grant;
 use super::policy::{Caps, Choice, Connection, SystemPolicy, UserPrefs};
+use super::text::{Cap, ConfigError, quote};
 
 /// oidentd's reply buffer is 512 bytes: a longer reply loses its end.
 pub const REPLY_MAX: usize = 511;
@@ -55,7 +55,7 @@ impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reply::RealName => f.write_str("the real name"),
-            Reply::Name(name) => write!(f, "{}", super::ast::quote(name)),
+            Reply::Name(name) => write!(f, "{}", quote(name)),
             Reply::Uid(uid) => write!(f, "uid {uid}"),
             Reply::Hidden => f.write_str("HIDDEN-USER"),
         }
@@ -343,6 +343,43 @@ fn may_reply_with(
 }
 
 impl Forwarding {
+    /// One rebuilt from its parts ([`Forwarding::owner`], [`Forwarding::foreign_port`],
+    /// [`Forwarding::checked`]): for a server that decides in one process and asks
+    /// the other identd from another.
+    pub fn from_parts(
+        to: SocketAddr,
+        owner: Owner<'_>,
+        foreign_port: u16,
+        checked: Option<Caps>,
+    ) -> Forwarding {
+        Forwarding {
+            to,
+            user: owner.name.to_string(),
+            uid: owner.uid,
+            foreign_port,
+            checked,
+        }
+    }
+
+    /// Whose connection it is.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            uid: self.uid,
+            name: &self.user,
+        }
+    }
+
+    /// The query's foreign port: below 1024, a name needs `spoof_privport`.
+    pub fn foreign_port(&self) -> u16 {
+        self.foreign_port
+    }
+
+    /// What the rule granted when the user's file asked for the forward; `None`
+    /// when the system file forced it.
+    pub fn checked(&self) -> Option<Caps> {
+        self.checked
+    }
+
     /// The answer, given what the other identd said. Forced: its user id, or
     /// HIDDEN-USER when it gave none. Asked for by the user's file: its user id if
     /// the user may send that name (as for `reply`), else the real name; when it

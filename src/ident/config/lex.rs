@@ -20,7 +20,7 @@
 //! - A value ends at its first NUL byte, as a C string does; bytes that are not
 //!   UTF-8 read as U+FFFD.
 
-use super::Pos;
+use super::text::{Cap, Pos, quote};
 
 /// A word oidentd reads as a keyword.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,12 +37,12 @@ pub(super) enum Keyword {
     Force,
     Reply,
     Forward,
-    Cap(super::Cap),
+    Cap(Cap),
 }
 
 impl Keyword {
     /// Every keyword, as written.
-    pub(super) const ALL: [(&'static str, Keyword); 19] = [
+    pub(super) const ALL: [(&'static str, Keyword); 12] = [
         ("user", Keyword::User),
         ("default", Keyword::Default),
         ("global", Keyword::Global),
@@ -55,28 +55,31 @@ impl Keyword {
         ("force", Keyword::Force),
         ("reply", Keyword::Reply),
         ("forward", Keyword::Forward),
-        ("hide", Keyword::Cap(super::Cap::Hide)),
-        ("random", Keyword::Cap(super::Cap::Random)),
-        ("numeric", Keyword::Cap(super::Cap::Numeric)),
-        ("random_numeric", Keyword::Cap(super::Cap::RandomNumeric)),
-        ("spoof", Keyword::Cap(super::Cap::Spoof)),
-        ("spoof_all", Keyword::Cap(super::Cap::SpoofAll)),
-        ("spoof_privport", Keyword::Cap(super::Cap::SpoofPrivport)),
     ];
 
     pub(super) fn word(self) -> &'static str {
+        if let Keyword::Cap(cap) = self {
+            return cap.word();
+        }
         Self::ALL
             .iter()
             .find(|(_, k)| *k == self)
             .map(|(w, _)| *w)
-            .expect("every keyword is in ALL")
+            .expect("every keyword but a capability is in ALL")
     }
 
     fn of(word: &[u8]) -> Option<Keyword> {
+        let is = |w: &str| w.as_bytes().eq_ignore_ascii_case(word);
         Self::ALL
             .iter()
-            .find(|(w, _)| w.as_bytes().eq_ignore_ascii_case(word))
+            .find(|(w, _)| is(w))
             .map(|(_, k)| *k)
+            .or_else(|| {
+                Cap::ALL
+                    .into_iter()
+                    .find(|c| is(c.word()))
+                    .map(Keyword::Cap)
+            })
     }
 }
 
@@ -100,18 +103,18 @@ impl Tok {
     pub(super) fn describe(&self) -> String {
         match self {
             Tok::Keyword(k) => format!("`{}`", k.word()),
-            Tok::Value { text, quoted: true } => format!("string {}", super::ast::quote(text)),
+            Tok::Value { text, quoted: true } => format!("string {}", quote(text)),
             Tok::Value {
                 text,
                 quoted: false,
             } if text.contains('\r') => format!(
                 "word {} (a carriage return: CRLF line ends do not parse)",
-                super::ast::quote(text)
+                quote(text)
             ),
             Tok::Value {
                 text,
                 quoted: false,
-            } => format!("word {}", super::ast::quote(text)),
+            } => format!("word {}", quote(text)),
             Tok::Open => "`{`".into(),
             Tok::Close => "`}`".into(),
             Tok::Stray => "`/`".into(),

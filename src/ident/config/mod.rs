@@ -69,15 +69,16 @@ pub mod names;
 mod parse;
 pub mod policy;
 mod resolve;
+mod text;
 
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-pub use ast::{Cap, SystemFile, UserFile};
+pub use ast::{SystemFile, UserFile};
 pub use decide::{Decision, Forwarding, Lookups, Note, Owner, Reply, Source, Step, decide};
 pub use names::{Names, SystemNames};
 pub use policy::{Connection, SystemPolicy, UserPrefs};
+pub use text::{Cap, ConfigError, Pos, SYSTEM_REPLIES_MAX, USER_REPLIES_MAX, quote};
 
 /// Where oidentd looks for the system file.
 pub const SYSTEM_FILE: &str = "/etc/oidentd.conf";
@@ -88,38 +89,6 @@ pub const USER_FILES: [&str; 2] = [".config/oidentd.conf", ".oidentd.conf"];
 pub const SYSTEM_FILE_MAX: u64 = 1 << 20;
 /// The largest user file read: a user's file is input from that user.
 pub const USER_FILE_MAX: u64 = 64 << 10;
-/// `force reply` takes at most this many replies; one more is an error.
-pub const SYSTEM_REPLIES_MAX: usize = 255;
-/// A user's `reply` keeps at most this many; oidentd drops the rest silently.
-pub const USER_REPLIES_MAX: usize = 20;
-
-/// A place in a file: line and column, both from 1; a column counts characters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Pos {
-    pub line: u32,
-    pub column: u32,
-}
-
-/// A file that cannot be used: `FILE:LINE:COLUMN: what was found, expected what`,
-/// or `FILE: what` when the trouble is not at a place in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub at: Option<Pos>,
-    pub what: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.at {
-            Some(Pos { line, column }) => write!(f, "{}:{line}:{column}: {}", self.file, self.what),
-            None => write!(f, "{}: {}", self.file, self.what),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 fn at(file: &str) -> impl Fn((Pos, String)) -> ConfigError + '_ {
     move |(pos, what)| ConfigError {
         file: file.to_string(),

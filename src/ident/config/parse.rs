@@ -4,11 +4,11 @@
 //! input.
 
 use super::ast::{
-    Action, Block, Cap, Filter, Grant, Owner, Port, Ports, Spanned, Statement, SystemFile,
-    SystemRange, Target, Text, UserFile, UserRange,
+    Action, Block, Filter, Grant, Owner, Port, Ports, Spanned, Statement, SystemFile, SystemRange,
+    Target, Text, UserFile, UserRange,
 };
 use super::lex::{Keyword, LexError, Lexer, Tok, Token};
-use super::{SYSTEM_REPLIES_MAX, USER_REPLIES_MAX};
+use super::text::{Cap, SYSTEM_REPLIES_MAX, USER_REPLIES_MAX, quote};
 
 type Result<T> = std::result::Result<T, LexError>;
 
@@ -335,7 +335,7 @@ fn port(text: &str) -> std::result::Result<Port, String> {
     let digits = unsigned.trim_start_matches('0');
     match digits.parse::<u16>() {
         Ok(n) if n > 0 && !trimmed.starts_with('-') => Ok(Port::Number(n)),
-        _ => Err(format!("port {}", super::ast::quote(text))),
+        _ => Err(format!("port {}", quote(text))),
     }
 }
 
@@ -359,7 +359,7 @@ fn ports_of(text: &Text) -> Result<Ports> {
                 text.at,
                 format!(
                     "{found} in {}, expected a port 1-65535 or a service name",
-                    super::ast::quote(&text.value)
+                    quote(&text.value)
                 ),
             )
         })

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
-use super::ast::{Cap, Grant};
+use super::ast::Grant;
+use super::text::Cap;
 
 /// A capability set, one bit per capability, as oidentd keeps it. `reply` has a
 /// bit too: `force reply` sets it, and a top-level `default` range passes it on
@@ -34,6 +35,18 @@ impl Caps {
 
     pub fn has(self, grant: Grant) -> bool {
         self.0 & Self::bit(grant) != 0
+    }
+
+    /// The set as bits, for a process that decides on one side of a channel and
+    /// finishes a `forward` on the other; [`Caps::from_bits`] reads them back.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set these bits name, if each is a capability's.
+    pub fn from_bits(bits: u16) -> Option<Caps> {
+        const ALL: u16 = (Caps::FORWARD << 1) - 1;
+        (bits & !ALL == 0).then_some(Caps(bits))
     }
 
     pub(super) fn allow(self, grant: Grant) -> Caps {

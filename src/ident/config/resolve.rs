@@ -18,6 +18,7 @@ use super::ast::{
 use super::lex::LexError;
 use super::names::Names;
 use super::policy::{Caps, Choice, Rule, SystemPolicy, UserPrefs, When};
+use super::text::{Cap, Pos, quote};
 
 type Result<T> = std::result::Result<T, LexError>;
 
@@ -34,7 +35,7 @@ pub(super) fn system(file: &SystemFile, names: &dyn Names) -> Result<SystemPolic
                         name.at,
                         format!(
                             "user {}, expected a user name or uid of this host",
-                            super::ast::quote(&name.value)
+                            quote(&name.value)
                         ),
                     )
                 })?;
@@ -99,8 +100,7 @@ fn rule(range: &SystemRange, inherited: Caps, names: &dyn Names) -> Result<Rule>
     })
 }
 
-fn forced_cap(cap: super::Cap) -> Choice {
-    use super::Cap;
+fn forced_cap(cap: Cap) -> Choice {
     match cap {
         Cap::Hide => Choice::Hide,
         Cap::Random => Choice::Random,
@@ -151,13 +151,13 @@ fn address(host: &Text, names: &dyn Names) -> Result<IpAddr> {
                 host.at,
                 format!(
                     "host {} does not resolve, expected a host name or address",
-                    super::ast::quote(&host.value)
+                    quote(&host.value)
                 ),
             )
         })
 }
 
-fn port(port: &Port, at: super::Pos, names: &dyn Names) -> Result<u16> {
+fn port(port: &Port, at: Pos, names: &dyn Names) -> Result<u16> {
     match port {
         Port::Number(n) => Ok(*n),
         Port::Service(s) => names.port_of(s).ok_or_else(|| {
@@ -165,7 +165,7 @@ fn port(port: &Port, at: super::Pos, names: &dyn Names) -> Result<u16> {
                 at,
                 format!(
                     "service {} is unknown, expected a port 1-65535 or a service name",
-                    super::ast::quote(s)
+                    quote(s)
                 ),
             )
         }),

@@ -9,6 +9,9 @@
 //! - **Inode 0 is not an owner.** The kernel prints uid 0 for a TIME_WAIT socket (and
 //!   for any socket no file holds any more); that is nobody, not root. Such a row is
 //!   skipped and the search goes on for another with the same tuple.
+//! - **A link-local connection is on one interface.** Asked with a scope id, only
+//!   a row on that interface answers: sock_diag says which interface a socket is
+//!   on, /proc does not, so /proc refuses such a question ([`Tuple`] explains).
 //! - **Retry once on a miss.** `/proc/net/tcp` is not a snapshot: a row can move past
 //!   the read position while the table changes, so a miss is read once more before
 //!   the answer is "no owner".
@@ -16,8 +19,11 @@
 //! `tuple` and `row` hold what both sources share: the connection asked about, and
 //! a row of the kernel's table with the one decision over it ([`Matcher`]). The
 //! sources are `proc_net` (with `single_flight`, which lets concurrent lookups
-//! share one read) and `sock_diag`; this file picks one and keeps the retry.
+//! share one read) and `sock_diag`; `auto` decides between them for `--source
+//! auto`, the default; this file runs the chosen one and keeps the retry.
 
+mod auto;
+pub use auto::Source;
 mod proc_net;
 mod row;
 pub mod single_flight;
@@ -27,35 +33,10 @@ mod tuple;
 /// The /proc scan over another namespace's tables (`/proc/PID/net`), for `--nat`.
 pub(crate) use proc_net::find_in as find_in_proc_dir;
 pub use row::{Matcher, TcpState};
-pub use tuple::Tuple;
-
-use std::fmt;
-use std::sync::OnceLock;
+pub use tuple::{Tuple, parse_address, parse_endpoint};
 
 use anyhow::Context;
 use serde::Serialize;
-
-/// Where the kernel's socket table is read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// `/proc/net/tcp` and `/proc/net/tcp6`, scanned for the tuple: works in any container and kernel; each read costs time in proportion to the sockets on the host (the kernel formats every one), shared by the lookups that arrive together
-    Proc,
-    /// The kernel's sock_diag exact lookup: one request, constant time whatever the number of sockets; needs the tcp_diag module, which some sandboxes block
-    Netlink,
-    /// Netlink, falling back to /proc when netlink sock_diag is unavailable.
-    Auto,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Proc => "proc",
-            Source::Netlink => "netlink",
-            Source::Auto => "auto",
-        })
-    }
-}
 
 /// The owner of a connection and where it was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -94,14 +75,33 @@ pub fn lookup_owner_with(
     if !wanted.is_one_family() {
         return Ok(None);
     }
-    let source = resolve(source)?;
+    if source == Source::Netlink {
+        resolve(source)?;
+    }
+    let diag = || {
+        sock_diag::find(&wanted, matcher)
+            .with_context(|| format!("netlink sock_diag lookup of {wanted}"))
+    };
+    // /proc/net/tcp6 has no interface column: a link-local tuple asked with its
+    // scope cannot be told from the same addresses on another link there, so /proc
+    // (asked for, or auto's fallback) refuses rather than name the wrong owner.
+    let proc = || {
+        if wanted.link_local_scope().is_some() {
+            anyhow::bail!(
+                "{wanted}: /proc/net/tcp6 does not say which interface a connection is on, so \
+                 a link-local one cannot be told from one with the same addresses on another \
+                 interface; netlink sock_diag can (--source netlink)"
+            );
+        }
+        proc_net::find_coalesced(&wanted, matcher)
+    };
     // One retry on a miss: /proc can skip a row that moved while we read; sock_diag is
     // retried too so both sources keep the same contract.
     for _attempt in 0..2 {
-        let found = match source {
-            Source::Netlink => sock_diag::find(&wanted, matcher)
-                .with_context(|| format!("netlink sock_diag lookup of {wanted}"))?,
-            _ => proc_net::find_coalesced(&wanted, matcher)?,
+        let (found, source) = match source {
+            Source::Netlink => (diag()?, Source::Netlink),
+            Source::Proc => (proc()?, Source::Proc),
+            Source::Auto => AUTO.find(sock_diag::probe, diag, proc)?,
         };
         if let Some(row) = found {
             return Ok(Some(Owner {
@@ -139,21 +139,33 @@ pub fn scan_proc_table(
     )
 }
 
-/// `Auto` becomes `Netlink` when the kernel answers sock_diag, else `Proc`.
+/// This process's choice for `--source auto` ([`auto`]).
+static AUTO: auto::Auto = auto::Auto::new();
+
+/// The source a lookup through `source` tries first: `Auto` becomes `Netlink` when
+/// the kernel answers sock_diag here, else `Proc`; `Netlink` is an error when it
+/// does not. Probes sock_diag if no lookup has yet.
 pub fn resolve(source: Source) -> anyhow::Result<Source> {
-    static NETLINK_WORKS: OnceLock<Result<(), String>> = OnceLock::new();
-    let probe = || NETLINK_WORKS.get_or_init(|| sock_diag::probe().map_err(|e| format!("{e:#}")));
-    Ok(match source {
-        Source::Proc => Source::Proc,
-        Source::Netlink => match probe() {
-            Ok(()) => Source::Netlink,
-            Err(e) => anyhow::bail!("netlink sock_diag is unavailable: {e}"),
-        },
-        Source::Auto => match probe() {
-            Ok(()) => Source::Netlink,
-            Err(_) => Source::Proc,
-        },
-    })
+    let chosen = match source {
+        Source::Proc => return Ok(Source::Proc),
+        Source::Netlink | Source::Auto => AUTO.current(sock_diag::probe),
+    };
+    if source == Source::Auto || chosen == Source::Netlink {
+        return Ok(chosen);
+    }
+    match AUTO.refusal() {
+        Some(why) => anyhow::bail!("netlink sock_diag is unavailable: {why}"),
+        // Failed this time for a passing reason: this caller insists, so ask again.
+        None => sock_diag::probe()
+            .map(|()| Source::Netlink)
+            .context("netlink sock_diag is unavailable"),
+    }
+}
+
+/// Why `--source auto` reads /proc in this process, once sock_diag was refused for
+/// good (see [`resolve`]); `None` while sock_diag answers or was never asked.
+pub fn sock_diag_refusal() -> Option<String> {
+    AUTO.refusal().map(str::to_string)
 }
 
 /// The user name for a uid from the password database, or the uid as a number when

@@ -87,6 +87,9 @@ pub(crate) struct Row {
     pub state: TcpState,
     pub uid: u32,
     pub inode: u64,
+    /// The interface the socket is bound to (0: none), where the source says:
+    /// sock_diag does, /proc does not (None).
+    pub interface: Option<u32>,
 }
 
 /// Which rows count as the connection.
@@ -104,6 +107,13 @@ impl Matcher {
     /// row whose tuple matched their fast pre-filter, so it re-checks the tuple.
     pub(crate) fn accepts(self, row: &Row, wanted: &Tuple) -> bool {
         if !row.tuple.canonical().same_ends(wanted) || row.inode == 0 {
+            return false;
+        }
+        // A link-local connection asked about on one interface: a row on another,
+        // or one whose interface the source cannot tell, is someone else's.
+        if let Some(scope) = wanted.link_local_scope()
+            && row.interface != Some(scope)
+        {
             return false;
         }
         match self {
@@ -126,6 +136,7 @@ mod tests {
             state,
             uid: 1000,
             inode,
+            interface: None,
         }
     }
 
@@ -134,16 +145,35 @@ mod tests {
     }
 
     #[test]
-    fn a_scope_id_is_kept_but_not_compared() {
+    fn a_scoped_link_local_question_is_answered_only_by_a_row_on_that_interface() {
         let scoped = Tuple::new(sa("[fe80::1%3]:22"), sa("[fe80::2%3]:4000"));
         assert_eq!(scoped.canonical(), scoped);
         assert_eq!(scoped.canonical().scope_id(), 3);
         let unscoped = Tuple::new(sa("[fe80::1]:22"), sa("[fe80::2]:4000"));
         assert_eq!(unscoped.scope_id(), 0);
         assert!(unscoped.same_ends(&scoped) && scoped.same_ends(&unscoped));
-        // A /proc row has no scope; it still answers for a scoped question.
-        let r = row("[fe80::1]:22", "[fe80::2]:4000", TcpState::Established, 9);
-        assert!(Matcher::FourTuple.accepts(&r, &scoped.canonical()));
+        let on = |interface| Row {
+            interface,
+            ..row("[fe80::1]:22", "[fe80::2]:4000", TcpState::Established, 9)
+        };
+        // sock_diag's row on interface 3 answers; one on 4 is another connection.
+        assert!(Matcher::FourTuple.accepts(&on(Some(3)), &scoped.canonical()));
+        assert!(!Matcher::FourTuple.accepts(&on(Some(4)), &scoped.canonical()));
+        // A /proc row cannot say which interface it is on: it does not answer.
+        assert!(!Matcher::FourTuple.accepts(&on(None), &scoped.canonical()));
+        // Asked without an interface, a link-local tuple matches on any.
+        for interface in [None, Some(3), Some(4)] {
+            assert!(Matcher::FourTuple.accepts(&on(interface), &unscoped));
+        }
+        // A scope on a global address is not compared.
+        let global = Tuple::new(sa("[2001:db8::1%3]:22"), sa("[2001:db8::2%3]:4000"));
+        let global_row = row(
+            "[2001:db8::1]:22",
+            "[2001:db8::2]:4000",
+            TcpState::Established,
+            9,
+        );
+        assert!(Matcher::FourTuple.accepts(&global_row, &global.canonical()));
         let other_port = Tuple::new(sa("[fe80::1%3]:23"), sa("[fe80::2%3]:4000"));
         assert!(!other_port.same_ends(&scoped));
     }

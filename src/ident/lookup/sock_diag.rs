@@ -6,7 +6,8 @@
 //! answer is checked, not trusted: on a miss among established sockets the kernel
 //! falls back to the listener on the local port and reports that, so a reply whose
 //! tuple differs from the one asked for, or whose state is LISTEN, is a miss
-//! (`Matcher::accepts` decides).
+//! (`Matcher::accepts` decides). The reply names the interface the socket is bound
+//! to (`idiag_if`), which a link-local connection's identity includes.
 //!
 //! Message encoding uses netlink-packet-sock-diag; the exchange is ident's one
 //! netlink exchange (`ident::netlink`).
@@ -118,6 +119,8 @@ fn take_datagram(bytes: &[u8], dump: bool, rows: &mut Vec<Row>) -> anyhow::Resul
                     state: TcpState::from_kernel(h.state),
                     uid: h.uid,
                     inode: u64::from(h.inode),
+                    // idiag_if: the interface the socket is bound to.
+                    interface: Some(h.socket_id.interface_id),
                 });
                 if !dump {
                     return Ok(Some(Reply::Rows(std::mem::take(rows))));

@@ -47,19 +47,7 @@ impl Forward {
     /// (IPv4 as IPv4; no IPv6 flow label or scope, which [`Forward::to`] never
     /// sets). conntrack gives nothing else; anything else is not asked.
     pub fn is_sound(&self) -> bool {
-        let ip = self.identd.ip();
-        let one_host = match self.identd {
-            SocketAddr::V4(v4) => !v4.ip().is_broadcast(),
-            SocketAddr::V6(v6) => {
-                v6.ip().to_ipv4_mapped().is_none() && v6.flowinfo() == 0 && v6.scope_id() == 0
-            }
-        };
-        one_host
-            && !ip.is_unspecified()
-            && !ip.is_multicast()
-            && self.identd.port() != 0
-            && self.server_port != 0
-            && self.client_port != 0
+        is_one_host(self.identd) && self.server_port != 0 && self.client_port != 0
     }
 
     /// Asks, within `timeout` (connect, send and reply together). The reply is
@@ -68,6 +56,20 @@ impl Forward {
         let reply = client::query(self.identd, self.server_port, self.client_port, timeout)?;
         Ok(reply.kind)
     }
+}
+
+/// Whether `identd` is a port of one host, written plainly: not port 0, not an
+/// unspecified, multicast or broadcast address, IPv4 as IPv4, no IPv6 flow label
+/// or scope.
+pub fn is_one_host(identd: SocketAddr) -> bool {
+    let ip = identd.ip();
+    let plain = match identd {
+        SocketAddr::V4(v4) => !v4.ip().is_broadcast(),
+        SocketAddr::V6(v6) => {
+            v6.ip().to_ipv4_mapped().is_none() && v6.flowinfo() == 0 && v6.scope_id() == 0
+        }
+    };
+    plain && !ip.is_unspecified() && !ip.is_multicast() && identd.port() != 0
 }
 
 /// The answer to relay for a forwarded reply. Its ports were checked by the client

@@ -17,7 +17,7 @@ mod request;
 
 pub use framing::{Framed, LineFramer, MAX_LINE};
 pub use reply::{
-    Answer, BadReply, ErrorToken, MAX_REPLY_LINE, Reply, ReplyKind, format_reply, is_wire_safe,
-    parse_reply,
+    Answer, BadReply, ErrorToken, MAX_REPLY_LINE, Reply, ReplyFormat, ReplyKind, format_reply,
+    format_reply_as, is_wire_safe, is_wire_safe_token, parse_reply,
 };
 pub use request::{BadRequest, Request, parse_request};

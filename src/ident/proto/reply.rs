@@ -45,14 +45,41 @@ pub enum Answer {
     Error(ErrorToken),
 }
 
+/// How a USERID reply names its operating system and character set (oidentd's
+/// `--other` and `--charset`). The default is RFC 1413's plain form: `UNIX` for a
+/// name, `OTHER` for a uid (a number is no UNIX user name), no charset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyFormat {
+    /// The operating system field of every USERID reply, a uid's included.
+    pub os: Option<String>,
+    /// Sent after the OS, as `UNIX,UTF-8` (RFC 1340 names), as oidentd sends it.
+    pub charset: Option<String>,
+}
+
+impl ReplyFormat {
+    fn opsys(&self, default: &str) -> String {
+        let os = self.os.as_deref().unwrap_or(default);
+        match &self.charset {
+            Some(charset) => format!("{os},{charset}"),
+            None => os.to_string(),
+        }
+    }
+}
+
 /// Formats one reply line, CRLF included. The ports are echoed in the request's
 /// order. A user name that could break the line (a control byte, a colon, a space,
 /// a non-ASCII byte) is replaced by its uid under OS `OTHER` when the uid is known.
 pub fn format_reply(ports: (u32, u32), answer: &Answer) -> String {
+    format_reply_as(ports, answer, &ReplyFormat::default())
+}
+
+/// [`format_reply`] with the OS and charset fields `format` asks for.
+pub fn format_reply_as(ports: (u32, u32), answer: &Answer, format: &ReplyFormat) -> String {
     let (server_port, client_port) = ports;
     match answer {
         Answer::User(name) if is_wire_safe(name) => {
-            format!("{server_port}, {client_port} : USERID : UNIX : {name}\r\n")
+            let os = format.opsys("UNIX");
+            format!("{server_port}, {client_port} : USERID : {os} : {name}\r\n")
         }
         // An unsafe name with no uid to fall back on: say nothing about it.
         Answer::User(_) => {
@@ -61,9 +88,22 @@ pub fn format_reply(ports: (u32, u32), answer: &Answer) -> String {
                 ErrorToken::UnknownError
             )
         }
-        Answer::Uid(uid) => format!("{server_port}, {client_port} : USERID : OTHER : {uid}\r\n"),
+        Answer::Uid(uid) => {
+            let os = format.opsys("OTHER");
+            format!("{server_port}, {client_port} : USERID : {os} : {uid}\r\n")
+        }
         Answer::Error(token) => format!("{server_port}, {client_port} : ERROR : {token}\r\n"),
     }
+}
+
+/// An OS or charset field goes on the wire only as visible ASCII without the colon
+/// and comma that delimit it, so a client reads back exactly what was configured.
+pub fn is_wire_safe_token(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b':' && b != b',')
 }
 
 /// A user id goes on the wire only as visible ASCII without a colon, so no passwd
@@ -206,200 +246,4 @@ fn is_invisible_format(c: char) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(s: &[u8]) -> Result<Request, super::super::request::BadRequest> {
-        parse_request(s)
-    }
-
-    #[test]
-    fn parsing_never_panics_on_any_short_byte_string() {
-        // Every string of up to three bytes drawn from a hostile alphabet.
-        let alphabet = [b'0', b'1', b'9', b',', b' ', b'\t', 0, 0xff, b'\r', b'-'];
-        let mut count = 0;
-        for a in alphabet {
-            for b in alphabet {
-                for c in alphabet {
-                    let _ = req(&[a, b, c]);
-                    let _ = parse_reply(&[a, b, c]);
-                    count += 1;
-                }
-            }
-        }
-        assert_eq!(count, 1000);
-    }
-
-    #[test]
-    fn replies_follow_rfc_1413_exactly() {
-        assert_eq!(
-            format_reply((6193, 23), &Answer::User("alice".into())),
-            "6193, 23 : USERID : UNIX : alice\r\n"
-        );
-        assert_eq!(
-            format_reply((6193, 23), &Answer::Uid(1000)),
-            "6193, 23 : USERID : OTHER : 1000\r\n"
-        );
-        assert_eq!(
-            format_reply((0, 0), &Answer::Error(ErrorToken::InvalidPort)),
-            "0, 0 : ERROR : INVALID-PORT\r\n"
-        );
-        for (token, text) in [
-            (ErrorToken::NoUser, "NO-USER"),
-            (ErrorToken::HiddenUser, "HIDDEN-USER"),
-            (ErrorToken::UnknownError, "UNKNOWN-ERROR"),
-        ] {
-            assert_eq!(
-                format_reply((1, 2), &Answer::Error(token)),
-                format!("1, 2 : ERROR : {text}\r\n")
-            );
-        }
-    }
-
-    #[test]
-    fn a_name_that_could_break_the_line_never_reaches_the_wire() {
-        for evil in [
-            "",
-            "a\r\n1, 2 : USERID : UNIX : root",
-            "a b",
-            "a:b",
-            "al\0ice",
-            "ålice",
-            "a\tb",
-        ] {
-            let line = format_reply((1, 2), &Answer::User(evil.into()));
-            assert_eq!(line, "1, 2 : ERROR : UNKNOWN-ERROR\r\n", "{evil:?}");
-        }
-        let long = "a".repeat(513);
-        assert!(!is_wire_safe(&long));
-        assert!(is_wire_safe("svc-backup_2$"));
-    }
-
-    #[test]
-    fn replies_parse_back() {
-        let r = parse_reply(b"6193, 23 : USERID : UNIX : alice").unwrap();
-        assert_eq!(r.server_port, 6193);
-        assert_eq!(r.client_port, 23);
-        assert_eq!(
-            r.kind,
-            ReplyKind::UserId {
-                os: "UNIX".into(),
-                charset: None,
-                user: "alice".into()
-            }
-        );
-        let r = parse_reply(b"6193,23:USERID:OTHER , UTF-8:  1000 ").unwrap();
-        assert_eq!(
-            r.kind,
-            ReplyKind::UserId {
-                os: "OTHER".into(),
-                charset: Some("UTF-8".into()),
-                user: "1000".into()
-            }
-        );
-        // The user id is the rest of the line: colons inside it are its own.
-        let r = parse_reply(b"1 , 2 : USERID : UNIX : a:b").unwrap();
-        assert_eq!(
-            r.kind,
-            ReplyKind::UserId {
-                os: "UNIX".into(),
-                charset: None,
-                user: "a:b".into()
-            }
-        );
-        let r = parse_reply(b"1, 2 : ERROR : NO-USER").unwrap();
-        assert_eq!(r.kind, ReplyKind::Error("NO-USER".into()));
-    }
-
-    #[test]
-    fn every_formatted_reply_parses_back_to_itself() {
-        let answers = [
-            Answer::User("alice".into()),
-            Answer::Uid(0),
-            Answer::Error(ErrorToken::NoUser),
-            Answer::Error(ErrorToken::HiddenUser),
-        ];
-        for a in answers {
-            let line = format_reply((113, 65535), &a);
-            let r = parse_reply(line.trim_end_matches("\r\n").as_bytes()).unwrap();
-            assert_eq!((r.server_port, r.client_port), (113, 65535));
-        }
-    }
-
-    #[test]
-    fn malformed_replies_are_refused() {
-        for bad in [
-            &b""[..],
-            b"1, 2",
-            b"1, 2 : USERID",
-            b"1, 2 : USERID : UNIX",
-            b"1, 2 : USERID : UNIX : ",
-            b"1, 2 : USERID :  : alice",
-            b"1, 2 : ERROR : ",
-            b"1, 2 : MAYBE : alice",
-            b"x, 2 : ERROR : NO-USER",
-            b"0, 2 : ERROR : NO-USER",
-            b"1, 2 : USERID : UNIX : al\0ice",
-            b"1, 2 : USERID : UNIX : \xff",
-        ] {
-            assert!(parse_reply(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn replies_with_unicode_format_characters_are_refused() {
-        for bad in [
-            "1, 2 : USERID : UNIX : \u{202e}toor",
-            "1, 2 : USERID : UNIX : ro\u{200b}ot",
-            "1, 2 : USERID : UNIX : \u{feff}root",
-            "1, 2 : USERID : UNIX : root\u{2066}",
-            "1, 2 : USERID : UNIX : ro\u{ad}ot",
-            "1, 2 : USERID : UNIX : root\u{e0001}",
-            "1, 2 : USERID : UNIX : root\u{2028}",
-            "1, 2 : USERID : UNIX : root\u{2029}",
-            "1, 2 : ERROR : NO-USER\u{200d}",
-        ] {
-            assert_eq!(
-                parse_reply(bad.as_bytes()),
-                Err(BadReply(FORMAT)),
-                "{bad:?}"
-            );
-        }
-        // Letters of any script are names, not formatting.
-        let r = parse_reply("1, 2 : USERID : UNIX : jos\u{e9}\u{5d0}".as_bytes()).unwrap();
-        assert!(matches!(r.kind, ReplyKind::UserId { user, .. } if user == "jos\u{e9}\u{5d0}"));
-    }
-
-    #[test]
-    fn replies_with_control_characters_are_refused() {
-        // `ident query` prints the user id or token: a hostile server must not be
-        // able to drive the terminal it lands on.
-        for bad in [
-            &b"1, 2 : USERID : UNIX : \x1b[31mroot"[..],
-            b"1, 2 : USERID : UNIX : ro\x07ot",
-            b"1, 2 : USERID : UNIX : root\x7f",
-            b"1, 2 : USERID : UNIX : ro\tot",
-            b"1, 2 : USERID : UNIX : \xc2\x9b31mroot",
-            b"1, 2 : USERID : UN\x08IX : root",
-            b"1, 2 : ERROR : NO-USER\x1b]0;owned\x07",
-            b"1, 2 : ERROR : NO\tUSER",
-            b"1\x0b, 2 : ERROR : NO-USER",
-        ] {
-            assert_eq!(
-                parse_reply(bad),
-                Err(BadReply("reply contains a control character")),
-                "{bad:?}"
-            );
-        }
-        // Tabs between the fields are RFC 1413's white space, not part of a value.
-        let r = parse_reply(b"1,\t2\t:\tUSERID\t:\tUNIX\t:\talice\t").unwrap();
-        assert_eq!(
-            r.kind,
-            ReplyKind::UserId {
-                os: "UNIX".into(),
-                charset: None,
-                user: "alice".into()
-            }
-        );
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
-//! The accept loops: one per listener, a thread per connection up to `max_conns`,
-//! and a clean stop of every loop when one fails for good.
+//! The accept loops: one per listener, a thread per connection admitted to the
+//! table (`table`), and a clean stop of every loop when one fails for good or the
+//! server is halted.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,14 +14,17 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::socket as sock;
 
-use super::identd::{Server, Shared};
+use super::identd::Server;
+use super::table;
 
 impl Server {
-    /// Accepts on every listener until one fails for good, then stops them all and
-    /// returns that error (after logging it). Runs forever otherwise.
+    /// Accepts on every listener until one fails for good, or the server is halted
+    /// (its privileged helper died), then stops them all and returns that error
+    /// (after logging it). Runs forever otherwise.
     pub fn run(&self, listeners: Vec<TcpListener>) -> anyhow::Result<()> {
         let listeners: Vec<Arc<TcpListener>> = listeners.into_iter().map(Arc::new).collect();
-        thread::scope(|scope| {
+        self.prepare_to_listen(&listeners);
+        let result = thread::scope(|scope| {
             let loops: Vec<_> = listeners
                 .iter()
                 .map(|l| scope.spawn(|| self.accept_until_fatal(l, &listeners)))
@@ -35,7 +39,26 @@ impl Server {
                 }
             }
             first_error.map_or(Ok(()), Err)
-        })
+        });
+        result.and(self.failure().map_or(Ok(()), |why| Err(anyhow!(why))))
+    }
+
+    /// Sizes the table within the descriptor limit (saying so when that makes it
+    /// smaller than `--max-conns`), and has a halt wake `listeners`.
+    fn prepare_to_listen(&self, listeners: &[Arc<TcpListener>]) {
+        let table = &self.shared.table;
+        let wanted = table.limits().total;
+        let fits = table::fit_descriptor_limit(wanted);
+        if fits < wanted {
+            table.bound_total(fits);
+            let limits = table.limits();
+            self.shared.log.error(&format!(
+                "the descriptor limit (RLIMIT_NOFILE) leaves room for {fits} connections, \
+                 not --max-conns {wanted}: serving at most {fits} at once, {} from one address",
+                limits.per_querier
+            ));
+        }
+        self.watch_for_halt(listeners);
     }
 
     /// One accept loop that, when it ends in an error (or a panic), logs it and stops
@@ -76,6 +99,7 @@ impl Server {
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let listeners: Vec<Arc<TcpListener>> = listeners.into_iter().map(Arc::new).collect();
+        self.prepare_to_listen(&listeners);
         let threads = listeners
             .iter()
             .map(|l| {
@@ -120,40 +144,37 @@ impl Server {
         }
     }
 
-    /// Serves a new connection on its own thread, or closes it at once when
-    /// `max_conns` are already being served: never queued without bound.
+    /// Serves a new connection on its own thread once the table admits it (perhaps
+    /// evicting an idle one for it), or closes it: never queued without bound.
     fn dispatch(&self, stream: TcpStream, peer: SocketAddr) {
-        let max = self.shared.config.max_conns;
-        if self.shared.active.fetch_add(1, Ordering::SeqCst) >= max {
-            self.shared.active.fetch_sub(1, Ordering::SeqCst);
-            self.shared
-                .log
-                .info(&format!("{peer}: {max} connections already open; closing"));
-            return;
+        let (admitted, evicted) = self.shared.table.admit(stream, peer);
+        for e in evicted {
+            self.shared.log.info(&format!(
+                "{}: closed after {:.1}s without a request, for {peer}: {}",
+                e.peer,
+                e.idle.as_secs_f64(),
+                e.why
+            ));
         }
-        let slot = Slot(Arc::clone(&self.shared));
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                self.shared
+                    .log
+                    .info(&format!("{peer}: {why}, none idle; closing"));
+                return;
+            }
+        };
         let server = self.clone();
         let spawned = thread::Builder::new()
             .name("identd-conn".into())
-            .spawn(move || {
-                let _slot = slot;
-                server.serve_and_log(stream);
-            });
+            .spawn(move || server.serve_admitted_and_log(&admitted));
         if let Err(e) = spawned {
-            // The closure, and with it the slot and the stream, was dropped.
+            // The closure, and with it the connection, was dropped: it left the table.
             self.shared
                 .log
                 .error(&format!("{peer}: cannot start a thread: {e}; closing"));
         }
-    }
-}
-
-/// One of the `max_conns` slots, given back when the connection's thread ends.
-struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -180,7 +201,9 @@ impl ServerHandle {
             t.join()
                 .unwrap_or_else(|_| bail!("an accept loop panicked"))?;
         }
-        Ok(())
+        self.server
+            .failure()
+            .map_or(Ok(()), |why| Err(anyhow!(why)))
     }
 }
 

@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::identd::Server;
+use super::table::Admitted;
 use crate::ident::proto::{Framed, LineFramer, MAX_LINE};
 
 /// Requests answered on one connection before it is closed. RFC 1413 allows
@@ -15,29 +16,44 @@ pub const MAX_REQUESTS_PER_CONN: usize = 100;
 
 impl Server {
     /// Answers requests on one connection until the client closes, a request is not
-    /// complete within the configured timeout, [`MAX_REQUESTS_PER_CONN`] have been
-    /// answered, or a line runs over 1,000 bytes. Nothing is sent before a request
-    /// arrives.
+    /// complete in time, [`MAX_REQUESTS_PER_CONN`] have been answered, or a line runs
+    /// over 1,000 bytes. Nothing is sent before a request arrives.
     ///
-    /// The timeout is a deadline per request line, from the end of the previous one
-    /// (or the connection's start) to the end of this one, not a limit per read: a
-    /// client sending one byte every 59 s would otherwise hold its slot for hours
-    /// (1,000 bytes) per line, and forever with many lines. With the request cap,
-    /// a connection lasts at most about 100 timeouts.
-    pub fn serve_connection(&self, mut stream: TcpStream) -> io::Result<()> {
+    /// The first request line must be complete within the first-line timeout of the
+    /// connection's start, each later one within the configured timeout of the end
+    /// of the previous one: a deadline for the whole line, not a limit per read. A
+    /// client sending one byte every 59 s would otherwise hold its connection for
+    /// hours (1,000 bytes) per line, and forever with many lines. With the request
+    /// cap, a connection lasts at most about 100 timeouts.
+    pub fn serve_connection(&self, stream: TcpStream) -> io::Result<()> {
+        self.serve(&stream, None)
+    }
+
+    /// [`Server::serve_connection`] for a connection in the table, which is told
+    /// when a request is complete (the connection is no longer idle) and is not
+    /// answered once evicted.
+    fn serve(&self, stream: &TcpStream, admitted: Option<&Admitted>) -> io::Result<()> {
+        let mut stream = stream;
         let local = stream.local_addr()?;
         let peer = stream.peer_addr()?;
-        let timeout = self.shared.config.timeout;
+        let config = &self.shared.config;
+        let timeout = config.timeout;
+        let first_line_timeout = config.first_line_timeout.min(timeout);
         // A client that never reads its replies must not hold us past the timeout either.
         stream.set_write_timeout(Some(timeout))?;
+        let may_answer = || admitted.is_none_or(Admitted::start_request);
         let mut framer = LineFramer::new(MAX_LINE);
         let mut buf = [0u8; 1024];
         let mut answered = 0;
-        let mut deadline = Instant::now() + timeout;
+        let mut allowed = first_line_timeout;
+        let mut deadline = Instant::now() + allowed;
         loop {
             loop {
                 match framer.next_line() {
                     Framed::Line(line) => {
+                        if !may_answer() {
+                            return Ok(());
+                        }
                         let reply = self.respond_on(Some(stream.as_fd()), local, peer, &line);
                         stream.write_all(reply.as_bytes())?;
                         answered += 1;
@@ -47,7 +63,8 @@ impl Server {
                             ));
                             return Ok(());
                         }
-                        deadline = Instant::now() + timeout;
+                        allowed = timeout;
+                        deadline = Instant::now() + allowed;
                     }
                     Framed::Overlong => {
                         self.shared
@@ -60,14 +77,15 @@ impl Server {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                self.log_timeout(peer, timeout);
+                self.log_timeout(peer, allowed);
                 return Ok(());
             }
             stream.set_read_timeout(Some(left))?;
             match stream.read(&mut buf) {
                 Ok(0) => {
-                    // The client half-closed after an unterminated request: still answer it.
-                    if !framer.pending().is_empty() {
+                    // The client half-closed after an unterminated request: still answer
+                    // it. (Evicted, the connection reads end of file too: no answer.)
+                    if !framer.pending().is_empty() && may_answer() {
                         let reply =
                             self.respond_on(Some(stream.as_fd()), local, peer, framer.pending());
                         stream.write_all(reply.as_bytes())?;
@@ -82,7 +100,7 @@ impl Server {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    self.log_timeout(peer, timeout);
+                    self.log_timeout(peer, allowed);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -90,19 +108,20 @@ impl Server {
         }
     }
 
-    fn log_timeout(&self, peer: SocketAddr, timeout: Duration) {
+    fn log_timeout(&self, peer: SocketAddr, allowed: Duration) {
         self.shared.log.info(&format!(
             "{peer}: no complete request within {}s; closing",
-            timeout.as_secs()
+            allowed.as_secs()
         ));
     }
 
-    /// Serves one connection and logs how it ended.
-    pub(super) fn serve_and_log(&self, stream: TcpStream) {
-        let peer = stream
+    /// Serves one connection of the table and logs how it ended.
+    pub(super) fn serve_admitted_and_log(&self, admitted: &Admitted) {
+        let peer = admitted
+            .stream()
             .peer_addr()
             .map_or_else(|_| "a client".to_string(), |p| p.to_string());
-        if let Err(e) = self.serve_connection(stream) {
+        if let Err(e) = self.serve(admitted.stream(), Some(admitted)) {
             self.shared.log.error(&format!("serving {peer}: {e}"));
         }
     }

@@ -1,23 +1,28 @@
 //! The identd itself: its configuration, its log, the connections it is serving,
-//! and its answer to one request line. The accept loops (`accept`) and the
-//! per-connection loop (`conn`) are its other two parts.
+//! and its answer to one request line. The accept loops (`accept`), the
+//! per-connection loop (`conn`) and the table of connections (`table`) are its
+//! other parts.
 
-use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::socket as sock;
 
 use super::config::ServerConfig;
 use super::log::Logger;
+use super::oidentd;
 use super::owner;
 use super::policy::{self, Findings};
 use super::privsep::Helper;
+use super::table::Table;
 use crate::ident::lookup::Tuple;
 use crate::ident::nat;
 use crate::ident::proto::{self, Answer, ErrorToken};
 
-/// An identd: configuration, log and the count of connections being served.
-/// Cheap to clone; clones share the count.
+/// An identd: configuration, log and the connections being served.
+/// Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct Server {
     pub(super) shared: Arc<Shared>,
@@ -29,8 +34,17 @@ pub(super) struct Shared {
     pub(super) log: Logger,
     /// Under `--user`: the privileged helper that looks owners up.
     helper: Option<Helper>,
-    pub(super) active: AtomicUsize,
+    pub(super) table: Arc<Table>,
     pub(super) stop: AtomicBool,
+    halt: Mutex<Halt>,
+}
+
+/// Why the server must stop although its listeners are fine, and the listeners
+/// to wake when it must.
+#[derive(Default)]
+struct Halt {
+    reason: Option<String>,
+    listeners: Vec<Arc<TcpListener>>,
 }
 
 impl Server {
@@ -41,20 +55,69 @@ impl Server {
 
     /// A server that asks `helper` who owns each connection and whether they may be
     /// named (privilege separation: this process may then drop every privilege).
+    /// Should the helper die, the server stops: it can no longer answer anyone, and
+    /// a supervisor that sees it exit can start it again.
     pub fn with_helper(config: ServerConfig, log: Logger, helper: Helper) -> Server {
-        Server::build(config, log, Some(helper))
+        let server = Server::build(config, log, Some(helper));
+        let weak = Arc::downgrade(&server.shared);
+        if let Some(helper) = &server.shared.helper {
+            helper.when_gone(Box::new(move |reason: &str| {
+                if let Some(shared) = weak.upgrade() {
+                    Server { shared }.halt(reason);
+                }
+            }));
+        }
+        server
     }
 
     fn build(config: ServerConfig, log: Logger, helper: Option<Helper>) -> Server {
+        let table = Table::new(config.max_conns, config.max_conns_per_addr);
         Server {
             shared: Arc::new(Shared {
                 config,
                 log,
                 helper,
-                active: AtomicUsize::new(0),
+                table: Arc::new(table),
                 stop: AtomicBool::new(false),
+                halt: Mutex::new(Halt::default()),
             }),
         }
+    }
+
+    /// Stops the server for `reason`: every accept loop returns, and `run` returns
+    /// the reason as its error. Logged here, once.
+    fn halt(&self, reason: &str) {
+        let mut halt = lock(&self.shared.halt);
+        if halt.reason.is_some() {
+            return;
+        }
+        self.shared
+            .log
+            .error(&format!("{reason}; stopping the server"));
+        halt.reason = Some(reason.to_string());
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for l in &halt.listeners {
+            let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
+        }
+    }
+
+    /// Registers `listeners` to be woken by a halt; if the server was halted
+    /// already, wakes them now.
+    pub(super) fn watch_for_halt(&self, listeners: &[Arc<TcpListener>]) {
+        let mut halt = lock(&self.shared.halt);
+        halt.listeners.extend(listeners.iter().cloned());
+        if halt.reason.is_some() {
+            for l in listeners {
+                let _ = sock::shutdown(l.as_raw_fd(), sock::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Why the server stopped, if something other than its listeners stopped it
+    /// (its privileged helper died): a server that cannot answer must not look
+    /// healthy, under inetd as much as standalone.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.halt).reason.clone()
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -63,6 +126,22 @@ impl Server {
 
     pub fn log(&self) -> &Logger {
         &self.shared.log
+    }
+
+    /// Reads `--config`'s system file again, where the rules are applied: in the
+    /// privileged helper under `--user` (which logs how it went), else here.
+    pub fn reload_config(&self) {
+        let Some(files) = &self.shared.config.oidentd else {
+            return;
+        };
+        match &self.shared.helper {
+            Some(helper) => {
+                if let Err(e) = helper.reload() {
+                    self.shared.log.error(&format!("{e:#}"));
+                }
+            }
+            None => files.reload_and_log(&self.shared.log),
+        }
     }
 
     /// The answer to one request that arrived on an ident connection from `peer`
@@ -81,6 +160,9 @@ impl Server {
         request: proto::Request,
     ) -> Answer {
         let config = &self.shared.config;
+        if let Some(fixed) = config.overrides.fixed() {
+            return fixed;
+        }
         let found = match (&self.shared.helper, connection) {
             // The helper reads both addresses from the connection itself.
             (Some(helper), Some(conn)) => {
@@ -101,7 +183,7 @@ impl Server {
                 owner::find(&tuple, config, &self.shared.log)
             }
         };
-        match found {
+        let answer = match found {
             // Asked here, in the process that reads the network: under --user it
             // holds no privilege, and no helper worker waits on the other host.
             Findings::Forward(forward) => {
@@ -109,8 +191,16 @@ impl Server {
                     self.shared.log.error(m)
                 })
             }
+            Findings::ConfigForward(f) => oidentd::forwarded(
+                f,
+                request.server_port,
+                config.timeout,
+                config.rules(),
+                &self.shared.log,
+            ),
             found => policy::decide(config.rules(), &found),
-        }
+        };
+        config.overrides.apply(answer)
     }
 
     /// The reply line to one request line.
@@ -126,14 +216,20 @@ impl Server {
         peer: SocketAddr,
         line: &[u8],
     ) -> String {
+        let config = &self.shared.config;
         let (ports, answer) = match proto::parse_request(line) {
             Ok(req) => (
                 (u32::from(req.server_port), u32::from(req.client_port)),
                 self.answer_on(connection, local, peer, req),
             ),
-            Err(bad) => (bad.echo(), Answer::Error(ErrorToken::InvalidPort)),
+            Err(bad) => (
+                bad.echo(),
+                config
+                    .overrides
+                    .apply(Answer::Error(ErrorToken::InvalidPort)),
+            ),
         };
-        let reply = proto::format_reply(ports, &answer);
+        let reply = proto::format_reply_as(ports, &answer, &config.format);
         self.shared.log.info(&format!(
             "{peer} asked {local} about {}: {}",
             String::from_utf8_lossy(line).escape_debug(),
@@ -143,167 +239,9 @@ impl Server {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ident::lookup;
-    use crate::ident::nat::{Forward, NatConfig};
-    use crate::ident::server::LogTarget;
-    use nix::unistd::Uid;
-    use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsFd;
-    use std::sync::mpsc;
-    use std::thread;
-    use std::time::Duration;
-
-    #[test]
-    fn a_request_is_answered_about_the_queriers_own_connection_only() {
-        let server = Server::new(ServerConfig::default(), Logger::new(LogTarget::None));
-        // A service on 127.0.0.1 and a client of it: the "service host" asks us.
-        let service = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(service.local_addr().unwrap()).unwrap();
-        let (_accepted, _) = service.accept().unwrap();
-        let req = proto::Request {
-            server_port: client.local_addr().unwrap().port(),
-            client_port: service.local_addr().unwrap().port(),
-        };
-        let here: SocketAddr = "127.0.0.1:113".parse().unwrap();
-        let querier: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let me = lookup::user_name(Uid::effective().as_raw());
-        let hidden = Answer::Error(ErrorToken::HiddenUser);
-        assert_eq!(server.answer(here, querier, req), Answer::User(me));
-        // The same ports asked from another address: not the querier's connection.
-        let elsewhere: SocketAddr = "127.0.0.5:5000".parse().unwrap();
-        assert_eq!(
-            server.answer(here, elsewhere, req),
-            Answer::Error(ErrorToken::NoUser)
-        );
-        // Asked on another local address of ours: not that connection either.
-        let other_local: SocketAddr = "127.0.0.6:113".parse().unwrap();
-        assert_eq!(
-            server.answer(other_local, querier, req),
-            Answer::Error(ErrorToken::NoUser)
-        );
-
-        let numeric = Server::new(
-            ServerConfig {
-                numeric: true,
-                ..ServerConfig::default()
-            },
-            Logger::new(LogTarget::None),
-        );
-        assert_eq!(
-            numeric.answer(here, querier, req),
-            Answer::Uid(Uid::effective().as_raw())
-        );
-        let hide_me = Server::new(
-            ServerConfig {
-                hide_uids: vec![Uid::effective().as_raw()],
-                ..ServerConfig::default()
-            },
-            Logger::new(LogTarget::None),
-        );
-        assert_eq!(hide_me.answer(here, querier, req), hidden);
-        let hide_all = Server::new(
-            ServerConfig {
-                hide_all: true,
-                ..ServerConfig::default()
-            },
-            Logger::new(LogTarget::None),
-        );
-        assert_eq!(hide_all.answer(here, querier, req), hidden);
-    }
-
-    /// A forward waiting on the host behind holds no helper worker. The helper has
-    /// one worker; while a forward's host has its question and has not answered, a
-    /// local lookup is answered, and only then does the host answer, and its answer
-    /// is relayed about the ports asked. Were the forward made in the helper, the
-    /// local lookup would wait for the forward's --timeout and the forward would end
-    /// UNKNOWN-ERROR. The order is forced by the host's stub, not by timing.
-    #[test]
-    fn a_forward_waiting_on_the_host_behind_holds_no_helper_worker() {
-        use std::io::{BufRead, BufReader, Write};
-        use std::net::{TcpListener, TcpStream};
-        let none = || Logger::new(LogTarget::None);
-        // The host behind the NAT: its identd reads the question, says so, and
-        // answers only when told.
-        let lan = TcpListener::bind("127.0.0.1:0").unwrap();
-        let forward = Forward {
-            identd: lan.local_addr().unwrap(),
-            server_port: 4000,
-            client_port: 6667,
-        };
-        let (asked_tx, asked_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let lan_identd = thread::spawn(move || {
-            let (conn, _) = lan.accept().unwrap();
-            let mut line = String::new();
-            BufReader::new(&conn).read_line(&mut line).unwrap();
-            asked_tx.send(line).unwrap();
-            go_rx.recv().unwrap();
-            (&conn).write_all(b"4000 , 6667 : USERID : UNIX : lanuser\r\n")
-        });
-        // One worker: server port 40000 came from that host (as --nat --forward
-        // would find in conntrack); anything else is looked up as the helper does.
-        const FORWARDED: u16 = 40000;
-        let helper = Helper::in_threads(1, move |t| {
-            if t.local.port() == FORWARDED {
-                return Findings::Forward(forward);
-            }
-            owner::find(t, &ServerConfig::default(), &Logger::new(LogTarget::None))
-        });
-        let config = ServerConfig {
-            nat: NatConfig {
-                timeout: Duration::from_secs(30),
-                ..NatConfig::default()
-            },
-            ..ServerConfig::default()
-        };
-        let server = Server::with_helper(config, none(), helper);
-        // Ident connections, as the network side holds them.
-        let identd = TcpListener::bind("127.0.0.1:0").unwrap();
-        let ident_connection = || {
-            let querier = TcpStream::connect(identd.local_addr().unwrap()).unwrap();
-            let (conn, _) = identd.accept().unwrap();
-            (querier, conn)
-        };
-        let (_querier1, conn1) = ident_connection();
-        let asking = {
-            let server = server.clone();
-            thread::spawn(move || {
-                let (local, peer) = (conn1.local_addr().unwrap(), conn1.peer_addr().unwrap());
-                server.respond_on(Some(conn1.as_fd()), local, peer, b"40000, 6667")
-            })
-        };
-        // The forward is under way: the host behind has its question.
-        assert_eq!(
-            asked_rx.recv_timeout(Duration::from_secs(30)).unwrap(),
-            "4000, 6667\r\n"
-        );
-        // A local lookup meanwhile, answered as a server without a helper would.
-        let service = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(service.local_addr().unwrap()).unwrap();
-        let (_served, _) = service.accept().unwrap();
-        let line = format!(
-            "{}, {}",
-            client.local_addr().unwrap().port(),
-            service.local_addr().unwrap().port()
-        );
-        let (_querier2, conn2) = ident_connection();
-        let (local, peer) = (conn2.local_addr().unwrap(), conn2.peer_addr().unwrap());
-        let expected =
-            Server::new(ServerConfig::default(), none()).respond(local, peer, line.as_bytes());
-        assert!(expected.contains(" : USERID : "), "{expected}");
-        assert_eq!(
-            server.respond_on(Some(conn2.as_fd()), local, peer, line.as_bytes()),
-            expected
-        );
-        // Only now does the host behind answer: the forward was still waiting.
-        go_tx.send(()).unwrap();
-        assert_eq!(
-            asking.join().unwrap(),
-            "40000, 6667 : USERID : UNIX : lanuser\r\n"
-        );
-        lan_identd.join().unwrap().unwrap();
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

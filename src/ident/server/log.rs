@@ -25,6 +25,9 @@ enum Sink {
     Syslog(Box<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>),
     Stderr,
     Discard,
+    /// A unit test's: the lines, kept to be read back.
+    #[cfg(test)]
+    Kept(Vec<String>),
 }
 
 impl Sink {
@@ -71,6 +74,25 @@ impl Logger {
         }
     }
 
+    /// A log that keeps its lines for [`Logger::lines`], for the unit tests that
+    /// check what is logged.
+    #[cfg(test)]
+    pub(crate) fn kept() -> Logger {
+        Logger {
+            target: LogTarget::None,
+            sink: Mutex::new(Sink::Kept(Vec::new())),
+        }
+    }
+
+    /// The lines a [`Logger::kept`] log has had, `error: ` before each error's.
+    #[cfg(test)]
+    pub(crate) fn lines(&self) -> Vec<String> {
+        match &*self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
+            Sink::Kept(lines) => lines.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn info(&self, msg: &str) {
         self.write(msg, false);
     }
@@ -91,6 +113,11 @@ impl Logger {
                 let _ = writeln!(io::stderr().lock(), "racefree ident: {kind}{msg}");
             }
             Sink::Discard => {}
+            #[cfg(test)]
+            Sink::Kept(lines) => {
+                let kind = if is_error { "error: " } else { "" };
+                lines.push(format!("{kind}{msg}"));
+            }
         }
     }
 }

@@ -5,10 +5,15 @@
 //!   standalone) and keeping fd 2 quiet when it may be the client's socket;
 //! - `policy`: who may be named, a pure function of what was found;
 //! - `owner`: finding it out (the one place an owner is looked up);
+//! - `oidentd` and `userfile`: `--config`, oidentd's system file held and
+//!   reloaded, and a user's file read as that user;
+//! - `reload`: SIGHUP, which reads the system file again;
 //! - `privsep` and `privdrop`: under `--user`, a privileged helper that answers
 //!   "who owns this and may they be named", and the drop of every privilege by the
 //!   process that reads the network;
-//! - `accept` and `conn`: the accept loops and the per-connection loop;
+//! - `listen`: what `--listen` names and binding it (every address: dual stack);
+//! - `accept`, `table` and `conn`: the accept loops, the table of connections (who
+//!   gives up a place when a new connection needs one), and the per-connection loop;
 //! - `log`: syslog, stderr or nowhere;
 //! - `child`: the server as a child process of ours, as the stress harness and the
 //!   integration tests run it ([`ServeChild`]).
@@ -33,15 +38,22 @@ mod config;
 mod conn;
 mod identd;
 mod launch;
+pub mod listen;
 mod log;
+mod oidentd;
 mod owner;
 pub mod policy;
 mod privdrop;
 mod privsep;
+mod reload;
+mod table;
+mod userfile;
 
 pub use accept::ServerHandle;
 pub use child::ServeChild;
-pub use config::{DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT_SECS, ServerConfig};
+pub use config::{
+    DEFAULT_FIRST_LINE_TIMEOUT_SECS, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT_SECS, ServerConfig,
+};
 pub use conn::MAX_REQUESTS_PER_CONN;
 pub use identd::Server;
 pub use launch::{
@@ -49,6 +61,9 @@ pub use launch::{
     silence_stderr, systemd_fd_count,
 };
 pub use log::{LogTarget, Logger};
+pub use oidentd::SystemConfig;
 pub use owner::check_home;
+pub use policy::Overrides;
 pub use privdrop::{drop_privileges, target as privdrop_target};
 pub use privsep::Helper;
+pub use reload::reload_on_sighup;

@@ -1,8 +1,9 @@
 //! Who owns a tuple, and what the policy needs to know about them: the one place the
 //! server looks an owner up, `--nat` and `--proxy` included. Under `--user` this runs
 //! in the privileged helper ([`super::privsep`]), otherwise in the serving thread.
-//! It reads no network input: for `--forward` it says whom to ask
-//! ([`Findings::Forward`]) and the serving thread asks, in either case.
+//! It reads no network input: for `--forward`, and for a `forward` of `--config`'s
+//! files, it says whom to ask ([`Findings::Forward`], [`Findings::ConfigForward`])
+//! and the serving thread asks, in either case.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -14,7 +15,9 @@ use nix::sys::stat::Mode;
 
 use super::config::ServerConfig;
 use super::log::Logger;
+use super::oidentd;
 use super::policy::{Findings, HomeCheck, Passwd, home_allows_naming};
+use crate::ident::config::Connection;
 use crate::ident::lookup::{self, Tuple};
 use crate::ident::nat::{self, Unowned};
 use crate::ident::proto::{Answer, ErrorToken};
@@ -23,7 +26,8 @@ use crate::ident::proto::{Answer, ErrorToken};
 /// [`super::policy::decide`] needs. `config` says where to look (`--source`) and what
 /// `--nat` does; of its rules only `--numeric` and `--hide-all` are applied here, to
 /// what `--nat` finds (its answers are decided where they are found,
-/// [`Findings::Decided`]). When no socket of this host has the tuple, the
+/// [`Findings::Decided`]), and `--config`'s files, which need the user's own file
+/// ([`oidentd::findings`]). When no socket of this host has the tuple, the
 /// NAT hook ([`nat::unowned`]) looks further. Failures are logged here, where their
 /// detail is.
 pub fn find(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
@@ -35,7 +39,7 @@ pub fn find(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
             return Findings::LookupFailed;
         }
     };
-    findings_for(owner.uid, log)
+    owned(owner.uid, tuple, config, log)
 }
 
 /// The NAT hook: NO-USER unless `--nat` or `--proxy` finds more.
@@ -44,8 +48,8 @@ fn unowned(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
         log.error(m)
     }) {
         // A trusted NAT host's query about a socket of this host: its owner is one
-        // of ours, and the whole policy (--hide, .noident) applies.
-        Unowned::Owner(owner) => findings_for(owner.uid, log),
+        // of ours, and the whole policy (--hide, .noident, --config) applies.
+        Unowned::Owner(owner) => owned(owner.uid, tuple, config, log),
         Unowned::Answer(Answer::Error(ErrorToken::NoUser)) => Findings::NoOwner,
         Unowned::Answer(answer) => Findings::Decided(answer),
         // Whom to ask, not the answer: the caller asks (unprivileged under --user).
@@ -53,35 +57,53 @@ fn unowned(tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
     }
 }
 
-/// What the policy needs to know about the owner `uid`: their password entry and
-/// whether their home lets them be named.
-pub fn findings_for(uid: u32, log: &Logger) -> Findings {
-    let passwd = match lookup::user_entry(uid) {
-        Ok(Some(user)) => {
-            let home = check_home(&user.dir);
-            if let (HomeCheck::CouldNotCheck, Some(e)) = &home {
-                log.error(&format!(
-                    "checking {}/.noident of {} (uid {}): {e}; answering HIDDEN-USER",
-                    user.dir.display(),
-                    user.name,
-                    uid
-                ));
-            }
-            Passwd::Entry {
-                name: user.name,
-                may_be_named: home_allows_naming(home.0),
-            }
+/// What the policy needs to know about `uid`, this host's user, whose connection
+/// `tuple` is: their password entry, whether their home lets them be named and,
+/// under `--config`, what the files answer (not for a user `--hide` or
+/// `--hide-all` hides, nor one whose home cannot be checked: both are hidden).
+fn owned(uid: u32, tuple: &Tuple, config: &ServerConfig, log: &Logger) -> Findings {
+    let user = match lookup::user_entry(uid) {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return Findings::Owner {
+                uid,
+                passwd: Passwd::NoEntry,
+            };
         }
-        Ok(None) => Passwd::NoEntry,
         Err(e) => {
             log.error(&format!(
-                "reading the password entry of uid {}: {e}; answering HIDDEN-USER",
-                uid
+                "reading the password entry of uid {uid}: {e}; answering HIDDEN-USER"
             ));
-            Passwd::Unreadable
+            return Findings::Owner {
+                uid,
+                passwd: Passwd::Unreadable,
+            };
         }
     };
-    Findings::Owner { uid, passwd }
+    let (home, why) = check_home(&user.dir);
+    if let Some(e) = why {
+        log.error(&format!(
+            "checking {}/.noident of {} (uid {uid}): {e}; answering HIDDEN-USER",
+            user.dir.display(),
+            user.name,
+        ));
+    }
+    match &config.oidentd {
+        Some(files) if home != HomeCheck::CouldNotCheck && !config.rules().hides(uid) => {
+            let conn = Connection {
+                local: tuple.local,
+                foreign: tuple.remote,
+            };
+            oidentd::findings(files, &conn, &user, home, log)
+        }
+        _ => Findings::Owner {
+            uid,
+            passwd: Passwd::Entry {
+                name: user.name,
+                may_be_named: home_allows_naming(home),
+            },
+        },
+    }
 }
 
 /// Looks for `.noident` in `home`, and says why when the check could not be made.

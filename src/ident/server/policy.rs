@@ -13,7 +13,13 @@
 //! - A uid with no password entry has no home that could ask to be hidden: it is
 //!   answered by number, as is a name that cannot go on the wire, and every owner
 //!   under `--numeric`.
+//!
+//! Then oidentd's reply options ([`Overrides`]), on the answer as decided:
+//! `--reply-all` answers before anything is looked up, `--reply` replaces NO-USER
+//! and a failed lookup's UNKNOWN-ERROR (never HIDDEN-USER: a hidden user stays
+//! hidden), and `--error` turns every error left into UNKNOWN-ERROR.
 
+use super::super::config::Forwarding;
 use super::super::nat::Forward;
 use super::super::proto::{self, Answer, ErrorToken};
 
@@ -62,16 +68,23 @@ pub enum Findings {
         uid: u32,
         passwd: Passwd,
     },
-    /// `--nat` answered for a connection that is no socket of this host (a
-    /// container's user, a forwarded reply, an error) and already applied the rules
-    /// that concern it (`--hide-all`, `--numeric`; `--hide` and `.noident` are about
-    /// this host's users, and a container's uids are its own).
+    /// An answer decided where it was found, which already applied the rules that
+    /// concern it: `--nat` answered for a connection that is no socket of this host
+    /// (a container's user, a forwarded reply, an error; `--hide-all` and
+    /// `--numeric` applied, while `--hide` and `.noident` are about this host's
+    /// users, and a container's uids are its own); or `--config`'s files gave
+    /// this host's user another name, a number or HIDDEN-USER (for a user
+    /// `--hide` and `--hide-all` do not hide).
     Decided(Answer),
     /// `--nat --forward`: the connection came from a host behind this one, whose
     /// identd is to be asked and its answer relayed. Not a decision: the server
     /// makes that query itself ([`super::super::nat::forwarded`]), on the side
     /// that holds no privilege, and [`decide`] is never given this.
     Forward(Forward),
+    /// `--config`: the files say to ask another identd about the same two ports
+    /// and to judge its answer ([`Forwarding::finish`]). Asked, like
+    /// [`Findings::Forward`], by the side that holds no privilege.
+    ConfigForward(Forwarding),
 }
 
 /// The operator's rules: `--hide-all`, `--hide`, `--numeric`.
@@ -82,6 +95,13 @@ pub struct Rules<'a> {
     pub numeric: bool,
 }
 
+impl Rules<'_> {
+    /// Whether `--hide-all` or `--hide` hides `uid`, whatever else is true.
+    pub fn hides(&self, uid: u32) -> bool {
+        self.hide_all || self.hide_uids.contains(&uid)
+    }
+}
+
 /// The answer to a request, from the operator's rules and what was found.
 pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
     let (uid, passwd) = match found {
@@ -90,9 +110,11 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
         Findings::Owner { uid, passwd } => (*uid, passwd),
         Findings::Decided(answer) => return answer.clone(),
         // The server asks first; should it ever get here, nobody is named.
-        Findings::Forward(_) => return Answer::Error(ErrorToken::UnknownError),
+        Findings::Forward(_) | Findings::ConfigForward(_) => {
+            return Answer::Error(ErrorToken::UnknownError);
+        }
     };
-    if rules.hide_all || rules.hide_uids.contains(&uid) {
+    if rules.hides(uid) {
         return Answer::Error(ErrorToken::HiddenUser);
     }
     match passwd {
@@ -110,136 +132,40 @@ pub fn decide(rules: Rules<'_>, found: &Findings) -> Answer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// oidentd's `--reply-all`, `--reply` and `--error`: what an answer becomes on its
+/// way out, whatever was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--reply-all`: every well-formed request is answered with this user id, and
+    /// nothing is looked up.
+    pub reply_all: Option<String>,
+    /// `--reply`: this user id instead of NO-USER or a failed lookup's UNKNOWN-ERROR.
+    pub on_failure: Option<String>,
+    /// `--error`: every ERROR is UNKNOWN-ERROR, so a querier cannot tell a hidden
+    /// user from an absent one, nor a malformed request from either.
+    pub errors_unknown: bool,
+}
 
-    const HOMES: [HomeCheck; 4] = [
-        HomeCheck::NoNoident,
-        HomeCheck::Noident,
-        HomeCheck::NoHome,
-        HomeCheck::CouldNotCheck,
-    ];
-
-    #[test]
-    fn only_a_noident_or_a_failed_check_keeps_a_home_from_naming_its_user() {
-        let table: Vec<(HomeCheck, bool)> =
-            HOMES.iter().map(|&h| (h, home_allows_naming(h))).collect();
-        assert_eq!(
-            table,
-            [
-                (HomeCheck::NoNoident, true),
-                (HomeCheck::Noident, false),
-                // nobody's /nonexistent: nothing there can ask to be hidden.
-                (HomeCheck::NoHome, true),
-                (HomeCheck::CouldNotCheck, false),
-            ]
-        );
+impl Overrides {
+    /// The answer to any well-formed request, fixed before a lookup: `--reply-all`'s.
+    pub fn fixed(&self) -> Option<Answer> {
+        self.reply_all.clone().map(Answer::User)
     }
 
-    /// The whole table: every rule setting against every finding, each row stating
-    /// its expected answer independently of `decide`'s own code.
-    #[test]
-    fn every_combination_of_rules_and_findings_has_the_stated_answer() {
-        const UID: u32 = 1000;
-        let named = |name: &str, ok| Passwd::Entry {
-            name: name.into(),
-            may_be_named: ok,
-        };
-        let findings = [
-            ("no owner", Findings::NoOwner),
-            ("lookup failed", Findings::LookupFailed),
-            (
-                "nameable",
-                Findings::Owner {
-                    uid: UID,
-                    passwd: named("alice", true),
-                },
-            ),
-            (
-                "not nameable",
-                Findings::Owner {
-                    uid: UID,
-                    passwd: named("alice", false),
-                },
-            ),
-            (
-                "unsafe name",
-                Findings::Owner {
-                    uid: UID,
-                    passwd: named("a:b", true),
-                },
-            ),
-            (
-                "no entry",
-                Findings::Owner {
-                    uid: UID,
-                    passwd: Passwd::NoEntry,
-                },
-            ),
-            (
-                "unreadable",
-                Findings::Owner {
-                    uid: UID,
-                    passwd: Passwd::Unreadable,
-                },
-            ),
-            (
-                "nat decided",
-                Findings::Decided(Answer::User("ctruser".into())),
-            ),
-        ];
-        let hidden = Answer::Error(ErrorToken::HiddenUser);
-        let mut checked = 0;
-        for hide_all in [false, true] {
-            for hide_listed in [false, true] {
-                for numeric in [false, true] {
-                    let listed = [UID];
-                    let rules = Rules {
-                        hide_all,
-                        hide_uids: if hide_listed { &listed } else { &[7] },
-                        numeric,
-                    };
-                    for (what, found) in &findings {
-                        let hide = hide_all || hide_listed;
-                        let expected = match *what {
-                            "no owner" => Answer::Error(ErrorToken::NoUser),
-                            "lookup failed" => Answer::Error(ErrorToken::UnknownError),
-                            // --nat applied --hide-all and --numeric where it looked.
-                            "nat decided" => Answer::User("ctruser".into()),
-                            _ if hide => hidden.clone(),
-                            "not nameable" | "unreadable" => hidden.clone(),
-                            "nameable" if !numeric => Answer::User("alice".into()),
-                            "nameable" | "unsafe name" | "no entry" => Answer::Uid(UID),
-                            other => unreachable!("{other}"),
-                        };
-                        assert_eq!(
-                            decide(rules, found),
-                            expected,
-                            "{what}, hide_all {hide_all}, listed {hide_listed}, numeric {numeric}"
-                        );
-                        checked += 1;
-                    }
-                }
+    /// `answer` as it is sent.
+    pub fn apply(&self, answer: Answer) -> Answer {
+        let answer = match (answer, &self.on_failure) {
+            (Answer::Error(ErrorToken::NoUser | ErrorToken::UnknownError), Some(user)) => {
+                Answer::User(user.clone())
             }
+            (answer, _) => answer,
+        };
+        match answer {
+            Answer::Error(_) if self.errors_unknown => Answer::Error(ErrorToken::UnknownError),
+            answer => answer,
         }
-        assert_eq!(checked, 2 * 2 * 2 * findings.len());
-    }
-
-    #[test]
-    fn nobody_with_a_missing_home_is_named() {
-        let found = Findings::Owner {
-            uid: 65534,
-            passwd: Passwd::Entry {
-                name: "nobody".into(),
-                may_be_named: home_allows_naming(HomeCheck::NoHome),
-            },
-        };
-        let rules = Rules {
-            hide_all: false,
-            hide_uids: &[],
-            numeric: false,
-        };
-        assert_eq!(decide(rules, &found), Answer::User("nobody".into()));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use procfs::process::Stat;
+
 use super::*;
 use crate::lock::Busy;
+use crate::owner::{Here, Process};
 
 fn stale_owner(token: &str) -> Owner {
     let here = here().unwrap();
@@ -12,6 +15,8 @@ fn stale_owner(token: &str) -> Owner {
         boot: here.boot.clone(),
         start: here.start + 1,
         token: token.into(),
+        format: FORMAT,
+        holders: Vec::new(),
     }
 }
 
@@ -30,6 +35,11 @@ fn is_busy<T>(r: &anyhow::Result<T>) -> bool {
 fn owner_text_round_trips_and_garbage_is_not_an_owner() {
     let o = stale_owner("00ff");
     assert_eq!(Owner::parse(&o.to_text()), Some(o));
+    let with_command = Owner {
+        holders: vec![Holder { pid: 9, start: 3 }],
+        ..stale_owner("00ff")
+    };
+    assert_eq!(Owner::parse(&with_command.to_text()), Some(with_command));
     assert_eq!(Owner::parse("12345\n"), None);
     assert_eq!(
         Owner::parse("racefree-lock 1\nhost h\npid 0\nboot b\nstart 1\ntoken t\n"),
@@ -79,6 +89,8 @@ fn judge_breaks_only_provably_dead_owners() {
         boot: "b".into(),
         start: 100,
         token: "t".into(),
+        format: FORMAT,
+        holders: Vec::new(),
     };
     let alive = |_| {
         Some(Process {
@@ -127,7 +139,7 @@ fn threads_exclude_each_other_and_release_on_drop() {
         ..Options::default()
     };
     let held = crate::lock::acquire(&l, &link).unwrap();
-    assert_eq!(held.method(), "link");
+    assert_eq!(held.method(), "flock and link");
     assert!(dotlock_path(&l).exists());
     std::thread::scope(|s| {
         s.spawn(|| assert!(is_busy(&acquire(&l, &nonblock()))));
@@ -136,8 +148,13 @@ fn threads_exclude_each_other_and_release_on_drop() {
     assert!(!dotlock_path(&l).exists());
     let again = acquire(&l, &nonblock()).unwrap();
     drop(again);
-    // Nothing but the lock itself ever stays: no temporary or breaker files.
-    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    // Nothing but the lock itself ever stays: no temporary or breaker files, and
+    // LOCKFILE, which the flock half creates and nobody removes.
+    let left: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["l"]);
 }
 
 #[test]
@@ -154,8 +171,86 @@ fn a_stale_lock_is_broken_and_a_remote_one_never() {
     };
     std::fs::write(dotlock_path(&l), remote.to_text()).unwrap();
     assert!(is_busy(&acquire(&l, &nonblock())));
-    std::fs::write(dotlock_path(&l), "not a racefree lock\n").unwrap();
-    assert!(is_busy(&acquire(&l, &nonblock())));
+}
+
+#[test]
+fn a_lock_without_a_readable_record_is_an_error_naming_it() {
+    let t = tempfile::tempdir().unwrap();
+    let l = t.path().join("l");
+    for content in ["not a racefree lock\n", ""] {
+        std::fs::write(dotlock_path(&l), content).unwrap();
+        for opts in [nonblock(), Options::default()] {
+            let err = acquire(&l, &opts).unwrap_err();
+            let unreadable = err
+                .downcast_ref::<Unreadable>()
+                .unwrap_or_else(|| panic!("{err:#}"));
+            assert_eq!(unreadable.0, dotlock_path(&l));
+            let lock = format!("'{}'", dotlock_path(&l).display());
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the lock {lock} holds no owner record that racefree can read (it is empty or was not written by racefree), so whether its owner lives cannot be told; once no process on any host holds the lock, remove it: rm {lock}"
+                )
+            );
+        }
+        assert_eq!(std::fs::read_to_string(dotlock_path(&l)).unwrap(), content);
+    }
+}
+
+#[test]
+fn a_lock_is_stale_only_when_its_taker_and_every_holder_are_dead() {
+    let here = Here {
+        host: "h".into(),
+        boot: "b".into(),
+        start: 1,
+    };
+    let owner = Owner {
+        host: "h".into(),
+        pid: 7,
+        boot: "b".into(),
+        start: 100,
+        token: "t".into(),
+        format: FORMAT,
+        holders: vec![Holder { pid: 9, start: 120 }],
+    };
+    // racefree (7) was SIGKILLed; COMMAND (9) runs on.
+    let command_runs = |pid| {
+        (pid == 9).then_some(Process {
+            start: 120,
+            zombie: false,
+        })
+    };
+    assert_eq!(judge(&owner, &here, command_runs), Verdict::Live);
+    let command_exited = |pid| {
+        (pid == 9).then_some(Process {
+            start: 120,
+            zombie: true,
+        })
+    };
+    assert_eq!(
+        judge(&owner, &here, command_exited),
+        Verdict::Stale("held by pid 7, which no longer exists and pid 9, which has exited".into())
+    );
+    let pid_reused = |pid| {
+        (pid == 9).then_some(Process {
+            start: 121,
+            zombie: false,
+        })
+    };
+    assert!(matches!(
+        judge(&owner, &here, pid_reused),
+        Verdict::Stale(_)
+    ));
+    // A record of a later format may name holders this version cannot read.
+    let later = Owner {
+        format: FORMAT + 1,
+        holders: Vec::new(),
+        ..owner
+    };
+    assert!(matches!(
+        judge(&later, &here, |_| None),
+        Verdict::Unknown(_)
+    ));
 }
 
 /// The race the breaker lock exists for: breaker A judges the dead owner's lock
@@ -196,7 +291,9 @@ fn a_late_breaker_never_breaks_the_live_lock_taken_in_between() {
         is_busy(&a),
         "A must find B's live lock, not break it: {a:?}"
     );
-    let owner = read_owner(&dotlock_path(&l)).unwrap().unwrap();
+    let Record::Owner(owner) = read_owner(&dotlock_path(&l)).unwrap() else {
+        panic!("B's lock has an owner");
+    };
     assert_eq!(owner.pid, std::process::id() as i32);
     assert_ne!(owner.token, "dead", "B's lock still stands");
     drop(hook.b_held.lock().unwrap().take());

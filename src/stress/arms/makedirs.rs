@@ -239,7 +239,7 @@ impl Race for Makedirs {
 
     /// Every racer makes every leaf path once.
     fn round_calls(p: &Params, racers: u32) -> RangeInclusive<u64> {
-        let calls = u64::from(racers) * u64::from(p.fanout).pow(p.depth);
+        let calls = u64::from(racers).saturating_mul(u64::from(p.fanout).saturating_pow(p.depth));
         calls..=calls
     }
 
@@ -295,6 +295,16 @@ impl Race for Makedirs {
 }
 
 impl Subject for Makedirs {
+    const EXAMPLES: &'static [crate::help::Example] = &[
+        crate::help::Example {
+            what: "your own filesystem (NFS, a cluster mount), racers as processes, removers beside them",
+            lines: "racefree stress makedirs --dir /mnt/nfs/scratch --processes --churn --duration 30",
+        },
+        crate::help::Example {
+            what: "across hosts: every instance meets at a barrier on the shared tree, then one verdict",
+            lines: "srun -N 8 racefree stress makedirs --dir /mnt/nfs/scratch \\\n    --barrier-file /mnt/nfs/scratch/go-$SLURM_JOB_ID --expect 8 --duration 30\nracefree stress report /mnt/nfs/scratch/racefree-stress-go-$SLURM_JOB_ID",
+        },
+    ];
     const ABOUT: &'static str =
         "Racers build the same deep trees at once; every round verified exactly";
     type Args = FsArgs<MakedirsOptions>;

@@ -30,6 +30,7 @@ arms! {
     ident::Ident,
     counter::Counter,
     write::WriteArm,
+    crash::Crash,
     lock::Lock,
     exec::Exec,
 }

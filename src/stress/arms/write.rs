@@ -8,17 +8,16 @@
 //! (a temporary file renamed over FILE); the control writes in place, truncating
 //! then writing as `cat > FILE` does, and readers see empty and torn files.
 
-use std::io::Write as _;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use nix::sys::stat::SFlag;
 
-use super::kit::make_round_dir;
+use super::kit::{Seen, make_round_dir, verify, version, write_in_place};
 use crate::stress::args::{ArmArgs, FsArgs, RaceArgs};
 use crate::stress::cleanup::stopping;
 use crate::stress::race::{Arm, Contribution, Race, RoundCtx, Subject, Tally, keep_failure};
@@ -83,82 +82,6 @@ pub struct Counts {
 
 pub struct WriteArm {
     params: Params,
-}
-
-/// FNV-1a, 64 bits: enough to tell one version from a torn mixture.
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// One whole version: `racefree-stress-write ID LEN SUM\n`, then LEN bytes.
-pub fn version(id: &str) -> Vec<u8> {
-    let seed = checksum(id.as_bytes());
-    let len = 1024 * (1 + (seed % 64) as usize);
-    let mut s = seed | 1;
-    let body: Vec<u8> = (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            b'a' + (s % 26) as u8
-        })
-        .collect();
-    let mut v = format!(
-        "racefree-stress-write {id} {len} {:016x}\n",
-        checksum(&body)
-    )
-    .into_bytes();
-    v.extend(body);
-    v
-}
-
-/// What a read found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Seen {
-    Complete,
-    Empty,
-    Torn(String),
-}
-
-/// Whether `bytes` is exactly one complete version.
-pub fn verify(bytes: &[u8]) -> Seen {
-    if bytes.is_empty() {
-        return Seen::Empty;
-    }
-    let Some(nl) = bytes.iter().take(200).position(|&b| b == b'\n') else {
-        return Seen::Torn(format!("{} bytes with no header line", bytes.len()));
-    };
-    let header = String::from_utf8_lossy(&bytes[..nl]);
-    let body = &bytes[nl + 1..];
-    let fields: Vec<&str> = header.split(' ').collect();
-    let (len, sum) = match fields.as_slice() {
-        ["racefree-stress-write", _, len, sum] => {
-            (len.parse::<usize>(), u64::from_str_radix(sum, 16))
-        }
-        _ => return Seen::Torn(format!("a header that is not one: {header:?}")),
-    };
-    match (len, sum) {
-        (Ok(len), _) if len != body.len() => Seen::Torn(format!(
-            "version {} says {len} bytes, {} follow",
-            fields[1],
-            body.len()
-        )),
-        (Ok(_), Ok(sum)) if sum == checksum(body) => Seen::Complete,
-        _ => Seen::Torn(format!("version {}: checksum mismatch", fields[1])),
-    }
-}
-
-/// The control writer: truncate FILE, then write the new content into it through
-/// a buffer, the way `cat > FILE` or `File::create` + `write_all` do.
-pub fn write_in_place(file: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let f =
-        std::fs::File::create(file).with_context(|| format!("creating '{}'", file.display()))?;
-    let mut w = std::io::BufWriter::new(f);
-    w.write_all(content)
-        .and_then(|()| w.flush())
-        .with_context(|| format!("writing '{}'", file.display()))
 }
 
 fn replace(file: &Path, content: &[u8]) -> anyhow::Result<()> {

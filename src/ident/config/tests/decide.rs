@@ -366,3 +366,33 @@ fn a_forward_is_finished_with_what_the_other_identd_said() {
     );
     assert_eq!(f.finish(None, &Env::new(None)).reply, Reply::Hidden);
 }
+
+#[test]
+fn a_forward_rebuilt_from_its_parts_is_the_same_forward() {
+    for (system, who) in [
+        ("default { default { allow forward } }", "alice"),
+        (
+            "user root { default { force forward bouncer.lan 113 } }",
+            "root",
+        ),
+    ] {
+        let (step, _) = ask(
+            system,
+            Some("global { forward bouncer.lan 113 }"),
+            who,
+            conn(1, 6667),
+        );
+        let Step::Forward(f) = step else {
+            panic!("{system}: {step:?}")
+        };
+        let again = Forwarding::from_parts(f.to, f.owner(), f.foreign_port(), f.checked());
+        assert_eq!(again, f, "{system}");
+    }
+    for bits in 0..=0x1ff {
+        assert_eq!(
+            policy::Caps::from_bits(bits).map(policy::Caps::bits),
+            Some(bits)
+        );
+    }
+    assert_eq!(policy::Caps::from_bits(0x200), None);
+}

@@ -1,39 +1,50 @@
 //! The network side's client of the privileged helper: forks it, then asks it
 //! about each connection. Many serving threads may ask at once; one reader thread
-//! hands each reply to its asker, and when the helper is gone every asker is told
-//! (a failed lookup, UNKNOWN-ERROR: never a name).
+//! hands each reply to its asker. When the helper is gone every asker is told (a
+//! failed lookup, UNKNOWN-ERROR: never a name), and so is the server, which stops:
+//! nothing can be looked up any more, and a supervisor can only restart a server
+//! that exits.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
+use nix::errno::Errno;
 use nix::sys::socket::{self as sock, ControlMessage, MsgFlags};
+use nix::sys::wait::{WaitStatus, waitpid};
 use procfs::process::Process;
 
 use super::super::config::ServerConfig;
 use super::super::log::Logger;
 use super::super::policy::Findings;
 use super::helper;
-use super::record::{REPLY_LEN, REQUEST_LEN, channel, decode_reply, encode_request};
+use super::record::{Ask, REPLY_LEN, REQUEST_LEN, channel, decode_reply, encode_request};
 
 /// How long the network side waits for a reply. The helper answers every request,
 /// and makes no network query of its own (`--forward`'s is made by the asker), so
 /// this only guards against a bug.
 const REPLY_BOUND: Duration = Duration::from_secs(120);
 
+/// How long to wait for a helper whose channel closed to be reaped, to say how it
+/// ended: it closes its channel only as it exits, so this is microseconds unless the
+/// host is stalled.
+const REAP_BOUND: Duration = Duration::from_secs(2);
+
+/// What is told when the helper is gone: why, in words.
+pub type WhenGone = Box<dyn FnOnce(&str) + Send>;
+
 /// The network side's handle on the helper. Many threads may ask at once.
 pub struct Helper {
     channel: Arc<OwnedFd>,
     waiting: Arc<Mutex<HashMap<u64, SyncSender<Findings>>>>,
     next_id: AtomicU64,
-    alive: Arc<AtomicBool>,
-    pid: nix::unistd::Pid,
+    life: Arc<Life>,
     /// How long an asker waits for its reply.
     reply_bound: Duration,
 }
@@ -75,8 +86,11 @@ impl Helper {
             channel: Arc::new(channel),
             waiting: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
-            alive: Arc::new(AtomicBool::new(true)),
-            pid,
+            life: Arc::new(Life {
+                pid,
+                state: Mutex::new(State::Alive(None)),
+                log: log.clone_target(),
+            }),
             reply_bound: REPLY_BOUND,
         };
         helper.start_reader(log)?;
@@ -97,7 +111,7 @@ impl Helper {
         for _ in 0..workers {
             let (theirs, find) = (Arc::clone(&theirs), Arc::clone(&find));
             thread::spawn(move || {
-                helper::serve_requests(&theirs, &Logger::new(LogTarget::None), &*find)
+                helper::serve_requests(&theirs, &Logger::new(LogTarget::None), &*find, &|| {})
             });
         }
         Helper::over(ours, nix::unistd::getpid(), &Logger::new(LogTarget::None)).unwrap()
@@ -105,19 +119,39 @@ impl Helper {
 
     /// The helper's process id.
     pub fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        self.life.pid.as_raw() as u32
+    }
+
+    /// Has `tell` called, once, with the reason, when the helper is found gone; at
+    /// once if it is gone already.
+    pub fn when_gone(&self, tell: WhenGone) {
+        let mut state = lock(&self.life.state);
+        match &mut *state {
+            State::Alive(slot) => *slot = Some(tell),
+            State::Gone(reason) => {
+                let reason = reason.clone();
+                drop(state);
+                tell(&reason);
+            }
+        }
     }
 
     /// Asks about the connection between `connection`'s ends, on the ports asked.
     /// Any failure to get an answer is a failed lookup (UNKNOWN-ERROR), never a name.
     pub fn ask(&self, connection: BorrowedFd<'_>, server_port: u16, client_port: u16) -> Findings {
-        if !self.alive.load(Ordering::SeqCst) {
+        if self.life.is_gone() {
             return Findings::LookupFailed;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         lock(&self.waiting).insert(id, tx);
-        let request = encode_request(id, server_port, client_port);
+        let request = encode_request(
+            id,
+            Ask::Lookup {
+                server_port,
+                client_port,
+            },
+        );
         let fds = [connection.as_raw_fd()];
         let sent = sock::sendmsg::<()>(
             self.channel.as_raw_fd(),
@@ -128,6 +162,11 @@ impl Helper {
         );
         if sent != Ok(REQUEST_LEN) {
             lock(&self.waiting).remove(&id);
+            // The helper's end is closed: it is gone, and the server must know, even
+            // if the reader has not seen the end yet.
+            if let Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) = sent {
+                self.life.gone();
+            }
             return Findings::LookupFailed;
         }
         // The helper answers every request; the bound only guards against a bug.
@@ -135,15 +174,27 @@ impl Helper {
             .unwrap_or(Findings::LookupFailed)
     }
 
+    /// Asks the helper to read `--config`'s system file again (this process got
+    /// SIGHUP). The helper logs how it went; nothing comes back.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = encode_request(id, Ask::Reload);
+        let sent = sock::send(self.channel.as_raw_fd(), &request, MsgFlags::MSG_NOSIGNAL)
+            .context("asking the privileged helper to reload")?;
+        anyhow::ensure!(sent == REQUEST_LEN, "a reload request sent in part");
+        Ok(())
+    }
+
     /// One thread reads the helper's replies and hands each to its asker. When the
-    /// helper is gone, every asker is told so (their senders are dropped).
+    /// helper is gone, the server is told, then every asker (their senders are
+    /// dropped), so that an asker told "failed" finds the server already told.
     fn start_reader(&self, log: &Logger) -> anyhow::Result<()> {
-        let (channel, waiting, alive) = (
+        let (channel, waiting, life) = (
             Arc::clone(&self.channel),
             Arc::clone(&self.waiting),
-            Arc::clone(&self.alive),
+            Arc::clone(&self.life),
         );
-        let log_gone = log.clone_target();
+        let log_odd = log.clone_target();
         thread::Builder::new()
             .name("identd-privsep".into())
             .spawn(move || {
@@ -156,20 +207,95 @@ impl Helper {
                                 let _ = tx.send(findings);
                             }
                         }
-                        Err(nix::errno::Errno::EINTR) => {}
-                        other => {
-                            alive.store(false, Ordering::SeqCst);
-                            lock(&waiting).clear();
-                            log_gone.error(&format!(
-                                "the privileged helper is gone ({other:?}); answering UNKNOWN-ERROR"
+                        Err(Errno::EINTR) => {}
+                        Ok(0) => break,
+                        Ok(n) => {
+                            log_odd.error(&format!(
+                                "the privileged helper sent a reply of {n} bytes, not {REPLY_LEN}"
                             ));
-                            return;
+                            break;
+                        }
+                        Err(e) => {
+                            log_odd.error(&format!("reading the privileged helper's replies: {e}"));
+                            break;
                         }
                     }
                 }
+                life.gone();
+                lock(&waiting).clear();
             })
             .context("starting the privileged helper's reader")?;
         Ok(())
+    }
+}
+
+/// Whether the helper is still there, and whom to tell when it is not.
+struct Life {
+    pid: nix::unistd::Pid,
+    state: Mutex<State>,
+    log: Logger,
+}
+
+enum State {
+    Alive(Option<WhenGone>),
+    /// Why, in words.
+    Gone(String),
+}
+
+impl Life {
+    fn is_gone(&self) -> bool {
+        matches!(*lock(&self.state), State::Gone(_))
+    }
+
+    /// Records that the helper is gone, saying how it ended, and tells whoever
+    /// asked to be told. Only the first call does anything.
+    fn gone(&self) {
+        let mut state = lock(&self.state);
+        let State::Alive(tell) = &mut *state else {
+            return;
+        };
+        let tell = tell.take();
+        let reason = format!(
+            "the privileged helper (pid {}) {}; no owner can be looked up",
+            self.pid,
+            how_it_ended(self.pid)
+        );
+        *state = State::Gone(reason.clone());
+        drop(state);
+        match tell {
+            Some(tell) => tell(&reason),
+            None => self.log.error(&reason),
+        }
+    }
+}
+
+/// How the helper, whose channel has closed, ended: reaped here (it is our child)
+/// by a thread of its own, waited for within [`REAP_BOUND`], so that a helper
+/// stuck on its way out cannot keep the server from stopping.
+fn how_it_ended(pid: nix::unistd::Pid) -> String {
+    let (tx, rx) = mpsc::channel();
+    let reaper = thread::Builder::new()
+        .name("identd-reaper".into())
+        .spawn(move || {
+            let status = loop {
+                match waitpid(pid, None) {
+                    Err(Errno::EINTR) => {}
+                    other => break other,
+                }
+            };
+            let _ = tx.send(status);
+        });
+    if reaper.is_err() {
+        return "closed its channel".into();
+    }
+    match rx.recv_timeout(REAP_BOUND) {
+        Ok(Ok(WaitStatus::Exited(_, code))) => format!("exited with status {code}"),
+        Ok(Ok(WaitStatus::Signaled(_, signal, _))) => {
+            format!("was killed by {}", signal.as_str())
+        }
+        // Not our child (a helper in threads), or already reaped.
+        Ok(_) => "closed its channel".into(),
+        Err(_) => "closed its channel and has not exited".into(),
     }
 }
 

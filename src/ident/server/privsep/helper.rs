@@ -9,7 +9,10 @@
 //! the passed ident connection itself, so it can only ever answer about a
 //! connection between the querier and the address the querier reached. A request
 //! that is not exactly one record with exactly one connected TCP socket is refused;
-//! one of the wrong size ends the helper.
+//! one of the wrong size ends the helper. The one other thing it may be asked is to
+//! read `--config`'s system file again (the file it was started with; the request
+//! names none), which the network side asks on SIGHUP: the helper ignores SIGHUP
+//! itself, since a signal from the network side's user could not reach it anyway.
 
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
@@ -28,7 +31,7 @@ use super::super::config::ServerConfig;
 use super::super::log::{LogTarget, Logger};
 use super::super::owner;
 use super::super::policy::Findings;
-use super::record::{REQUEST_LEN, decode_request, encode_reply};
+use super::record::{Ask, REQUEST_LEN, decode_request, encode_reply};
 use crate::ident::lookup::Tuple;
 
 /// Requests answered at once, at most: the network side's connection limit, up to this.
@@ -50,6 +53,11 @@ pub(super) fn main(
     if isolate(channel.as_raw_fd()).is_err() {
         return 1;
     }
+    // A SIGHUP for every racefree process reloads once, through the network side;
+    // by default it would end the helper, and with it every lookup.
+    if config.oidentd.is_some() && crate::signals::ignore(libc::SIGHUP).is_err() {
+        return 1;
+    }
     let log = Logger::new(log);
     let channel = Arc::new(channel);
     let workers = config.max_conns.clamp(1, MAX_WORKERS);
@@ -61,7 +69,14 @@ pub(super) fn main(
             let log = log.clone_target();
             thread::Builder::new()
                 .name("identd-helper".into())
-                .spawn(move || serve_requests(&channel, &log, &|t| owner::find(t, &config, &log)))
+                .spawn(move || {
+                    let reload = || {
+                        if let Some(files) = &config.oidentd {
+                            files.reload_and_log(&log);
+                        }
+                    };
+                    serve_requests(&channel, &log, &|t| owner::find(t, &config, &log), &reload)
+                })
                 .ok()
         })
         .collect();
@@ -107,12 +122,13 @@ fn isolate(channel: RawFd) -> nix::Result<()> {
 }
 
 /// One worker: receive a request, check it, answer it with `find` (the helper's is
-/// [`owner::find`]). Returns the process's exit code when the channel ends (0) or
-/// the network side broke the protocol (1).
+/// [`owner::find`]), or for a reload call `reload`. Returns the process's exit code
+/// when the channel ends (0) or the network side broke the protocol (1).
 pub(super) fn serve_requests(
     channel: &OwnedFd,
     log: &Logger,
     find: &dyn Fn(&Tuple) -> Findings,
+    reload: &dyn Fn(),
 ) -> i32 {
     let mut buf = [0u8; REQUEST_LEN + 1];
     loop {
@@ -131,10 +147,20 @@ pub(super) fn serve_requests(
             log.error("privileged helper: a request of the wrong size; stopping");
             return 1;
         }
-        let (id, server_port, client_port) = decode_request(request);
-        let findings = match (received.fds.as_slice(), server_port, client_port) {
-            ([conn], 1.., 1..) => {
-                tuple_of(conn.as_fd(), server_port, client_port).map(|tuple| find(&tuple))
+        let (id, ask) = decode_request(request);
+        let findings = match (ask, received.fds.as_slice()) {
+            (
+                Some(Ask::Lookup {
+                    server_port: server_port @ 1..,
+                    client_port: client_port @ 1..,
+                }),
+                [conn],
+            ) => tuple_of(conn.as_fd(), server_port, client_port).map(|tuple| find(&tuple)),
+            // Nothing to answer: the network side does not wait for it.
+            (Some(Ask::Reload), []) => {
+                drop(received);
+                reload();
+                continue;
             }
             _ => None,
         };
@@ -229,134 +255,4 @@ fn so_protocol(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::record::{REPLY_LEN, channel, decode_reply, encode_request};
-    use super::*;
-    use nix::sys::socket::{AddressFamily, ControlMessage, SockFlag};
-    use std::io::IoSlice;
-
-    #[test]
-    fn only_a_connected_tcp_socket_names_a_tuple_and_its_own_addresses_are_used() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, peer) = listener.accept().unwrap();
-        let t = tuple_of(accepted.as_fd(), 80, 4000).unwrap();
-        let expect_local = SocketAddr::new(listener.local_addr().unwrap().ip(), 80);
-        assert_eq!(
-            t,
-            Tuple::new(expect_local, SocketAddr::new(peer.ip(), 4000))
-        );
-        assert!(tuple_of(listener.as_fd(), 80, 4000).is_none(), "a listener");
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        udp.connect(client.local_addr().unwrap()).unwrap();
-        assert!(tuple_of(udp.as_fd(), 80, 4000).is_none(), "UDP");
-        let file = tempfile::tempfile().unwrap();
-        assert!(tuple_of(file.as_fd(), 80, 4000).is_none(), "a file");
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        assert!(tuple_of(a.as_fd(), 80, 4000).is_none(), "a Unix socket");
-    }
-
-    /// A worker on one end of a socketpair, as in the helper (no fork needed).
-    fn worker() -> (OwnedFd, thread::JoinHandle<i32>) {
-        let (ours, theirs) = channel().unwrap();
-        let config = ServerConfig::default();
-        let t = thread::spawn(move || {
-            let log = Logger::new(LogTarget::None);
-            serve_requests(&theirs, &log, &|t| owner::find(t, &config, &log))
-        });
-        (ours, t)
-    }
-
-    fn request(channel: &OwnedFd, id: u64, ports: (u16, u16), fds: &[RawFd]) -> Findings {
-        let r = encode_request(id, ports.0, ports.1);
-        let cmsg = [ControlMessage::ScmRights(fds)];
-        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
-        sock::sendmsg::<()>(
-            channel.as_raw_fd(),
-            &[IoSlice::new(&r)],
-            cmsgs,
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
-        let mut buf = [0u8; REPLY_LEN];
-        assert_eq!(
-            sock::recv(channel.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
-            REPLY_LEN
-        );
-        let (got_id, findings) = decode_reply(&buf);
-        assert_eq!(got_id, id);
-        findings
-    }
-
-    #[test]
-    fn the_helper_answers_only_about_the_passed_connections_own_addresses() {
-        let (channel, t) = worker();
-        // A service and its client: the client's end is the connection asked about.
-        let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(service.local_addr().unwrap()).unwrap();
-        let (_served, _) = service.accept().unwrap();
-        let (sp, cp) = (
-            client.local_addr().unwrap().port(),
-            service.local_addr().unwrap().port(),
-        );
-        // An ident connection from 127.0.0.1 to 127.0.0.1: the pair matches.
-        let identd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let _querier = std::net::TcpStream::connect(identd.local_addr().unwrap()).unwrap();
-        let (ident_conn, _) = identd.accept().unwrap();
-        let me = nix::unistd::Uid::effective().as_raw();
-        assert!(matches!(
-            request(&channel, 1, (sp, cp), &[ident_conn.as_raw_fd()]),
-            Findings::Owner { uid, .. } if uid == me
-        ));
-        // The same ports asked on an ident connection from 127.0.0.2: not its business.
-        let from2 = nix::sys::socket::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap();
-        let two: SocketAddr = "127.0.0.2:0".parse().unwrap();
-        sock::bind(from2.as_raw_fd(), &SockaddrStorage::from(two)).unwrap();
-        sock::connect(
-            from2.as_raw_fd(),
-            &SockaddrStorage::from(identd.local_addr().unwrap()),
-        )
-        .unwrap();
-        let (ident_conn2, _) = identd.accept().unwrap();
-        assert_eq!(
-            request(&channel, 2, (sp, cp), &[ident_conn2.as_raw_fd()]),
-            Findings::NoOwner
-        );
-        // No descriptor, two, a listener, a port 0: refused, never answered.
-        assert_eq!(request(&channel, 3, (sp, cp), &[]), Findings::LookupFailed);
-        assert_eq!(
-            request(
-                &channel,
-                4,
-                (sp, cp),
-                &[ident_conn.as_raw_fd(), ident_conn2.as_raw_fd()]
-            ),
-            Findings::LookupFailed
-        );
-        assert_eq!(
-            request(&channel, 5, (sp, cp), &[identd.as_raw_fd()]),
-            Findings::LookupFailed
-        );
-        assert_eq!(
-            request(&channel, 6, (0, cp), &[ident_conn.as_raw_fd()]),
-            Findings::LookupFailed
-        );
-        // A record of the wrong size ends the helper: it trusts nothing after that.
-        sock::send(channel.as_raw_fd(), &[0u8; 3], MsgFlags::empty()).unwrap();
-        assert_eq!(t.join().unwrap(), 1);
-    }
-
-    #[test]
-    fn the_helper_ends_when_the_network_side_closes_its_end() {
-        let (channel, t) = worker();
-        drop(channel);
-        assert_eq!(t.join().unwrap(), 0);
-    }
-}
+mod tests;

@@ -10,6 +10,10 @@
 //! `~/.noident`, and a home is often 0700: only its owner, or root, can look in it.
 //! A server that dropped to `nobody` and looked itself would hide root and every
 //! user with a private home (it cannot tell "no .noident" from "cannot look").
+//! With `--config` the same holds for users' oidentd.conf: the helper reads each
+//! as its user ([`super::userfile`]) and sends the answer the files decide, or a
+//! `forward` for the network side to ask; on SIGHUP the network side asks it to
+//! read the system file again.
 //!
 //! Three files, each to be read in one sitting:
 //!

@@ -1,22 +1,27 @@
 //! The helper's channel and its binary records: the one format both sides of the
 //! privilege separation speak, and the one place its bytes are read.
 //!
-//! - request: id (u64), server port (u16), client port (u16), padding; the ident
-//!   connection itself travels beside it as a descriptor (SCM_RIGHTS);
+//! - request: id (u64), server port (u16), client port (u16), what is asked (a
+//!   lookup, or for `--config` a reload of the system file), padding; for a
+//!   lookup the ident connection itself travels beside it as a descriptor
+//!   (SCM_RIGHTS); a reload carries no port and no descriptor, and has no reply;
 //! - reply: id, what the lookup found (no owner / failed / owner / refused /
-//!   decided by `--nat` / forward), the owner's uid, whether the password database
-//!   has an entry (and its name), and whether the home check lets them be named;
-//!   or, for an answer `--nat` decided, which answer (a name, a uid, an error
-//!   token); or, for a forward, the host's address family, and in the bytes a name
-//!   takes otherwise: its address (4 or 16 bytes), its identd's port and the two
-//!   original ports to ask about.
+//!   decided by `--nat` or `--config` / forward / `--config`'s forward), the
+//!   owner's uid, whether the password database has an entry (and its name), and
+//!   whether the home check lets them be named; or, for a decided answer, which
+//!   answer (a name, a uid, an error token); or, for a forward, the host's address
+//!   family, and in the bytes a name takes otherwise: its address (4 or 16 bytes),
+//!   its identd's port and the two original ports to ask about; or, for
+//!   `--config`'s forward, the family and whether the user's file asked for it,
+//!   and in those bytes the address, the identd's port, the query's foreign port,
+//!   the capabilities granted and the owner's name.
 //!
-//! A reply is accepted only in the exact form the encoder gives its value (every
-//! unused byte zero, a name of the stated length, UTF-8 and, for a `--nat` name, fit
+//! A record is accepted only in the exact form the encoder gives its value (every
+//! unused byte zero, a name of the stated length, UTF-8 and, for a decided name, fit
 //! for the wire; a forward's payload exactly as long as its family says, an
 //! address one host answers on, no port 0); anything else is a failed lookup,
-//! never a name and never a connection. The decoder proves it by re-encoding what
-//! it read and comparing.
+//! never a name and never a connection (a request, refused). The decoder proves it
+//! by re-encoding what it read and comparing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -24,11 +29,17 @@ use std::os::fd::OwnedFd;
 use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType};
 
 use super::super::policy::{Findings, Passwd};
+use crate::ident::config::policy::Caps;
+use crate::ident::config::{Forwarding, Owner};
 use crate::ident::nat::Forward;
+use crate::ident::nat::forward::is_one_host;
 use crate::ident::proto::{Answer, ErrorToken, is_wire_safe};
 
-/// id, server port, client port, padding.
+/// id, server port, client port, what is asked, padding.
 pub(super) const REQUEST_LEN: usize = 16;
+
+const ASK_LOOKUP: u8 = 0;
+const ASK_RELOAD: u8 = 1;
 /// The longest name a reply carries: `proto::is_wire_safe`'s limit.
 pub(super) const NAME_MAX: usize = 512;
 /// id, kind, detail (passwd or answer), flag (may_be_named or error token),
@@ -44,6 +55,9 @@ const KIND_DECIDED: u8 = 4;
 /// `--nat --forward`: ask a host behind this one ([`Findings::Forward`]); detail
 /// says the address family, the name bytes carry the query.
 const KIND_FORWARD: u8 = 5;
+/// `--config`'s `forward` ([`Findings::ConfigForward`]): detail says the address
+/// family, flag whether the user's file asked (1) or the system file forced it.
+const KIND_CONFIG_FORWARD: u8 = 6;
 
 const FAMILY_V4: u8 = 0;
 const FAMILY_V6: u8 = 1;
@@ -75,23 +89,48 @@ pub(super) fn channel() -> nix::Result<(OwnedFd, OwnedFd)> {
     )
 }
 
-/// A request: its id and the two ports asked about.
-pub(super) fn encode_request(id: u64, server_port: u16, client_port: u16) -> [u8; REQUEST_LEN] {
+/// What a request asks the helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ask {
+    /// Who owns the connection between the passed ident connection's ends, on
+    /// these ports, and may they be named?
+    Lookup { server_port: u16, client_port: u16 },
+    /// Read `--config`'s system file again (the network side got SIGHUP). It
+    /// names no file: the helper reads the one it was started with.
+    Reload,
+}
+
+/// A request: its id and what it asks.
+pub(super) fn encode_request(id: u64, ask: Ask) -> [u8; REQUEST_LEN] {
     let mut r = [0u8; REQUEST_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
-    r[8..10].copy_from_slice(&server_port.to_le_bytes());
-    r[10..12].copy_from_slice(&client_port.to_le_bytes());
+    match ask {
+        Ask::Lookup {
+            server_port,
+            client_port,
+        } => {
+            r[8..10].copy_from_slice(&server_port.to_le_bytes());
+            r[10..12].copy_from_slice(&client_port.to_le_bytes());
+            r[12] = ASK_LOOKUP;
+        }
+        Ask::Reload => r[12] = ASK_RELOAD,
+    }
     r
 }
 
-/// A request's id, server port and client port.
-pub(super) fn decode_request(r: &[u8; REQUEST_LEN]) -> (u64, u16, u16) {
+/// A request's id and what it asks; `None` for a record [`encode_request`] never
+/// writes (padding set, an unknown question, a reload with ports).
+pub(super) fn decode_request(r: &[u8; REQUEST_LEN]) -> (u64, Option<Ask>) {
     let id = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-    (
-        id,
-        u16::from_le_bytes([r[8], r[9]]),
-        u16::from_le_bytes([r[10], r[11]]),
-    )
+    let ask = match r[12] {
+        ASK_LOOKUP => Some(Ask::Lookup {
+            server_port: u16::from_le_bytes([r[8], r[9]]),
+            client_port: u16::from_le_bytes([r[10], r[11]]),
+        }),
+        ASK_RELOAD => Some(Ask::Reload),
+        _ => None,
+    };
+    (id, ask.filter(|&ask| encode_request(id, ask) == *r))
 }
 
 /// A reply record's fields, before they are laid out in bytes.
@@ -139,6 +178,9 @@ pub(super) fn encode_reply(id: u64, findings: Option<&Findings>) -> [u8; REPLY_L
         }
         // Not a query to make: nobody is named, and nothing is asked.
         Some(Findings::Forward(_)) => Fields::unknown_error(),
+        Some(Findings::ConfigForward(f)) => {
+            config_forward_fields(f).unwrap_or_else(Fields::unknown_error)
+        }
     };
     let mut r = [0u8; REPLY_LEN];
     r[..8].copy_from_slice(&id.to_le_bytes());
@@ -183,10 +225,7 @@ fn decided_fields(answer: &Answer) -> Fields {
 /// A forward's family, and its payload: the address's bytes (4 or 16, network
 /// order), then the identd's port, the server port and the client port.
 fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
-    let (family, mut bytes) = match forward.identd.ip() {
-        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
-        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
-    };
+    let (family, mut bytes) = address_bytes(forward.identd.ip());
     for port in [
         forward.identd.port(),
         forward.server_port,
@@ -197,20 +236,73 @@ fn encode_forward(forward: &Forward) -> (u8, Vec<u8>) {
     (family, bytes)
 }
 
-/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
-/// sound ([`Forward::is_sound`]).
-fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
-    let (ip, ports): (IpAddr, &[u8]) = match family {
+/// `--config`'s forward: the family, whether the user's file asked, the owner's uid,
+/// and the payload: the address's bytes, the identd's port, the query's foreign
+/// port, the capabilities granted (0 when forced) and the owner's name. `None` for
+/// one that is no query to make (not [`is_one_host`], foreign port 0) or whose owner
+/// has no name that fits.
+fn config_forward_fields(f: &Forwarding) -> Option<Fields> {
+    let owner = f.owner();
+    if !is_one_host(f.to) || f.foreign_port() == 0 || owner.name.is_empty() {
+        return None;
+    }
+    let (family, mut bytes) = address_bytes(f.to.ip());
+    bytes.extend(f.to.port().to_le_bytes());
+    bytes.extend(f.foreign_port().to_le_bytes());
+    bytes.extend(f.checked().map_or(0, Caps::bits).to_le_bytes());
+    bytes.extend(owner.name.as_bytes());
+    let asked = u8::from(f.checked().is_some());
+    (bytes.len() <= NAME_MAX)
+        .then(|| Fields::new(KIND_CONFIG_FORWARD, family, asked, owner.uid, &bytes))
+}
+
+/// An address as a family and its bytes, in network order.
+fn address_bytes(ip: IpAddr) -> (u8, Vec<u8>) {
+    match ip {
+        IpAddr::V4(a) => (FAMILY_V4, a.octets().to_vec()),
+        IpAddr::V6(a) => (FAMILY_V6, a.octets().to_vec()),
+    }
+}
+
+/// The address `family` says, and the bytes after it.
+fn split_address(family: u8, payload: &[u8]) -> Option<(IpAddr, &[u8])> {
+    match family {
         FAMILY_V4 => {
             let (a, rest) = payload.split_first_chunk::<4>()?;
-            (Ipv4Addr::from(*a).into(), rest)
+            Some((Ipv4Addr::from(*a).into(), rest))
         }
         FAMILY_V6 => {
             let (a, rest) = payload.split_first_chunk::<16>()?;
-            (Ipv6Addr::from(*a).into(), rest)
+            Some((Ipv6Addr::from(*a).into(), rest))
         }
+        _ => None,
+    }
+}
+
+/// The `--config` forward the fields say, if exactly that ([`config_forward_fields`]).
+fn decode_config_forward(family: u8, asked: u8, uid: u32, payload: &[u8]) -> Option<Forwarding> {
+    let (ip, rest) = split_address(family, payload)?;
+    let (numbers, name) = rest.split_first_chunk::<6>()?;
+    let number = |at: usize| u16::from_le_bytes([numbers[at], numbers[at + 1]]);
+    let checked = match asked {
+        0 => None,
+        1 => Some(Caps::from_bits(number(4))?),
         _ => return None,
     };
+    let name = std::str::from_utf8(name).ok()?;
+    let owner = Owner { uid, name };
+    Some(Forwarding::from_parts(
+        SocketAddr::new(ip, number(0)),
+        owner,
+        number(2),
+        checked,
+    ))
+}
+
+/// The forward `family` and `payload` say, if exactly that ([`encode_forward`]) and
+/// sound ([`Forward::is_sound`]).
+fn decode_forward(family: u8, payload: &[u8]) -> Option<Forward> {
+    let (ip, ports) = split_address(family, payload)?;
     let ports: &[u8; 6] = ports.try_into().ok()?;
     let port = |at: usize| u16::from_le_bytes([ports[at], ports[at + 1]]);
     Some(Forward {
@@ -249,6 +341,9 @@ fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
     if kind == KIND_FORWARD {
         return decode_forward(detail, bytes).map(Findings::Forward);
     }
+    if kind == KIND_CONFIG_FORWARD {
+        return decode_config_forward(detail, flag, uid, bytes).map(Findings::ConfigForward);
+    }
     let name = std::str::from_utf8(bytes).ok()?;
     Some(match (kind, detail) {
         (KIND_NO_OWNER, _) => Findings::NoOwner,
@@ -280,285 +375,4 @@ fn decode_findings(r: &[u8; REPLY_LEN]) -> Option<Findings> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_finding_crosses_the_channel_unchanged() {
-        let entry = |name: &str, ok| Findings::Owner {
-            uid: 1000,
-            passwd: Passwd::Entry {
-                name: name.into(),
-                may_be_named: ok,
-            },
-        };
-        for f in [
-            Findings::NoOwner,
-            Findings::LookupFailed,
-            entry("alice", true),
-            entry("alice", false),
-            entry(&"x".repeat(NAME_MAX), true),
-            Findings::Owner {
-                uid: 7,
-                passwd: Passwd::NoEntry,
-            },
-            Findings::Owner {
-                uid: 8,
-                passwd: Passwd::Unreadable,
-            },
-        ] {
-            assert_eq!(decode_reply(&encode_reply(42, Some(&f))), (42, f.clone()));
-        }
-        // A refusal, an overlong name, garbage: never a name.
-        assert_eq!(
-            decode_reply(&encode_reply(1, None)).1,
-            Findings::LookupFailed
-        );
-        let long = entry(&"x".repeat(NAME_MAX + 1), true);
-        assert_eq!(
-            decode_reply(&encode_reply(1, Some(&long))).1,
-            entry("", true)
-        );
-        let mut junk = [0xffu8; REPLY_LEN];
-        junk[8] = 9;
-        assert_eq!(decode_reply(&junk).1, Findings::LookupFailed);
-    }
-
-    /// Every answer `--nat` can decide, as the helper sends them.
-    fn decided() -> Vec<Findings> {
-        let mut all = vec![
-            Findings::Decided(Answer::User("rfctruser".into())),
-            Findings::Decided(Answer::User("n".repeat(NAME_MAX))),
-            Findings::Decided(Answer::Uid(0)),
-            Findings::Decided(Answer::Uid(4343)),
-            Findings::Decided(Answer::Uid(u32::MAX)),
-        ];
-        all.extend(ERROR_TOKENS.map(|t| Findings::Decided(Answer::Error(t))));
-        all
-    }
-
-    #[test]
-    fn every_answer_nat_decides_crosses_the_channel_unchanged() {
-        for f in decided() {
-            assert_eq!(
-                decode_reply(&encode_reply(7, Some(&f))),
-                (7, f.clone()),
-                "{f:?}"
-            );
-        }
-        // A name unfit for the wire is never sent as one.
-        for unsafe_name in ["", "a b", "a:b", "caf\u{e9}", &"n".repeat(NAME_MAX + 1)] {
-            let f = Findings::Decided(Answer::User(unsafe_name.into()));
-            assert_eq!(
-                decode_reply(&encode_reply(7, Some(&f))).1,
-                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
-                "{unsafe_name:?}"
-            );
-        }
-    }
-
-    /// `base` with the bytes at the given offsets replaced: a record the encoder
-    /// never writes.
-    fn with(base: &[u8; REPLY_LEN], edits: &[(usize, u8)]) -> [u8; REPLY_LEN] {
-        let mut r = *base;
-        for &(at, byte) in edits {
-            r[at] = byte;
-        }
-        r
-    }
-
-    /// Hand-made records the encoder never writes: each is a failed lookup.
-    #[test]
-    fn every_malformed_decided_record_is_a_failed_lookup() {
-        let user = encode_reply(9, Some(&Findings::Decided(Answer::User("bob".into()))));
-        let uid = encode_reply(9, Some(&Findings::Decided(Answer::Uid(4343))));
-        let error = encode_reply(
-            9,
-            Some(&Findings::Decided(Answer::Error(ErrorToken::NoUser))),
-        );
-        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
-            ("an unknown answer kind", with(&user, &[(9, 3)])),
-            ("an unknown reply kind", with(&user, &[(8, 5)])),
-            ("an unknown error token", with(&error, &[(10, 4)])),
-            ("a flag on a name", with(&user, &[(10, 1)])),
-            ("a flag on a uid", with(&uid, &[(10, 1)])),
-            ("padding set", with(&user, &[(11, 1)])),
-            ("a uid beside a name", with(&user, &[(12, 1)])),
-            ("a uid beside an error", with(&error, &[(12, 1)])),
-            ("an empty name", with(&user, &[(16, 0)])),
-            ("a name longer than stated", with(&user, &[(16, 2)])),
-            ("a name shorter than stated", with(&user, &[(16, 4)])),
-            ("a byte past the name", with(&user, &[(21, b'x')])),
-            ("the last byte set", with(&user, &[(REPLY_LEN - 1, 1)])),
-            (
-                "a length past the record",
-                with(&user, &[(16, 0xff), (17, 0xff)]),
-            ),
-            ("a length of NAME_MAX + 1", {
-                let len = (NAME_MAX as u16 + 1).to_le_bytes();
-                with(&user, &[(16, len[0]), (17, len[1])])
-            }),
-            ("a space in the name", with(&user, &[(19, b' ')])),
-            ("a colon in the name", with(&user, &[(19, b':')])),
-            ("a control byte in the name", with(&user, &[(19, b'\n')])),
-            ("a non-ASCII name", with(&user, &[(18, 0xc3), (19, 0xa9)])),
-            ("a name that is not UTF-8", with(&user, &[(19, 0xff)])),
-            ("a name beside a uid", with(&uid, &[(16, 1), (18, b'a')])),
-            (
-                "a name beside an error",
-                with(&error, &[(16, 1), (18, b'a')]),
-            ),
-        ];
-        for (what, record) in &malformed {
-            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
-        }
-    }
-
-    /// Any one byte of any valid record changed (the id aside) is either refused or
-    /// exactly the record of another value: nothing is read loosely.
-    #[test]
-    fn a_changed_byte_is_refused_or_another_values_exact_record() {
-        let mut values = decided();
-        values.extend(forwards());
-        values.extend([
-            Findings::NoOwner,
-            Findings::LookupFailed,
-            Findings::Owner {
-                uid: 1000,
-                passwd: Passwd::Entry {
-                    name: "alice".into(),
-                    may_be_named: true,
-                },
-            },
-            Findings::Owner {
-                uid: 1000,
-                passwd: Passwd::Unreadable,
-            },
-        ]);
-        let bytes = [0u8, 1, 2, 3, 4, 5, b' ', b':', b'a', 0x7f, 0x80, 0xff];
-        let mut refused = 0;
-        for f in &values {
-            let good = encode_reply(3, Some(f));
-            for at in 8..REPLY_LEN {
-                for &b in &bytes {
-                    let mut r = good;
-                    r[at] = b;
-                    let (id, got) = decode_reply(&r);
-                    assert_eq!(id, 3);
-                    if got == Findings::LookupFailed {
-                        refused += 1;
-                    } else {
-                        assert_eq!(encode_reply(3, Some(&got)), r, "{f:?}, byte {at} = {b}");
-                    }
-                }
-            }
-        }
-        assert!(refused > 0);
-    }
-
-    fn forward(identd: &str, server_port: u16, client_port: u16) -> Findings {
-        Findings::Forward(Forward {
-            identd: identd.parse().unwrap(),
-            server_port,
-            client_port,
-        })
-    }
-
-    /// Every forward `--nat --forward` can ask, as the helper sends them.
-    fn forwards() -> Vec<Findings> {
-        vec![
-            forward("198.18.2.2:113", 40000, 6667),
-            forward("10.0.0.1:1", 1, 65535),
-            forward("127.0.0.1:65535", 65535, 1),
-            forward("[2001:db8::2]:113", 40000, 6667),
-            forward("[fe80::1]:1113", 2, 3),
-            forward("[::1]:113", 5, 6),
-        ]
-    }
-
-    #[test]
-    fn every_forward_crosses_the_channel_unchanged() {
-        for f in forwards() {
-            assert_eq!(
-                decode_reply(&encode_reply(11, Some(&f))),
-                (11, f.clone()),
-                "{f:?}"
-            );
-        }
-        // A forward that is no query to make is never sent as one: nobody is named
-        // and nothing is asked.
-        for unsound in [
-            forward("0.0.0.0:113", 1, 2),
-            forward("[::]:113", 1, 2),
-            forward("255.255.255.255:113", 1, 2),
-            forward("224.0.0.1:113", 1, 2),
-            forward("[ff02::1]:113", 1, 2),
-            forward("[::ffff:198.18.2.2]:113", 1, 2),
-            forward("[fe80::1%3]:113", 1, 2),
-            forward("198.18.2.2:0", 1, 2),
-            forward("198.18.2.2:113", 0, 2),
-            forward("198.18.2.2:113", 1, 0),
-        ] {
-            assert_eq!(
-                decode_reply(&encode_reply(11, Some(&unsound))).1,
-                Findings::Decided(Answer::Error(ErrorToken::UnknownError)),
-                "{unsound:?}"
-            );
-        }
-    }
-
-    /// Hand-made forward records the encoder never writes: each is a failed lookup,
-    /// never a connection to make.
-    #[test]
-    fn every_malformed_forward_record_is_a_failed_lookup() {
-        let v4 = encode_reply(9, Some(&forward("198.18.2.2:113", 40000, 6667)));
-        let v6 = encode_reply(9, Some(&forward("[2001:db8::2]:113", 40000, 6667)));
-        // The payload starts at 18: address, identd port, server port, client port.
-        assert_eq!((v4[8], v4[9], v4[16], v6[9], v6[16]), (5, 0, 10, 1, 22));
-        assert_eq!(
-            &v4[18..28],
-            &[198, 18, 2, 2, 113, 0, 0x40, 0x9c, 0x0b, 0x1a]
-        );
-        let malformed: Vec<(&str, [u8; REPLY_LEN])> = vec![
-            ("an unknown family", with(&v4, &[(9, 2)])),
-            ("a v4 payload called v6", with(&v4, &[(9, 1)])),
-            ("a v6 payload called v4", with(&v6, &[(9, 0)])),
-            ("a flag set", with(&v4, &[(10, 1)])),
-            ("padding set", with(&v4, &[(11, 1)])),
-            ("a uid beside it", with(&v4, &[(12, 1)])),
-            ("a v4 payload one short", with(&v4, &[(16, 9)])),
-            ("a v4 payload one long", with(&v4, &[(16, 11)])),
-            ("a v6 payload one short", with(&v6, &[(16, 21)])),
-            ("a v6 payload one long", with(&v6, &[(16, 23)])),
-            ("no payload", with(&v4, &[(16, 0)])),
-            ("a byte past the payload", with(&v4, &[(28, 1)])),
-            ("the last byte set", with(&v4, &[(REPLY_LEN - 1, 1)])),
-            (
-                "a length past the record",
-                with(&v4, &[(16, 0xff), (17, 0xff)]),
-            ),
-            (
-                "the unspecified address",
-                with(&v4, &[(18, 0), (19, 0), (20, 0), (21, 0)]),
-            ),
-            (
-                "a broadcast address",
-                with(&v4, &[(18, 255), (19, 255), (20, 255), (21, 255)]),
-            ),
-            ("a multicast address", with(&v4, &[(18, 224)])),
-            ("identd port 0", with(&v4, &[(22, 0)])),
-            ("server port 0", with(&v4, &[(24, 0), (25, 0)])),
-            ("client port 0", with(&v4, &[(26, 0), (27, 0)])),
-            ("an IPv4-mapped v6 address", {
-                let mut r = v6;
-                r[18..34]
-                    .copy_from_slice(&"::ffff:198.18.2.2".parse::<Ipv6Addr>().unwrap().octets());
-                r
-            }),
-            ("a v6 multicast address", with(&v6, &[(18, 0xff)])),
-        ];
-        for (what, record) in &malformed {
-            assert_eq!(decode_reply(record), (9, Findings::LookupFailed), "{what}");
-        }
-    }
-}
+mod tests;

@@ -106,7 +106,7 @@ fn via_server(server: SocketAddr, tuple: &Tuple) -> Result<Option<u32>, String> 
 }
 
 /// Opens a connection, half-closes it at once (`shutdown(SHUT_WR)`, as the print
-/// script in the post did), looks it up from both ends while the FIN is in flight,
+/// quota script in README's "Why" did), looks it up from both ends while the FIN is in flight,
 /// then closes it: over and over until told to stop, and at least once.
 pub fn churn(round: &Round, stop: &AtomicBool) -> Stats {
     let mut stats = Stats::new();
