@@ -277,20 +277,25 @@ fn compare_sequential_names_each_difference_and_ignore_lets_one_pass() {
 
 /// A script that sleeps (a sleep in the background, one in the foreground) in the
 /// racy run alone, not in the sequential one, and only as racer `racer` (any, when
-/// `None`). Each sleep's command line holds `300.7` and `tail`; the script's own
-/// does not, so the sleeps can be counted.
-fn sleeps_when_racing(racer: Option<u32>, tail: u32) -> String {
+/// `None`). Returns the script and the marker each sleep's command line holds
+/// (`300.7`, `tail` and this test process's id, so two test runs at once never
+/// count each other's sleeps); the script's own command line does not hold it.
+fn sleeps_when_racing(racer: Option<u32>, tail: u32) -> (String, String) {
     let who = racer.map_or(String::new(), |r| {
         format!("[ \"$RACEFREE_RACER\" = {r} ] && ")
     });
-    format!(
-        "case $(pwd) in */round-*) {who}{{ sleep 300.7$(({tail})) & sleep 300.7$(({tail})); }};; esac"
+    let pid = std::process::id();
+    let sleep = format!("sleep 300.7$(({tail})){pid}");
+    (
+        format!("case $(pwd) in */round-*) {who}{{ {sleep} & {sleep}; }};; esac"),
+        format!("300.7{tail}{pid}"),
     )
 }
 
 #[test]
 fn a_hung_racer_fails_its_round_and_nothing_it_started_outlives_the_run() {
     let env = TestEnv::new();
+    let (script, marker) = sleeps_when_racing(Some(1), 391);
     fails(
         &env,
         &[
@@ -301,11 +306,11 @@ fn a_hung_racer_fails_its_round_and_nothing_it_started_outlives_the_run() {
             "--",
             "sh",
             "-c",
-            &sleeps_when_racing(Some(1), 391),
+            &script,
         ],
         &["racer 1 hung: killed after 0.5 s"],
     );
-    assert_eq!(processes_running("300.7391"), Vec::<String>::new());
+    assert_eq!(processes_running(&marker), Vec::<String>::new());
 }
 
 /// The command lines of processes whose arguments include `marker`.
@@ -548,7 +553,7 @@ fn across_hosts_instance_0_checks_and_report_merges_without_running_anything() {
 fn sigterm_kills_every_racer_and_what_it_started_and_removes_the_work() {
     use std::os::unix::process::ExitStatusExt;
     let env = TestEnv::new();
-    let marker = "300.7393";
+    let (script, marker) = sleeps_when_racing(None, 393);
     let child = Command::new(racefree_path())
         .args([
             "stress",
@@ -560,14 +565,14 @@ fn sigterm_kills_every_racer_and_what_it_started_and_removes_the_work() {
             "--dir",
         ])
         .arg(env.root())
-        .args(["--", "sh", "-c", &sleeps_when_racing(None, 393)])
+        .args(["--", "sh", "-c", &script])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Waits (bounded) for a state, the racers running; it races nothing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while processes_running(marker).len() < 8 {
+    while processes_running(&marker).len() < 8 {
         assert!(std::time::Instant::now() < deadline, "the racers never ran");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -578,6 +583,6 @@ fn sigterm_kills_every_racer_and_what_it_started_and_removes_the_work() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out:?}");
-    assert_eq!(processes_running(marker), Vec::<String>::new());
+    assert_eq!(processes_running(&marker), Vec::<String>::new());
     assert_eq!(leftovers(&env), Vec::<PathBuf>::new());
 }
