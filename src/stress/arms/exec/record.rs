@@ -235,7 +235,7 @@ impl Record {
 
 /// Round `n` across hosts as `stress report` judges it from every instance's
 /// record, running no user command: the racers' exits, instance 0's `--check`,
-/// and the kept trees compared again.
+/// and with `--compare-sequential` the round's tree compared again with its twin's.
 pub fn merge(
     params: &Params,
     work: &Path,
