@@ -583,6 +583,14 @@ const EXAMPLES: &[Example] = &[
         lines: "racefree stress exec --setup 'echo 0 > n' --check 'test \"$(cat n)\" = \"$RACEFREE_RACERS\"' -- sh -c 'n=$(cat n); echo $((n+1)) > n'\nracefree stress exec --setup 'echo 0 > n' --check 'test \"$(cat n)\" = \"$RACEFREE_RACERS\"' -- racefree lock n.lock -- sh -c 'n=$(cat n); echo $((n+1)) > n'",
     },
     Example {
+        what: "a command that fails even run one after another proves nothing: INCONCLUSIVE (exit 4)",
+        lines: "racefree stress exec -- python3 -c \"import os; os.makedirs('out/a')\"",
+    },
+    Example {
+        what: "so does a check the sequential run fails",
+        lines: "racefree stress exec --check false -- true",
+    },
+    Example {
         what: "an install step must leave what it leaves run one at a time",
         lines: "racefree stress exec --template ./fixture --compare-sequential --ignore '*.log' -- ./install.sh",
     },
