@@ -91,11 +91,15 @@ def loop(argv, setup, check):
     what, n = r.stdout.split()
     return wall, int(n), what == "fail"
 
-print(f"Machine: {os.cpu_count()} cores; before: `{uptime()}`\n")
+kernel = os.uname().release
+print("# stress exec benchmark results\n")
+print(f"Produced by `bash bench/stress-exec.sh {trials} {limit:.0f}` (racefree release build), "
+      f"on {os.cpu_count()} cores, kernel {kernel}.\n")
+print(f"Load before: `{uptime()}`\n")
 print(f"Trials: {trials} of each harness per example, in turn; a trial gives up after {limit:.0f} s.")
 print(f"Python: `{py}`.\n")
-print("| race | harness | found in | seconds to the first failure (median, all) | rounds/s (median) |")
-print("|---|---|---|---|---|")
+print("| race | harness | found in | seconds to the first failure (median, all) | rounds to it (median) | rounds/s (median) |")
+print("|---|---|---|---|---|---|")
 summary = []
 for name, argv, setup, check in failing:
     variants = [("racefree stress exec", []),
@@ -104,32 +108,51 @@ for name, argv, setup, check in failing:
     res = {"shell loop, 4 copies": []} | {label: [] for label, _ in variants}
     for _ in range(trials):
         w, n, failed = loop(argv, setup, check)
-        res["shell loop, 4 copies"].append((w, n / w, failed))
+        res["shell loop, 4 copies"].append((w, n / w, failed, n))
         for label, extra in variants:
             w, rounds, secs, verdict, bad = racefree(argv, setup, check,
                                                      ["--stop-on-first", "--duration", str(limit)] + extra)
-            res[label].append((w, rounds / max(secs, 1e-9), bad > 0))
+            res[label].append((w, rounds / max(secs, 1e-9), bad > 0, rounds))
     meds = {}
     for label, rs in res.items():
         found = sum(1 for r in rs if r[2])
         times = [r[0] for r in rs]
         med = statistics.median(times)
-        meds[label] = (med, found)
-        shown = ", ".join(f"{t:.2f}" if f else f">{t:.0f}" for t, _, f in rs)
-        print(f"| {name} | {label} | {found}/{len(rs)} | {med:.2f} ({shown}) | {statistics.median(r[1] for r in rs):.1f} |")
+        rounds = statistics.median(r[3] for r in rs)
+        meds[label] = (med, found, rounds)
+        shown = ", ".join(f"{t:.2f}" if f else f">{t:.0f}" for t, _, f, _ in rs)
+        print(f"| {name} | {label} | {found}/{len(rs)} | {med:.2f} ({shown}) | {rounds:.0f} "
+              f"| {statistics.median(r[1] for r in rs):.1f} |")
     summary.append((name, meds))
 print()
 print("How many times sooner than the shell loop each finds the race (median seconds to the first failure):\n")
 print("| race | racefree stress exec | --racers 4 | --widen 0 |")
 print("|---|---|---|---|")
 for name, meds in summary:
-    loop_med, loop_found = meds["shell loop, 4 copies"]
+    loop_med, loop_found, _ = meds["shell loop, 4 copies"]
     def ratio(label):
-        m, f = meds[label]
+        m, f, _ = meds[label]
         bound = ">" if loop_found < trials else ""
         return f"{bound}{loop_med / m:.1f}x" if f == trials else f"racefree found it in {f}/{trials}"
     print(f"| {name} | {ratio('racefree stress exec')} | {ratio('racefree stress exec --racers 4')} "
           f"| {ratio('racefree stress exec --widen 0')} |")
+print()
+# The goal, judged here rather than by whoever reads the table: racefree as it
+# ships must find every race in every trial, 5x sooner (median) than the loop.
+short = []
+for name, meds in summary:
+    (loop_med, _, loop_rounds), (ours, found, our_rounds) = meds["shell loop, 4 copies"], meds["racefree stress exec"]
+    if found < trials or loop_med < 5 * ours:
+        short.append(f"{name} ({loop_med / ours:.1f}x, found {found}/{trials})")
+        if loop_rounds == 1 and our_rounds == 1:
+            short[-1] += (": both found it in their first round, so the seconds compare start-up; "
+                          "racefree's includes the same commands run one after another first (the "
+                          "sequential oracle) and each racer held before its execve")
+if short:
+    print("Goal (racefree stress exec finds each race at least 5x sooner than the loop): "
+          "**not met** for " + "; ".join(short) + ".")
+else:
+    print("Goal (racefree stress exec finds each race at least 5x sooner than the loop): met for every race.")
 print()
 print("Passing examples, 1,000 rounds each (racefree stress exec --rounds 1000):\n")
 print("| command | verdict | bad rounds | rounds | seconds |")
@@ -137,5 +160,5 @@ print("|---|---|---|---|---|")
 for name, argv, setup, check in passing:
     w, rounds, secs, verdict, bad = racefree(argv, setup, check, ["--rounds", "1000"])
     print(f"| {name} | {verdict} | {bad} | {rounds} | {secs:.0f} |")
-print(f"\nAfter: `{uptime()}`")
+print(f"\nLoad after: `{uptime()}`")
 PY
