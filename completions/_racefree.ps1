@@ -162,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
             [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
@@ -305,6 +306,36 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'racefree;stress;exec' {
+            [CompletionResult]::new('--template', '--template', [CompletionResultType]::ParameterName, 'Copy this directory into each round''s directory first')
+            [CompletionResult]::new('--setup', '--setup', [CompletionResultType]::ParameterName, 'Before the racers, run CMD with ''sh -c'' in the round''s directory (and in the sequential run''s)')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'After the racers, run CMD with ''sh -c'' in the round''s directory: exit 0 means the state is right. RACEFREE_RACERS and RACEFREE_ROUND are set')
+            [CompletionResult]::new('--ignore', '--ignore', [CompletionResultType]::ParameterName, 'With --compare-sequential: names that may differ; without a ''/'' a name at any depth, with one a path from the round''s directory (repeatable)')
+            [CompletionResult]::new('--expect-exit', '--expect-exit', [CompletionResultType]::ParameterName, 'The exit status every racer must end with')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds a round''s racers may run before they count as hung (their process groups are killed, and the round fails)')
+            [CompletionResult]::new('--widen', '--widen', [CompletionResultType]::ParameterName, 'Widen race windows by holding back each racer''s calls that change the filesystem (mkdir, an open for writing, rename, link, unlink). Rounds take turns: every racer''s first such call held until all racers have reached theirs, then let go together; every such call delayed MS; none held. 0 turns it off. A hold only picks a schedule the kernel could pick itself, so what fails under it is a real race. Racers of a user other than root then run with no_new_privs (setuid programs get no privileges)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]')
+            [CompletionResult]::new('--racers', '--racers', [CompletionResultType]::ParameterName, 'How many racers [default: 4 x cores]')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Run R rounds, and more while the control has not failed: up to 4 x R')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S')
+            [CompletionResult]::new('--barrier-file', '--barrier-file', [CompletionResultType]::ParameterName, 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'With --barrier-file: how many instances to wait for')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]')
+            [CompletionResult]::new('--barrier-timeout', '--barrier-timeout', [CompletionResultType]::ParameterName, 'With --barrier-file: seconds to wait for the others before giving up')
+            [CompletionResult]::new('--max-entries', '--max-entries', [CompletionResultType]::ParameterName, 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them')
+            [CompletionResult]::new('--compare-sequential', '--compare-sequential', [CompletionResultType]::ParameterName, 'The tree the racers leave must equal the one the same commands leave run one after another in a twin directory (names, types, modes, sizes, contents)')
+            [CompletionResult]::new('--stop-on-first', '--stop-on-first', [CompletionResultType]::ParameterName, 'End the run at the first failing round')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the work directory instead of removing it at the end')
+            [CompletionResult]::new('--no-control', '--no-control', [CompletionResultType]::ParameterName, 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"')
+            [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Run the control arm: the default, accepted for old scripts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON on stdout')
+            [CompletionResult]::new('--processes', '--processes', [CompletionResultType]::ParameterName, 'Racers are separate processes of this binary, released together by closing the pipes they block on')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'racefree;stress;report' {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the merged verdict as JSON')
             [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep every round''s tree and the rounds files. By default each round''s tree goes once it is verified (the first bad rounds'' stay, for inspection), the rounds files and the instances'' control directories go after the verdict, and verdict.json is left beside the reports')
@@ -346,6 +377,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
             [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
@@ -369,6 +401,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;stress;help;lock' {
+            break
+        }
+        'racefree;stress;help;exec' {
             break
         }
         'racefree;stress;help;report' {
@@ -476,6 +511,7 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             [CompletionResult]::new('write', 'write', [CompletionResultType]::ParameterValue, 'Writers replace one file while readers check every read is one whole version')
             [CompletionResult]::new('crash', 'crash', [CompletionResultType]::ParameterValue, 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Racers increment one counter, each read-modify-write under racefree lock')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Race your own command: many copies at once, judged against a sequential run')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Merge the reports instances wrote to a shared tree into one verdict')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'One racer process (started by --processes; not for direct use)')
             [CompletionResult]::new('crash-call', 'crash-call', [CompletionResultType]::ParameterValue, 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)')
@@ -498,6 +534,9 @@ Register-ArgumentCompleter -Native -CommandName 'racefree' -ScriptBlock {
             break
         }
         'racefree;help;stress;lock' {
+            break
+        }
+        'racefree;help;stress;exec' {
             break
         }
         'racefree;help;stress;report' {

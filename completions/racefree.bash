@@ -76,6 +76,9 @@ _racefree() {
             racefree__subcmd__help__subcmd__stress,crash-call)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call"
                 ;;
+            racefree__subcmd__help__subcmd__stress,exec)
+                cmd="racefree__subcmd__help__subcmd__stress__subcmd__exec"
+                ;;
             racefree__subcmd__help__subcmd__stress,ident)
                 cmd="racefree__subcmd__help__subcmd__stress__subcmd__ident"
                 ;;
@@ -130,6 +133,9 @@ _racefree() {
             racefree__subcmd__stress,crash-call)
                 cmd="racefree__subcmd__stress__subcmd__crash__subcmd__call"
                 ;;
+            racefree__subcmd__stress,exec)
+                cmd="racefree__subcmd__stress__subcmd__exec"
+                ;;
             racefree__subcmd__stress,help)
                 cmd="racefree__subcmd__stress__subcmd__help"
                 ;;
@@ -162,6 +168,9 @@ _racefree() {
                 ;;
             racefree__subcmd__stress__subcmd__help,crash-call)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call"
+                ;;
+            racefree__subcmd__stress__subcmd__help,exec)
+                cmd="racefree__subcmd__stress__subcmd__help__subcmd__exec"
                 ;;
             racefree__subcmd__stress__subcmd__help,help)
                 cmd="racefree__subcmd__stress__subcmd__help__subcmd__help"
@@ -356,7 +365,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress)
-            opts="makedirs ident counter write crash lock report worker crash-call rmw"
+            opts="makedirs ident counter write crash lock exec report worker crash-call rmw"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +407,20 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__help__subcmd__stress__subcmd__crash__subcmd__call)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__help__subcmd__stress__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -850,7 +873,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress)
-            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write crash lock report worker crash-call rmw help"
+            opts="-h -V --duration --racers --processes --no-control --json --help --version makedirs ident counter write crash lock exec report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1001,8 +1024,86 @@ _racefree() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        racefree__subcmd__stress__subcmd__exec)
+            opts="-h -V --template --setup --check --compare-sequential --ignore --expect-exit --timeout --widen --stop-on-first --dir --keep --racers --rounds --duration --no-control --control --json --barrier-file --expect --id --barrier-timeout --max-entries --processes --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --template)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --setup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --widen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --racers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --barrier-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-entries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         racefree__subcmd__stress__subcmd__help)
-            opts="makedirs ident counter write crash lock report worker crash-call rmw help"
+            opts="makedirs ident counter write crash lock exec report worker crash-call rmw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1044,6 +1145,20 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__help__subcmd__crash__subcmd__call)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        racefree__subcmd__stress__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1364,7 +1479,7 @@ _racefree() {
             return 0
             ;;
         racefree__subcmd__stress__subcmd__worker)
-            opts="-h -V --racer --help --version makedirs ident counter write crash lock"
+            opts="-h -V --racer --help --version makedirs ident counter write crash lock exec"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -148,6 +148,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand write 'Writers replace one file while readers check every read is one whole version'
             cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
             cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
@@ -284,6 +285,35 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'racefree;stress;exec'= {
+            cand --template 'Copy this directory into each round''s directory first'
+            cand --setup 'Before the racers, run CMD with ''sh -c'' in the round''s directory (and in the sequential run''s)'
+            cand --check 'After the racers, run CMD with ''sh -c'' in the round''s directory: exit 0 means the state is right. RACEFREE_RACERS and RACEFREE_ROUND are set'
+            cand --ignore 'With --compare-sequential: names that may differ; without a ''/'' a name at any depth, with one a path from the round''s directory (repeatable)'
+            cand --expect-exit 'The exit status every racer must end with'
+            cand --timeout 'Seconds a round''s racers may run before they count as hung (their process groups are killed, and the round fails)'
+            cand --widen 'Widen race windows by holding back each racer''s calls that change the filesystem (mkdir, an open for writing, rename, link, unlink). Rounds take turns: every racer''s first such call held until all racers have reached theirs, then let go together; every such call delayed MS; none held. 0 turns it off. A hold only picks a schedule the kernel could pick itself, so what fails under it is a real race. Racers of a user other than root then run with no_new_privs (setuid programs get no privileges)'
+            cand --dir 'The tree under test (any mount, network filesystems included); it must exist. The run works in a new subdirectory it creates there [default: $TMPDIR]'
+            cand --racers 'How many racers [default: 4 x cores]'
+            cand --rounds 'Run R rounds, and more while the control has not failed: up to 4 x R'
+            cand --duration 'Run rounds until S seconds have passed (at least one round), and on while the control has not failed: up to 4 x S'
+            cand --barrier-file 'Across hosts: wait at this file on the shared tree until --expect instances have arrived (PATH.arrived.ID), then start together at the instant the first to see them all publishes in PATH.start. Needs --dir; every instance races in DIR/racefree-stress-NAME, which is kept, with each instance''s report-ID.json, for `racefree stress report`, which removes each round''s tree once it has verified it. Each instance races its control on its own, in DIR/racefree-stress-NAME/controls-ID, removed as it goes. Use a fresh PATH per run'
+            cand --expect 'With --barrier-file: how many instances to wait for'
+            cand --id 'This instance''s id [default: OMPI_COMM_WORLD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX, or 0]'
+            cand --barrier-timeout 'With --barrier-file: seconds to wait for the others before giving up'
+            cand --max-entries 'With --barrier-file: the directory entries this instance''s rounds may leave for `stress report`, in total: it races no round that would pass them, and refuses a round larger than them'
+            cand --compare-sequential 'The tree the racers leave must equal the one the same commands leave run one after another in a twin directory (names, types, modes, sizes, contents)'
+            cand --stop-on-first 'End the run at the first failing round'
+            cand --keep 'Keep the work directory instead of removing it at the end'
+            cand --no-control 'Run no control arm. By default every run races the known-bad control beside racefree''s arm, under the same load, and keeps racing past --duration (up to 4 x --duration, or 4 x --rounds) while the control has not failed: a run whose control never failed is INCONCLUSIVE (exit 4). Without a control the verdict is at best "PASS, no control ran"'
+            cand --control 'Run the control arm: the default, accepted for old scripts'
+            cand --json 'Print the report as JSON on stdout'
+            cand --processes 'Racers are separate processes of this binary, released together by closing the pipes they block on'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'racefree;stress;report'= {
             cand --json 'Print the merged verdict as JSON'
             cand --keep 'Keep every round''s tree and the rounds files. By default each round''s tree goes once it is verified (the first bad rounds'' stay, for inspection), the rounds files and the instances'' control directories go after the verdict, and verdict.json is left beside the reports'
@@ -321,6 +351,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand write 'Writers replace one file while readers check every read is one whole version'
             cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
             cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
@@ -338,6 +369,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;stress;help;crash'= {
         }
         &'racefree;stress;help;lock'= {
+        }
+        &'racefree;stress;help;exec'= {
         }
         &'racefree;stress;help;report'= {
         }
@@ -430,6 +463,7 @@ set edit:completion:arg-completer[racefree] = {|@words|
             cand write 'Writers replace one file while readers check every read is one whole version'
             cand crash 'Racers'' counter, write and lock calls are SIGKILLed mid-operation; nothing committed is lost, nothing is left'
             cand lock 'Racers increment one counter, each read-modify-write under racefree lock'
+            cand exec 'Race your own command: many copies at once, judged against a sequential run'
             cand report 'Merge the reports instances wrote to a shared tree into one verdict'
             cand worker 'One racer process (started by --processes; not for direct use)'
             cand crash-call 'One call the crash arm kills: a lock holder, or the control''s counter or writer (not for direct use)'
@@ -446,6 +480,8 @@ set edit:completion:arg-completer[racefree] = {|@words|
         &'racefree;help;stress;crash'= {
         }
         &'racefree;help;stress;lock'= {
+        }
+        &'racefree;help;stress;exec'= {
         }
         &'racefree;help;stress;report'= {
         }

@@ -18,6 +18,7 @@ mod package;
 mod props;
 mod stress;
 mod stress_arms;
+mod stress_exec;
 mod stress_report;
 mod stress_verdict;
 mod testenv;

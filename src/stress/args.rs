@@ -245,6 +245,51 @@ impl<P: clap::Args> FsArgs<P> {
     }
 }
 
+/// The command line of an arm whose racers are programs of their own, the command
+/// given last (stress exec): [`FsArgs`], its racers processes whatever
+/// `--processes` says, which is hidden.
+#[derive(Debug, Clone)]
+pub struct ProgramArgs<P: clap::Args>(pub FsArgs<P>);
+
+impl<P: clap::Args> clap::FromArgMatches for ProgramArgs<P> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut a = FsArgs::<P>::from_arg_matches(m)?;
+        a.race.racing.processes = true;
+        Ok(ProgramArgs(a))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl<P: clap::Args> clap::Args for ProgramArgs<P> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let usage = format!(
+            "racefree stress {} [OPTIONS] -- COMMAND [ARG]...",
+            cmd.get_name()
+        );
+        FsArgs::<P>::augment_args(cmd)
+            .override_usage(usage)
+            .mut_arg("processes", |a| a.hide(true))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<P: clap::Args + std::fmt::Debug + Send + Sync + 'static> ArmArgs for ProgramArgs<P> {
+    fn race(&self) -> &RaceArgs {
+        &self.0.race
+    }
+
+    fn work(&self) -> &WorkArgs {
+        &self.0.work
+    }
+}
+
 /// A duration in seconds: a finite number above zero.
 pub fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

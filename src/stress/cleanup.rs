@@ -21,7 +21,8 @@ use nix::unistd::Pid;
 /// The signal caught, or 0.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
-/// Racer and server processes alive right now, killed when a signal arrives.
+/// Racer and server processes alive right now (a negative id: a process group),
+/// killed when a signal arrives.
 static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 fn signals() -> SigSet {
@@ -80,7 +81,17 @@ pub struct ChildGuard(i32);
 
 impl ChildGuard {
     pub fn new(pid: u32) -> ChildGuard {
-        let pid = pid as i32;
+        ChildGuard::register(pid as i32)
+    }
+
+    /// Registers a child that leads a process group of its own (stress exec's
+    /// racers): a signal kills the whole group, what the child started included.
+    pub fn group(pid: u32) -> ChildGuard {
+        ChildGuard::register(-(pid as i32))
+    }
+
+    /// `pid` as kill(2) takes it: negative for a process group.
+    fn register(pid: i32) -> ChildGuard {
         CHILDREN
             .lock()
             .unwrap_or_else(|e| e.into_inner())

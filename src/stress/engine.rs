@@ -131,7 +131,10 @@ fn race_rounds<A: Race>(
     let mut spreads = Vec::new();
     let last = rounds_kept::<A>(report, race);
     let mut n = 0u64;
-    while n < last && race.another_round(n, begin.elapsed().as_secs_f64(), control_held(report)) {
+    while n < last
+        && race.another_round(n, begin.elapsed().as_secs_f64(), control_held(report))
+        && !subject.enough()
+    {
         progress.tick(begin);
         let deadline_ns = deadline(race, report.released_ns);
         for arm in [Arm::Racefree, Arm::Control] {
@@ -254,6 +257,7 @@ fn new_report<A: Race>(
         work_dir: work.to_path_buf(),
         work_dir_kept: keep || race.barrier_file.is_some(),
         setup_problems: Vec::new(),
+        inconclusive: None,
         verdict: Verdict::Pass,
         control_ran: race.control(),
         racefree: Tally::default(),
@@ -313,6 +317,7 @@ fn finish<A: Race>(subject: &mut A, report: &mut Report<A>, begin: Instant, mut 
         subject.finish(c);
     }
     report.setup_problems = subject.setup_problems();
+    report.inconclusive = subject.proves_nothing();
     report.verdict = report.judge();
 }
 

@@ -204,6 +204,16 @@ const START_FUTURE_LIMIT: Duration = Duration::from_secs(60);
 /// clock skew plus one wake-up, which the report measures. Returns the instant
 /// this instance was released (nanoseconds since the epoch).
 pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> anyhow::Result<u64> {
+    wait_until_ns(meet(path, id, expect, timeout)?)?;
+    // The instant this instance really started, not the one it aimed at: a late
+    // wake-up shows in the report's spread.
+    Ok(now_ns())
+}
+
+/// [`barrier_file`] up to the common start: returns that instant without waiting
+/// for it, so that what must be ready by then (racers held at a gate) can be made
+/// ready meanwhile.
+pub fn meet(path: &Path, id: u32, expect: u32, timeout: Duration) -> anyhow::Result<u64> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -251,10 +261,43 @@ pub fn barrier_file(path: &Path, id: u32, expect: u32, timeout: Duration) -> any
         // Waiting for other hosts to arrive, not racing anything: poll gently.
         std::thread::sleep(Duration::from_millis(2));
     };
-    wait_until_ns(start_ns)?;
-    // The instant this instance really started, not the one it aimed at: a late
-    // wake-up shows in the report's spread.
-    Ok(now_ns())
+    Ok(start_ns)
+}
+
+/// Across hosts, a barrier of one round: every instance meets the others at
+/// `work/sync-N/NAME`, as at [`barrier_file`] (stress exec's instances meet before
+/// each round, to release their racers together once instance 0 has set it up,
+/// and after it, so that instance 0 checks it once all are done).
+pub struct RoundBarrier<'a> {
+    pub work: &'a Path,
+    pub round: u64,
+    pub name: &'a str,
+    pub instance: u32,
+    pub expect: u32,
+    pub timeout: Duration,
+}
+
+impl RoundBarrier<'_> {
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        let dir = self.work.join(format!("sync-{}", self.round));
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                Err(e).with_context(|| format!("creating '{}'", dir.display()))
+            }
+            _ => Ok(dir.join(self.name)),
+        }
+    }
+
+    /// Waits until every instance is there, and returns the instant they agreed
+    /// to start at, without waiting for it.
+    pub fn start(&self) -> anyhow::Result<u64> {
+        meet(&self.path()?, self.instance, self.expect, self.timeout)
+    }
+
+    /// Waits until every instance is there, and for the instant they agreed on.
+    pub fn wait(&self) -> anyhow::Result<u64> {
+        barrier_file(&self.path()?, self.instance, self.expect, self.timeout)
+    }
 }
 
 /// Publishes a start time `START_LEAD` from now as `start_file`, unless another
@@ -308,7 +351,7 @@ fn read_start(start_file: &Path, timeout: Duration) -> anyhow::Result<u64> {
 
 /// Waits for the wall-clock instant `ns`: sleeps most of the way, then watches the
 /// clock for the last stretch so that the wake-up lands on the instant itself.
-fn wait_until_ns(ns: u64) -> anyhow::Result<()> {
+pub fn wait_until_ns(ns: u64) -> anyhow::Result<()> {
     const WATCH: u64 = 2_000_000;
     loop {
         let now = now_ns();

@@ -63,6 +63,9 @@ pub struct Merged {
     /// The first bad rounds, whose trees are kept for inspection.
     #[serde(skip)]
     pub first_bad_rounds: Vec<u64>,
+    /// What a round leaves besides its tree, by prefix ([`Race::ROUND_EXTRAS`]).
+    #[serde(skip)]
+    pub round_extras: &'static [&'static str],
     /// The round trees left for inspection after the verdict (`stress report`
     /// removes the others unless `--keep`).
     pub kept_for_inspection: Vec<String>,
@@ -154,6 +157,7 @@ fn headers_merged<A: Race>(work: &Path, ids: &[u32], reports: &[Report<A>]) -> M
         passed: false,
         covered: 0,
         first_bad_rounds: Vec::new(),
+        round_extras: A::ROUND_EXTRAS,
         kept_for_inspection: Vec::new(),
     };
     // Hosts released further apart than the shortest run lasted never raced each

@@ -11,7 +11,10 @@
 //! tallies; [`table`] prints a run's report; [`load`] reads back one instance's
 //! report of a multi-host run and [`merge`] judges them together; [`race`] is the
 //! contract an arm implements; [`args`] holds the options every arm takes and the
-//! exit statuses; [`progress`], [`tree`] and [`cleanup`] serve them all.
+//! exit statuses; [`progress`], [`tree`] and [`cleanup`] serve them all. Racers
+//! that are programs of their own (stress exec's) are held and released by
+//! [`program`], their race windows widened by [`widen`]; [`snapshot`] compares the
+//! trees they leave.
 
 pub mod args;
 pub mod arms;
@@ -23,11 +26,14 @@ pub mod gate;
 pub mod load;
 pub mod merge;
 pub mod no_room;
+pub mod program;
 pub mod progress;
 pub mod race;
 pub mod racers;
 pub mod report;
+pub mod snapshot;
 pub mod table;
 pub mod tree;
 pub mod verdict;
+pub mod widen;
 pub mod workdir;

@@ -12,13 +12,16 @@ use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::args::{self, ArmArgs, RaceArgs};
 use super::no_room;
+use super::program::{Exited, Program};
 use super::verdict::Verdict;
+use super::widen::Widen;
 use crate::{exit, help};
 
 /// Which implementation racers run: racefree's, or the known-bad control that shows
@@ -125,6 +128,17 @@ pub trait Race: Sync + Sized {
     fn churn(_round: &Self::Round, _index: usize, _stop: &AtomicBool) -> Option<Self::Churn> {
         None
     }
+    /// Racers that are programs of their own (stress exec's), instead of
+    /// [`Race::race`]: the engine starts each held right before its execve and
+    /// releases them together, with no churners. `None`: racers run `race`.
+    fn programs(&self, _round: &Self::Round) -> Option<Programs<Self::Outcome>> {
+        None
+    }
+    /// Whether the arm has seen enough, so that no further round starts (stress
+    /// exec's --stop-on-first, or its sequential run failing on its own).
+    fn enough(&self) -> bool {
+        false
+    }
     /// Judges one round into the arm's tally (`tally.rounds` already counts it).
     fn judge(
         &mut self,
@@ -139,6 +153,12 @@ pub trait Race: Sync + Sized {
     /// Problems setting the stage: what the run could not vouch for.
     fn setup_problems(&mut self) -> Vec<String> {
         Vec::new()
+    }
+    /// Why the run could judge nothing, whatever its tallies (stress exec's
+    /// sequential run, failing on its own): the verdict is then INCONCLUSIVE, for
+    /// this reason, unless racefree's arm failed.
+    fn proves_nothing(&mut self) -> Option<String> {
+        None
     }
     /// The figures among the counts that are failures, by name ("duplicates"): a
     /// tally with any of them above 0 failed, whatever its other figures say.
@@ -171,6 +191,10 @@ pub trait Race: Sync + Sized {
     fn round_entries(_params: &Self::Params, _racers: u32) -> u64 {
         1
     }
+    /// Multi-host runs: what a round leaves in the work directory besides
+    /// `round-N`, by prefix (stress exec's `twin-` and `sync-`: `twin-N`, `sync-N`),
+    /// which `stress report` removes with it.
+    const ROUND_EXTRAS: &'static [&'static str] = &[];
     /// Multi-host runs: judges round `n` from what every instance that raced it
     /// recorded, and the shared tree under `work` (read without following
     /// symlinks). Returns its problems.
@@ -226,6 +250,20 @@ pub struct Helper {
     /// Adds its arguments to the subcommand: its `clap::Args::augment_args`.
     pub args: fn(clap::Command) -> clap::Command,
     pub run: fn(&clap::ArgMatches) -> anyhow::Result<()>,
+}
+
+/// A round's racers as programs of their own (see [`Race::programs`]).
+pub struct Programs<O> {
+    pub list: Vec<Program>,
+    /// How long they may run before they count as hung and are killed.
+    pub timeout: Duration,
+    /// Across hosts: the instant the instances agreed to release them.
+    pub release_ns: Option<u64>,
+    /// How each racer's calls that change the filesystem are held back, widening
+    /// the windows of check-then-act races ([`super::widen`]).
+    pub widen: Option<Widen>,
+    /// A racer's outcome, from what its program did.
+    pub outcome: fn(Exited) -> O,
 }
 
 /// One arm's verdicts, added up over its rounds.
@@ -331,6 +369,9 @@ pub struct Report<A: Race> {
     /// Problems setting the stage: the run cannot vouch for what it did not test.
     #[serde(default)]
     pub setup_problems: Vec<String>,
+    /// Why the run could judge nothing ([`Race::proves_nothing`]), if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
     /// [`Report::judge`], as the run ended (absent in format 1).
     #[serde(default)]
     pub verdict: Verdict,
@@ -357,11 +398,17 @@ impl<A: Race> Report<A> {
 
     /// The verdict the tallies support ([`Verdict::decide`]).
     pub fn judge(&self) -> Verdict {
+        if self.inconclusive.is_some() && !Self::failed(&self.racefree) {
+            return Verdict::Inconclusive;
+        }
         Verdict::decide(!self.passed(), self.control.as_ref().map(Self::failed))
     }
 
     /// Why the verdict is INCONCLUSIVE, naming the arm.
     pub fn why_inconclusive(&self) -> String {
+        if let Some(why) = &self.inconclusive {
+            return format!("stress {}: {why}", A::NAME);
+        }
         format!(
             "stress {}'s control did not fail in {} rounds",
             A::NAME,

@@ -1,5 +1,6 @@
-//! One round's racers, released together: threads waiting at a start line, or
-//! processes of this binary blocked on their stdin; churners beside them; and the
+//! One round's racers, released together: threads waiting at a start line,
+//! processes of this binary blocked on their stdin, or an arm's own programs held
+//! right before their execve ([`super::program`]); churners beside them; and the
 //! body of a racer process.
 
 use std::io::Write;
@@ -10,6 +11,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::gate::{self, StartLine};
+use super::program;
 use super::race::Race;
 
 /// A racer's outcome with the instant it was released.
@@ -22,14 +24,25 @@ pub struct Raced<O> {
 /// What a round's racers (each with its release instant) and churners did.
 pub type RoundResult<A> = (Vec<Raced<<A as Race>::Outcome>>, Vec<<A as Race>::Churn>);
 
-/// Runs one round: racers released together (threads, or processes of this
-/// binary), churners started with them and stopped when they are done.
+/// Runs one round: racers released together (threads, processes of this binary,
+/// or the arm's own programs), churners started with them and stopped when they
+/// are done.
 pub fn run_round<A: Race>(
     subject: &A,
     round: &A::Round,
     racers: u32,
     processes: bool,
 ) -> anyhow::Result<RoundResult<A>> {
+    if let Some(p) = subject.programs(round) {
+        let raced = program::race(&p.list, p.timeout, p.release_ns, p.widen)?
+            .into_iter()
+            .map(|e| Raced {
+                started_ns: e.started_ns,
+                outcome: (p.outcome)(e),
+            })
+            .collect();
+        return Ok((raced, Vec::new()));
+    }
     let start = StartLine::default();
     let done = AtomicBool::new(false);
     let churners = subject.churners(round);

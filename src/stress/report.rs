@@ -88,6 +88,9 @@ fn sweep(work: &Path, merged: &mut Merged) -> anyhow::Result<()> {
     for n in 0..merged.covered {
         if !merged.first_bad_rounds.contains(&n) {
             remove(&work.join(Arm::Racefree.round_dir(n)))?;
+            for prefix in merged.round_extras {
+                remove(&work.join(format!("{prefix}{n}")))?;
+            }
         }
     }
     for e in std::fs::read_dir(work).with_context(|| format!("reading '{}'", work.display()))? {

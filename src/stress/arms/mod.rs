@@ -32,6 +32,7 @@ arms! {
     write::WriteArm,
     crash::Crash,
     lock::Lock,
+    exec::Exec,
 }
 
 /// The arm called `name`.
