@@ -313,20 +313,29 @@ pub fn remove_dead(dir: &OwnedFd, file: &CStr) {
         if kind == Kind::Other {
             continue;
         }
-        let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        // A temporary file is a regular file with one name; anything else is not ours.
+        let Some((age, 1)) = regular_file_age(dir, name, now) else {
             continue;
         };
-        // A temporary file is a regular file with one name; anything else is not ours.
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink != 1 {
-            continue;
-        }
-        let modified = SystemTime::UNIX_EPOCH
-            + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
-        let age = now.duration_since(modified).unwrap_or_default();
         if decide(&kind, age, &here, owner::process) {
             let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
         }
     }
+}
+
+/// How long ago the regular file `name` in `dir` was last modified, and its link
+/// count; `None` for anything else (or nothing) at that name.
+pub fn regular_file_age(dir: &OwnedFd, name: &CStr, now: SystemTime) -> Option<(Duration, u64)> {
+    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let modified =
+        SystemTime::UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+    Some((
+        now.duration_since(modified).unwrap_or_default(),
+        st.st_nlink as u64,
+    ))
 }
 
 /// A hidden knob for the tests that kill a call between its link and its rename:

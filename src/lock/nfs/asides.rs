@@ -27,14 +27,14 @@
 //!   breaks nothing.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use nix::dir::Dir;
-use nix::fcntl::{AtFlags, OFlag, open};
-use nix::sys::stat::{Mode, fstat, fstatat};
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::record::{Record, judge, read_owner};
@@ -112,6 +112,8 @@ pub fn remove_dead(lock: &Path) {
         return;
     };
     let now = SystemTime::now();
+    // This host, read from /proc once, and only if a breaker lock is found.
+    let here = std::cell::OnceCell::new();
     for entry in listing.iter().flatten() {
         let entry_name = entry.file_name();
         let Some(rest) = entry_name.to_bytes().strip_prefix(prefix.as_slice()) else {
@@ -121,14 +123,15 @@ pub fn remove_dead(lock: &Path) {
         if kind == Kind::Other {
             continue;
         }
-        let Some(age) = regular_file_age(&fd, entry_name, now) else {
+        // An aside may have two names (its taker died between link and unlink).
+        let Some((age, _)) = leftovers::regular_file_age(&fd, entry_name, now) else {
             continue;
         };
         let dead = match kind {
             Kind::Aside(stamp) => leftovers::decide(&stamp, age, &stamps, owner::process),
             Kind::Breaker => {
                 let path = dir.join(OsStr::from_bytes(entry_name.to_bytes()));
-                breaker_is_dead(&path, age)
+                breaker_is_dead(&path, age, here.get_or_init(owner::here).as_ref().ok())
             }
             Kind::Other => false,
         };
@@ -138,22 +141,10 @@ pub fn remove_dead(lock: &Path) {
     }
 }
 
-/// How long ago the regular file `name` in `dir` was modified; `None` for anything
-/// else, which is not ours.
-fn regular_file_age(dir: &OwnedFd, name: &std::ffi::CStr, now: SystemTime) -> Option<Duration> {
-    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return None;
-    }
-    let modified =
-        SystemTime::UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
-    Some(now.duration_since(modified).unwrap_or_default())
-}
-
 /// Whether the breaker lock at `path`, last modified `age` ago, is a dead breaker's.
-fn breaker_is_dead(path: &Path, age: Duration) -> bool {
-    let judged = match (read_owner(path), owner::here()) {
-        (Ok(Record::Owner(o)), Ok(here)) => judge(&o, &here, owner::process),
+fn breaker_is_dead(path: &Path, age: Duration, here: Option<&owner::Here>) -> bool {
+    let judged = match (read_owner(path), here) {
+        (Ok(Record::Owner(o)), Some(here)) => judge(&o, here, owner::process),
         (Ok(Record::Absent), _) => return false,
         _ => Verdict::Unknown(String::new()),
     };
